@@ -1,0 +1,48 @@
+"""ONNX Runtime backend (CPU execution provider)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+
+from edgekit.backends import RuntimeOptions
+from edgekit.bundle import Bundle
+from edgekit.errors import BundleError
+
+
+class OnnxBackend:
+    """An ``onnxruntime.InferenceSession`` checked against the bundle manifest."""
+
+    name = "onnxruntime"
+
+    def __init__(self, bundle: Bundle, options: RuntimeOptions) -> None:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.inter_op_num_threads = 1
+        if options.threads is not None:
+            so.intra_op_num_threads = options.threads
+        if options.low_memory:
+            so.enable_cpu_mem_arena = False
+            so.enable_mem_pattern = False
+        so.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(bundle.model_path), sess_options=so, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # ORT raises its own exception types for bad models
+            raise BundleError(bundle.model_path, "model", f"an ONNX model ONNX Runtime can load ({exc})") from None
+        m = bundle.manifest
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        if sorted(inputs) != sorted(m.input_names):
+            raise BundleError(bundle.path / "manifest.json", "field 'input_names'", f"the model's inputs {inputs}, got {m.input_names}")
+        if not set(m.output_names) <= set(outputs):
+            raise BundleError(bundle.path / "manifest.json", "field 'output_names'", f"outputs of the model {outputs}, got {m.output_names}")
+        self.input_names = m.input_names
+        self.output_names = m.output_names
+        shape = self.session.get_inputs()[0].shape
+        self.fixed_seq_len = shape[1] if len(shape) > 1 and isinstance(shape[1], int) else None
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        start, end = self.session.run(self.output_names, feeds)
+        return start, end

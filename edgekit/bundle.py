@@ -1,0 +1,240 @@
+"""The edge bundle: a self-contained directory a device can run and trust.
+
+Layout::
+
+    BUNDLE/
+      manifest.json     format version, task, model settings, provenance, and the
+                        size and sha256 of every other file
+      model.onnx | model.tflite
+      tokenizer.json
+
+Loading verifies every hash and refuses missing, extra or altered files, a
+manifest of another format version, and settings that do not fit together,
+before any runtime touches the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from edgekit import __version__
+from edgekit.atomic import write_json
+from edgekit.errors import BundleError
+from edgekit.features import QATokenizer, check_window_settings
+from edgekit.squad import read_json
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TASK = "extractive-qa"
+MODEL_FORMATS = ("onnx", "tflite")
+PRECISIONS = ("fp32", "int8")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything a runner needs to know about a bundle besides the files themselves."""
+
+    name: str
+    model_file: str
+    model_format: str
+    precision: str
+    input_names: list[str]
+    output_names: list[str]
+    pad_id: int
+    max_seq_len: int
+    doc_stride: int
+    params: int
+    layers: int
+    hidden_size: int
+    vocab_size: int
+    tokenizer_file: str = "tokenizer.json"
+    max_answer_len: int = 30
+    source: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, FileEntry] = field(default_factory=dict)
+    task: str = TASK
+    format_version: int = FORMAT_VERSION
+    edgekit_version: str = __version__
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle on disk."""
+
+    path: Path
+    manifest: Manifest
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / self.manifest.model_file
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.path / self.manifest.tokenizer_file
+
+    @property
+    def size_mb(self) -> float:
+        return sum(e.size for e in self.manifest.files.values()) / 1e6
+
+    @property
+    def model_size_mb(self) -> float:
+        return self.manifest.files[self.manifest.model_file].size / 1e6
+
+    def tokenizer(self) -> QATokenizer:
+        m = self.manifest
+        return QATokenizer.from_file(self.tokenizer_path, m.max_seq_len, m.doc_stride)
+
+    def summary(self) -> dict[str, Any]:
+        """The bundle record stored in metrics.json."""
+        m = self.manifest
+        return {
+            "name": m.name, "path": str(self.path), "format": m.model_format, "precision": m.precision,
+            "size_mb": round(self.size_mb, 3), "model_size_mb": round(self.model_size_mb, 3),
+            "params": m.params, "layers": m.layers, "hidden_size": m.hidden_size,
+            "max_seq_len": m.max_seq_len, "doc_stride": m.doc_stride, "source": m.source,
+        }
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_bundle(out_dir: str | Path, model_path: str | Path, tokenizer_path: str | Path, manifest: Manifest) -> Bundle:
+    """Copy model and tokenizer into a new bundle and write its manifest with hashes.
+
+    The bundle is assembled in a temporary sibling directory and renamed into
+    place, so an interrupted export never leaves a half bundle under ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        shutil.copyfile(model_path, tmp / manifest.model_file)
+        shutil.copyfile(tokenizer_path, tmp / manifest.tokenizer_file)
+        files = {
+            name: FileEntry((tmp / name).stat().st_size, sha256_file(tmp / name))
+            for name in (manifest.model_file, manifest.tokenizer_file)
+        }
+        final = replace(manifest, files=files)
+        _check_manifest(final, tmp / MANIFEST)
+        write_json(tmp / MANIFEST, final.to_json())
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load_bundle(out_dir)
+
+
+def _manifest_from_json(obj: Any, path: Path) -> Manifest:
+    if not isinstance(obj, dict):
+        raise BundleError(path, "top level", "a JSON object")
+    version = obj.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleError(path, "field 'format_version'", f"{FORMAT_VERSION} (this edgekit reads bundle format {FORMAT_VERSION}), got {version!r}")
+    known = {f.name: f for f in fields(Manifest)}
+    unknown = sorted(set(obj) - set(known))
+    if unknown:
+        raise BundleError(path, f"field '{unknown[0]}'", f"one of the manifest fields {sorted(known)}")
+    kwargs = dict(obj)
+    try:
+        kwargs["files"] = {name: FileEntry(**entry) for name, entry in obj.get("files", {}).items()}
+        manifest = Manifest(**kwargs)
+    except TypeError as exc:
+        raise BundleError(path, "fields", f"a complete manifest ({exc})") from None
+    _check_manifest(manifest, path)
+    return manifest
+
+
+_TYPES = {"name": str, "model_file": str, "model_format": str, "precision": str, "input_names": list,
+          "output_names": list, "pad_id": int, "max_seq_len": int, "doc_stride": int, "params": int,
+          "layers": int, "hidden_size": int, "vocab_size": int, "tokenizer_file": str, "max_answer_len": int,
+          "source": dict, "files": dict, "task": str}
+
+
+def _check_manifest(m: Manifest, path: Path) -> None:
+    for name, kind in _TYPES.items():
+        value = getattr(m, name)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise BundleError(path, f"field '{name}'", f"a {kind.__name__}, got {type(value).__name__}")
+    if m.task != TASK:
+        raise BundleError(path, "field 'task'", f"{TASK!r}, got {m.task!r}")
+    if m.model_format not in MODEL_FORMATS:
+        raise BundleError(path, "field 'model_format'", f"one of {MODEL_FORMATS}, got {m.model_format!r}")
+    if m.precision not in PRECISIONS:
+        raise BundleError(path, "field 'precision'", f"one of {PRECISIONS}, got {m.precision!r}")
+    if len(m.output_names) != 2:
+        raise BundleError(path, "field 'output_names'", "two outputs: start and end logits")
+    try:
+        check_window_settings(m.max_seq_len, m.doc_stride)
+    except Exception as exc:
+        raise BundleError(path, "fields 'max_seq_len'/'doc_stride'", str(exc)) from None
+    for name in (m.model_file, m.tokenizer_file):
+        if "/" in name or "\\" in name or name in ("", ".", "..", MANIFEST):
+            raise BundleError(path, "field 'model_file'/'tokenizer_file'", f"a plain file name, got {name!r}")
+
+
+def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
+    """Read a bundle's manifest and (by default) verify every file against it."""
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleError(path, "bundle", "a bundle directory (with manifest.json)")
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(manifest_path, "file", "the bundle manifest (file missing)")
+    manifest = _manifest_from_json(read_json(manifest_path, "manifest"), manifest_path)
+    bundle = Bundle(path, manifest)
+    if verify:
+        verify_files(bundle)
+        _verify_tokenizer(bundle)
+    return bundle
+
+
+def verify_files(bundle: Bundle) -> None:
+    """Every listed file present with its size and hash; no other file in the bundle."""
+    m = bundle.manifest
+    for required in (m.model_file, m.tokenizer_file):
+        if required not in m.files:
+            raise BundleError(bundle.path / MANIFEST, f"field 'files' entry '{required}'", "size and sha256 of every bundle file")
+    present = {p.name for p in bundle.path.iterdir()} - {MANIFEST}
+    extra = sorted(present - set(m.files))
+    if extra:
+        raise BundleError(bundle.path / extra[0], "file", "no files besides those listed in manifest.json")
+    for name, entry in m.files.items():
+        f = bundle.path / name
+        if not f.is_file():
+            raise BundleError(f, "file", f"the bundle file listed in manifest.json ({entry.size} bytes); it is missing")
+        size = f.stat().st_size
+        if size != entry.size:
+            raise BundleError(f, "size", f"{entry.size} bytes as manifest.json says, got {size}")
+        digest = sha256_file(f)
+        if digest != entry.sha256:
+            raise BundleError(f, "sha256", f"{entry.sha256} as manifest.json says, got {digest} (file altered or corrupt)")
+
+
+def _verify_tokenizer(bundle: Bundle) -> None:
+    tok = bundle.tokenizer()
+    if tok.vocab_size > bundle.manifest.vocab_size:
+        raise BundleError(
+            bundle.tokenizer_path, "vocabulary",
+            f"at most the model's {bundle.manifest.vocab_size} token ids (manifest 'vocab_size'), got {tok.vocab_size}",
+        )
+

@@ -1,0 +1,97 @@
+"""What machine a measurement ran on: CPU, cores, memory, OS, runtimes, and
+Raspberry Pi facts (model, temperature, throttling, frequency) where present.
+
+Numbers are only comparable with the machine beside them, so every metrics file
+carries this record.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+
+RUNTIME_PACKAGES = ("numpy", "onnxruntime", "tokenizers", "ai-edge-litert", "tflite-runtime", "psutil")
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text(errors="replace").strip("\x00\n ")
+    except OSError:
+        return None
+
+
+def cpu_model() -> str:
+    """The CPU's name from /proc/cpuinfo (x86 'model name', ARM 'Model'/'Hardware'), else platform."""
+    info = _read("/proc/cpuinfo") or ""
+    fields: dict[str, str] = {}
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip().lower(), value.strip())
+    for key in ("model name", "model", "hardware", "cpu model"):
+        if fields.get(key):
+            return fields[key]
+    return platform.processor() or platform.machine()
+
+
+def runtime_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in RUNTIME_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def pi_facts() -> dict[str, object]:
+    """Board model, SoC temperature, throttling flags and CPU frequency, when the OS exposes them."""
+    facts: dict[str, object] = {}
+    model = _read("/proc/device-tree/model")
+    if model:
+        facts["board"] = model
+    temp = _read("/sys/class/thermal/thermal_zone0/temp")
+    if temp and temp.lstrip("-").isdigit():
+        facts["cpu_temp_c"] = int(temp) / 1000.0
+    throttled = _read("/sys/devices/platform/soc/soc:firmware/get_throttled")
+    if throttled:
+        facts["throttled"] = throttled
+    freq = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
+    if freq and freq.isdigit():
+        facts["cpu_freq_mhz"] = int(freq) / 1000.0
+    governor = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+    if governor:
+        facts["governor"] = governor
+    return facts
+
+
+def describe() -> dict[str, object]:
+    """The device record stored in metrics.json."""
+    return {
+        "cpu": cpu_model(),
+        "cores_logical": os.cpu_count(),
+        "cores_physical": psutil.cpu_count(logical=False),
+        "arch": platform.machine(),
+        "os": platform.platform(),
+        "memory_mb": round(psutil.virtual_memory().total / 2**20),
+        "python_executable": sys.executable,
+        "runtimes": runtime_versions(),
+        **pi_facts(),
+    }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (kernel high-water mark where available)."""
+    rss = psutil.Process().memory_info().rss
+    try:
+        import resource
+
+        unit = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes, Linux KiB
+        rss = max(rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit)
+    except (ImportError, AttributeError):
+        pass
+    return rss / 2**20

@@ -1,0 +1,70 @@
+"""``predictions.jsonl``: the append-only log that makes a killed run resumable.
+
+One JSON object per answered question, written and flushed as soon as it is
+known. On resume the log is read back; a torn last line (the process died while
+writing it) is cut off and reported, never silently dropped or counted twice; a
+bad line anywhere else or a repeated id is an error, because it means the file
+was edited or two runs wrote into it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from edgekit.errors import InputError
+
+
+def read_log(path: str | Path, repair: bool = True) -> list[dict[str, Any]]:
+    """Records of a predictions log, in order; a torn final line is truncated away."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    records: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    pos = 0
+    lines = data.split(b"\n")
+    for i, line in enumerate(lines):
+        is_last = i == len(lines) - 1
+        if not line.strip():
+            pos += len(line) + 1
+            continue
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict) or not isinstance(rec.get("id"), str):
+                raise ValueError("not a record with an 'id'")
+        except ValueError as exc:
+            torn = is_last or all(not rest.strip() for rest in lines[i + 1 :])
+            if torn and repair:
+                print(f"{path}: line {i + 1} is incomplete (interrupted write); truncating it and "
+                      "answering that question again", file=sys.stderr)
+                with open(path, "r+b") as fh:
+                    fh.truncate(pos)
+                return records
+            raise InputError(path, f"line {i + 1}", f"one JSON prediction record per line ({exc})") from None
+        if rec["id"] in seen:
+            raise InputError(path, f"line {i + 1} (id {rec['id']})", "each question id once")
+        seen.add(rec["id"])
+        records.append(rec)
+        pos += len(line) + 1
+    if data and not data.endswith(b"\n"):
+        # a complete record without its newline: keep it, and end the line for the next append
+        with open(path, "ab") as fh:
+            fh.write(b"\n")
+    return records
+
+
+def open_log(path: str | Path) -> TextIO:
+    """Open the log for appending; call :func:`append` for each record."""
+    return open(path, "a", encoding="utf-8")
+
+
+def append(fh: TextIO, record: dict[str, Any]) -> None:
+    """Write one record as a single line and push it to the OS (survives SIGKILL)."""
+    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    fh.flush()
+    os.fsync(fh.fileno())

@@ -1,0 +1,232 @@
+"""Answer SQuAD questions with a bundle and measure EM/F1, latency, throughput and memory.
+
+This is the device-side program: no torch, only the bundle's runtime, the
+tokenizer and numpy. Outputs in ``--out``:
+
+- ``predictions.jsonl``: one record per question as it is answered (resumable),
+- ``predictions.json``: the official id -> answer map,
+- ``metrics.json``: scores, latency percentiles, cold start, throughput, peak RSS,
+  and the bundle and device records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgekit import __version__, device, predlog
+from edgekit.atomic import write_json
+from edgekit.backends import Backend, RuntimeOptions, open_backend
+from edgekit.bundle import Bundle, load_bundle
+from edgekit.decode import DEFAULT_N_BEST, Span, best_span
+from edgekit.errors import EdgekitError, InputError
+from edgekit.features import QATokenizer, batch_inputs
+from edgekit.metric import evaluate
+from edgekit.squad import Example, load_squad
+from edgekit.timing import Stopwatch, summarize
+
+
+@dataclass
+class QAModel:
+    """A bundle made ready to answer: tokenizer, runtime session and decoding settings."""
+
+    bundle: Bundle
+    tokenizer: QATokenizer
+    backend: Backend
+    n_best: int = DEFAULT_N_BEST
+    # the last call's model time alone (to separate runner overhead) and window count
+    last_model_ms: float = 0.0
+    last_windows: int = 0
+
+    @classmethod
+    def load(cls, bundle_path: str | Path, options: RuntimeOptions = RuntimeOptions(), n_best: int = DEFAULT_N_BEST) -> QAModel:
+        bundle = load_bundle(bundle_path)
+        return cls(bundle, bundle.tokenizer(), open_backend(bundle, options), n_best)
+
+    def answer(self, question: str, context: str) -> Span:
+        """Tokenize into windows, run them as one batch, decode the best span."""
+        m = self.bundle.manifest
+        windows = self.tokenizer.windows(question, context)
+        feeds = batch_inputs(windows, m.input_names, m.pad_id, self.backend.fixed_seq_len)
+        watch = Stopwatch()
+        with watch.time():
+            start, end = self.backend(feeds)
+        self.last_model_ms, self.last_windows = watch.ms, len(windows)
+        return best_span(context, windows, start, end, self.n_best, m.max_answer_len)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How to run: which questions, runtime settings, warm-up."""
+
+    limit: int | None = None
+    warmup: int = 3
+    n_best: int = DEFAULT_N_BEST
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit <= 0:
+            raise EdgekitError(f"limit={self.limit}: expected a positive number of questions")
+        if self.warmup < 0:
+            raise EdgekitError(f"warmup={self.warmup}: expected 0 or more warm-up runs")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _run_identity(bundle: Bundle, dataset_sha: str, config: RunConfig) -> dict[str, Any]:
+    """What must be equal for a resumed run to continue an earlier one."""
+    m = bundle.manifest
+    return {
+        "model_sha256": m.files[m.model_file].sha256,
+        "tokenizer_sha256": m.files[m.tokenizer_file].sha256,
+        "dataset_sha256": dataset_sha,
+        "max_seq_len": m.max_seq_len,
+        "doc_stride": m.doc_stride,
+        "max_answer_len": m.max_answer_len,
+        "n_best": config.n_best,
+    }
+
+
+def _check_resume(out: Path, identity: dict[str, Any]) -> None:
+    run_file = out / "run.json"
+    if run_file.exists():
+        try:
+            earlier = json.loads(run_file.read_text())
+        except ValueError:
+            earlier = None
+        if earlier != identity:
+            diff = sorted(k for k in identity if not isinstance(earlier, dict) or earlier.get(k) != identity[k])
+            raise InputError(
+                run_file, f"fields {diff}",
+                "the same bundle, dataset and settings as the run being resumed; "
+                "use a new --out directory (or delete this one) for a different run",
+            )
+    else:
+        write_json(run_file, identity)
+
+
+def _ensure_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(out, "output directory", f"a writable directory ({exc.strerror})") from None
+
+
+def run(
+    bundle_path: str | Path,
+    dataset_path: str | Path,
+    out_dir: str | Path,
+    config: RunConfig = RunConfig(),
+    argv: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Answer every question (resuming an earlier run in ``out_dir``) and write the outputs.
+
+    Returns the metrics dict also written to ``metrics.json``.
+    """
+    out = Path(out_dir)
+    _ensure_writable(out)
+    dataset_path = Path(dataset_path)
+    examples = load_squad(dataset_path)
+    if config.limit is not None:
+        examples = examples[: config.limit]
+
+    t_cold = time.perf_counter()
+    qa = QAModel.load(bundle_path, config.runtime, config.n_best)
+    load_ms = (time.perf_counter() - t_cold) * 1000.0
+    _check_resume(out, _run_identity(qa.bundle, _sha256(dataset_path), config))
+
+    log_path = out / "predictions.jsonl"
+    done = {r["id"]: r for r in predlog.read_log(log_path)}
+    wanted = {ex.id for ex in examples}
+    stray = sorted(set(done) - wanted)
+    if stray and config.limit is None:
+        raise InputError(log_path, f"id {stray[0]}", "only ids of the dataset being run")
+    todo = [ex for ex in examples if ex.id not in done]
+    resumed_from = len(examples) - len(todo)
+
+    first = todo[0] if todo else examples[0]
+    watch = Stopwatch()
+    with watch.time():
+        qa.answer(first.question, first.context)
+    cold_start_ms = load_ms + watch.ms
+    for _ in range(config.warmup):
+        qa.answer(first.question, first.context)
+
+    _answer_all(qa, todo, log_path, config.progress)
+
+    records = {r["id"]: r for r in predlog.read_log(log_path) if r["id"] in wanted}
+    predictions = {ex.id: records[ex.id]["answer"] for ex in examples if ex.id in records}
+    write_json(out / "predictions.json", predictions)
+    metrics = _metrics(qa, examples, records, predictions, dataset_path, config, argv)
+    metrics.update(cold_start_ms=cold_start_ms, load_ms=load_ms, resumed_from=resumed_from)
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _answer_all(qa: QAModel, todo: list[Example], log_path: Path, progress: bool) -> None:
+    from tqdm import tqdm
+
+    watch = Stopwatch()
+    with predlog.open_log(log_path) as log:
+        for ex in tqdm(todo, desc="questions", unit="q", disable=not progress, file=sys.stderr):
+            with watch.time():
+                span = qa.answer(ex.question, ex.context)
+            predlog.append(log, {
+                "id": ex.id, "answer": span.text, "start_char": span.start_char,
+                "confidence": round(span.confidence, 6), "latency_ms": round(watch.ms, 3),
+                "model_ms": round(qa.last_model_ms, 3), "windows": qa.last_windows,
+                "peak_rss_mb": round(device.peak_rss_mb(), 1),
+            })
+
+
+def _metrics(
+    qa: QAModel,
+    examples: list[Example],
+    records: dict[str, dict[str, Any]],
+    predictions: dict[str, str],
+    dataset_path: Path,
+    config: RunConfig,
+    argv: Sequence[str] | None,
+) -> dict[str, Any]:
+    score = evaluate(examples, predictions)
+    latencies = [records[i]["latency_ms"] for i in predictions]
+    model_ms = [records[i]["model_ms"] for i in predictions]
+    stats = summarize(latencies)
+    peak = max([device.peak_rss_mb()] + [r.get("peak_rss_mb", 0.0) for r in records.values()])
+    return {
+        "exact_match": score.exact_match,
+        "f1": score.f1,
+        "n_questions": score.total,
+        "n_answered": score.answered,
+        "latency_ms": stats.as_dict(),
+        "model_latency_ms": summarize(model_ms).as_dict(),
+        "throughput_qps": 1000.0 * stats.n / sum(latencies),
+        "peak_rss_mb": round(peak, 1),
+        "warmup_runs": config.warmup,
+        "threads": config.runtime.threads,
+        "low_memory": config.runtime.low_memory,
+        "backend": qa.backend.name,
+        "n_best": config.n_best,
+        "bundle": qa.bundle.summary(),
+        "dataset": {"path": str(dataset_path), "limit": config.limit},
+        "device": device.describe(),
+        "command": list(argv) if argv is not None else sys.argv,
+        "edgekit_version": __version__,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "notes": "latency: wall time per question (tokenize + model + decode), batch 1, after warm-up; "
+                 "throughput: questions per second answered one at a time",
+        "run_config": {k: v for k, v in asdict(config).items() if k != "runtime"},
+    }

@@ -1,0 +1,175 @@
+"""SQuAD v1.1 loader: the official JSON in, validated examples out.
+
+The official layout is ``{"version": "1.1", "data": [{"title", "paragraphs":
+[{"context", "qas": [{"id", "question", "answers": [{"text", "answer_start"}]}]}]}]}``.
+Every problem is reported with the file, the article/paragraph/question position
+(and the question id once known), the field and what was expected, because a
+user debugging a 5 MB JSON file cannot do anything with a bare ``KeyError``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import InputError
+
+SUPPORTED_VERSIONS = ("1.1",)
+DATA_DIR_ENV = "EDGEKIT_SQUAD_DIR"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A gold answer: its text and its character offset in the context."""
+
+    text: str
+    start: int
+
+
+@dataclass(frozen=True)
+class Example:
+    """One SQuAD question with its paragraph and gold answers."""
+
+    id: str
+    title: str
+    context: str
+    question: str
+    answers: tuple[Answer, ...]
+
+    @property
+    def answer_texts(self) -> list[str]:
+        return [a.text for a in self.answers]
+
+
+def default_data_dir() -> Path:
+    """Where the SQuAD files live: ``$EDGEKIT_SQUAD_DIR`` or ``../shared/data/squad``."""
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / "squad"
+
+
+def sample_path() -> Path:
+    """The small attributed SQuAD sample shipped inside the package (see its NOTICE)."""
+    return Path(__file__).with_name("data") / "squad-sample.json"
+
+
+def read_json(path: str | Path, what: str = "JSON") -> Any:
+    """Read a JSON file, turning every decoding failure into an :class:`InputError`."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(path, "file", f"an existing {what} file") from None
+    except IsADirectoryError:
+        raise InputError(path, "file", f"a {what} file, not a directory") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"byte {exc.start}", "UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            path, f"line {exc.lineno} column {exc.colno}", f"valid JSON ({exc.msg})"
+        ) from None
+
+
+def _field(obj: Any, key: str, kind: type, path: Path, where: str) -> Any:
+    if not isinstance(obj, dict):
+        raise InputError(path, where, "a JSON object")
+    if key not in obj:
+        raise InputError(path, f"{where}: field '{key}'", f"a {kind.__name__} (field missing)")
+    value = obj[key]
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise InputError(
+            path, f"{where}: field '{key}'", f"a {kind.__name__}, got {type(value).__name__}"
+        )
+    return value
+
+
+def parse_squad(obj: Any, path: str | Path = "<memory>", require_answers: bool = True) -> list[Example]:
+    """Validate a parsed SQuAD v1.1 object and return its examples in file order.
+
+    ``require_answers=False`` accepts questions without gold answers (inference on
+    unlabeled data); answers that are present are always checked against the context.
+    """
+    path = Path(path)
+    if not isinstance(obj, dict):
+        raise InputError(path, "top level", "a JSON object with 'version' and 'data'")
+    version = obj.get("version", "1.1")
+    if version not in SUPPORTED_VERSIONS:
+        raise InputError(path, "field 'version'", f"SQuAD version 1.1, got {version!r}")
+    articles = _field(obj, "data", list, path, "top level")
+    examples: list[Example] = []
+    seen: dict[str, str] = {}
+    for a_i, article in enumerate(articles):
+        where_a = f"data[{a_i}]"
+        title = _field(article, "title", str, path, where_a)
+        for p_i, para in enumerate(_field(article, "paragraphs", list, path, where_a)):
+            where_p = f"{where_a}.paragraphs[{p_i}]"
+            context = _field(para, "context", str, path, where_p)
+            if not context.strip():
+                raise InputError(path, f"{where_p}: field 'context'", "non-empty text")
+            for q_i, qa in enumerate(_field(para, "qas", list, path, where_p)):
+                where_q = f"{where_p}.qas[{q_i}]"
+                qid = _field(qa, "id", str, path, where_q)
+                if not qid.strip():
+                    raise InputError(path, f"{where_q}: field 'id'", "a non-empty id")
+                where_q = f"{where_q} (id {qid})"
+                if qid in seen:
+                    raise InputError(path, f"{where_q}: field 'id'", f"a unique id (also at {seen[qid]})")
+                seen[qid] = where_q
+                if qa.get("is_impossible"):
+                    raise InputError(path, f"{where_q}: field 'is_impossible'", "SQuAD v1.1 (every question answerable)")
+                question = _field(qa, "question", str, path, where_q)
+                if not question.strip():
+                    raise InputError(path, f"{where_q}: field 'question'", "non-empty text")
+                answers = _parse_answers(qa, context, path, where_q, require_answers)
+                examples.append(Example(qid, title, context, question, answers))
+    if not examples:
+        raise InputError(path, "field 'data'", "at least one question")
+    return examples
+
+
+def _parse_answers(
+    qa: dict, context: str, path: Path, where: str, require_answers: bool
+) -> tuple[Answer, ...]:
+    if "answers" not in qa and not require_answers:
+        return ()
+    raw = _field(qa, "answers", list, path, where)
+    if not raw and require_answers:
+        raise InputError(path, f"{where}: field 'answers'", "at least one gold answer")
+    answers = []
+    for i, ans in enumerate(raw):
+        where_a = f"{where}.answers[{i}]"
+        text = _field(ans, "text", str, path, where_a)
+        start = _field(ans, "answer_start", int, path, where_a)
+        if not 0 <= start <= len(context) - len(text):
+            raise InputError(
+                path, f"{where_a}: field 'answer_start'",
+                f"an offset in 0..{len(context) - len(text)} for this context, got {start}",
+            )
+        if context[start : start + len(text)] != text:
+            found = context[start : start + len(text)]
+            raise InputError(
+                path, f"{where_a}: field 'answer_start'",
+                f"the offset of {text!r} in the context, but the context there reads {found!r}",
+            )
+        answers.append(Answer(text, start))
+    return tuple(answers)
+
+
+def load_squad(path: str | Path, require_answers: bool = True) -> list[Example]:
+    """Read and validate a SQuAD v1.1 JSON file."""
+    return parse_squad(read_json(path, "SQuAD JSON"), path, require_answers)
+
+
+def take(examples: Iterable[Example], limit: int | None) -> list[Example]:
+    """The first ``limit`` examples (all of them when ``limit`` is None)."""
+    examples = list(examples)
+    return examples if limit is None else examples[:limit]

