@@ -1,6 +1,6 @@
 """Rebuild ``edgekit/data/squad-sample.json``, the attributed dev excerpt the offline demo uses.
 
-    python -m benchmarks.make_sample [--dataset DEV.json] [--articles 3] [--paragraphs 3]
+python -m benchmarks.make_sample [--dataset DEV.json] [--articles 3] [--paragraphs 3]
 """
 
 from __future__ import annotations
@@ -21,8 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=sample_path())
     args = p.parse_args(argv)
     full = read_json(args.dataset, "SQuAD JSON")
-    sample = {"data": [{"title": a["title"], "paragraphs": a["paragraphs"][: args.paragraphs]}
-                       for a in full["data"][: args.articles]], "version": full["version"]}
+    sample = {
+        "data": [
+            {"title": a["title"], "paragraphs": a["paragraphs"][: args.paragraphs]}
+            for a in full["data"][: args.articles]
+        ],
+        "version": full["version"],
+    }
     n = len(parse_squad(sample, args.out))
     write_text(args.out, json.dumps(sample, indent=1, ensure_ascii=False))
     print(f"wrote {args.out}: {n} questions")

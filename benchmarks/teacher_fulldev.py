@@ -50,16 +50,28 @@ def main(argv: list[str] | None = None) -> int:
         v = validate(qa, bundle, load_squad(args.dataset)[:16])
         print(f"exported {bundle.path}: max |Δlogit| {v.max_abs_diff:.2e}, same answer {100 * v.answer_agreement:.0f}%")
         if not v.ok:
-            raise SystemExit("ONNX export does not match PyTorch")
+            raise SystemExit("ONNX export does not match PyTorch") from None
 
     config = RunConfig(limit=args.limit, runtime=RuntimeOptions(threads=args.threads))
-    metrics = run(args.bundle, args.dataset, args.work, config, argv=[sys.executable, "-m", "benchmarks.teacher_fulldev",
-                                                                      *(argv if argv is not None else sys.argv[1:])])
-    metrics["model_card"] = {**MODEL_CARD, "delta_em": metrics["exact_match"] - MODEL_CARD["exact_match"],
-                             "delta_f1": metrics["f1"] - MODEL_CARD["f1"]}
+    metrics = run(
+        args.bundle,
+        args.dataset,
+        args.work,
+        config,
+        argv=[sys.executable, "-m", "benchmarks.teacher_fulldev", *(argv if argv is not None else sys.argv[1:])],
+    )
+    metrics["model_card"] = {
+        **MODEL_CARD,
+        "delta_em": metrics["exact_match"] - MODEL_CARD["exact_match"],
+        "delta_f1": metrics["f1"] - MODEL_CARD["f1"],
+    }
     args.results.mkdir(parents=True, exist_ok=True)
     write_json(args.results / "metrics.json", metrics)
-    print(json.dumps({k: metrics[k] for k in ("exact_match", "f1", "n_questions")} | {"model_card": metrics["model_card"]}))
+    print(
+        json.dumps(
+            {k: metrics[k] for k in ("exact_match", "f1", "n_questions")} | {"model_card": metrics["model_card"]}
+        )
+    )
     return 0
 
 

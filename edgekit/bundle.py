@@ -24,7 +24,7 @@ from typing import Any
 
 from edgekit import __version__
 from edgekit.atomic import write_json
-from edgekit.errors import BundleError
+from edgekit.errors import BundleError, InputError
 from edgekit.features import QATokenizer, check_window_settings
 from edgekit.squad import read_json
 
@@ -101,10 +101,18 @@ class Bundle:
         """The bundle record stored in metrics.json."""
         m = self.manifest
         return {
-            "name": m.name, "path": str(self.path), "format": m.model_format, "precision": m.precision,
-            "size_mb": round(self.size_mb, 3), "model_size_mb": round(self.model_size_mb, 3),
-            "params": m.params, "layers": m.layers, "hidden_size": m.hidden_size,
-            "max_seq_len": m.max_seq_len, "doc_stride": m.doc_stride, "source": m.source,
+            "name": m.name,
+            "path": str(self.path),
+            "format": m.model_format,
+            "precision": m.precision,
+            "size_mb": round(self.size_mb, 3),
+            "model_size_mb": round(self.model_size_mb, 3),
+            "params": m.params,
+            "layers": m.layers,
+            "hidden_size": m.hidden_size,
+            "max_seq_len": m.max_seq_len,
+            "doc_stride": m.doc_stride,
+            "source": m.source,
         }
 
 
@@ -149,7 +157,11 @@ def _manifest_from_json(obj: Any, path: Path) -> Manifest:
         raise BundleError(path, "top level", "a JSON object")
     version = obj.get("format_version")
     if version != FORMAT_VERSION:
-        raise BundleError(path, "field 'format_version'", f"{FORMAT_VERSION} (this edgekit reads bundle format {FORMAT_VERSION}), got {version!r}")
+        raise BundleError(
+            path,
+            "field 'format_version'",
+            f"{FORMAT_VERSION} (this edgekit reads bundle format {FORMAT_VERSION}), got {version!r}",
+        )
     known = {f.name: f for f in fields(Manifest)}
     unknown = sorted(set(obj) - set(known))
     if unknown:
@@ -164,10 +176,26 @@ def _manifest_from_json(obj: Any, path: Path) -> Manifest:
     return manifest
 
 
-_TYPES = {"name": str, "model_file": str, "model_format": str, "precision": str, "input_names": list,
-          "output_names": list, "pad_id": int, "max_seq_len": int, "doc_stride": int, "params": int,
-          "layers": int, "hidden_size": int, "vocab_size": int, "tokenizer_file": str, "max_answer_len": int,
-          "source": dict, "files": dict, "task": str}
+_TYPES = {
+    "name": str,
+    "model_file": str,
+    "model_format": str,
+    "precision": str,
+    "input_names": list,
+    "output_names": list,
+    "pad_id": int,
+    "max_seq_len": int,
+    "doc_stride": int,
+    "params": int,
+    "layers": int,
+    "hidden_size": int,
+    "vocab_size": int,
+    "tokenizer_file": str,
+    "max_answer_len": int,
+    "source": dict,
+    "files": dict,
+    "task": str,
+}
 
 
 def _check_manifest(m: Manifest, path: Path) -> None:
@@ -200,7 +228,11 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         raise BundleError(manifest_path, "file", "the bundle manifest (file missing)")
-    manifest = _manifest_from_json(read_json(manifest_path, "manifest"), manifest_path)
+    try:
+        obj = read_json(manifest_path, "manifest")
+    except InputError as exc:
+        raise BundleError(exc.path, exc.where, exc.expected) from None
+    manifest = _manifest_from_json(obj, manifest_path)
     bundle = Bundle(path, manifest)
     if verify:
         verify_files(bundle)
@@ -213,7 +245,9 @@ def verify_files(bundle: Bundle) -> None:
     m = bundle.manifest
     for required in (m.model_file, m.tokenizer_file):
         if required not in m.files:
-            raise BundleError(bundle.path / MANIFEST, f"field 'files' entry '{required}'", "size and sha256 of every bundle file")
+            raise BundleError(
+                bundle.path / MANIFEST, f"field 'files' entry '{required}'", "size and sha256 of every bundle file"
+            )
     present = {p.name for p in bundle.path.iterdir()} - {MANIFEST}
     extra = sorted(present - set(m.files))
     if extra:
@@ -227,14 +261,16 @@ def verify_files(bundle: Bundle) -> None:
             raise BundleError(f, "size", f"{entry.size} bytes as manifest.json says, got {size}")
         digest = sha256_file(f)
         if digest != entry.sha256:
-            raise BundleError(f, "sha256", f"{entry.sha256} as manifest.json says, got {digest} (file altered or corrupt)")
+            raise BundleError(
+                f, "sha256", f"{entry.sha256} as manifest.json says, got {digest} (file altered or corrupt)"
+            )
 
 
 def _verify_tokenizer(bundle: Bundle) -> None:
     tok = bundle.tokenizer()
     if tok.vocab_size > bundle.manifest.vocab_size:
         raise BundleError(
-            bundle.tokenizer_path, "vocabulary",
+            bundle.tokenizer_path,
+            "vocabulary",
             f"at most the model's {bundle.manifest.vocab_size} token ids (manifest 'vocab_size'), got {tok.vocab_size}",
         )
-

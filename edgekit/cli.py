@@ -43,13 +43,20 @@ def _runtime_options(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     from edgekit.runner import RunConfig, run
 
-    config = RunConfig(limit=args.limit, warmup=args.warmup, n_best=args.n_best,
-                       runtime=_runtime_options(args), progress=not args.no_progress)
+    config = RunConfig(
+        limit=args.limit,
+        warmup=args.warmup,
+        n_best=args.n_best,
+        runtime=_runtime_options(args),
+        progress=not args.no_progress,
+    )
     m = run(args.bundle, args.dataset, args.out, config, argv=sys.argv)
     lat = m["latency_ms"]
-    print(f"{m['bundle']['name']}: EM {m['exact_match']:.2f}  F1 {m['f1']:.2f}  on {m['n_questions']} questions | "
-          f"p50 {lat['p50']:.1f} ms  p90 {lat['p90']:.1f} ms  {m['throughput_qps']:.2f} q/s | "
-          f"cold start {m['cold_start_ms']:.0f} ms | peak RSS {m['peak_rss_mb']:.0f} MB")
+    print(
+        f"{m['bundle']['name']}: EM {m['exact_match']:.2f}  F1 {m['f1']:.2f}  on {m['n_questions']} questions | "
+        f"p50 {lat['p50']:.1f} ms  p90 {lat['p90']:.1f} ms  {m['throughput_qps']:.2f} q/s | "
+        f"cold start {m['cold_start_ms']:.0f} ms | peak RSS {m['peak_rss_mb']:.0f} MB"
+    )
     print(f"wrote {Path(args.out) / 'metrics.json'}")
     return 0
 
@@ -70,18 +77,24 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 
     qa = load_qa(args.model)
     if qa.fresh_head:
-        print(f"note: {args.model} has no QA head; exporting with a freshly initialised one (answers are untrained)",
-              file=sys.stderr)
+        print(
+            f"note: {args.model} has no QA head; exporting with a freshly initialised one (answers are untrained)",
+            file=sys.stderr,
+        )
     name = args.name or Path(args.out).name
     bundle = onnx_bundle(qa, args.out, name, args.max_seq_len, args.doc_stride, args.opset)
     print(f"wrote {bundle.path} ({bundle.size_mb:.1f} MB)")
     if args.validate_n > 0:
         examples = load_squad(args.validate_dataset)[: args.validate_n]
         v = validate(qa, bundle, examples, args.atol)
-        print(f"validation on {v.n_questions} questions ({v.n_windows} windows): max |Δlogit| {v.max_abs_diff:.2e} "
-              f"(atol {v.atol:.0e}), same answer {100 * v.answer_agreement:.1f}%")
+        print(
+            f"validation on {v.n_questions} questions ({v.n_windows} windows): max |Δlogit| {v.max_abs_diff:.2e} "
+            f"(atol {v.atol:.0e}), same answer {100 * v.answer_agreement:.1f}%"
+        )
         if not v.ok:
-            raise EdgekitError(f"{bundle.path}: ONNX logits differ from PyTorch by {v.max_abs_diff:.3g} > atol {v.atol}")
+            raise EdgekitError(
+                f"{bundle.path}: ONNX logits differ from PyTorch by {v.max_abs_diff:.3g} > atol {v.atol}"
+            )
     return 0
 
 
@@ -98,23 +111,35 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgekit", description="Distill, export and measure extractive-QA models for edge devices.")
+    parser = argparse.ArgumentParser(
+        prog="edgekit", description="Distill, export and measure extractive-QA models for edge devices."
+    )
     parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("score", help="official SQuAD v1.1 EM/F1 of a predictions file",
-                       description="Score predictions (JSON id -> answer) exactly as the official evaluate-v1.1.py does.")
+    p = sub.add_parser(
+        "score",
+        help="official SQuAD v1.1 EM/F1 of a predictions file",
+        description="Score predictions (JSON id -> answer) exactly as the official evaluate-v1.1.py does.",
+    )
     p.add_argument("--dataset", type=Path, default=_dev_default(), help="SQuAD v1.1 JSON (default: %(default)s)")
     p.add_argument("--predictions", type=Path, required=True, help="predictions JSON: {question id: answer text}")
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("run", help="answer SQuAD questions with a bundle; write predictions and metrics",
-                       description="Run a bundle on a SQuAD file and measure EM/F1, latency, throughput and memory. "
-                                   "Re-running with the same --out resumes an interrupted run.")
+    p = sub.add_parser(
+        "run",
+        help="answer SQuAD questions with a bundle; write predictions and metrics",
+        description="Run a bundle on a SQuAD file and measure EM/F1, latency, throughput and memory. "
+        "Re-running with the same --out resumes an interrupted run.",
+    )
     p.add_argument("bundle", type=Path, help="edge bundle directory")
-    p.add_argument("--dataset", type=Path, default=_dev_default(), help="SQuAD v1.1 JSON (default: %(default)s; "
-                   "set EDGEKIT_SQUAD_DIR to move it)")
+    p.add_argument(
+        "--dataset",
+        type=Path,
+        default=_dev_default(),
+        help="SQuAD v1.1 JSON (default: %(default)s; set EDGEKIT_SQUAD_DIR to move it)",
+    )
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--limit", type=int, default=None, help="only the first N questions")
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs before measuring (default: 3)")
@@ -123,17 +148,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_args(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("verify", help="check a bundle's files against its manifest",
-                       description="Verify every file hash and the manifest of an edge bundle.")
+    p = sub.add_parser(
+        "verify",
+        help="check a bundle's files against its manifest",
+        description="Verify every file hash and the manifest of an edge bundle.",
+    )
     p.add_argument("bundle", type=Path)
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("export", help="convert a model to an edge bundle (needs the export extra)",
-                       description="Workstation export steps.")
+    p = sub.add_parser(
+        "export",
+        help="convert a model to an edge bundle (needs the export extra)",
+        description="Workstation export steps.",
+    )
     esub = p.add_subparsers(dest="export_command", required=True, metavar="STEP")
-    e = esub.add_parser("onnx", help="transformers QA model -> fp32 ONNX bundle, validated against PyTorch",
-                        description="Export a local transformers QA checkpoint, a hub name, or "
-                                    "'packaged:all-MiniLM-L6-v2' to an fp32 ONNX bundle.")
+    e = esub.add_parser(
+        "onnx",
+        help="transformers QA model -> fp32 ONNX bundle, validated against PyTorch",
+        description="Export a local transformers QA checkpoint, a hub name, or "
+        "'packaged:all-MiniLM-L6-v2' to an fp32 ONNX bundle.",
+    )
     e.add_argument("model", help="model directory, hub name, or packaged:all-MiniLM-L6-v2")
     e.add_argument("out", type=Path, help="bundle directory to write")
     e.add_argument("--name", default=None, help="bundle name (default: the directory name)")
@@ -145,9 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--validate-n", type=int, default=8, help="questions to validate on (0: skip)")
     e.set_defaults(func=cmd_export_onnx)
 
-    p = sub.add_parser("demo", help="the offline demo: packaged weights and data -> bundle -> run -> report",
-                       description="Export the packaged MiniLM weights to a bundle and run it on the packaged "
-                                   "SQuAD sample, offline.")
+    p = sub.add_parser(
+        "demo",
+        help="the offline demo: packaged weights and data -> bundle -> run -> report",
+        description="Export the packaged MiniLM weights to a bundle and run it on the packaged SQuAD sample, offline.",
+    )
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_demo)

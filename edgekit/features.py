@@ -50,8 +50,11 @@ class QATokenizer:
         check_window_settings(self.max_seq_len, self.doc_stride)
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
-        self._specials = self.tokenizer.post_processor.num_special_tokens_to_add(True) \
-            if self.tokenizer.post_processor is not None else 0
+        self._specials = (
+            self.tokenizer.post_processor.num_special_tokens_to_add(True)
+            if self.tokenizer.post_processor is not None
+            else 0
+        )
 
     @classmethod
     def from_file(
@@ -86,9 +89,7 @@ class QATokenizer:
 
 
 def _window(enc) -> Window:
-    offsets = tuple(
-        off if seq == 1 else None for off, seq in zip(enc.offsets, enc.sequence_ids, strict=True)
-    )
+    offsets = tuple(off if seq == 1 else None for off, seq in zip(enc.offsets, enc.sequence_ids, strict=True))
     return Window(
         input_ids=np.asarray(enc.ids, dtype=np.int64),
         type_ids=np.asarray(enc.type_ids, dtype=np.int64),
@@ -101,9 +102,7 @@ def check_window_settings(max_seq_len: int, doc_stride: int) -> None:
     if max_seq_len < 8:
         raise EdgekitError(f"max_seq_len={max_seq_len}: expected at least 8 tokens")
     if not 0 <= doc_stride < max_seq_len:
-        raise EdgekitError(
-            f"doc_stride={doc_stride}: expected 0 <= doc_stride < max_seq_len ({max_seq_len})"
-        )
+        raise EdgekitError(f"doc_stride={doc_stride}: expected 0 <= doc_stride < max_seq_len ({max_seq_len})")
 
 
 def batch_inputs(
@@ -127,9 +126,7 @@ def batch_inputs(
     try:
         return {name: by_name[name] for name in input_names}
     except KeyError as exc:
-        raise EdgekitError(
-            f"model input {exc.args[0]!r}: expected one of {sorted(by_name)}"
-        ) from None
+        raise EdgekitError(f"model input {exc.args[0]!r}: expected one of {sorted(by_name)}") from None
 
 
 def char_to_token_span(window: Window, start_char: int, end_char: int) -> tuple[int, int] | None:

@@ -101,7 +101,9 @@ def load_predictions(path: str | Path) -> dict[str, str]:
     """Read an official predictions file: a JSON object mapping question id to answer text."""
     obj = read_json(path, "predictions JSON")
     if not isinstance(obj, dict):
-        raise InputError(path, "top level", f"a JSON object mapping question id to answer text, got {type(obj).__name__}")
+        raise InputError(
+            path, "top level", f"a JSON object mapping question id to answer text, got {type(obj).__name__}"
+        )
     for key, value in obj.items():
         if not isinstance(value, str):
             raise InputError(path, f"id {key}", f"an answer string, got {type(value).__name__}")

@@ -40,8 +40,11 @@ def read_log(path: str | Path, repair: bool = True) -> list[dict[str, Any]]:
         except ValueError as exc:
             torn = is_last or all(not rest.strip() for rest in lines[i + 1 :])
             if torn and repair:
-                print(f"{path}: line {i + 1} is incomplete (interrupted write); truncating it and "
-                      "answering that question again", file=sys.stderr)
+                print(
+                    f"{path}: line {i + 1} is incomplete (interrupted write); truncating it and "
+                    "answering that question again",
+                    file=sys.stderr,
+                )
                 with open(path, "r+b") as fh:
                     fh.truncate(pos)
                 return records

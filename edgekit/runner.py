@@ -46,9 +46,11 @@ class QAModel:
     last_windows: int = 0
 
     @classmethod
-    def load(cls, bundle_path: str | Path, options: RuntimeOptions = RuntimeOptions(), n_best: int = DEFAULT_N_BEST) -> QAModel:
+    def load(
+        cls, bundle_path: str | Path, options: RuntimeOptions | None = None, n_best: int = DEFAULT_N_BEST
+    ) -> QAModel:
         bundle = load_bundle(bundle_path)
-        return cls(bundle, bundle.tokenizer(), open_backend(bundle, options), n_best)
+        return cls(bundle, bundle.tokenizer(), open_backend(bundle, options or RuntimeOptions()), n_best)
 
     def answer(self, question: str, context: str) -> Span:
         """Tokenize into windows, run them as one batch, decode the best span."""
@@ -107,7 +109,8 @@ def _check_resume(out: Path, identity: dict[str, Any]) -> None:
         if earlier != identity:
             diff = sorted(k for k in identity if not isinstance(earlier, dict) or earlier.get(k) != identity[k])
             raise InputError(
-                run_file, f"fields {diff}",
+                run_file,
+                f"fields {diff}",
                 "the same bundle, dataset and settings as the run being resumed; "
                 "use a new --out directory (or delete this one) for a different run",
             )
@@ -129,13 +132,14 @@ def run(
     bundle_path: str | Path,
     dataset_path: str | Path,
     out_dir: str | Path,
-    config: RunConfig = RunConfig(),
+    config: RunConfig | None = None,
     argv: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Answer every question (resuming an earlier run in ``out_dir``) and write the outputs.
 
     Returns the metrics dict also written to ``metrics.json``.
     """
+    config = config or RunConfig()
     out = Path(out_dir)
     _ensure_writable(out)
     dataset_path = Path(dataset_path)
@@ -184,12 +188,19 @@ def _answer_all(qa: QAModel, todo: list[Example], log_path: Path, progress: bool
         for ex in tqdm(todo, desc="questions", unit="q", disable=not progress, file=sys.stderr):
             with watch.time():
                 span = qa.answer(ex.question, ex.context)
-            predlog.append(log, {
-                "id": ex.id, "answer": span.text, "start_char": span.start_char,
-                "confidence": round(span.confidence, 6), "latency_ms": round(watch.ms, 3),
-                "model_ms": round(qa.last_model_ms, 3), "windows": qa.last_windows,
-                "peak_rss_mb": round(device.peak_rss_mb(), 1),
-            })
+            predlog.append(
+                log,
+                {
+                    "id": ex.id,
+                    "answer": span.text,
+                    "start_char": span.start_char,
+                    "confidence": round(span.confidence, 6),
+                    "latency_ms": round(watch.ms, 3),
+                    "model_ms": round(qa.last_model_ms, 3),
+                    "windows": qa.last_windows,
+                    "peak_rss_mb": round(device.peak_rss_mb(), 1),
+                },
+            )
 
 
 def _metrics(
@@ -227,6 +238,6 @@ def _metrics(
         "edgekit_version": __version__,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "notes": "latency: wall time per question (tokenize + model + decode), batch 1, after warm-up; "
-                 "throughput: questions per second answered one at a time",
+        "throughput: questions per second answered one at a time",
         "run_config": {k: v for k, v in asdict(config).items() if k != "runtime"},
     }

@@ -74,9 +74,7 @@ def read_json(path: str | Path, what: str = "JSON") -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(
-            path, f"line {exc.lineno} column {exc.colno}", f"valid JSON ({exc.msg})"
-        ) from None
+        raise InputError(path, f"line {exc.lineno} column {exc.colno}", f"valid JSON ({exc.msg})") from None
 
 
 def _field(obj: Any, key: str, kind: type, path: Path, where: str) -> Any:
@@ -85,10 +83,8 @@ def _field(obj: Any, key: str, kind: type, path: Path, where: str) -> Any:
     if key not in obj:
         raise InputError(path, f"{where}: field '{key}'", f"a {kind.__name__} (field missing)")
     value = obj[key]
-    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-        raise InputError(
-            path, f"{where}: field '{key}'", f"a {kind.__name__}, got {type(value).__name__}"
-        )
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+        raise InputError(path, f"{where}: field '{key}'", f"a {kind.__name__}, got {type(value).__name__}")
     return value
 
 
@@ -125,7 +121,9 @@ def parse_squad(obj: Any, path: str | Path = "<memory>", require_answers: bool =
                     raise InputError(path, f"{where_q}: field 'id'", f"a unique id (also at {seen[qid]})")
                 seen[qid] = where_q
                 if qa.get("is_impossible"):
-                    raise InputError(path, f"{where_q}: field 'is_impossible'", "SQuAD v1.1 (every question answerable)")
+                    raise InputError(
+                        path, f"{where_q}: field 'is_impossible'", "SQuAD v1.1 (every question answerable)"
+                    )
                 question = _field(qa, "question", str, path, where_q)
                 if not question.strip():
                     raise InputError(path, f"{where_q}: field 'question'", "non-empty text")
@@ -136,9 +134,7 @@ def parse_squad(obj: Any, path: str | Path = "<memory>", require_answers: bool =
     return examples
 
 
-def _parse_answers(
-    qa: dict, context: str, path: Path, where: str, require_answers: bool
-) -> tuple[Answer, ...]:
+def _parse_answers(qa: dict, context: str, path: Path, where: str, require_answers: bool) -> tuple[Answer, ...]:
     if "answers" not in qa and not require_answers:
         return ()
     raw = _field(qa, "answers", list, path, where)
@@ -151,13 +147,15 @@ def _parse_answers(
         start = _field(ans, "answer_start", int, path, where_a)
         if not 0 <= start <= len(context) - len(text):
             raise InputError(
-                path, f"{where_a}: field 'answer_start'",
+                path,
+                f"{where_a}: field 'answer_start'",
                 f"an offset in 0..{len(context) - len(text)} for this context, got {start}",
             )
         if context[start : start + len(text)] != text:
             found = context[start : start + len(text)]
             raise InputError(
-                path, f"{where_a}: field 'answer_start'",
+                path,
+                f"{where_a}: field 'answer_start'",
                 f"the offset of {text!r} in the context, but the context there reads {found!r}",
             )
         answers.append(Answer(text, start))

@@ -27,8 +27,13 @@ def run_demo(out: Path, threads: int | None = None) -> Path:
     qa = load_qa(PACKAGED_MINILM)
     bundle = onnx_bundle(qa, out / "bundles" / "minilm-l6-fp32-onnx", "minilm-l6-fp32-onnx")
     v = validate(qa, bundle, load_squad(data)[:8])
-    metrics = run(bundle.path, data, out / "run-minilm-l6-fp32-onnx",
-                  RunConfig(runtime=RuntimeOptions(threads=threads)), argv=["edgekit", "demo"])
+    metrics = run(
+        bundle.path,
+        data,
+        out / "run-minilm-l6-fp32-onnx",
+        RunConfig(runtime=RuntimeOptions(threads=threads)),
+        argv=["edgekit", "demo"],
+    )
     lat = metrics["latency_ms"]
     rows = [
         "| bundle | format | precision | params | size MB | EM | F1 | p50 ms | p90 ms | q/s | peak RSS MB |",
@@ -37,21 +42,23 @@ def run_demo(out: Path, threads: int | None = None) -> Path:
         f"{metrics['exact_match']:.1f} | {metrics['f1']:.1f} | {lat['p50']:.1f} | {lat['p90']:.1f} | "
         f"{metrics['throughput_qps']:.1f} | {metrics['peak_rss_mb']:.0f} |",
     ]
-    summary = "\n".join([
-        "# edgekit demo",
-        "",
-        f"{metrics['n_questions']} questions from the packaged SQuAD v1.1 dev sample, on {metrics['device']['cpu']}.",
-        f"ONNX vs PyTorch on 8 questions: max |Δlogit| {v.max_abs_diff:.1e}, same answer {100 * v.answer_agreement:.0f}%.",
-        "",
-        *rows,
-        "",
-        "The packaged all-MiniLM-L6-v2 is a sentence encoder with a fresh (untrained) QA head, so its EM/F1 "
-        "are near zero until it is distilled from the teacher.",
-        "",
-        f"- bundle: `{bundle.path}`",
-        f"- metrics: `{out / 'run-minilm-l6-fp32-onnx' / 'metrics.json'}`",
-        "",
-    ])
+    summary = "\n".join(
+        [
+            "# edgekit demo",
+            "",
+            f"{metrics['n_questions']} questions from the packaged SQuAD v1.1 dev sample, on {metrics['device']['cpu']}.",
+            f"ONNX vs PyTorch on 8 questions: max |Δlogit| {v.max_abs_diff:.1e}, same answer {100 * v.answer_agreement:.0f}%.",
+            "",
+            *rows,
+            "",
+            "The packaged all-MiniLM-L6-v2 is a sentence encoder with a fresh (untrained) QA head, so its EM/F1 "
+            "are near zero until it is distilled from the teacher.",
+            "",
+            f"- bundle: `{bundle.path}`",
+            f"- metrics: `{out / 'run-minilm-l6-fp32-onnx' / 'metrics.json'}`",
+            "",
+        ]
+    )
     path = out / "summary.md"
     write_text(path, summary)
     print(summary)

@@ -56,9 +56,7 @@ def load_qa(name_or_path: str, seed: int = 0) -> LoadedQA:
     path = resolve(name_or_path)
     torch.manual_seed(seed)
     try:
-        model, info = AutoModelForQuestionAnswering.from_pretrained(
-            path, dtype=torch.float32, output_loading_info=True
-        )
+        model, info = AutoModelForQuestionAnswering.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
     except OSError as exc:
         raise EdgekitError(f"{name_or_path}: expected a transformers model directory or hub name ({exc})") from None

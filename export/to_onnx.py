@@ -56,8 +56,14 @@ def export_onnx(qa: LoadedQA, out_path: str | Path, opset: int = 17) -> list[str
     wrapper = _LogitsOnly(qa.model, names).eval()
     with torch.no_grad():
         torch.onnx.export(
-            wrapper, dummy, str(out_path), input_names=names,
-            output_names=OUTPUT_NAMES, dynamic_axes=axes, opset_version=opset, dynamo=False,
+            wrapper,
+            dummy,
+            str(out_path),
+            input_names=names,
+            output_names=OUTPUT_NAMES,
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
         )
     return names
 
@@ -130,11 +136,24 @@ def onnx_bundle(
         save_tokenizer_json(qa, tok_file)
         QATokenizer.from_file(tok_file, max_seq_len, doc_stride)  # refuse bad settings before writing
         manifest = Manifest(
-            name=name, model_file="model.onnx", model_format="onnx", precision="fp32",
-            input_names=names, output_names=list(OUTPUT_NAMES), pad_id=int(qa.tokenizer.pad_token_id or 0),
-            max_seq_len=max_seq_len, doc_stride=doc_stride, params=qa.params,
-            layers=int(cfg.num_hidden_layers), hidden_size=int(cfg.hidden_size), vocab_size=int(cfg.vocab_size),
-            source={"model": qa.source, "model_type": cfg.model_type, "fresh_qa_head": qa.fresh_head,
-                    "exporter": f"torch.onnx (torch {torch.__version__}, opset {opset})"},
+            name=name,
+            model_file="model.onnx",
+            model_format="onnx",
+            precision="fp32",
+            input_names=names,
+            output_names=list(OUTPUT_NAMES),
+            pad_id=int(qa.tokenizer.pad_token_id or 0),
+            max_seq_len=max_seq_len,
+            doc_stride=doc_stride,
+            params=qa.params,
+            layers=int(cfg.num_hidden_layers),
+            hidden_size=int(cfg.hidden_size),
+            vocab_size=int(cfg.vocab_size),
+            source={
+                "model": qa.source,
+                "model_type": cfg.model_type,
+                "fresh_qa_head": qa.fresh_head,
+                "exporter": f"torch.onnx (torch {torch.__version__}, opset {opset})",
+            },
         )
         return write_bundle(out_dir, model_file, tok_file, manifest)

@@ -35,9 +35,17 @@ class OnnxBackend:
         inputs = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         if sorted(inputs) != sorted(m.input_names):
-            raise BundleError(bundle.path / "manifest.json", "field 'input_names'", f"the model's inputs {inputs}, got {m.input_names}")
+            raise BundleError(
+                bundle.path / "manifest.json",
+                "field 'input_names'",
+                f"the model's inputs {inputs}, got {m.input_names}",
+            )
         if not set(m.output_names) <= set(outputs):
-            raise BundleError(bundle.path / "manifest.json", "field 'output_names'", f"outputs of the model {outputs}, got {m.output_names}")
+            raise BundleError(
+                bundle.path / "manifest.json",
+                "field 'output_names'",
+                f"outputs of the model {outputs}, got {m.output_names}",
+            )
         self.input_names = m.input_names
         self.output_names = m.output_names
         shape = self.session.get_inputs()[0].shape

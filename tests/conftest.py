@@ -1,0 +1,56 @@
+"""Shared fixtures: the real SQuAD files from ../shared and a real MiniLM bundle.
+
+The data directory comes from ``EDGEKIT_SQUAD_DIR`` or ``../shared/data/squad``;
+CI checks the project out beside ``shared/``, so these tests run there too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgekit.squad import default_data_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+TEACHER_DIR = ROOT.parent / "shared" / "models" / "mpnet-base-squad"
+
+
+@pytest.fixture(scope="session")
+def squad_dir() -> Path:
+    d = default_data_dir()
+    if not (d / "dev-v1.1.json").exists():
+        pytest.fail(f"SQuAD data not found in {d}; set EDGEKIT_SQUAD_DIR")
+    return d
+
+
+@pytest.fixture(scope="session")
+def dev_path(squad_dir: Path) -> Path:
+    return squad_dir / "dev-v1.1.json"
+
+
+@pytest.fixture(scope="session")
+def train_path(squad_dir: Path) -> Path:
+    return squad_dir / "train-v1.1-subset.json"
+
+
+@pytest.fixture(scope="session")
+def dev_examples(dev_path: Path):
+    from edgekit.squad import load_squad
+
+    return load_squad(dev_path)
+
+
+@pytest.fixture(scope="session")
+def minilm_qa():
+    from export.models import PACKAGED_MINILM, load_qa
+
+    return load_qa(PACKAGED_MINILM)
+
+
+@pytest.fixture(scope="session")
+def minilm_bundle(tmp_path_factory, minilm_qa):
+    """The packaged MiniLM exported once per session to a real fp32 ONNX bundle."""
+    from export.to_onnx import onnx_bundle
+
+    return onnx_bundle(minilm_qa, tmp_path_factory.mktemp("bundles") / "minilm", "minilm-test")

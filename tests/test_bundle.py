@@ -1,0 +1,95 @@
+"""Bundles: written with hashes, verified on load, refused when tampered or inconsistent."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from edgekit.backends import RuntimeOptions, open_backend
+from edgekit.bundle import MANIFEST, load_bundle
+from edgekit.errors import BundleError, EdgekitError
+
+
+@pytest.fixture
+def bundle_copy(tmp_path: Path, minilm_bundle) -> Path:
+    dst = tmp_path / "b"
+    shutil.copytree(minilm_bundle.path, dst)
+    return dst
+
+
+def _edit_manifest(path: Path, **changes) -> None:
+    m = json.loads((path / MANIFEST).read_text())
+    m.update(changes)
+    (path / MANIFEST).write_text(json.dumps(m))
+
+
+def test_written_bundle_verifies_and_describes_itself(minilm_bundle) -> None:
+    b = load_bundle(minilm_bundle.path)
+    m = b.manifest
+    assert (m.model_format, m.precision, m.layers, m.hidden_size) == ("onnx", "fp32", 6, 384)
+    assert m.input_names == ["input_ids", "token_type_ids", "attention_mask"]
+    assert 22_000_000 < m.params < 23_000_000
+    assert set(m.files) == {"model.onnx", "tokenizer.json"}
+    assert m.source["fresh_qa_head"] is True
+    assert 80 < b.size_mb < 100
+
+
+def test_flipped_byte_is_refused(bundle_copy: Path) -> None:
+    model = bundle_copy / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="sha256"):
+        load_bundle(bundle_copy)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: (p / "tokenizer.json").unlink(), "it is missing"),
+        (lambda p: (p / "notes.txt").write_text("x"), "no files besides"),
+        (lambda p: (p / MANIFEST).unlink(), r"manifest \(file missing\)"),
+        (lambda p: (p / MANIFEST).write_text("{not json"), "valid JSON"),
+        (lambda p: _edit_manifest(p, format_version=99), "format_version"),
+        (lambda p: _edit_manifest(p, model_format="pt"), "model_format"),
+        (lambda p: _edit_manifest(p, max_seq_len="384"), "field 'max_seq_len'"),
+        (lambda p: _edit_manifest(p, doc_stride=500), "doc_stride"),
+        (lambda p: _edit_manifest(p, surprise=1), "field 'surprise'"),
+        (lambda p: _edit_manifest(p, model_file="../model.onnx"), "plain file name"),
+        (lambda p: _edit_manifest(p, vocab_size=100), "vocabulary"),
+        (lambda p: (p / "tokenizer.json").write_text("{}"), "size"),
+    ],
+    ids=[
+        "missing file",
+        "extra file",
+        "no manifest",
+        "manifest not json",
+        "format version",
+        "model format",
+        "field type",
+        "stride",
+        "unknown field",
+        "path escape",
+        "tokenizer vs vocab",
+        "replaced tokenizer",
+    ],
+)
+def test_damaged_bundles_are_refused(bundle_copy: Path, damage, message: str) -> None:
+    damage(bundle_copy)
+    with pytest.raises(BundleError, match=message) as err:
+        load_bundle(bundle_copy)
+    assert str(bundle_copy) in str(err.value)
+
+
+def test_model_inputs_must_match_manifest(bundle_copy: Path) -> None:
+    _edit_manifest(bundle_copy, input_names=["input_ids", "attention_mask"])
+    with pytest.raises(BundleError, match="the model's inputs"):
+        open_backend(load_bundle(bundle_copy), RuntimeOptions())
+
+
+def test_threads_must_be_positive() -> None:
+    with pytest.raises(EdgekitError, match="threads=0"):
+        RuntimeOptions(threads=0)

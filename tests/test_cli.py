@@ -1,0 +1,50 @@
+"""The command line: --help everywhere, one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from edgekit.cli import main
+
+COMMANDS = [[], ["score"], ["run"], ["verify"], ["export"], ["export", "onnx"], ["demo"]]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "edgekit")
+def test_help(cmd: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([*cmd, "--help"])
+    assert exit_.value.code == 0
+    assert "usage: edgekit" in capsys.readouterr().out
+
+
+def test_console_script_installed() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgekit.cli", "--version"], capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.startswith("edgekit ")
+
+
+def test_user_error_is_one_line_exit_2(tmp_path, capsys) -> None:
+    bad = tmp_path / "pred.json"
+    bad.write_text("[1]")
+    code = main(["score", "--dataset", str(tmp_path / "missing.json"), "--predictions", str(bad)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("edgekit: error: ") and "missing.json" in err and "Traceback" not in err
+
+
+def test_bad_threads_and_limit(tmp_path, minilm_bundle, dev_path, capsys) -> None:
+    for flag, value in (("--threads", "0"), ("--limit", "0")):
+        code = main(["run", str(minilm_bundle.path), "--dataset", str(dev_path), "--out", str(tmp_path), flag, value])
+        assert code == 2
+        assert "expected a positive" in capsys.readouterr().err
+
+
+def test_unwritable_output_directory(tmp_path, minilm_bundle, dev_path, capsys) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code = main(["run", str(minilm_bundle.path), "--dataset", str(dev_path), "--out", str(blocker / "sub")])
+    assert code == 2 and "a writable directory" in capsys.readouterr().err

@@ -1,0 +1,43 @@
+"""ONNX export: validated against PyTorch, including padded multi-window batches."""
+
+from __future__ import annotations
+
+import torch
+
+from edgekit.features import QATokenizer
+from export.models import load_qa
+from export.to_onnx import validate
+from tests.conftest import TEACHER_DIR
+
+
+def _long_examples(dev_examples, bundle, k: int = 3):
+    tok: QATokenizer = bundle.tokenizer()
+    return [ex for ex in dev_examples[:2000] if len(tok.windows(ex.question, ex.context)) > 1][:k]
+
+
+def test_onnx_matches_pytorch_on_multi_window_questions(minilm_qa, minilm_bundle, dev_examples) -> None:
+    examples = dev_examples[:4] + _long_examples(dev_examples, minilm_bundle)
+    v = validate(minilm_qa, minilm_bundle, examples)
+    assert v.n_windows > v.n_questions  # padded batches of several windows were compared
+    assert v.ok and v.max_abs_diff < 1e-4
+    assert v.answer_agreement == 1.0
+
+
+def test_validation_catches_a_model_that_drifted(minilm_bundle, dev_examples) -> None:
+    from export.models import PACKAGED_MINILM
+
+    drifted = load_qa(PACKAGED_MINILM)
+    with torch.no_grad():
+        drifted.model.qa_outputs.bias.add_(0.01)
+    v = validate(drifted, minilm_bundle, dev_examples[:2])
+    assert not v.ok and v.max_abs_diff > 5e-3
+
+
+def test_encoder_gets_fresh_head_and_qa_checkpoint_does_not(minilm_qa) -> None:
+    assert minilm_qa.fresh_head
+    teacher = load_qa(str(TEACHER_DIR))
+    assert not teacher.fresh_head
+    assert teacher.model.dtype == torch.float32
+    assert teacher.model.config.num_hidden_layers == 12
+    # 109.5M in the model card counts the pooler, which a QA model does not have (768*768+768)
+    assert teacher.params + 768 * 768 + 768 == 109_487_234 or 108_500_000 < teacher.params < 109_500_000

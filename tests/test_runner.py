@@ -1,0 +1,152 @@
+"""End to end: a real bundle answers real dev questions; killed runs resume exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgekit import predlog
+from edgekit.errors import InputError
+from edgekit.runner import RunConfig, run
+
+N = 50
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, minilm_bundle, dev_path):
+    out = tmp_path_factory.mktemp("run")
+    metrics = run(minilm_bundle.path, dev_path, out, RunConfig(limit=N, progress=False), argv=["test"])
+    return out, metrics
+
+
+def test_metrics_fields(full_run) -> None:
+    out, m = full_run
+    assert json.loads((out / "metrics.json").read_text()) == m
+    assert m["n_questions"] == N and m["n_answered"] == N
+    assert 0.0 <= m["exact_match"] <= m["f1"] <= 100.0
+    for key in ("p50", "p90", "p99", "mean"):
+        assert m["latency_ms"][key] > 0
+    assert m["latency_ms"]["p50"] <= m["latency_ms"]["p90"] <= m["latency_ms"]["p99"]
+    assert m["model_latency_ms"]["p50"] <= m["latency_ms"]["p50"]
+    assert m["cold_start_ms"] > m["load_ms"] > 0
+    assert m["throughput_qps"] == pytest.approx(1000 * N / (m["latency_ms"]["mean"] * N))
+    assert 50 < m["peak_rss_mb"] < 4000
+    assert m["bundle"]["format"] == "onnx" and m["bundle"]["precision"] == "fp32"
+    assert m["bundle"]["params"] > 0 and m["bundle"]["layers"] == 6 and m["bundle"]["size_mb"] > 1
+    dev = m["device"]
+    assert dev["cpu"] and dev["cores_logical"] >= 1 and dev["arch"] and dev["os"] and dev["memory_mb"] > 0
+    assert "onnxruntime" in dev["runtimes"] and "tokenizers" in dev["runtimes"]
+    assert m["warmup_runs"] == 3 and m["command"] == ["test"] and m["edgekit_version"]
+
+
+def test_predictions_files_agree(full_run, dev_examples) -> None:
+    out, _ = full_run
+    preds = json.loads((out / "predictions.json").read_text())
+    records = predlog.read_log(out / "predictions.jsonl")
+    assert list(preds) == [ex.id for ex in dev_examples[:N]]
+    assert {r["id"]: r["answer"] for r in records} == preds
+    by_id = {ex.id: ex for ex in dev_examples}
+    for r in records:
+        ctx = by_id[r["id"]].context
+        assert ctx[r["start_char"] : r["start_char"] + len(r["answer"])] == r["answer"]
+
+
+def test_finished_run_is_not_redone(full_run, minilm_bundle, dev_path) -> None:
+    out, first = full_run
+    again = run(minilm_bundle.path, dev_path, out, RunConfig(limit=N, progress=False), argv=["test"])
+    assert again["resumed_from"] == N
+    assert len(predlog.read_log(out / "predictions.jsonl")) == N
+    assert (again["exact_match"], again["f1"]) == (first["exact_match"], first["f1"])
+
+
+def test_resume_refuses_another_dataset(full_run, minilm_bundle, tmp_path) -> None:
+    out, _ = full_run
+    other = tmp_path / "other.json"
+    other.write_text(
+        json.dumps(
+            {
+                "version": "1.1",
+                "data": [
+                    {
+                        "title": "t",
+                        "paragraphs": [
+                            {
+                                "context": "abc",
+                                "qas": [{"id": "x", "question": "q?", "answers": [{"text": "abc", "answer_start": 0}]}],
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    with pytest.raises(InputError, match="dataset_sha256"):
+        run(minilm_bundle.path, other, out, RunConfig(progress=False))
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_killed_run_resumes_to_identical_predictions(trial, full_run, minilm_bundle, dev_path, tmp_path) -> None:
+    """SIGKILL a real `edgekit run` process part-way, run again, compare with the uninterrupted run."""
+    ref_out, _ = full_run
+    out = tmp_path / "killed"
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgekit.cli",
+        "run",
+        str(minilm_bundle.path),
+        "--dataset",
+        str(dev_path),
+        "--out",
+        str(out),
+        "--limit",
+        str(N),
+        "--no-progress",
+        "--threads",
+        "1",
+    ]
+    kill_after = 5 + 13 * trial
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / "predictions.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and log.read_bytes().count(b"\n") >= kill_after:
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(predlog.read_log(log))
+    assert 0 < done < N, "the kill should land part-way through the run"
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = predlog.read_log(log)
+    assert len(records) == N and len({r["id"] for r in records}) == N
+    got = json.loads((out / "predictions.json").read_text())
+    assert got == json.loads((ref_out / "predictions.json").read_text())
+    assert json.loads((out / "metrics.json").read_text())["resumed_from"] == done
+
+
+def test_torn_last_line_is_repaired(tmp_path: Path, capsys) -> None:
+    log = tmp_path / "predictions.jsonl"
+    log.write_text('{"id": "a", "answer": "x"}\n{"id": "b", "answer": "y"}\n{"id": "c", "ans')
+    assert [r["id"] for r in predlog.read_log(log)] == ["a", "b"]
+    assert "line 3 is incomplete" in capsys.readouterr().err
+    assert log.read_text() == '{"id": "a", "answer": "x"}\n{"id": "b", "answer": "y"}\n'
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [('{"id": "a"}\nnot json\n{"id": "b"}\n', "line 2"), ('{"id": "a"}\n{"id": "a"}\n', "each question id once")],
+    ids=["corrupt middle line", "duplicate id"],
+)
+def test_corrupt_log_is_an_error(tmp_path: Path, content: str, message: str) -> None:
+    log = tmp_path / "predictions.jsonl"
+    log.write_text(content)
+    with pytest.raises(InputError, match=message):
+        predlog.read_log(log)
