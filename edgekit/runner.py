@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +236,7 @@ def _metrics(
         "device": device.describe(),
         "command": list(argv) if argv is not None else sys.argv,
         "edgekit_version": __version__,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "notes": "latency: wall time per question (tokenize + model + decode), batch 1, after warm-up; "
         "throughput: questions per second answered one at a time",
         "run_config": {k: v for k, v in asdict(config).items() if k != "runtime"},

@@ -1,0 +1,397 @@
+"""Task-specific distillation of a QA teacher into a student, with transformers' Trainer.
+
+``run_distill(recipe)``:
+1. loads the teacher (and exports it once to an ONNX bundle, the fast runtime
+   for its logits) and builds the student (pretrained encoder or teacher layers);
+2. windows the training data with the student's tokenizer (the same code the
+   device runs) and labels gold spans;
+3. fills or reuses the teacher-logits cache (aligned to student positions);
+4. trains with ``Trainer`` (checkpoints every ``save_steps``, resume, progress,
+   multi-GPU via torchrun/accelerate) on the loss of ``export.losses``;
+5. saves the student (safetensors, config, tokenizer) and the training log, and
+   evaluates it through the device path: ONNX bundle -> edgekit runner -> official
+   scorer, writing ``result.json``.
+
+With ``loss.alpha = 1`` no teacher is used: that is plain fine-tuning, for
+teachers brought as bare encoders and for the no-KD baselines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import Trainer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from edgekit.atomic import write_json
+from edgekit.bundle import Bundle, load_bundle
+from edgekit.errors import EdgekitError
+from edgekit.features import QATokenizer
+from edgekit.runner import RunConfig, run
+from edgekit.squad import load_squad
+from export.losses import attention_mse, hidden_mse, pkd_cls, qa_kd_loss
+from export.models import LoadedQA, load_qa
+from export.recipes import LossSpec, Recipe, load_recipe
+from export.students import from_teacher_layers
+from export.teacher_cache import CacheKey, TeacherLogits, teacher_logits
+from export.to_onnx import onnx_bundle, save_tokenizer_json, validate
+from export.train_features import TrainFeatures, build_train_features
+
+
+class QADataset(torch.utils.data.Dataset):
+    """Training features (and, for KD, the teacher's aligned logits) as tensors."""
+
+    def __init__(self, features: TrainFeatures, input_names: list[str], teacher: TeacherLogits | None) -> None:
+        self.f, self.names, self.t = features, input_names, teacher
+
+    def __len__(self) -> int:
+        return len(self.f)
+
+    def __getitem__(self, j: int) -> dict[str, torch.Tensor]:
+        arrays = {
+            "input_ids": self.f.input_ids,
+            "attention_mask": self.f.attention_mask,
+            "token_type_ids": self.f.token_type_ids,
+        }
+        item = {n: torch.from_numpy(arrays[n][j]) for n in self.names}
+        item["start_positions"] = torch.tensor(self.f.start_positions[j])
+        item["end_positions"] = torch.tensor(self.f.end_positions[j])
+        if self.t is not None:
+            item["teacher_start"] = torch.from_numpy(np.array(self.t.start[j]))
+            item["teacher_end"] = torch.from_numpy(np.array(self.t.end[j]))
+            item["teacher_mask"] = torch.from_numpy(np.array(self.t.mask[j]))
+        return item
+
+
+def collate(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack, then cut every [B, L] tensor to the longest real window in the batch (less padding to train on)."""
+    out = {k: torch.stack([b[k] for b in batch]) for k in batch[0]}
+    length = int(out["attention_mask"].sum(dim=1).max())
+    return {k: v[:, :length] if v.dim() == 2 else v for k, v in out.items()}
+
+
+class DistillModule(torch.nn.Module):
+    """The student plus FitNets projections (only when student and teacher widths differ)."""
+
+    def __init__(self, student: torch.nn.Module, teacher_width: int | None, n_proj: int) -> None:
+        super().__init__()
+        self.student = student
+        width = student.config.hidden_size
+        self.proj = torch.nn.ModuleList(
+            torch.nn.Linear(width, teacher_width) for _ in range(n_proj if teacher_width not in (None, width) else 0)
+        )
+
+    def forward(self, **inputs: torch.Tensor):
+        return self.student(**inputs)
+
+
+class DistillTrainer(Trainer):
+    """Trainer whose loss is ``export.losses``: hard + soft logits, optional intermediate terms."""
+
+    def __init__(
+        self,
+        *args,
+        loss_spec: LossSpec,
+        teacher_model: torch.nn.Module | None,
+        layer_map: list[int],
+        input_names: list[str],
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.loss_spec, self.teacher_model, self.layer_map, self.input_names = (
+            loss_spec,
+            teacher_model,
+            layer_map,
+            input_names,
+        )
+        self._parts: dict[str, list[float]] = {}
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        spec = self.loss_spec
+        feeds = {n: inputs[n] for n in self.input_names}
+        need_inter = spec.uses_intermediate and self.teacher_model is not None
+        out = model(
+            **feeds, output_hidden_states=need_inter, output_attentions=need_inter and spec.attention_weight > 0
+        )
+        parts = qa_kd_loss(
+            out.start_logits,
+            out.end_logits,
+            inputs["start_positions"],
+            inputs["end_positions"],
+            inputs["attention_mask"],
+            inputs.get("teacher_start"),
+            inputs.get("teacher_end"),
+            inputs.get("teacher_mask"),
+            spec.alpha,
+            spec.temperature,
+        )
+        loss = parts["loss"]
+        if need_inter:
+            loss = loss + self._intermediate(model, out, feeds, parts)
+        for k, v in parts.items():
+            if k != "loss":
+                self._parts.setdefault(k, []).append(float(v.detach()))
+        return (loss, out) if return_outputs else loss
+
+    def _intermediate(self, model, out, feeds, parts) -> torch.Tensor:
+        spec, mask = self.loss_spec, feeds["attention_mask"]
+        with torch.no_grad():
+            t = self.teacher_model(**feeds, output_hidden_states=True, output_attentions=spec.attention_weight > 0)
+        module = model.module if hasattr(model, "module") else model
+        proj = list(module.proj) or [None] * len(self.layer_map)
+        s_h = [out.hidden_states[j + 1] for j in range(len(self.layer_map))]
+        t_h = [t.hidden_states[i + 1] for i in self.layer_map]
+        total = torch.zeros((), device=mask.device)
+        if spec.hidden_weight > 0:
+            h = torch.stack([hidden_mse(s, tt, mask, p) for s, tt, p in zip(s_h, t_h, proj, strict=True)]).mean()
+            parts["hidden"], total = h.detach(), total + spec.hidden_weight * h
+        if spec.attention_weight > 0:
+            a = torch.stack(
+                [attention_mse(out.attentions[j], t.attentions[i], mask) for j, i in enumerate(self.layer_map)]
+            ).mean()
+            parts["attention"], total = a.detach(), total + spec.attention_weight * a
+        if spec.pkd_weight > 0:
+            p = pkd_cls(s_h, t_h, proj[0] if module.proj else None)
+            parts["pkd"], total = p.detach(), total + spec.pkd_weight * p
+        return total
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        for k, vals in self._parts.items():
+            if vals:
+                logs[f"loss_{k}"] = round(sum(vals) / len(vals), 5)
+        self._parts = {}
+        super().log(logs, *args, **kwargs)
+
+
+def _sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _teacher_bundle(teacher: LoadedQA, recipe: Recipe) -> Bundle:
+    """The teacher's fp32 ONNX bundle, exported once and reused while it verifies."""
+    name = Path(recipe.teacher.model.rstrip("/")).name + "-fp32-onnx"
+    path = Path(recipe.output_dir) / "teachers" / name
+    try:
+        return load_bundle(path)
+    except EdgekitError:
+        bundle = onnx_bundle(teacher, path, name, recipe.data.max_seq_len, recipe.data.doc_stride)
+        v = validate(teacher, bundle, load_squad(recipe.data.dev_path())[:4])
+        if not v.ok:
+            raise EdgekitError(f"{path}: teacher ONNX differs from PyTorch by {v.max_abs_diff:.3g}") from None
+        return bundle
+
+
+def build_student(recipe: Recipe, teacher: LoadedQA | None) -> LoadedQA:
+    if recipe.student.init == "teacher-layers":
+        if teacher is None:
+            raise EdgekitError("student.init = 'teacher-layers' needs the teacher")
+        return from_teacher_layers(teacher, recipe.student.layers)
+    return load_qa(recipe.student.model, seed=recipe.training.seed)
+
+
+def method_name(recipe: Recipe) -> str:
+    r, loss = recipe, recipe.loss
+    init = f"teacher layers {r.student.layers}" if r.student.init == "teacher-layers" else r.student.model
+    if not loss.uses_teacher_logits and not loss.uses_intermediate:
+        return f"fine-tune (no KD), init {init}"
+    extra = [
+        f"{k} x{getattr(loss, k + '_weight')}"
+        for k in ("hidden", "attention", "pkd")
+        if getattr(loss, k + "_weight") > 0
+    ]
+    return (
+        f"KD T={loss.temperature:g} alpha={loss.alpha:g}"
+        + (f" + {', '.join(extra)}" if extra else "")
+        + f", init {init}"
+    )
+
+
+def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = None) -> dict[str, Any]:
+    """Train the recipe's student (resuming if checkpoints exist) and evaluate it; returns result.json."""
+    t0 = time.time()
+    out = recipe.out
+    out.mkdir(parents=True, exist_ok=True)
+    tr = recipe.training
+    if tr.threads > 0:
+        torch.set_num_threads(tr.threads)
+    needs_teacher = (
+        recipe.loss.uses_teacher_logits or recipe.loss.uses_intermediate or recipe.student.init == "teacher-layers"
+    )
+    teacher = load_qa(recipe.teacher.model) if needs_teacher else None
+    student = build_student(recipe, teacher)
+    tok_file = out / "student-tokenizer.json"
+    save_tokenizer_json(student, tok_file)
+    tok = QATokenizer.from_file(tok_file, recipe.data.max_seq_len, recipe.data.doc_stride)
+
+    train_path = recipe.data.train_path()
+    examples = load_squad(train_path)
+    if recipe.data.train_limit:
+        examples = examples[: recipe.data.train_limit]
+    features = build_train_features(examples, tok, int(student.tokenizer.pad_token_id or 0))
+    from export.to_onnx import input_names_of
+
+    names = input_names_of(student)
+
+    logits = None
+    if recipe.loss.uses_teacher_logits:
+        t_bundle = _teacher_bundle(teacher, recipe)
+        key = CacheKey(
+            teacher_sha256=t_bundle.manifest.files[t_bundle.manifest.model_file].sha256,
+            student_tokenizer_sha256=_sha256_file(tok_file),
+            max_seq_len=recipe.data.max_seq_len,
+            doc_stride=recipe.data.doc_stride,
+            data_sha256=hashlib.sha256(_sha256_file(train_path).encode() + str(len(examples)).encode()).hexdigest(),
+            n_features=len(features),
+        )
+        cache = Path(recipe.output_dir) / "cache" / f"teacher-logits-{key.digest()}"
+        logits = teacher_logits(cache, key, t_bundle, examples, features, threads=tr.threads or None)
+
+    layer_map = recipe.loss.layer_map or recipe.student.layers
+    teacher_model = None
+    if recipe.loss.uses_intermediate:
+        if student.tokenizer.get_vocab() != teacher.tokenizer.get_vocab():
+            raise EdgekitError("intermediate-layer losses need the student to share the teacher's tokenizer")
+        if len(layer_map) != student.model.config.num_hidden_layers:
+            raise EdgekitError(f"loss.layer_map {layer_map}: expected one teacher layer per student layer")
+        teacher_model = teacher.model.eval()
+    module = DistillModule(
+        student.model.train(),
+        teacher.model.config.hidden_size if teacher else None,
+        len(layer_map) if recipe.loss.uses_intermediate else 0,
+    )
+
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        num_train_epochs=tr.epochs,
+        max_steps=tr.max_steps,
+        per_device_train_batch_size=tr.batch_size,
+        gradient_accumulation_steps=tr.grad_accum,
+        learning_rate=tr.learning_rate,
+        weight_decay=tr.weight_decay,
+        warmup_ratio=tr.warmup_ratio,
+        lr_scheduler_type="linear",
+        max_grad_norm=1.0,
+        logging_steps=tr.logging_steps,
+        save_steps=tr.save_steps,
+        save_total_limit=tr.save_total_limit,
+        seed=tr.seed,
+        bf16=tr.bf16,
+        report_to=[],
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        save_safetensors=True,
+        label_names=["start_positions", "end_positions"],
+    )
+    trainer = DistillTrainer(
+        model=module,
+        args=args,
+        train_dataset=QADataset(features, names, logits),
+        data_collator=collate,
+        loss_spec=recipe.loss,
+        teacher_model=teacher_model,
+        layer_map=layer_map,
+        input_names=names,
+    )
+    last = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+    if last:
+        print(f"resuming from {last}", file=sys.stderr)
+    trainer.train(resume_from_checkpoint=last)
+
+    model_dir = out / "model"
+    student.model.eval()
+    student.model.save_pretrained(model_dir, safe_serialization=True)
+    student.tokenizer.save_pretrained(model_dir)
+    write_json(out / "training_log.json", trainer.state.log_history)
+    result: dict[str, Any] = {
+        "name": recipe.name,
+        "params": student.params,
+        "layers": student.model.config.num_hidden_layers,
+        "hidden_size": student.model.config.hidden_size,
+        "method": method_name(recipe),
+        "n_train_features": len(features),
+        "n_train_questions": len(examples),
+        "steps": trainer.state.global_step,
+        "resumed_from_step": int(Path(last).name.split("-")[-1]) if last else 0,
+        "recipe": asdict(recipe),
+        "train_wall_s": round(time.time() - t0, 1),
+        "command": argv if argv is not None else sys.argv,
+        "model_dir": str(model_dir),
+    }
+    if evaluate:
+        result.update(evaluate_student(student, recipe, out))
+    result["wall_s"] = round(time.time() - t0, 1)
+    write_json(out / "result.json", result)
+    return result
+
+
+def evaluate_student(student: LoadedQA, recipe: Recipe, out: Path) -> dict[str, Any]:
+    """Dev EM/F1 through the device path: fp32 ONNX bundle -> edgekit runner -> official scorer."""
+    dev = recipe.data.dev_path()
+    bundle = onnx_bundle(
+        student, out / "bundle-fp32-onnx", f"{recipe.name}-fp32-onnx", recipe.data.max_seq_len, recipe.data.doc_stride
+    )
+    v = validate(student, bundle, load_squad(dev)[:4])
+    if not v.ok:
+        raise EdgekitError(f"{bundle.path}: student ONNX differs from PyTorch by {v.max_abs_diff:.3g}")
+    threads = recipe.training.threads or None
+    from edgekit.backends import RuntimeOptions
+
+    m = run(
+        bundle.path,
+        dev,
+        out / "eval-dev",
+        RunConfig(limit=recipe.data.dev_limit or None, runtime=RuntimeOptions(threads=threads)),
+        argv=["edgekit", "distill", "(evaluation)"],
+    )
+    return {
+        "exact_match": m["exact_match"],
+        "f1": m["f1"],
+        "n_questions": m["n_questions"],
+        "eval_metrics": str(out / "eval-dev" / "metrics.json"),
+    }
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", type=Path, default=None, help="recipe TOML (export/recipes/*.toml); defaults if omitted")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. --set training.epochs=1 (repeatable)",
+    )
+    p.add_argument("--no-eval", action="store_true", help="skip the dev evaluation after training")
+
+
+def main_args(args: argparse.Namespace, argv: list[str]) -> int:
+    recipe = load_recipe(args.recipe, args.overrides)
+    result = run_distill(recipe, evaluate=not args.no_eval, argv=argv)
+    score = (
+        f"EM {result['exact_match']:.2f} F1 {result['f1']:.2f} on {result['n_questions']} dev questions"
+        if "f1" in result
+        else "not evaluated"
+    )
+    print(f"{recipe.name}: {result['method']}: {score}; wrote {recipe.out / 'result.json'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m export.distill", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_arguments(p)
+    argv = sys.argv[1:] if argv is None else argv
+    return main_args(p.parse_args(argv), ["python", "-m", "export.distill", *argv])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Typed distillation recipes: TOML files under ``export/recipes/`` plus CLI overrides.
+
+A recipe has five tables, each a dataclass below: ``[teacher]``, ``[student]``,
+``[data]``, ``[loss]``, ``[training]``, plus top-level ``name`` and
+``output_dir``. Unknown keys and wrong types are refused with the file and the
+key named. ``--set training.epochs=1`` style overrides are parsed as TOML values.
+Strings may use environment variables (``$EDGEKIT_SQUAD_DIR``); empty data paths
+mean the default SQuAD directory.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import InputError
+from edgekit.squad import default_data_dir
+from export.losses import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
+
+RECIPES_DIR = Path(__file__).with_name("recipes")
+
+
+@dataclass
+class TeacherSpec:
+    model: str = "../shared/models/mpnet-base-squad"
+
+
+@dataclass
+class StudentSpec:
+    """``init = "pretrained"`` loads ``model`` (any encoder or QA checkpoint, or
+    ``packaged:all-MiniLM-L6-v2``); ``init = "teacher-layers"`` copies the teacher's
+    ``layers`` (DistilBERT-style when they are every other layer)."""
+
+    init: str = "pretrained"
+    model: str = "packaged:all-MiniLM-L6-v2"
+    layers: list[int] = field(default_factory=list)
+
+
+@dataclass
+class DataSpec:
+    train: str = ""
+    dev: str = ""
+    max_seq_len: int = 384
+    doc_stride: int = 128
+    train_limit: int = 0  # 0: every training question
+    dev_limit: int = 0  # 0: the full dev set
+
+    def train_path(self) -> Path:
+        return Path(os.path.expandvars(self.train)) if self.train else default_data_dir() / "train-v1.1-subset.json"
+
+    def dev_path(self) -> Path:
+        return Path(os.path.expandvars(self.dev)) if self.dev else default_data_dir() / "dev-v1.1.json"
+
+
+@dataclass
+class LossSpec:
+    """alpha weighs the hard (gold) loss; 1 - alpha the soft (teacher) loss. alpha = 1 is plain
+    fine-tuning, no teacher needed. Intermediate terms need a student built from teacher layers."""
+
+    alpha: float = DEFAULT_ALPHA
+    temperature: float = DEFAULT_TEMPERATURE
+    hidden_weight: float = 0.0
+    attention_weight: float = 0.0
+    pkd_weight: float = 0.0
+    layer_map: list[int] = field(default_factory=list)  # teacher layer matched by each student layer
+
+    @property
+    def uses_teacher_logits(self) -> bool:
+        return self.alpha < 1.0
+
+    @property
+    def uses_intermediate(self) -> bool:
+        return self.hidden_weight > 0 or self.attention_weight > 0 or self.pkd_weight > 0
+
+
+@dataclass
+class TrainingSpec:
+    epochs: float = 2.0
+    max_steps: int = -1
+    batch_size: int = 16
+    grad_accum: int = 1
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    seed: int = 0
+    save_steps: int = 100
+    save_total_limit: int = 2
+    logging_steps: int = 10
+    bf16: bool = False
+    threads: int = 0  # 0: torch's default
+
+
+@dataclass
+class Recipe:
+    name: str = "student"
+    output_dir: str = "runs/distill"
+    teacher: TeacherSpec = field(default_factory=TeacherSpec)
+    student: StudentSpec = field(default_factory=StudentSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    loss: LossSpec = field(default_factory=LossSpec)
+    training: TrainingSpec = field(default_factory=TrainingSpec)
+
+    @property
+    def out(self) -> Path:
+        return Path(os.path.expandvars(self.output_dir)) / self.name
+
+
+def _coerce(value: Any, kind: Any, path: Path | None, place: str) -> Any:
+    if typing.get_origin(kind) is list:
+        (item,) = typing.get_args(kind)
+        if not isinstance(value, list):
+            raise InputError(path, f"key '{place}'", f"a list, got {type(value).__name__}")
+        return [_coerce(v, item, path, f"{place}[{i}]") for i, v in enumerate(value)]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InputError(path, f"key '{place}'", f"a {kind.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _build(cls: type, table: Any, path: Path | None, where: str) -> Any:
+    if not isinstance(table, dict):
+        raise InputError(path, where or "top level", "a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        place = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise InputError(path, f"key '{place}'", f"one of {sorted(known)}")
+    kwargs = {}
+    for name, value in table.items():
+        kind = hints[name]
+        place = f"{where}.{name}" if where else name
+        if isinstance(kind, type) and is_dataclass(kind):
+            kwargs[name] = _build(kind, value, path, place)
+        else:
+            kwargs[name] = _coerce(value, kind, path, place)
+    return cls(**kwargs)
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise InputError(None, f"--set {item}", "KEY=VALUE, e.g. training.epochs=1")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare string
+    return key.strip().split("."), value
+
+
+def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
+    """Read a recipe TOML (or start from the defaults) and apply ``KEY=VALUE`` overrides."""
+    table: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(path, "file", "an existing recipe TOML file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(path, "syntax", f"valid TOML ({exc})") from None
+    for item in overrides or []:
+        keys, value = _parse_override(item)
+        node = table
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise InputError(None, f"--set {item}", f"'{k}' to be a table")
+        node[keys[-1]] = value
+    recipe = _build(Recipe, table, path, "")
+    _validate(recipe, path)
+    return recipe
+
+
+def _validate(r: Recipe, path: Path | None) -> None:
+    if r.student.init not in ("pretrained", "teacher-layers"):
+        raise InputError(path, "key 'student.init'", f"'pretrained' or 'teacher-layers', got {r.student.init!r}")
+    if r.student.init == "teacher-layers" and not r.student.layers:
+        raise InputError(path, "key 'student.layers'", "the teacher layer indices to keep")
+    if not 0.0 <= r.loss.alpha <= 1.0:
+        raise InputError(path, "key 'loss.alpha'", f"a weight in [0, 1], got {r.loss.alpha}")
+    if r.loss.temperature <= 0:
+        raise InputError(path, "key 'loss.temperature'", f"a positive temperature, got {r.loss.temperature}")
+    if r.training.batch_size <= 0 or r.training.grad_accum <= 0:
+        raise InputError(path, "key 'training.batch_size'", "a positive batch size")

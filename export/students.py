@@ -1,0 +1,46 @@
+"""Building students: a subset of the teacher's layers, or a smaller pretrained encoder.
+
+``from_teacher_layers`` is DistilBERT's initialisation generalised to any list of
+layer indices: the student has the teacher's architecture with fewer layers, and
+every tensor (embeddings, the kept layers, shared relative-position tables, the QA
+head) is an exact copy of the teacher's.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+from transformers import AutoModelForQuestionAnswering
+
+from edgekit.errors import EdgekitError
+from export.models import LoadedQA
+
+_LAYER = re.compile(r"^(.*\.layer\.)(\d+)(\..*)$")
+
+
+def every_other_layer(n_teacher: int, n_student: int) -> list[int]:
+    """Evenly spaced teacher layers, always keeping the first (0, 2, 4, ... for half)."""
+    if not 0 < n_student <= n_teacher:
+        raise EdgekitError(f"student layers={n_student}: expected 1..{n_teacher} (the teacher's layer count)")
+    step = n_teacher / n_student
+    return [int(i * step) for i in range(n_student)]
+
+
+def from_teacher_layers(teacher: LoadedQA, layers: list[int]) -> LoadedQA:
+    """A student made of the teacher's layers ``layers`` (in that order), all else copied."""
+    n = teacher.model.config.num_hidden_layers
+    if not layers or any(not 0 <= i < n for i in layers):
+        raise EdgekitError(f"student layers {layers}: expected indices in 0..{n - 1}")
+    config = copy.deepcopy(teacher.model.config)
+    config.num_hidden_layers = len(layers)
+    student = AutoModelForQuestionAnswering.from_config(config)
+    source = teacher.model.state_dict()
+    target = {}
+    for key in student.state_dict():
+        m = _LAYER.match(key)
+        src_key = f"{m.group(1)}{layers[int(m.group(2))]}{m.group(3)}" if m else key
+        target[key] = source[src_key].clone()
+    student.load_state_dict(target, strict=True)
+    student.eval()
+    return LoadedQA(student, teacher.tokenizer, f"{teacher.source} layers {layers}", fresh_head=False)

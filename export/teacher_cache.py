@@ -1,0 +1,141 @@
+"""The teacher-logits cache: run the teacher once over the training features, reuse it.
+
+This is the costly step on a CPU, so it runs the teacher's ONNX bundle in ONNX
+Runtime (about 2x faster than PyTorch eager here), writes progress as it goes
+(a killed run resumes from the last finished batch), and stores start/end logits
+aligned to *student* positions as memory-mapped ``.npy`` arrays (never pickle):
+
+    CACHE/key.json       what the logits are valid for
+    CACHE/start.npy      float32 [N, L]
+    CACHE/end.npy        float32 [N, L]
+    CACHE/mask.npy       bool [N, L]: positions with an aligned teacher logit
+    CACHE/progress.json  features done so far
+
+A cache is reused only when teacher weights, student tokenizer, sequence length,
+stride and training data are all the same; anything else is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.format import open_memmap
+from tqdm import tqdm
+
+from edgekit.atomic import write_json
+from edgekit.backends import RuntimeOptions, open_backend
+from edgekit.bundle import Bundle
+from edgekit.errors import EdgekitError, InputError
+from edgekit.features import QATokenizer, batch_inputs
+from edgekit.squad import Example
+from export.align import teacher_window
+from export.train_features import TrainFeatures
+
+FORMAT = 1
+TEACHER_MAX_LEN = 512
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    teacher_sha256: str
+    student_tokenizer_sha256: str
+    max_seq_len: int
+    doc_stride: int
+    data_sha256: str
+    n_features: int
+    format: int = FORMAT
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class TeacherLogits:
+    start: np.ndarray
+    end: np.ndarray
+    mask: np.ndarray
+
+
+def _check_key(cache: Path, key: CacheKey) -> None:
+    key_file = cache / "key.json"
+    if key_file.exists():
+        found = json.loads(key_file.read_text())
+        if found != asdict(key):
+            diff = sorted(k for k in asdict(key) if found.get(k) != asdict(key)[k])
+            raise InputError(
+                key_file,
+                f"fields {diff}",
+                "a cache made for this teacher, student tokenizer, sequence "
+                "length, stride and data; use another cache directory",
+            )
+    else:
+        cache.mkdir(parents=True, exist_ok=True)
+        write_json(key_file, asdict(key))
+
+
+def teacher_logits(
+    cache: Path,
+    key: CacheKey,
+    teacher: Bundle,
+    examples: list[Example],
+    features: TrainFeatures,
+    batch_size: int = 8,
+    threads: int | None = None,
+    progress: bool = True,
+) -> TeacherLogits:
+    """Load the cache, computing (or finishing) it first when needed."""
+    if key.n_features != len(features):
+        raise EdgekitError(f"cache key is for {key.n_features} features, got {len(features)}")
+    _check_key(cache, key)
+    n, length = len(features), features.input_ids.shape[1]
+    files = {name: cache / f"{name}.npy" for name in ("start", "end", "mask")}
+    progress_file = cache / "progress.json"
+    done = json.loads(progress_file.read_text())["done"] if progress_file.exists() else 0
+    if done < n:
+        if done == 0:
+            arrays = {
+                k: open_memmap(f, mode="w+", dtype=np.bool_ if k == "mask" else np.float32, shape=(n, length))
+                for k, f in files.items()
+            }
+        else:
+            arrays = {k: open_memmap(f, mode="r+") for k, f in files.items()}
+        _fill(arrays, done, teacher, examples, features, batch_size, threads, progress, progress_file)
+    loaded = {k: np.load(f, mmap_mode="r", allow_pickle=False) for k, f in files.items()}
+    return TeacherLogits(loaded["start"], loaded["end"], loaded["mask"])
+
+
+def _fill(arrays, done, teacher, examples, features, batch_size, threads, progress, progress_file) -> None:
+    backend = open_backend(teacher, RuntimeOptions(threads=threads))
+    m = teacher.manifest
+    t_tok = QATokenizer.from_file(teacher.tokenizer_path, TEACHER_MAX_LEN, m.doc_stride)
+    n = len(features)
+    bar = tqdm(total=n, initial=done, desc="teacher logits", unit="feat", disable=not progress)
+    for lo in range(done, n, batch_size):
+        hi = min(lo + batch_size, n)
+        t_windows, maps = [], []
+        for j in range(lo, hi):
+            ex = examples[features.example_index[j]]
+            tw, index = teacher_window(features.windows[j], ex.question, ex.context, t_tok)
+            t_windows.append(tw)
+            maps.append(index)
+        start, end = backend(batch_inputs(t_windows, m.input_names, m.pad_id))
+        for k, (j, index) in enumerate(zip(range(lo, hi), maps, strict=True)):
+            row_s = np.zeros(arrays["start"].shape[1], dtype=np.float32)
+            row_e = np.zeros_like(row_s)
+            ok = index >= 0
+            row_s[: len(index)][ok] = start[k][index[ok]]
+            row_e[: len(index)][ok] = end[k][index[ok]]
+            arrays["start"][j] = row_s
+            arrays["end"][j] = row_e
+            mask = np.zeros(row_s.shape, dtype=np.bool_)
+            mask[: len(index)] = ok
+            arrays["mask"][j] = mask
+        for a in arrays.values():
+            a.flush()
+        write_json(progress_file, {"done": hi, "of": n})
+        bar.update(hi - lo)
+    bar.close()

@@ -1,0 +1,137 @@
+"""Distillation pipeline: recipes, cross-tokenizer alignment, the logits cache, training and resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekit.errors import InputError
+from edgekit.features import QATokenizer
+from edgekit.squad import load_squad
+from export.align import teacher_window
+from export.distill import run_distill
+from export.models import packaged_minilm_path
+from export.recipes import RECIPES_DIR, load_recipe
+from export.teacher_cache import CacheKey, teacher_logits
+from export.train_features import build_train_features
+from tests.conftest import TEACHER_DIR
+
+
+def test_every_shipped_recipe_loads() -> None:
+    names = sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
+    assert {"minilm-l6-kd", "minilm-l6-ft", "mpnet-l6-kd", "mpnet-l3-kd", "tiny-test"} <= set(names)
+    for p in RECIPES_DIR.glob("*.toml"):
+        r = load_recipe(p)
+        assert r.name == p.stem
+        assert (r.loss.alpha < 1) == p.stem.endswith(("-kd", "test"))
+
+
+def test_overrides_and_bad_recipes(tmp_path: Path) -> None:
+    r = load_recipe(RECIPES_DIR / "tiny-test.toml", ["training.max_steps=3", "loss.alpha=1", "name=x y"])
+    assert (r.training.max_steps, r.loss.alpha, r.name) == (3, 1.0, "x y")
+    bad = tmp_path / "r.toml"
+    cases = [
+        ("[training]\nepochz = 2\n", "key 'training.epochz'"),
+        ("[training]\nepochs = 'two'\n", "key 'training.epochs'"),
+        ("[student]\nlayers = [1, 'a']\n", "key 'student.layers[1]'"),
+        ("[loss]\nalpha = 1.5\n", "key 'loss.alpha'"),
+        ("[student]\ninit = 'teacher-layers'\n", "key 'student.layers'"),
+        ("surprise = 1\n", "key 'surprise'"),
+        ("[training\n", "valid TOML"),
+    ]
+    for text, message in cases:
+        bad.write_text(text)
+        with pytest.raises(InputError, match=message.replace("[", r"\[")) as err:
+            load_recipe(bad)
+        assert str(bad) in str(err.value)
+
+
+def test_cross_tokenizer_alignment_by_characters(train_path) -> None:
+    """MiniLM (BERT: [CLS] q [SEP] c [SEP]) vs MPNet (<s> q </s></s> c </s>): other ids, same pieces."""
+    student = QATokenizer.from_file(packaged_minilm_path() / "tokenizer.json", 128, 64)
+    teacher = QATokenizer.from_file(TEACHER_DIR / "tokenizer.json", 512, 128)
+    aligned = total = 0
+    for ex in load_squad(train_path)[:40]:
+        for w in student.windows(ex.question, ex.context):
+            tw, index = teacher_window(w, ex.question, ex.context, teacher)
+            assert index[0] == 0
+            for i, o in enumerate(w.context_offsets):
+                if o is None:
+                    continue
+                total += 1
+                if index[i] >= 0:
+                    aligned += 1
+                    t_off = tw.context_offsets[index[i]]
+                    c0 = next(x for x in w.context_offsets if x is not None)[0]
+                    assert (t_off[0] + c0, t_off[1] + c0) == o  # same characters
+            # BERT and MPNet ids differ for the same piece: not a hard-coded shift
+            assert not np.array_equal(w.input_ids[1:5], tw.input_ids[1:5])
+    assert aligned / total >= 0.99
+
+
+def test_logits_cache_is_reused_and_refused_when_keys_differ(tmp_path, minilm_bundle, train_path) -> None:
+    examples = load_squad(train_path)[:6]
+    tok = QATokenizer.from_file(TEACHER_DIR / "tokenizer.json", 96, 32)  # student tokenizer: MPNet's
+    feats = build_train_features(examples, tok, pad_id=1, progress=False)
+    key = CacheKey("t", "s", 96, 32, "d", len(feats))
+    first = teacher_logits(tmp_path, key, minilm_bundle, examples, feats, progress=False)
+    assert first.start.shape == (len(feats), 96) and first.mask.any(axis=1).all()
+    mtime = (tmp_path / "start.npy").stat().st_mtime_ns
+    again = teacher_logits(tmp_path, key, minilm_bundle, examples, feats, progress=False)
+    assert (tmp_path / "start.npy").stat().st_mtime_ns == mtime  # loaded, not recomputed
+    np.testing.assert_array_equal(first.start, again.start)
+    with pytest.raises(InputError, match="max_seq_len"):
+        teacher_logits(tmp_path, CacheKey("t", "s", 128, 32, "d", len(feats)), minilm_bundle, examples, feats)
+
+
+def test_interrupted_cache_resumes(tmp_path, minilm_bundle, train_path) -> None:
+    examples = load_squad(train_path)[:6]
+    feats = build_train_features(examples, QATokenizer.from_file(TEACHER_DIR / "tokenizer.json", 96, 32), 1, False)
+    key = CacheKey("t", "s", 96, 32, "d", len(feats))
+    whole = teacher_logits(tmp_path / "a", key, minilm_bundle, examples, feats, progress=False)
+    part = tmp_path / "b"
+    teacher_logits(part, key, minilm_bundle, examples, feats, progress=False)
+    (part / "progress.json").write_text(json.dumps({"done": 8}))  # as if killed after the first batch
+    start = np.load(part / "start.npy", mmap_mode="r+")
+    start[8:] = 0
+    start.flush()
+    resumed = teacher_logits(part, key, minilm_bundle, examples, feats, progress=False)
+    np.testing.assert_allclose(resumed.start, whole.start, atol=1e-5)
+
+
+def test_tiny_distillation_learns_and_resumes(tmp_path) -> None:
+    base = [
+        f"output_dir={json.dumps(str(tmp_path))}",
+        'teacher.model="packaged:all-MiniLM-L6-v2"',  # any QA checkpoint; the small one keeps CI fast
+        "student.layers=[0, 5]",
+        "data.train_limit=6",
+        "data.max_seq_len=96",
+        "data.doc_stride=32",
+        "training.batch_size=32",
+        "training.learning_rate=3e-4",
+        "training.warmup_ratio=0.0",
+        "training.save_steps=4",
+        "training.logging_steps=1",
+    ]
+    first = run_distill(
+        load_recipe(RECIPES_DIR / "tiny-test.toml", [*base, "training.max_steps=4"]), evaluate=False, argv=["test"]
+    )
+    assert first["steps"] == 4
+    out = tmp_path / "tiny-test"
+    assert (out / "checkpoints" / "checkpoint-4").is_dir()
+    second = run_distill(
+        load_recipe(RECIPES_DIR / "tiny-test.toml", [*base, "training.max_steps=10"]), evaluate=True, argv=["test"]
+    )
+    assert second["steps"] == 10 and second["resumed_from_step"] == 4
+    log = json.loads((out / "training_log.json").read_text())
+    steps = [e["step"] for e in log if "loss" in e]
+    assert steps == list(range(1, 11))  # steps 1-4 from the first run, 5-10 continued, none twice
+    losses = [e["loss"] for e in log if "loss" in e]
+    assert losses[-1] < losses[0]  # the same batch every step: the loss must go down
+    assert "loss_soft" in log[0] and "loss_hard" in log[0]
+    assert (out / "model" / "model.safetensors").is_file() and (out / "model" / "tokenizer.json").is_file()
+    assert second["n_questions"] == 8 and 0 <= second["f1"] <= 100
+    assert json.loads((out / "result.json").read_text())["method"].startswith("KD T=2 alpha=0.5")
