@@ -98,6 +98,38 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_int8(args: argparse.Namespace) -> int:
+    from edgekit.bundle import load_bundle
+    from export.quantize import quantize_dynamic_bundle
+
+    src = load_bundle(args.bundle)
+    out = quantize_dynamic_bundle(
+        src, args.out, args.name, per_channel=not args.per_tensor, weight_type=args.weight_type
+    )
+    print(f"wrote {out.path}: {out.model_size_mb:.1f} MB model (fp32 {src.model_size_mb:.1f} MB)")
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from export.distill import main_args
+
+    return main_args(args, sys.argv)
+
+
+def add_distill_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``edgekit distill`` and ``python -m export.distill`` (one definition for both)."""
+    p.add_argument("--recipe", type=Path, default=None, help="recipe TOML (export/recipes/*.toml); defaults if omitted")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. --set training.epochs=1 (repeatable)",
+    )
+    p.add_argument("--no-eval", action="store_true", help="skip the dev evaluation after training")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from export.demo import run_demo
 
@@ -178,6 +210,27 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--validate-dataset", type=Path, default=_dev_default(), help="questions for validation")
     e.add_argument("--validate-n", type=int, default=8, help="questions to validate on (0: skip)")
     e.set_defaults(func=cmd_export_onnx)
+
+    e = esub.add_parser(
+        "int8",
+        help="fp32 ONNX bundle -> dynamic INT8 ONNX bundle (ONNX Runtime quantization)",
+        description="Quantize the weights of an fp32 ONNX bundle to int8 (dynamic quantization).",
+    )
+    e.add_argument("bundle", type=Path, help="fp32 ONNX bundle")
+    e.add_argument("out", type=Path, help="bundle directory to write")
+    e.add_argument("--name", default=None, help="bundle name (default: source name + '-int8')")
+    e.add_argument("--weight-type", choices=["qint8", "quint8"], default="qint8")
+    e.add_argument("--per-tensor", action="store_true", help="one scale per tensor instead of per channel")
+    e.set_defaults(func=cmd_export_int8)
+
+    p = sub.add_parser(
+        "distill",
+        help="distill (or fine-tune) a student from a recipe (needs the export extra)",
+        description="Train a student with task-specific KD from a teacher, as a recipe says; "
+        "re-running resumes from the last checkpoint. See export/recipes/.",
+    )
+    add_distill_arguments(p)
+    p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser(
         "demo",

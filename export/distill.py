@@ -359,19 +359,6 @@ def evaluate_student(student: LoadedQA, recipe: Recipe, out: Path) -> dict[str, 
     }
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recipe", type=Path, default=None, help="recipe TOML (export/recipes/*.toml); defaults if omitted")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value, e.g. --set training.epochs=1 (repeatable)",
-    )
-    p.add_argument("--no-eval", action="store_true", help="skip the dev evaluation after training")
-
-
 def main_args(args: argparse.Namespace, argv: list[str]) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     result = run_distill(recipe, evaluate=not args.no_eval, argv=argv)
@@ -385,10 +372,12 @@ def main_args(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from edgekit.cli import add_distill_arguments
+
     p = argparse.ArgumentParser(
         prog="python -m export.distill", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_arguments(p)
+    add_distill_arguments(p)
     argv = sys.argv[1:] if argv is None else argv
     return main_args(p.parse_args(argv), ["python", "-m", "export.distill", *argv])
 

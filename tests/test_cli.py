@@ -9,7 +9,17 @@ import pytest
 
 from edgekit.cli import main
 
-COMMANDS = [[], ["score"], ["run"], ["verify"], ["export"], ["export", "onnx"], ["demo"]]
+COMMANDS = [
+    [],
+    ["score"],
+    ["run"],
+    ["verify"],
+    ["export"],
+    ["export", "onnx"],
+    ["export", "int8"],
+    ["distill"],
+    ["demo"],
+]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "edgekit")

@@ -41,3 +41,16 @@ def test_encoder_gets_fresh_head_and_qa_checkpoint_does_not(minilm_qa) -> None:
     assert teacher.model.config.num_hidden_layers == 12
     # 109.5M in the model card counts the pooler, which a QA model does not have (768*768+768)
     assert teacher.params + 768 * 768 + 768 == 109_487_234 or 108_500_000 < teacher.params < 109_500_000
+
+
+def test_int8_bundle_round_trip(tmp_path, minilm_qa, minilm_bundle, dev_examples) -> None:
+    from edgekit.bundle import load_bundle
+    from export.quantize import quantize_dynamic_bundle
+
+    q = quantize_dynamic_bundle(minilm_bundle, tmp_path / "int8")
+    again = load_bundle(q.path)
+    assert again.manifest.precision == "int8" and again.manifest.input_names == minilm_bundle.manifest.input_names
+    assert q.manifest.source["quantized_from"] == minilm_bundle.manifest.files["model.onnx"].sha256
+    assert q.model_size_mb < 0.3 * minilm_bundle.model_size_mb
+    v = validate(minilm_qa, q, dev_examples[:6], atol=1.0)
+    assert 0 < v.max_abs_diff < 1.0  # quantized: close to, but not equal to, PyTorch fp32
