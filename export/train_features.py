@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from edgekit.features import QATokenizer, Window, char_to_token_span
+from edgekit.features import QATokenizer, Window, batch_inputs, char_to_token_span
 from edgekit.squad import Example
 
 
@@ -46,13 +46,9 @@ def build_train_features(
             windows.append(w)
             labels.append(char_to_token_span(w, ans.start, ans.start + len(ans.text)) or (0, 0))
             owner.append(i)
-    n, length = len(windows), tok.max_seq_len
-    ids = np.full((n, length), pad_id, dtype=np.int64)
-    types = np.zeros((n, length), dtype=np.int64)
-    mask = np.zeros((n, length), dtype=np.int64)
-    for j, w in enumerate(windows):
-        ids[j, : len(w)] = w.input_ids
-        types[j, : len(w)] = w.type_ids
-        mask[j, : len(w)] = 1
+    a = batch_inputs(windows, ["input_ids", "token_type_ids", "attention_mask"], pad_id, tok.max_seq_len)
     lab = np.asarray(labels, dtype=np.int64).reshape(-1, 2)
-    return TrainFeatures(ids, types, mask, lab[:, 0], lab[:, 1], np.asarray(owner, dtype=np.int64), windows)
+    owner_arr = np.asarray(owner, dtype=np.int64)
+    return TrainFeatures(
+        a["input_ids"], a["token_type_ids"], a["attention_mask"], lab[:, 0], lab[:, 1], owner_arr, windows
+    )
