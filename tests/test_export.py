@@ -54,3 +54,16 @@ def test_int8_bundle_round_trip(tmp_path, minilm_qa, minilm_bundle, dev_examples
     assert q.model_size_mb < 0.3 * minilm_bundle.model_size_mb
     v = validate(minilm_qa, q, dev_examples[:6], atol=1.0)
     assert 0 < v.max_abs_diff < 1.0  # quantized: close to, but not equal to, PyTorch fp32
+
+
+def test_static_int8_with_calibration_reader(tmp_path, minilm_qa, minilm_bundle, train_path) -> None:
+    from edgekit.squad import load_squad
+    from export.quantize import WindowReader, quantize_static_bundle
+
+    reader = WindowReader(minilm_bundle, load_squad(train_path)[:8], max_windows=8)
+    assert reader.n == 8
+    q = quantize_static_bundle(minilm_bundle, tmp_path / "static", reader, method="percentile")
+    assert q.manifest.source["quantization"]["method"].endswith("percentile calibration")
+    assert q.model_size_mb < 0.4 * minilm_bundle.model_size_mb
+    v = validate(minilm_qa, q, load_squad(train_path)[:3], atol=5.0)
+    assert v.max_abs_diff > 0
