@@ -67,3 +67,22 @@ def test_static_int8_with_calibration_reader(tmp_path, minilm_qa, minilm_bundle,
     assert q.model_size_mb < 0.4 * minilm_bundle.model_size_mb
     v = validate(minilm_qa, q, load_squad(train_path)[:3], atol=5.0)
     assert v.max_abs_diff > 0
+
+
+def test_tflite_fp32_and_int8_bundles(tmp_path, minilm_qa, dev_examples, dev_path) -> None:
+    """litert-torch conversion at a fixed length, ai-edge-quantizer int8, run by the LiteRT backend."""
+    from edgekit.runner import RunConfig, run
+    from export.models import PACKAGED_MINILM
+    from export.to_tflite import tflite_bundles
+
+    qa = load_qa(PACKAGED_MINILM)  # its own copy: conversion switches attention to eager
+    fp32, int8 = tflite_bundles(qa, tmp_path, "minilm", max_seq_len=128, doc_stride=64)
+    assert (fp32.manifest.model_format, fp32.manifest.precision, int8.manifest.precision) == ("tflite", "fp32", "int8")
+    assert int8.model_size_mb < 0.3 * fp32.model_size_mb
+    examples = dev_examples[:6]
+    v32 = validate(minilm_qa, fp32, examples)
+    assert v32.ok and v32.answer_agreement == 1.0 and v32.n_windows > v32.n_questions
+    v8 = validate(minilm_qa, int8, examples, atol=1.0)
+    assert 0 < v8.max_abs_diff < 1.0
+    m = run(int8.path, dev_path, tmp_path / "run", RunConfig(limit=5, progress=False))
+    assert m["backend"] in ("ai_edge_litert", "tflite_runtime") and m["n_answered"] == 5

@@ -48,4 +48,8 @@ def open_backend(bundle: Bundle, options: RuntimeOptions) -> Backend:
         from edgekit.backends.onnx import OnnxBackend
 
         return OnnxBackend(bundle, options)
+    if fmt == "tflite":
+        from edgekit.backends.tflite import TfliteBackend
+
+        return TfliteBackend(bundle, options)
     raise EdgekitError(f"{bundle.path}: model format {fmt!r} has no backend in this edgekit version")

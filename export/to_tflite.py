@@ -1,0 +1,100 @@
+"""PyTorch QA model -> TFLite edge bundles (fp32 and dynamic-range int8), via LiteRT.
+
+``litert-torch`` converts the model at a fixed sequence length (TFLite shapes are
+static; inputs become int32); ``ai-edge-quantizer``'s ``dynamic_wi8_afp32`` recipe
+makes the int8 variant (weights int8, activations fp32 with dynamic-range
+kernels). Both need the ``tflite`` extra (a ~2 GB install: jax, the converter).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+
+from edgekit.bundle import Bundle, Manifest, write_bundle
+from edgekit.features import DEFAULT_DOC_STRIDE, DEFAULT_MAX_SEQ_LEN
+from export.models import LoadedQA
+from export.to_onnx import OUTPUT_NAMES, _LogitsOnly, input_names_of, save_tokenizer_json
+
+
+def convert_tflite(qa: LoadedQA, out_path: str | Path, seq_len: int) -> list[str]:
+    """Write ``qa`` as an fp32 .tflite with [1, seq_len] inputs; returns the input names in order."""
+    import litert_torch
+
+    names = input_names_of(qa)
+    qa.model.set_attn_implementation("eager")  # the converter lowers eager attention, not SDPA
+    wrapper = _LogitsOnly(qa.model, names).eval()
+    sample = tuple(torch.ones((1, seq_len), dtype=torch.long) for _ in names)
+    litert_torch.convert(wrapper, sample).export(str(out_path))
+    return names
+
+
+def quantize_tflite(src: str | Path, out_path: str | Path) -> None:
+    """Dynamic-range int8 (weights int8, activations fp32) with ai-edge-quantizer."""
+    from ai_edge_quantizer import quantizer, recipe
+
+    q = quantizer.Quantizer(str(src))
+    q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+    q.quantize().export_model(str(out_path), overwrite=True)
+
+
+def tflite_bundles(
+    qa: LoadedQA,
+    out_dir: str | Path,
+    name: str,
+    max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
+    doc_stride: int = DEFAULT_DOC_STRIDE,
+    int8: bool = True,
+) -> list[Bundle]:
+    """fp32 (and int8) TFLite bundles ``out_dir/<name>-fp32-tflite`` and ``-int8-tflite``."""
+    out_dir = Path(out_dir)
+    cfg = qa.model.config
+    bundles = []
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, tok = Path(tmp) / "model.tflite", Path(tmp) / "tokenizer.json"
+        names = convert_tflite(qa, fp32, max_seq_len)
+        save_tokenizer_json(qa, tok)
+        import litert_torch
+
+        base = dict(
+            model_file="model.tflite",
+            model_format="tflite",
+            input_names=names,
+            output_names=list(OUTPUT_NAMES),
+            pad_id=int(qa.tokenizer.pad_token_id or 0),
+            max_seq_len=max_seq_len,
+            doc_stride=doc_stride,
+            params=qa.params,
+            layers=int(cfg.num_hidden_layers),
+            hidden_size=int(cfg.hidden_size),
+            vocab_size=int(cfg.vocab_size),
+        )
+        source = {
+            "model": qa.source,
+            "model_type": cfg.model_type,
+            "fresh_qa_head": qa.fresh_head,
+            "exporter": f"litert-torch {litert_torch.__version__} (torch {torch.__version__})",
+        }
+        bundles.append(
+            write_bundle(
+                out_dir / f"{name}-fp32-tflite",
+                fp32,
+                tok,
+                Manifest(name=f"{name}-fp32-tflite", precision="fp32", source=source, **base),
+            )
+        )
+        if int8:
+            q8 = Path(tmp) / "model-int8.tflite"
+            quantize_tflite(fp32, q8)
+            src = {**source, "quantization": {"method": "ai-edge-quantizer dynamic_wi8_afp32"}}
+            bundles.append(
+                write_bundle(
+                    out_dir / f"{name}-int8-tflite",
+                    q8,
+                    tok,
+                    Manifest(name=f"{name}-int8-tflite", precision="int8", source=src, **base),
+                )
+            )
+    return bundles
