@@ -70,6 +70,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.recipe is None:
+        raise EdgekitError("edgekit export: give a STEP (onnx, int8) or --recipe RECIPE for the whole chain")
+    from export.pipeline import export_all, markdown
+    from export.recipes import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    rows = export_all(recipe, args.check_questions, tflite=not args.no_tflite)
+    print(markdown(rows))
+    for r in rows:
+        print(f"bundle: {r.path}")
+    print(f"summary: {recipe.out / 'export-summary.md'}")
+    return 0
+
+
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     from edgekit.squad import load_squad
     from export.models import load_qa
@@ -196,9 +211,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "export",
         help="convert a model to an edge bundle (needs the export extra)",
-        description="Workstation export steps.",
+        description="Workstation export: with --recipe, the whole chain (distill -> ONNX -> INT8 -> TFLite -> "
+        "bundles -> quick dev check -> summary table), skipping steps whose outputs are valid; or one STEP.",
     )
-    esub = p.add_subparsers(dest="export_command", required=True, metavar="STEP")
+    p.add_argument("--recipe", type=Path, default=None, help="recipe TOML for the whole chain")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value (repeatable)",
+    )
+    p.add_argument("--check-questions", type=int, default=100, help="dev questions for the quick check (default: 100)")
+    p.add_argument("--no-tflite", action="store_true", help="skip the TFLite bundles")
+    p.set_defaults(func=cmd_export)
+    esub = p.add_subparsers(dest="export_command", required=False, metavar="STEP")
     e = esub.add_parser(
         "onnx",
         help="transformers QA model -> fp32 ONNX bundle, validated against PyTorch",

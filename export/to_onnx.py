@@ -127,8 +127,9 @@ def onnx_bundle(
     max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
     doc_stride: int = DEFAULT_DOC_STRIDE,
     opset: int = 17,
+    source: dict | None = None,
 ) -> Bundle:
-    """Export ``qa`` to an fp32 ONNX bundle in ``out_dir``."""
+    """Export ``qa`` to an fp32 ONNX bundle in ``out_dir``; ``source`` adds provenance fields."""
     cfg = qa.model.config
     with tempfile.TemporaryDirectory() as tmp:
         model_file, tok_file = Path(tmp) / "model.onnx", Path(tmp) / "tokenizer.json"
@@ -154,6 +155,7 @@ def onnx_bundle(
                 "model_type": cfg.model_type,
                 "fresh_qa_head": qa.fresh_head,
                 "exporter": f"torch.onnx (torch {torch.__version__}, opset {opset})",
+                **(source or {}),
             },
         )
         return write_bundle(out_dir, model_file, tok_file, manifest)

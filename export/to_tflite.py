@@ -47,6 +47,7 @@ def tflite_bundles(
     max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
     doc_stride: int = DEFAULT_DOC_STRIDE,
     int8: bool = True,
+    source: dict | None = None,
 ) -> list[Bundle]:
     """fp32 (and int8) TFLite bundles ``out_dir/<name>-fp32-tflite`` and ``-int8-tflite``."""
     out_dir = Path(out_dir)
@@ -76,6 +77,7 @@ def tflite_bundles(
             "model_type": cfg.model_type,
             "fresh_qa_head": qa.fresh_head,
             "exporter": f"litert-torch {litert_torch.__version__} (torch {torch.__version__})",
+            **(source or {}),
         }
         bundles.append(
             write_bundle(

@@ -1,0 +1,158 @@
+"""One command from recipe to shippable bundles: distill -> ONNX -> INT8 -> TFLite -> check -> table.
+
+Each step is skipped when its output already exists and is valid for the current
+student weights (bundles record the sha256 of the weights they were made from and
+must verify), so re-running after an interruption only does what is missing.
+The quick dev check runs every bundle through the device runner on the first
+``check_questions`` dev questions and validates its logits against PyTorch fp32.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from edgekit.atomic import write_json, write_text
+from edgekit.bundle import Bundle, load_bundle, sha256_file
+from edgekit.errors import EdgekitError
+from edgekit.runner import RunConfig, run
+from edgekit.squad import load_squad
+from export.distill import run_distill
+from export.models import LoadedQA, load_qa
+from export.quantize import quantize_dynamic_bundle
+from export.recipes import Recipe
+from export.to_onnx import DEFAULT_ATOL, onnx_bundle, validate
+
+INT8_ATOL = 1.0  # int8 is judged by answer agreement and EM/F1; this only catches a broken graph
+
+
+@dataclass(frozen=True)
+class ArtifactRow:
+    """One shippable artifact and how it compares with the PyTorch fp32 student."""
+
+    name: str
+    format: str
+    precision: str
+    params: int
+    size_mb: float
+    max_abs_diff: float
+    answer_agreement: float
+    exact_match: float
+    f1: float
+    n_questions: int
+    latency_p50_ms: float
+    path: str
+
+
+def _reuse(path: Path, weights_sha: str, make: Callable[[], Bundle | list[Bundle]], what: str) -> None:
+    try:
+        if load_bundle(path).manifest.source.get("weights_sha256") == weights_sha:
+            print(f"skip {what}: {path} is valid for these weights", file=sys.stderr)
+            return
+    except EdgekitError:
+        pass
+    print(f"{what} -> {path}", file=sys.stderr)
+    make()
+
+
+def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, tflite: bool) -> list[Path]:
+    """Write (or reuse) every bundle of the student; returns their paths."""
+    d, name, data = recipe.out / "bundles", recipe.name, recipe.data
+    src = {"weights_sha256": weights_sha, "recipe": recipe.name}
+    fp32 = d / f"{name}-fp32-onnx"
+    _reuse(
+        fp32,
+        weights_sha,
+        lambda: onnx_bundle(qa, fp32, fp32.name, data.max_seq_len, data.doc_stride, source=src),
+        "ONNX fp32",
+    )
+    int8 = d / f"{name}-int8-onnx"
+    _reuse(int8, weights_sha, lambda: quantize_dynamic_bundle(load_bundle(fp32), int8, int8.name), "ONNX int8")
+    paths = [fp32, int8]
+    if tflite:
+        if importlib.util.find_spec("litert_torch") is None:
+            print("skip TFLite: litert-torch is not installed (pip install 'edgekit[tflite]')", file=sys.stderr)
+        else:
+            from export.to_tflite import tflite_bundles
+
+            t32, t8 = d / f"{name}-fp32-tflite", d / f"{name}-int8-tflite"
+            _reuse(
+                t8,
+                weights_sha,
+                lambda: tflite_bundles(
+                    load_qa(str(recipe.out / "model")), d, name, data.max_seq_len, data.doc_stride, source=src
+                ),
+                "TFLite fp32 + int8",
+            )
+            paths += [t32, t8]
+    return paths
+
+
+def check(qa: LoadedQA, bundle_path: Path, recipe: Recipe, n: int) -> ArtifactRow:
+    """Validate against PyTorch and run the device runner on the first ``n`` dev questions."""
+    bundle = load_bundle(bundle_path)
+    dev = recipe.data.dev_path()
+    m = bundle.manifest
+    v = validate(qa, bundle, load_squad(dev)[:16], DEFAULT_ATOL if m.precision == "fp32" else INT8_ATOL)
+    if not v.ok:
+        raise EdgekitError(f"{bundle.path}: logits differ from PyTorch by {v.max_abs_diff:.3g} > atol {v.atol}")
+    metrics = run(
+        bundle.path,
+        dev,
+        recipe.out / "checks" / bundle.path.name,
+        RunConfig(limit=n, progress=False),
+        argv=["edgekit", "export", "(quick dev check)"],
+    )
+    return ArtifactRow(
+        m.name,
+        m.model_format,
+        m.precision,
+        m.params,
+        round(bundle.model_size_mb, 2),
+        v.max_abs_diff,
+        v.answer_agreement,
+        metrics["exact_match"],
+        metrics["f1"],
+        metrics["n_questions"],
+        metrics["latency_ms"]["p50"],
+        str(bundle.path),
+    )
+
+
+def markdown(rows: list[ArtifactRow]) -> str:
+    lines = [
+        "| bundle | format | precision | params | model MB | max abs Δlogit | same answer | EM | F1 | questions "
+        "| p50 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.name} | {r.format} | {r.precision} | {r.params / 1e6:.1f}M | {r.size_mb:.1f} | "
+        f"{r.max_abs_diff:.2g} | {100 * r.answer_agreement:.0f}% | {r.exact_match:.1f} | {r.f1:.1f} | "
+        f"{r.n_questions} | {r.latency_p50_ms:.1f} |"
+        for r in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def export_all(recipe: Recipe, check_questions: int = 100, tflite: bool = True) -> list[ArtifactRow]:
+    """Run the whole chain for ``recipe``; writes ``export-summary.{json,md}`` in the recipe's output."""
+    out = recipe.out
+    weights = out / "model" / "model.safetensors"
+    if weights.exists() and (out / "result.json").exists():
+        print(f"skip distill: {weights} exists", file=sys.stderr)
+    else:
+        run_distill(recipe, evaluate=False)
+    weights_sha = sha256_file(weights)
+    qa = load_qa(str(out / "model"))
+    paths = build_bundles(qa, recipe, weights_sha, tflite)
+    rows = [check(qa, p, recipe, check_questions) for p in paths]
+    write_json(
+        out / "export-summary.json",
+        {"recipe": recipe.name, "weights_sha256": weights_sha, "rows": [asdict(r) for r in rows]},
+    )
+    table = markdown(rows)
+    write_text(out / "export-summary.md", table)
+    return rows
