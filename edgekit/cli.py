@@ -281,8 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="the offline demo: packaged weights and data -> bundle -> run -> report",
-        description="Export the packaged MiniLM weights to a bundle and run it on the packaged SQuAD sample, offline.",
+        help="the offline demo: packaged weights and data through the whole export chain",
+        description="Fine-tune the packaged MiniLM on the shipped train excerpt, export ONNX fp32/int8 (and TFLite "
+        "with the tflite extra), check every bundle on the shipped dev excerpt, print the table. Offline.",
     )
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None)

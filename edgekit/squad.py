@@ -53,9 +53,19 @@ def default_data_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "shared" / "data" / "squad"
 
 
-def sample_path() -> Path:
-    """The small attributed SQuAD sample shipped inside the package (see its NOTICE)."""
-    return Path(__file__).with_name("data") / "squad-sample.json"
+def sample_path(split: str = "dev") -> Path:
+    """A small attributed SQuAD excerpt shipped inside the package (see data/NOTICE.md)."""
+    return Path(__file__).with_name("data") / ("squad-sample.json" if split == "dev" else f"squad-{split}-sample.json")
+
+
+def resolve_data_path(value: str, default: Path) -> Path:
+    """A dataset path from a setting: ``packaged:dev`` / ``packaged:train`` for the shipped
+    excerpts, environment variables expanded, empty for ``default``."""
+    if not value:
+        return default
+    if value.startswith("packaged:"):
+        return sample_path(value.removeprefix("packaged:"))
+    return Path(os.path.expandvars(value))
 
 
 def read_json(path: str | Path, what: str = "JSON") -> Any:

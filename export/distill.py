@@ -286,6 +286,7 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
         bf16=tr.bf16,
         report_to=[],
         remove_unused_columns=False,
+        dataloader_pin_memory=False,
         dataloader_num_workers=0,
         save_safetensors=True,
         label_names=["start_positions", "end_positions"],

@@ -4,8 +4,9 @@ A recipe has five tables, each a dataclass below: ``[teacher]``, ``[student]``,
 ``[data]``, ``[loss]``, ``[training]``, plus top-level ``name`` and
 ``output_dir``. Unknown keys and wrong types are refused with the file and the
 key named. ``--set training.epochs=1`` style overrides are parsed as TOML values.
-Strings may use environment variables (``$EDGEKIT_SQUAD_DIR``); empty data paths
-mean the default SQuAD directory.
+Data paths may use environment variables (``$EDGEKIT_SQUAD_DIR``) or name the
+shipped excerpts (``packaged:train``, ``packaged:dev``); empty means the default
+SQuAD directory.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import InputError
-from edgekit.squad import default_data_dir
+from edgekit.squad import default_data_dir, resolve_data_path
 from export.losses import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
 
 RECIPES_DIR = Path(__file__).with_name("recipes")
@@ -50,10 +51,10 @@ class DataSpec:
     dev_limit: int = 0  # 0: the full dev set
 
     def train_path(self) -> Path:
-        return Path(os.path.expandvars(self.train)) if self.train else default_data_dir() / "train-v1.1-subset.json"
+        return resolve_data_path(self.train, default_data_dir() / "train-v1.1-subset.json")
 
     def dev_path(self) -> Path:
-        return Path(os.path.expandvars(self.dev)) if self.dev else default_data_dir() / "dev-v1.1.json"
+        return resolve_data_path(self.dev, default_data_dir() / "dev-v1.1.json")
 
 
 @dataclass
