@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from edgekit.features import QATokenizer
@@ -86,3 +87,14 @@ def test_tflite_fp32_and_int8_bundles(tmp_path, minilm_qa, dev_examples, dev_pat
     assert 0 < v8.max_abs_diff < 1.0
     m = run(int8.path, dev_path, tmp_path / "run", RunConfig(limit=5, progress=False))
     assert m["backend"] in ("ai_edge_litert", "tflite_runtime") and m["n_answered"] == 5
+
+
+def test_reference_sizes_from_configs() -> None:
+    from benchmarks.compress import reference_rows
+
+    rows = {r["name"].split(" ")[0]: r for r in reference_rows(TEACHER_DIR)}
+    # bert-base-uncased has 109,482,240 parameters with its pooler; a QA model has no pooler
+    # (768*768 + 768) but a 768 -> 2 head (1,538): 108,893,186
+    assert rows["BERT-base"]["params"] == 109_482_240 - 768 * 768 - 768 + 1538
+    assert 1300 < rows["BERT-large"]["size_mb"] < 1400
+    assert rows["teacher"]["size_mb"] == pytest.approx(435.6, abs=0.1)

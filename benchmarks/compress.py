@@ -1,0 +1,142 @@
+"""The size report: every shipped artifact beside the models it replaces.
+
+Rows:
+- reference fp32 sizes of BERT-base and BERT-large, computed from their configs
+  (parameter count x 4 bytes; the models are built on torch's meta device, no weights);
+- the teacher's fp32 size, from its own config;
+- each artifact of one or more ``export-summary.json`` files (``edgekit export --recipe``):
+  format, precision, params, file size, max |Δlogit| vs fp32 PyTorch, answer agreement,
+  and EM/F1 from a full-dev ``edgekit run`` of that bundle when given with ``--full-dev``
+  (otherwise the quick check's EM/F1 and its question count).
+
+    python -m benchmarks.compress runs/distill/minilm-l6-kd/export-summary.json \\
+        [--full-dev runs/fulldev/minilm-l6-kd-int8-onnx ...] [--teacher DIR]
+
+Writes ``benchmarks/results/compress.json`` and ``compress.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModelForQuestionAnswering, BertConfig
+
+from edgekit.atomic import write_json, write_text
+from edgekit.squad import read_json
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+# the published shapes of bert-base-uncased and bert-large-uncased
+BERT = {
+    "BERT-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+    "BERT-large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+}
+
+
+def params_of(config) -> int:
+    """Parameters of a QA model with this config, counted without allocating weights."""
+    with torch.device("meta"):
+        model = AutoModelForQuestionAnswering.from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def reference_rows(teacher: Path) -> list[dict[str, Any]]:
+    rows = []
+    for name, shape in BERT.items():
+        cfg = BertConfig(vocab_size=30522, **shape)
+        n = params_of(cfg)
+        rows.append(
+            {
+                "name": f"{name} (reference, QA head)",
+                "kind": "reference",
+                "format": "pytorch",
+                "precision": "fp32",
+                "params": n,
+                "layers": cfg.num_hidden_layers,
+                "size_mb": n * 4 / 1e6,
+            }
+        )
+    if (teacher / "config.json").exists():
+        cfg = AutoConfig.from_pretrained(teacher)
+        n = params_of(cfg)
+        rows.append(
+            {
+                "name": f"teacher {teacher.name}",
+                "kind": "teacher",
+                "format": "pytorch",
+                "precision": "fp32",
+                "params": n,
+                "layers": cfg.num_hidden_layers,
+                "size_mb": n * 4 / 1e6,
+            }
+        )
+    return rows
+
+
+def artifact_rows(summaries: list[Path], full_dev: list[Path]) -> list[dict[str, Any]]:
+    full = {}
+    for d in full_dev:
+        m = read_json(d / "metrics.json", "metrics")
+        full[m["bundle"]["name"]] = m
+    rows = []
+    for s in summaries:
+        for r in read_json(s, "export summary")["rows"]:
+            m = full.get(r["name"])
+            rows.append(
+                {
+                    "name": r["name"],
+                    "kind": "artifact",
+                    "format": r["format"],
+                    "precision": r["precision"],
+                    "params": r["params"],
+                    "size_mb": r["size_mb"],
+                    "max_abs_diff": r["max_abs_diff"],
+                    "answer_agreement": r["answer_agreement"],
+                    "exact_match": m["exact_match"] if m else r["exact_match"],
+                    "f1": m["f1"] if m else r["f1"],
+                    "n_questions": m["n_questions"] if m else r["n_questions"],
+                    "path": r["path"],
+                }
+            )
+    return rows
+
+
+def _fmt(row: dict[str, Any], key: str, spec: str) -> str:
+    return format(row[key], spec) if row.get(key) is not None else "-"
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    out = [
+        "| model | format | precision | params | size MB | max abs Δlogit | same answer | EM | F1 | dev questions |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        agree = f"{100 * r['answer_agreement']:.0f}%" if r.get("answer_agreement") is not None else "-"
+        out.append(
+            f"| {r['name']} | {r['format']} | {r['precision']} | {r['params'] / 1e6:.1f}M | {r['size_mb']:.1f} "
+            f"| {_fmt(r, 'max_abs_diff', '.2g')} | {agree} | {_fmt(r, 'exact_match', '.2f')} | {_fmt(r, 'f1', '.2f')} "
+            f"| {r.get('n_questions', '-')} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("summaries", nargs="*", type=Path, help="export-summary.json files")
+    p.add_argument("--full-dev", nargs="*", type=Path, default=[], help="edgekit run directories on the full dev set")
+    p.add_argument("--teacher", type=Path, default=ROOT.parent / "shared" / "models" / "mpnet-base-squad")
+    p.add_argument("--out", type=Path, default=RESULTS / "compress.json")
+    args = p.parse_args(argv)
+    rows = reference_rows(args.teacher) + artifact_rows(args.summaries, args.full_dev)
+    write_json(args.out, {"rows": rows, "command": ["python", "-m", "benchmarks.compress", *(argv or [])]})
+    table = markdown(rows)
+    write_text(args.out.with_suffix(".md"), table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
