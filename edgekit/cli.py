@@ -136,8 +136,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return main_args(args, sys.argv)
 
 
-def add_distill_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``edgekit distill`` and ``python -m export.distill`` (one definition for both)."""
+def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
+    """--recipe and --set, shared by every command that reads a recipe."""
     p.add_argument("--recipe", type=Path, default=None, help="recipe TOML (export/recipes/*.toml); defaults if omitted")
     p.add_argument(
         "--set",
@@ -147,6 +147,11 @@ def add_distill_arguments(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a recipe value, e.g. --set training.epochs=1 (repeatable)",
     )
+
+
+def add_distill_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``edgekit distill`` and ``python -m export.distill`` (one definition for both)."""
+    add_recipe_arguments(p)
     p.add_argument("--no-eval", action="store_true", help="skip the dev evaluation after training")
 
 
@@ -214,15 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Workstation export: with --recipe, the whole chain (distill -> ONNX -> INT8 -> TFLite -> "
         "bundles -> quick dev check -> summary table), skipping steps whose outputs are valid; or one STEP.",
     )
-    p.add_argument("--recipe", type=Path, default=None, help="recipe TOML for the whole chain")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value (repeatable)",
-    )
+    add_recipe_arguments(p)
     p.add_argument("--check-questions", type=int, default=100, help="dev questions for the quick check (default: 100)")
     p.add_argument("--no-tflite", action="store_true", help="skip the TFLite bundles")
     p.set_defaults(func=cmd_export)

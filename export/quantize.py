@@ -16,7 +16,7 @@ more of the graph in fp32.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -61,33 +61,33 @@ class WindowReader(CalibrationDataReader):
         return next(self._iter, None)
 
 
+def _quantized_bundle(
+    src: Bundle, out_dir: str | Path, name: str, quantize: Callable[[Path, Path], None], info: dict
+) -> Bundle:
+    """Run ``quantize(fp32_model, int8_model)`` and write the result as an int8 bundle of ``src``."""
+    m = src.manifest
+    if m.model_format != "onnx" or m.precision != "fp32":
+        raise EdgekitError(f"{src.path}: expected an fp32 ONNX bundle to quantize, got {m.model_format}/{m.precision}")
+    with tempfile.TemporaryDirectory() as tmp:
+        out_model = Path(tmp) / "model.onnx"
+        quantize(src.model_path, out_model)
+        source = {**m.source, "quantized_from": m.files[m.model_file].sha256, "quantization": info}
+        manifest = replace(m, name=name, precision="int8", source=source)
+        return write_bundle(out_dir, out_model, src.tokenizer_path, manifest)
+
+
 def quantize_dynamic_bundle(
     src: Bundle, out_dir: str | Path, name: str | None = None, per_channel: bool = True, weight_type: str = "qint8"
 ) -> Bundle:
     """Dynamic int8 quantization of an fp32 ONNX bundle into a new bundle."""
-    m = src.manifest
-    if m.model_format != "onnx" or m.precision != "fp32":
-        raise EdgekitError(f"{src.path}: expected an fp32 ONNX bundle to quantize, got {m.model_format}/{m.precision}")
     if weight_type not in WEIGHT_TYPES:
         raise EdgekitError(f"weight type {weight_type!r}: expected one of {sorted(WEIGHT_TYPES)}")
-    with tempfile.TemporaryDirectory() as tmp:
-        out_model = Path(tmp) / "model.onnx"
-        quantize_dynamic(src.model_path, out_model, per_channel=per_channel, weight_type=WEIGHT_TYPES[weight_type])
-        manifest = replace(
-            m,
-            name=name or f"{m.name}-int8",
-            precision="int8",
-            source={
-                **m.source,
-                "quantized_from": m.files[m.model_file].sha256,
-                "quantization": {
-                    "method": "onnxruntime dynamic",
-                    "weight_type": weight_type,
-                    "per_channel": per_channel,
-                },
-            },
-        )
-        return write_bundle(out_dir, out_model, src.tokenizer_path, manifest)
+
+    def quantize(model: Path, out: Path) -> None:
+        quantize_dynamic(model, out, per_channel=per_channel, weight_type=WEIGHT_TYPES[weight_type])
+
+    info = {"method": "onnxruntime dynamic", "weight_type": weight_type, "per_channel": per_channel}
+    return _quantized_bundle(src, out_dir, name or f"{src.manifest.name}-int8", quantize, info)
 
 
 def quantize_static_bundle(
@@ -101,16 +101,13 @@ def quantize_static_bundle(
     nodes_to_exclude: tuple[str, ...] = (),
 ) -> Bundle:
     """Static (QDQ) int8 quantization of an fp32 ONNX bundle with calibration data from ``reader``."""
-    m = src.manifest
-    if m.model_format != "onnx" or m.precision != "fp32":
-        raise EdgekitError(f"{src.path}: expected an fp32 ONNX bundle to quantize, got {m.model_format}/{m.precision}")
     if method not in CALIBRATION:
         raise EdgekitError(f"calibration method {method!r}: expected one of {sorted(CALIBRATION)}")
-    with tempfile.TemporaryDirectory() as tmp:
-        out_model = Path(tmp) / "model.onnx"
+
+    def quantize(model: Path, out: Path) -> None:
         quantize_static(
-            src.model_path,
-            out_model,
+            model,
+            out,
             calibration_data_reader=reader,
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=list(op_types),
@@ -121,19 +118,11 @@ def quantize_static_bundle(
             calibrate_method=CALIBRATION[method],
             extra_options={"ActivationSymmetric": False},
         )
-        manifest = replace(
-            m,
-            name=name or f"{m.name}-int8-static-{method}",
-            precision="int8",
-            source={
-                **m.source,
-                "quantized_from": m.files[m.model_file].sha256,
-                "quantization": {
-                    "method": f"onnxruntime static QDQ, {method} calibration",
-                    "op_types": list(op_types),
-                    "nodes_excluded": list(nodes_to_exclude),
-                    "per_channel": per_channel,
-                },
-            },
-        )
-        return write_bundle(out_dir, out_model, src.tokenizer_path, manifest)
+
+    info = {
+        "method": f"onnxruntime static QDQ, {method} calibration",
+        "op_types": list(op_types),
+        "nodes_excluded": list(nodes_to_exclude),
+        "per_channel": per_channel,
+    }
+    return _quantized_bundle(src, out_dir, name or f"{src.manifest.name}-int8-static-{method}", quantize, info)

@@ -120,6 +120,43 @@ def validate(qa: LoadedQA, bundle: Bundle, examples: list[Example], atol: float 
     return Validation(len(examples), n_windows, max_diff, agree / len(examples), atol)
 
 
+def manifest_for(
+    qa: LoadedQA,
+    name: str,
+    model_format: str,
+    precision: str,
+    input_names: list[str],
+    max_seq_len: int,
+    doc_stride: int,
+    exporter: str,
+    source: dict | None = None,
+) -> Manifest:
+    """The manifest of a bundle exported from ``qa`` (every format and precision fills it the same way)."""
+    cfg = qa.model.config
+    return Manifest(
+        name=name,
+        model_file=f"model.{model_format}",
+        model_format=model_format,
+        precision=precision,
+        input_names=input_names,
+        output_names=list(OUTPUT_NAMES),
+        pad_id=int(qa.tokenizer.pad_token_id or 0),
+        max_seq_len=max_seq_len,
+        doc_stride=doc_stride,
+        params=qa.params,
+        layers=int(cfg.num_hidden_layers),
+        hidden_size=int(cfg.hidden_size),
+        vocab_size=int(cfg.vocab_size),
+        source={
+            "model": qa.source,
+            "model_type": cfg.model_type,
+            "fresh_qa_head": qa.fresh_head,
+            "exporter": exporter,
+            **(source or {}),
+        },
+    )
+
+
 def onnx_bundle(
     qa: LoadedQA,
     out_dir: str | Path,
@@ -130,32 +167,11 @@ def onnx_bundle(
     source: dict | None = None,
 ) -> Bundle:
     """Export ``qa`` to an fp32 ONNX bundle in ``out_dir``; ``source`` adds provenance fields."""
-    cfg = qa.model.config
     with tempfile.TemporaryDirectory() as tmp:
         model_file, tok_file = Path(tmp) / "model.onnx", Path(tmp) / "tokenizer.json"
         names = export_onnx(qa, model_file, opset)
         save_tokenizer_json(qa, tok_file)
         QATokenizer.from_file(tok_file, max_seq_len, doc_stride)  # refuse bad settings before writing
-        manifest = Manifest(
-            name=name,
-            model_file="model.onnx",
-            model_format="onnx",
-            precision="fp32",
-            input_names=names,
-            output_names=list(OUTPUT_NAMES),
-            pad_id=int(qa.tokenizer.pad_token_id or 0),
-            max_seq_len=max_seq_len,
-            doc_stride=doc_stride,
-            params=qa.params,
-            layers=int(cfg.num_hidden_layers),
-            hidden_size=int(cfg.hidden_size),
-            vocab_size=int(cfg.vocab_size),
-            source={
-                "model": qa.source,
-                "model_type": cfg.model_type,
-                "fresh_qa_head": qa.fresh_head,
-                "exporter": f"torch.onnx (torch {torch.__version__}, opset {opset})",
-                **(source or {}),
-            },
-        )
+        exporter = f"torch.onnx (torch {torch.__version__}, opset {opset})"
+        manifest = manifest_for(qa, name, "onnx", "fp32", names, max_seq_len, doc_stride, exporter, source)
         return write_bundle(out_dir, model_file, tok_file, manifest)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from edgekit.bundle import Bundle, Manifest, write_bundle
+from edgekit.bundle import Bundle, write_bundle
 from edgekit.features import DEFAULT_DOC_STRIDE, DEFAULT_MAX_SEQ_LEN
 from export.models import LoadedQA
-from export.to_onnx import OUTPUT_NAMES, _LogitsOnly, input_names_of, save_tokenizer_json
+from export.to_onnx import _LogitsOnly, input_names_of, manifest_for, save_tokenizer_json
 
 
 def convert_tflite(qa: LoadedQA, out_path: str | Path, seq_len: int) -> list[str]:
@@ -51,7 +51,6 @@ def tflite_bundles(
 ) -> list[Bundle]:
     """fp32 (and int8) TFLite bundles ``out_dir/<name>-fp32-tflite`` and ``-int8-tflite``."""
     out_dir = Path(out_dir)
-    cfg = qa.model.config
     bundles = []
     with tempfile.TemporaryDirectory() as tmp:
         fp32, tok = Path(tmp) / "model.tflite", Path(tmp) / "tokenizer.json"
@@ -59,44 +58,16 @@ def tflite_bundles(
         save_tokenizer_json(qa, tok)
         import litert_torch
 
-        base = dict(
-            model_file="model.tflite",
-            model_format="tflite",
-            input_names=names,
-            output_names=list(OUTPUT_NAMES),
-            pad_id=int(qa.tokenizer.pad_token_id or 0),
-            max_seq_len=max_seq_len,
-            doc_stride=doc_stride,
-            params=qa.params,
-            layers=int(cfg.num_hidden_layers),
-            hidden_size=int(cfg.hidden_size),
-            vocab_size=int(cfg.vocab_size),
-        )
-        source = {
-            "model": qa.source,
-            "model_type": cfg.model_type,
-            "fresh_qa_head": qa.fresh_head,
-            "exporter": f"litert-torch {litert_torch.__version__} (torch {torch.__version__})",
-            **(source or {}),
-        }
-        bundles.append(
-            write_bundle(
-                out_dir / f"{name}-fp32-tflite",
-                fp32,
-                tok,
-                Manifest(name=f"{name}-fp32-tflite", precision="fp32", source=source, **base),
-            )
-        )
+        exporter = f"litert-torch {litert_torch.__version__} (torch {torch.__version__})"
+        variants = [("fp32", fp32, source or {})]
         if int8:
             q8 = Path(tmp) / "model-int8.tflite"
             quantize_tflite(fp32, q8)
-            src = {**source, "quantization": {"method": "ai-edge-quantizer dynamic_wi8_afp32"}}
-            bundles.append(
-                write_bundle(
-                    out_dir / f"{name}-int8-tflite",
-                    q8,
-                    tok,
-                    Manifest(name=f"{name}-int8-tflite", precision="int8", source=src, **base),
-                )
+            variants.append(
+                ("int8", q8, {**(source or {}), "quantization": {"method": "ai-edge-quantizer dynamic_wi8_afp32"}})
             )
+        for precision, model, src in variants:
+            bundle_name = f"{name}-{precision}-tflite"
+            manifest = manifest_for(qa, bundle_name, "tflite", precision, names, max_seq_len, doc_stride, exporter, src)
+            bundles.append(write_bundle(out_dir / bundle_name, model, tok, manifest))
     return bundles
