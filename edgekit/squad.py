@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,9 +174,3 @@ def _parse_answers(qa: dict, context: str, path: Path, where: str, require_answe
 def load_squad(path: str | Path, require_answers: bool = True) -> list[Example]:
     """Read and validate a SQuAD v1.1 JSON file."""
     return parse_squad(read_json(path, "SQuAD JSON"), path, require_answers)
-
-
-def take(examples: Iterable[Example], limit: int | None) -> list[Example]:
-    """The first ``limit`` examples (all of them when ``limit`` is None)."""
-    examples = list(examples)
-    return examples if limit is None else examples[:limit]

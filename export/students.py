@@ -19,14 +19,6 @@ from export.models import LoadedQA
 _LAYER = re.compile(r"^(.*\.layer\.)(\d+)(\..*)$")
 
 
-def every_other_layer(n_teacher: int, n_student: int) -> list[int]:
-    """Evenly spaced teacher layers, always keeping the first (0, 2, 4, ... for half)."""
-    if not 0 < n_student <= n_teacher:
-        raise EdgekitError(f"student layers={n_student}: expected 1..{n_teacher} (the teacher's layer count)")
-    step = n_teacher / n_student
-    return [int(i * step) for i in range(n_student)]
-
-
 def from_teacher_layers(teacher: LoadedQA, layers: list[int]) -> LoadedQA:
     """A student made of the teacher's layers ``layers`` (in that order), all else copied."""
     n = teacher.model.config.num_hidden_layers

@@ -7,21 +7,13 @@ import torch
 
 from edgekit.errors import EdgekitError
 from export.models import load_qa
-from export.students import every_other_layer, from_teacher_layers
+from export.students import from_teacher_layers
 from tests.conftest import TEACHER_DIR
 
 
 @pytest.fixture(scope="module")
 def teacher():
     return load_qa(str(TEACHER_DIR))
-
-
-def test_every_other_layer() -> None:
-    assert every_other_layer(12, 6) == [0, 2, 4, 6, 8, 10]
-    assert every_other_layer(12, 4) == [0, 3, 6, 9]
-    assert every_other_layer(12, 3) == [0, 4, 8]
-    with pytest.raises(EdgekitError):
-        every_other_layer(12, 13)
 
 
 def test_copied_tensors_are_exactly_the_teachers(teacher) -> None:
