@@ -11,7 +11,6 @@ tokenizer and numpy. Outputs in ``--out``:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -24,7 +23,7 @@ from typing import Any
 from edgekit import __version__, device, predlog
 from edgekit.atomic import write_json
 from edgekit.backends import Backend, RuntimeOptions, open_backend
-from edgekit.bundle import Bundle, load_bundle
+from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.decode import DEFAULT_N_BEST, Span, best_span
 from edgekit.errors import EdgekitError, InputError
 from edgekit.features import QATokenizer, batch_inputs
@@ -79,10 +78,6 @@ class RunConfig:
             raise EdgekitError(f"limit={self.limit}: expected a positive number of questions")
         if self.warmup < 0:
             raise EdgekitError(f"warmup={self.warmup}: expected 0 or more warm-up runs")
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _run_identity(bundle: Bundle, dataset_sha: str, config: RunConfig) -> dict[str, Any]:
@@ -150,7 +145,7 @@ def run(
     t_cold = time.perf_counter()
     qa = QAModel.load(bundle_path, config.runtime, config.n_best)
     load_ms = (time.perf_counter() - t_cold) * 1000.0
-    _check_resume(out, _run_identity(qa.bundle, _sha256(dataset_path), config))
+    _check_resume(out, _run_identity(qa.bundle, sha256_file(dataset_path), config))
 
     log_path = out / "predictions.jsonl"
     done = {r["id"]: r for r in predlog.read_log(log_path)}

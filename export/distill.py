@@ -32,7 +32,7 @@ from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from edgekit.atomic import write_json
-from edgekit.bundle import Bundle, load_bundle
+from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.errors import EdgekitError
 from edgekit.features import QATokenizer
 from edgekit.runner import RunConfig, run
@@ -171,10 +171,6 @@ class DistillTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
 
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _teacher_bundle(teacher: LoadedQA, recipe: Recipe) -> Bundle:
     """The teacher's fp32 ONNX bundle, exported once and reused while it verifies."""
     name = Path(recipe.teacher.model.rstrip("/")).name + "-fp32-onnx"
@@ -245,10 +241,10 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
         t_bundle = _teacher_bundle(teacher, recipe)
         key = CacheKey(
             teacher_sha256=t_bundle.manifest.files[t_bundle.manifest.model_file].sha256,
-            student_tokenizer_sha256=_sha256_file(tok_file),
+            student_tokenizer_sha256=sha256_file(tok_file),
             max_seq_len=recipe.data.max_seq_len,
             doc_stride=recipe.data.doc_stride,
-            data_sha256=hashlib.sha256(_sha256_file(train_path).encode() + str(len(examples)).encode()).hexdigest(),
+            data_sha256=hashlib.sha256(sha256_file(train_path).encode() + str(len(examples)).encode()).hexdigest(),
             n_features=len(features),
         )
         cache = Path(recipe.output_dir) / "cache" / f"teacher-logits-{key.digest()}"
