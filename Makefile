@@ -9,7 +9,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup demo test lint clean
+.PHONY: setup system-deps demo test lint clean
 
 setup: $(VENV)/.installed
 
@@ -29,7 +29,10 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: setup lint
+system-deps:
+	bash device_runners/system_deps.sh
+
+test: setup system-deps lint
 	$(PY) -m pytest -q
 
 clean:

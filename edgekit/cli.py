@@ -153,6 +153,41 @@ def add_distill_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``edgekit distill`` and ``python -m export.distill`` (one definition for both)."""
     add_recipe_arguments(p)
     p.add_argument("--no-eval", action="store_true", help="skip the dev evaluation after training")
+    p.add_argument(
+        "--from-checkpoint",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="no training: write and evaluate the student saved in this Trainer checkpoint (e.g. of a run still going)",
+    )
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from device_runners.deploy import DeployConfig, deploy, target_for
+
+    target = target_for(args.target, args.identity, args.ssh_option, args.user)
+    config = DeployConfig(
+        limit=args.limit,
+        threads=args.threads,
+        low_memory=args.low_memory,
+        warmup=args.warmup,
+        remote_dir=args.remote_dir,
+        remote_python=args.remote_python,
+        fresh=args.fresh,
+    )
+    report = deploy(target, args.bundle, args.dataset, args.out, config)
+    print(f"{report.target}: pushed {len(report.pushed)} files, skipped {len(report.skipped)}; results in {args.out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from edgekit.report import screenshot, write_report
+
+    report = write_report(args.results, args.out, args.baseline, command=sys.argv)
+    print(f"{len(report['rows'])} rows from {len(report['devices'])} devices -> {args.out}/report.{{md,html,json}}")
+    if args.screenshot:
+        print(f"screenshot: {screenshot(args.out / 'report.html', args.out / 'report-screenshot.png')}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -275,6 +310,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_distill_arguments(p)
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser(
+        "deploy",
+        help="push a bundle to a Raspberry Pi or phone, run it there, pull the results",
+        description="Copy the runner, a bundle and a SQuAD file to a device over ssh (or adb + Termux sshd), "
+        "skipping files already there; run `edgekit run` on the device, streaming its progress; copy "
+        "predictions and metrics.json back. Deploying again with the same arguments resumes an interrupted run.",
+    )
+    p.add_argument("target", help="ssh://[user@]host[:port], adb or adb:SERIAL (forwards to Termux sshd on 8022)")
+    p.add_argument("bundle", type=Path, help="edge bundle directory")
+    p.add_argument("--dataset", type=Path, default=_dev_default(), help="SQuAD v1.1 JSON (default: %(default)s)")
+    p.add_argument("--out", type=Path, required=True, help="local directory for the results")
+    p.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument(
+        "--remote-dir", default="~/edgekit-deploy", help="working directory on the device (default: %(default)s)"
+    )
+    p.add_argument(
+        "--remote-python",
+        default="~/edgekit-venv/bin/python",
+        help="Python on the device with the runner's packages (default: %(default)s, made by the setup scripts)",
+    )
+    p.add_argument("--user", default=None, help="login name when the target has none (adb: Termux's user)")
+    p.add_argument("-i", "--identity", type=Path, default=None, help="ssh private key")
+    p.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="extra ssh -o option (repeatable)")
+    p.add_argument("--fresh", action="store_true", help="discard an earlier remote run of the same settings")
+    _add_runtime_args(p)
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser(
+        "report",
+        help="teacher-vs-students table and plots from metrics.json files (any bundles, any devices)",
+        description="Merge runner metrics.json files (or run directories) from any bundles and devices, plus an "
+        "optional compress.json for reference sizes, into report.md, a self-contained report.html, report.json and "
+        "PNG plots (sizes, F1 vs latency with the Pareto front, latency distribution per device).",
+    )
+    p.add_argument("results", nargs="+", type=Path, help="metrics.json files, run directories, or compress.json")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--baseline", default=None, help="bundle name for speedups (default: the largest model per device)")
+    p.add_argument("--screenshot", action="store_true", help="also render report.html in headless Chromium to a PNG")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "demo",

@@ -81,6 +81,9 @@ def describe() -> dict[str, object]:
         "python_executable": sys.executable,
         "runtimes": runtime_versions(),
         **pi_facts(),
+        # set by device_runners.raspberry_pi.emulate: the CPU facts above are then the emulated board's,
+        # and every time is emulation time, not the board's
+        **({"emulated": os.environ["EDGEKIT_EMULATED"]} if os.environ.get("EDGEKIT_EMULATED") else {}),
     }
 
 

@@ -33,10 +33,10 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from edgekit.atomic import write_json
 from edgekit.bundle import Bundle, load_bundle, sha256_file
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, InputError
 from edgekit.features import QATokenizer
 from edgekit.runner import RunConfig, run
-from edgekit.squad import load_squad
+from edgekit.squad import load_squad, read_json
 from export.losses import attention_mse, hidden_mse, pkd_cls, qa_kd_loss
 from export.models import LoadedQA, load_qa
 from export.recipes import LossSpec, Recipe, load_recipe
@@ -302,23 +302,34 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
         print(f"resuming from {last}", file=sys.stderr)
     trainer.train(resume_from_checkpoint=last)
 
+    result: dict[str, Any] = {
+        "n_train_features": len(features),
+        "n_train_questions": len(examples),
+        "steps": trainer.state.global_step,
+        "resumed_from_step": int(Path(last).name.split("-")[-1]) if last else 0,
+        "train_wall_s": round(time.time() - t0, 1),
+    }
+    write_json(out / "training_log.json", trainer.state.log_history)
+    return _save_student(student, recipe, result, evaluate, argv, t0)
+
+
+def _save_student(
+    student: LoadedQA, recipe: Recipe, result: dict[str, Any], evaluate: bool, argv: list[str] | None, t0: float
+) -> dict[str, Any]:
+    """Write the student (safetensors, config, tokenizer), evaluate it, and write result.json."""
+    out = recipe.out
     model_dir = out / "model"
     student.model.eval()
     student.model.save_pretrained(model_dir, safe_serialization=True)
     student.tokenizer.save_pretrained(model_dir)
-    write_json(out / "training_log.json", trainer.state.log_history)
-    result: dict[str, Any] = {
+    result = {
         "name": recipe.name,
         "params": student.params,
         "layers": student.model.config.num_hidden_layers,
         "hidden_size": student.model.config.hidden_size,
         "method": method_name(recipe),
-        "n_train_features": len(features),
-        "n_train_questions": len(examples),
-        "steps": trainer.state.global_step,
-        "resumed_from_step": int(Path(last).name.split("-")[-1]) if last else 0,
+        **result,
         "recipe": asdict(recipe),
-        "train_wall_s": round(time.time() - t0, 1),
         "command": argv if argv is not None else sys.argv,
         "model_dir": str(model_dir),
     }
@@ -327,6 +338,32 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
     result["wall_s"] = round(time.time() - t0, 1)
     write_json(out / "result.json", result)
     return result
+
+
+def student_from_checkpoint(
+    recipe: Recipe, checkpoint: Path, evaluate: bool = True, argv: list[str] | None = None
+) -> dict[str, Any]:
+    """The recipe's student as saved in a training checkpoint, written and evaluated like a finished run.
+
+    For looking at a long run while it goes on (or one cut short): the checkpoint's
+    ``student.*`` weights must fill the recipe's student exactly.
+    """
+    from safetensors.torch import load_file
+
+    t0 = time.time()
+    weights_file = checkpoint / "model.safetensors"
+    if not weights_file.is_file():
+        raise InputError(weights_file, "checkpoint", "a Trainer checkpoint directory with model.safetensors")
+    teacher = load_qa(recipe.teacher.model) if recipe.student.init == "teacher-layers" else None
+    student = build_student(recipe, teacher)
+    state = {k.removeprefix("student."): v for k, v in load_file(weights_file).items() if k.startswith("student.")}
+    missing, unexpected = student.model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise InputError(weights_file, f"missing {missing[:3]}, unexpected {unexpected[:3]}", "the recipe's student")
+    progress = read_json(checkpoint / "trainer_state.json", "trainer state")
+    recipe.out.mkdir(parents=True, exist_ok=True)
+    result = {"steps": progress["global_step"], "epoch": progress["epoch"], "from_checkpoint": str(checkpoint)}
+    return _save_student(student, recipe, result, evaluate, argv, t0)
 
 
 def evaluate_student(student: LoadedQA, recipe: Recipe, out: Path) -> dict[str, Any]:
@@ -358,7 +395,10 @@ def evaluate_student(student: LoadedQA, recipe: Recipe, out: Path) -> dict[str, 
 
 def main_args(args: argparse.Namespace, argv: list[str]) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
-    result = run_distill(recipe, evaluate=not args.no_eval, argv=argv)
+    if args.from_checkpoint:
+        result = student_from_checkpoint(recipe, args.from_checkpoint, evaluate=not args.no_eval, argv=argv)
+    else:
+        result = run_distill(recipe, evaluate=not args.no_eval, argv=argv)
     score = (
         f"EM {result['exact_match']:.2f} F1 {result['f1']:.2f} on {result['n_questions']} dev questions"
         if "f1" in result

@@ -20,7 +20,7 @@ from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.errors import EdgekitError
 from edgekit.runner import RunConfig, run
 from edgekit.squad import load_squad
-from export.distill import run_distill
+from export.distill import method_name, run_distill
 from export.models import LoadedQA, load_qa
 from export.quantize import quantize_dynamic_bundle
 from export.recipes import Recipe
@@ -61,7 +61,7 @@ def _reuse(path: Path, weights_sha: str, make: Callable[[], Bundle | list[Bundle
 def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, tflite: bool) -> list[Path]:
     """Write (or reuse) every bundle of the student; returns their paths."""
     d, name, data = recipe.out / "bundles", recipe.name, recipe.data
-    src = {"weights_sha256": weights_sha, "recipe": recipe.name}
+    src = {"weights_sha256": weights_sha, "recipe": recipe.name, "method": method_name(recipe)}
     fp32 = d / f"{name}-fp32-onnx"
     _reuse(
         fp32,

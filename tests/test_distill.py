@@ -135,3 +135,21 @@ def test_tiny_distillation_learns_and_resumes(tmp_path) -> None:
     assert (out / "model" / "model.safetensors").is_file() and (out / "model" / "tokenizer.json").is_file()
     assert second["n_questions"] == 8 and 0 <= second["f1"] <= 100
     assert json.loads((out / "result.json").read_text())["method"].startswith("KD T=2 alpha=0.5")
+
+    # the student as saved in a checkpoint, written like a finished run under another name
+    import torch
+    from safetensors.torch import load_file
+
+    from export.distill import student_from_checkpoint
+
+    snap = load_recipe(RECIPES_DIR / "tiny-test.toml", [*base, 'name="tiny-snapshot"'])
+    last = out / "checkpoints" / "checkpoint-10"
+    at10 = student_from_checkpoint(snap, last, evaluate=False, argv=["test"])
+    assert at10["steps"] == 10 and at10["from_checkpoint"] == str(last)
+    ckpt = load_file(last / "model.safetensors")
+    saved = load_file(tmp_path / "tiny-snapshot" / "model" / "model.safetensors")
+    final = load_file(out / "model" / "model.safetensors")
+    assert saved.keys() == final.keys() == {k.removeprefix("student.") for k in ckpt if k.startswith("student.")}
+    assert all(torch.equal(saved[k], ckpt[f"student.{k}"]) and torch.equal(saved[k], final[k]) for k in saved)
+    with pytest.raises(InputError, match=r"model\.safetensors"):
+        student_from_checkpoint(snap, tmp_path / "nowhere", evaluate=False)

@@ -1,0 +1,273 @@
+"""Deploy a bundle to a device, run the runner there, and bring the results back.
+
+Targets:
+
+- ``ssh://[user@]host[:port]``: a Raspberry Pi, any Linux box, or an Android phone
+  running Termux's ``sshd``. Uses the real ``ssh`` binary; every remote command is
+  built from an argument list with :func:`shlex.quote`, so paths with spaces or
+  quotes reach the device as one argument and cannot inject shell syntax.
+- ``adb[:SERIAL]``: an Android phone on USB. ``adb forward`` maps a free local port
+  to Termux's sshd (port 8022 on the phone) and the rest is the ssh path, so the
+  phone runs exactly the code the Pi runs.
+
+What travels: the ``edgekit`` package itself (pure Python, so the device runs the
+workstation's runner version), the bundle, and the dataset. Files whose sha256 is
+already on the device are skipped. The remote run directory is named after the
+bundle's model hash, the dataset hash and the question limit, so deploying again
+after an interruption resumes the remote ``predictions.jsonl`` instead of starting
+over. Results come back into ``--out`` as the usual runner files plus
+``deploy.json``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import edgekit
+from edgekit.atomic import write_json
+from edgekit.bundle import load_bundle, sha256_file
+from edgekit.errors import EdgekitError
+
+RESULT_FILES = ("metrics.json", "predictions.json", "predictions.jsonl", "run.json")
+DEFAULT_REMOTE_DIR = "~/edgekit-deploy"
+DEFAULT_REMOTE_PYTHON = "~/edgekit-venv/bin/python"  # what device_runners/*/setup.sh creates
+TERMUX_SSHD_PORT = 8022
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where the device is and how to log in (key-based; ``BatchMode`` never prompts)."""
+
+    host: str
+    user: str | None = None
+    port: int | None = None
+    identity: Path | None = None
+    options: tuple[str, ...] = ()
+
+    @property
+    def destination(self) -> str:
+        return f"{self.user}@{self.host}" if self.user else self.host
+
+    def ssh_argv(self) -> list[str]:
+        argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"]
+        if self.port:
+            argv += ["-p", str(self.port)]
+        if self.identity:
+            argv += ["-i", str(self.identity)]
+        for opt in self.options:
+            argv += ["-o", opt]
+        return [*argv, self.destination, "--"]
+
+    def describe(self) -> str:
+        return f"ssh://{self.destination}" + (f":{self.port}" if self.port else "")
+
+
+_SSH_RE = re.compile(r"^ssh://(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:/]+)(?::(?P<port>\d+))?/?$")
+
+
+def parse_target(spec: str) -> tuple[str, str | None] | SshTarget:
+    """``ssh://user@host:port`` -> :class:`SshTarget`; ``adb`` / ``adb:SERIAL`` -> ("adb", serial)."""
+    if spec == "adb" or spec.startswith("adb:"):
+        return ("adb", spec[4:] or None)
+    m = _SSH_RE.match(spec)
+    if not m:
+        raise EdgekitError(f"target {spec!r}: expected ssh://[user@]host[:port] or adb[:SERIAL]")
+    return SshTarget(host=m["host"].strip("[]"), user=m["user"], port=int(m["port"]) if m["port"] else None)
+
+
+def remote_path(path: str) -> str:
+    """Quote a remote path for the device's shell; a leading ``~/`` still means the remote home."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+def _join(parts: Sequence[str | tuple[str]]) -> str:
+    """A shell command line: plain strings are quoted; 1-tuples are remote paths (``~`` kept)."""
+    return " ".join(remote_path(p[0]) if isinstance(p, tuple) else shlex.quote(p) for p in parts)
+
+
+class Remote:
+    """Runs commands and moves files over one ssh target."""
+
+    def __init__(self, target: SshTarget) -> None:
+        if not shutil.which("ssh"):
+            raise EdgekitError("ssh not found: install the OpenSSH client (Debian: openssh-client)")
+        self.target = target
+
+    def run(
+        self, command: str, stdin: bytes | None = None, capture: bool = True, check: bool = True
+    ) -> subprocess.CompletedProcess:
+        """Run ``command`` in the device's shell; ``capture=False`` streams its output to this terminal."""
+        argv = [*self.target.ssh_argv(), command]
+        pipe = subprocess.PIPE if capture else None
+        proc = subprocess.run(argv, input=stdin, stdout=pipe, stderr=pipe)
+        err = proc.stderr.decode(errors="replace").strip()[-2000:] if capture else "(see above)"
+        if not check:
+            return proc  # 255 here can also be a remote process killed by a signal; the caller decides
+        if proc.returncode == 255:
+            raise EdgekitError(f"{self.target.describe()}: ssh failed: {err}")
+        if proc.returncode != 0:
+            raise EdgekitError(
+                f"{self.target.describe()}: remote command failed (exit {proc.returncode}): {command}\n{err}"
+            )
+        return proc
+
+    def hashes(self, root: str, names: Sequence[str]) -> dict[str, str]:
+        """sha256 of those of ``names`` (relative to ``root``) that exist on the device."""
+        cmd = f"cd {remote_path(root)} 2>/dev/null && sha256sum -- {_join(names)} 2>/dev/null; exit 0"
+        out = self.run(cmd).stdout.decode(errors="replace")
+        found = {}
+        for line in out.splitlines():
+            digest, _, name = line.partition("  ")
+            if len(digest) == 64:
+                found[name] = digest
+        return found
+
+    def push(self, root: str, files: dict[str, Path]) -> None:
+        """Copy ``files`` (remote name -> local path) under ``root`` in one tar stream."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, path in files.items():
+                tar.add(path, arcname=name, recursive=False)
+        self.run(f"mkdir -p {remote_path(root)} && tar -x -f - -C {remote_path(root)}", stdin=buf.getvalue())
+
+    def pull(self, root: str, names: Sequence[str], dest: Path) -> list[str]:
+        """Copy those of ``names`` that exist under ``root`` into ``dest``; returns what came."""
+        cmd = (
+            f"cd {remote_path(root)} && for f in {_join(names)}; do "
+            '[ -f "$f" ] && printf "%s\\n" "$f"; done | tar -c -f - -T -'
+        )
+        data = self.run(cmd).stdout
+        dest.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+            members = [m for m in tar.getmembers() if m.name in names and m.isfile()]
+            tar.extractall(dest, members=members, filter="data")
+        return [m.name for m in members]
+
+
+def adb_forward(serial: str | None, device_port: int = TERMUX_SSHD_PORT) -> int:
+    """Forward a free local port to ``device_port`` on the phone; returns the local port."""
+    adb = shutil.which("adb")
+    if not adb:
+        raise EdgekitError("adb not found: install Android platform-tools (Debian: adb)")
+    base = [adb] + (["-s", serial] if serial else [])
+    proc = subprocess.run([*base, "forward", "tcp:0", f"tcp:{device_port}"], capture_output=True, text=True)
+    if proc.returncode != 0 or not proc.stdout.strip().isdigit():
+        who = f"device {serial}" if serial else "a device"
+        said = " ".join(ln for ln in (proc.stderr + proc.stdout).splitlines() if not ln.startswith("* daemon"))
+        raise EdgekitError(
+            f"adb could not reach {who}: {said.strip()}. Check `adb devices` lists the "
+            "phone as 'device' (USB debugging on, this computer authorised)."
+        )
+    return int(proc.stdout.strip())
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """What to run on the device and where its files live there."""
+
+    limit: int | None = None
+    threads: int | None = None
+    low_memory: bool = False
+    warmup: int = 3
+    remote_dir: str = DEFAULT_REMOTE_DIR
+    remote_python: str = DEFAULT_REMOTE_PYTHON
+    fresh: bool = False
+
+
+@dataclass
+class DeployReport:
+    target: str
+    remote_run_dir: str
+    pushed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    pulled: list[str] = field(default_factory=list)
+    remote_exit: int = 0
+
+
+def _code_files() -> dict[str, Path]:
+    """The edgekit package as it is on this workstation (sources and packaged data)."""
+    pkg = Path(edgekit.__file__).parent
+    files = {}
+    for path in sorted(pkg.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".json", ".md"):
+            files[f"code/edgekit/{path.relative_to(pkg).as_posix()}"] = path
+    return files
+
+
+def deploy(
+    target: SshTarget,
+    bundle_path: str | Path,
+    dataset: str | Path,
+    out: str | Path,
+    config: DeployConfig | None = None,
+) -> DeployReport:
+    """Push code, bundle and dataset (skipping what is there), run on the device, pull the results."""
+    config = config or DeployConfig()
+    bundle = load_bundle(bundle_path)  # never ship a bundle that does not verify here
+    dataset = Path(dataset)
+    if not dataset.is_file():
+        raise EdgekitError(f"{dataset}: dataset file not found")
+    m = bundle.manifest
+    data_sha = sha256_file(dataset)
+    bundle_dir = f"bundles/{m.name}-{m.files[m.model_file].sha256[:12]}"
+    data_name = f"data/{data_sha[:16]}.json"
+    files = _code_files()
+    files.update({f"{bundle_dir}/{name}": bundle.path / name for name in [*m.files, "manifest.json"]})
+    files[data_name] = dataset
+
+    remote = Remote(target)
+    root = config.remote_dir
+    there = remote.hashes(root, list(files))
+    changed = {name: p for name, p in files.items() if there.get(name) != sha256_file(p)}
+    run_dir = f"runs/{m.name}-{m.files[m.model_file].sha256[:12]}-{data_sha[:12]}-n{config.limit or 'all'}"
+    report = DeployReport(target.describe(), f"{root}/{run_dir}", sorted(changed), sorted(set(files) - set(changed)))
+    print(f"{target.describe()}: pushing {len(changed)} files, {len(report.skipped)} already there", file=sys.stderr)
+    if changed:
+        remote.push(root, changed)
+    if config.fresh:
+        remote.run(f"cd {remote_path(root)} && rm -rf -- {_join([run_dir])}")
+
+    args: list[str | tuple[str]] = [(config.remote_python,), "-m", "edgekit.cli", "run", bundle_dir]
+    args += ["--dataset", data_name, "--out", run_dir, "--warmup", str(config.warmup)]
+    if config.limit is not None:
+        args += ["--limit", str(config.limit)]
+    if config.threads is not None:
+        args += ["--threads", str(config.threads)]
+    if config.low_memory:
+        args.append("--low-memory")
+    command = f"cd {remote_path(root)} && PYTHONPATH=code exec {_join(args)}"
+    # the runner's progress bar and summary stream straight to this terminal
+    proc = remote.run(command, capture=False, check=False)
+    report.remote_exit = proc.returncode
+    out = Path(out)
+    report.pulled = remote.pull(f"{root}/{run_dir}", RESULT_FILES, out)
+    write_json(out / "deploy.json", {**asdict(report), "config": asdict(config), "bundle": m.name})
+    if proc.returncode != 0:
+        raise EdgekitError(
+            f"{target.describe()}: the runner stopped with exit {proc.returncode} (255: killed or connection lost); "
+            f"{len(report.pulled)} result files copied to {out}. Deploy again with the same arguments to resume."
+        )
+    return report
+
+
+def target_for(spec: str, identity: Path | None, options: Sequence[str], user: str | None) -> SshTarget:
+    """Resolve a target spec, setting up ``adb forward`` for phones."""
+    parsed = parse_target(spec)
+    if isinstance(parsed, SshTarget):
+        return SshTarget(parsed.host, parsed.user or user, parsed.port, identity, tuple(options))
+    _, serial = parsed
+    port = adb_forward(serial)
+    return SshTarget("127.0.0.1", user, port, identity, tuple(options))

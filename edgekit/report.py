@@ -1,0 +1,356 @@
+"""The teacher-vs-students report: one table, three plots, as Markdown, HTML and JSON.
+
+Inputs are the runner's ``metrics.json`` files (any bundles, any devices; a run
+directory stands for the ``metrics.json`` inside it) and, optionally, the size
+report ``compress.json``, whose reference rows (BERT-base, BERT-large, the
+teacher) become the grey bars of the size plot. Every number in the outputs is
+read from those files; nothing is typed in here.
+
+Speedup is the teacher's median latency per question divided by the row's, on
+the same device; the teacher is the row with the most parameters on that device
+unless ``baseline`` names one.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from edgekit.atomic import write_bytes, write_json, write_text
+from edgekit.errors import InputError
+from edgekit.predlog import read_log
+from edgekit.squad import read_json
+
+PLOTS = ("sizes.png", "f1_vs_latency.png", "latency_by_device.png")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One model x format x precision x device measurement."""
+
+    model: str
+    device: str
+    threads: int | None
+    params: int
+    layers: int
+    method: str
+    format: str
+    precision: str
+    size_mb: float
+    exact_match: float
+    f1: float
+    bertscore_f1: float | None
+    n_questions: int
+    latency_p50_ms: float
+    latency_p90_ms: float
+    throughput_qps: float
+    peak_rss_mb: float
+    speedup: float | None
+    metrics_path: str
+
+
+def device_label(d: dict[str, Any]) -> str:
+    """A short, honest name for where a run happened; emulated runs say so."""
+    if d.get("emulated"):
+        return f"{d.get('cpu', '?')} (emulated, qemu on x86_64)"
+    return f"{d.get('cpu', '?')} ({d.get('arch', '?')}, {d.get('cores_logical', '?')} cores)"
+
+
+def method_of(bundle: dict[str, Any]) -> str:
+    src = bundle.get("source", {})
+    if src.get("method"):
+        return str(src["method"])
+    if src.get("model") and not src.get("recipe"):
+        return "teacher (fine-tuned)" if not src.get("fresh_qa_head") else "untrained head"
+    return str(src.get("recipe", "?"))
+
+
+def _metrics_file(path: Path) -> Path:
+    return path / "metrics.json" if path.is_dir() else path
+
+
+def read_inputs(paths: list[Path]) -> tuple[list[tuple[Path, dict[str, Any]]], list[dict[str, Any]]]:
+    """Split inputs into runner metrics and size-reference rows, refusing anything else by name."""
+    runs, refs = [], []
+    for p in paths:
+        f = _metrics_file(Path(p))
+        obj = read_json(f, "results")
+        if isinstance(obj, dict) and "latency_ms" in obj and "f1" in obj and "bundle" in obj:
+            runs.append((f, obj))
+        elif isinstance(obj, dict) and isinstance(obj.get("rows"), list):
+            refs += [r for r in obj["rows"] if r.get("kind") == "reference"]
+        else:
+            raise InputError(f, "top level", "a runner metrics.json (f1, latency_ms, bundle) or compress.json (rows)")
+    if not runs:
+        raise InputError(paths[0] if paths else Path("."), "inputs", "at least one runner metrics.json")
+    return runs, refs
+
+
+def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = None) -> list[Row]:
+    rows = []
+    for path, m in runs:
+        b = m["bundle"]
+        rows.append(
+            Row(
+                model=b["name"],
+                device=device_label(m.get("device", {})),
+                threads=m.get("threads"),
+                params=int(b["params"]),
+                layers=int(b["layers"]),
+                method=method_of(b),
+                format=b["format"],
+                precision=b["precision"],
+                size_mb=float(b["model_size_mb"]),
+                exact_match=float(m["exact_match"]),
+                f1=float(m["f1"]),
+                bertscore_f1=m.get("bertscore", {}).get("f1"),
+                n_questions=int(m["n_questions"]),
+                latency_p50_ms=float(m["latency_ms"]["p50"]),
+                latency_p90_ms=float(m["latency_ms"]["p90"]),
+                throughput_qps=float(m["throughput_qps"]),
+                peak_rss_mb=float(m["peak_rss_mb"]),
+                speedup=None,
+                metrics_path=str(path),
+            )
+        )
+    out = []
+    for r in rows:
+        same = [x for x in rows if x.device == r.device]
+        base = next((x for x in same if x.model == baseline), None) if baseline else max(same, key=lambda x: x.params)
+        speed = base.latency_p50_ms / r.latency_p50_ms if base else None
+        out.append(Row(**{**asdict(r), "speedup": speed}))
+    return sorted(out, key=lambda r: (r.device, -r.params, r.format, r.precision))
+
+
+def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points not beaten by another that is both faster (lower x) and at least as accurate (higher y)."""
+    front, best = [], float("-inf")
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if y > best:
+            front.append((x, y))
+            best = y
+    return front
+
+
+def _latencies(metrics_path: str) -> list[float]:
+    log = Path(metrics_path).with_name("predictions.jsonl")
+    return [r["latency_ms"] for r in read_log(log, repair=False)] if log.exists() else []
+
+
+def plot(rows: list[Row], refs: list[dict[str, Any]], out: Path) -> list[Path]:
+    """Write the three PNG plots; returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    def plain_log_x(ax) -> None:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+    paths = [out / name for name in PLOTS]
+
+    # sizes: one bar per artifact, reference models in grey
+    arts = {(r.model, r.format, r.precision): r.size_mb for r in rows}
+    labels = [f"{r['name']} (fp32, reference)" for r in refs] + [f"{m} ({f} {p})" for (m, f, p) in arts]
+    sizes = [float(r["size_mb"]) for r in refs] + list(arts.values())
+    colors = ["#b0b0b0"] * len(refs) + ["#2b6cb0" if p == "fp32" else "#dd6b20" for (_, _, p) in arts]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(labels) + 1.2))
+    ax.barh(labels, sizes, color=colors)
+    for y, s in enumerate(sizes):
+        ax.text(s, y, f" {s:,.1f} MB", va="center", fontsize=8)
+    plain_log_x(ax)
+    ax.set_xlabel("model file size, MB (log scale)")
+    ax.invert_yaxis()
+    ax.set_title("Size: references (grey), fp32 (blue), int8 (orange)")
+    fig.tight_layout()
+    fig.savefig(paths[0], dpi=110)
+    plt.close(fig)
+
+    # F1 vs latency with the Pareto front per device
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    markers = "osD^v<>"
+    for i, dev in enumerate(sorted({r.device for r in rows})):
+        pts = [r for r in rows if r.device == dev]
+        ax.scatter([r.latency_p50_ms for r in pts], [r.f1 for r in pts], marker=markers[i % len(markers)], label=dev)
+        for r in pts:
+            ax.annotate(
+                f"{r.model} {r.format}", (r.latency_p50_ms, r.f1), fontsize=7, xytext=(4, 3), textcoords="offset points"
+            )
+        front = pareto([(r.latency_p50_ms, r.f1) for r in pts])
+        ax.step([x for x, _ in front], [y for _, y in front], where="post", linestyle="--", linewidth=1, alpha=0.7)
+    plain_log_x(ax)
+    ax.set_xlabel("median latency per question, ms (log scale)")
+    ax.set_ylabel("F1 (SQuAD v1.1 dev)")
+    ax.set_title("Accuracy vs latency (dashed: Pareto front per device)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(paths[1], dpi=110)
+    plt.close(fig)
+
+    # latency distribution per row, grouped by device
+    data = [(r, _latencies(r.metrics_path)) for r in rows]
+    data = [(r, lat) for r, lat in data if lat]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * max(len(data), 1) + 1.5))
+    if data:
+        ax.boxplot([lat for _, lat in data], vert=False, showfliers=False)
+        ax.set_yticks(range(1, len(data) + 1), [f"{r.model} {r.format} | {r.device[:40]}" for r, _ in data], fontsize=7)
+        plain_log_x(ax)
+    ax.set_xlabel("latency per question, ms (log scale; boxes: quartiles, whiskers: 1.5 IQR)")
+    ax.set_title("Latency distribution by model and device")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(paths[2], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+COLUMNS = [
+    ("model", "model"),
+    ("device", "device"),
+    ("threads", "threads"),
+    ("params", "params"),
+    ("layers", "layers"),
+    ("method", "method"),
+    ("format", "format"),
+    ("precision", "precision"),
+    ("size_mb", "size MB"),
+    ("exact_match", "EM"),
+    ("f1", "F1"),
+    ("bertscore_f1", "BERTScore F1"),
+    ("latency_p50_ms", "p50 ms"),
+    ("latency_p90_ms", "p90 ms"),
+    ("throughput_qps", "q/s"),
+    ("peak_rss_mb", "peak RSS MB"),
+    ("speedup", "speedup"),
+    ("n_questions", "questions"),
+]
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "–"
+    if key == "params":
+        return f"{value / 1e6:.1f}M"
+    if key == "speedup":
+        return f"{value:.1f}×"
+    if key in ("size_mb", "exact_match", "f1", "latency_p50_ms", "latency_p90_ms", "throughput_qps", "peak_rss_mb"):
+        return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+    if key == "bertscore_f1":
+        return f"{100 * value:.1f}"
+    return str(value)
+
+
+def table_cells(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
+    return [h for _, h in COLUMNS], [[_cell(k, getattr(r, k)) for k, _ in COLUMNS] for r in rows]
+
+
+def markdown(rows: list[Row], refs: list[dict[str, Any]], plots: list[Path]) -> str:
+    head, body = table_cells(rows)
+    lines = ["# edgekit report", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    if refs:
+        lines += ["", "Reference sizes (fp32, parameters × 4 bytes): "]
+        lines += [f"- {r['name']}: {r['params'] / 1e6:.1f}M params, {r['size_mb']:.1f} MB" for r in refs]
+    lines += ["", *[f"![{p.stem}]({p.name})" for p in plots], "", NOTES]
+    return "\n".join(lines) + "\n"
+
+
+NOTES = (
+    "Latency: wall time per question (tokenize + model + decode), batch 1, after warm-up, on the device named in "
+    "the row; emulated rows are qemu emulation time, not the board's. Speedup: the teacher's median latency on the "
+    "same device divided by the row's. EM/F1: official SQuAD v1.1 scoring on the row's questions (see the "
+    "questions column; rows over different question sets are not strictly comparable)."
+)
+
+
+def html_page(rows: list[Row], refs: list[dict[str, Any]], plots: list[Path]) -> str:
+    """A single self-contained HTML file: the table and the plots embedded as data URIs."""
+    head, body = table_cells(rows)
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    trs = "\n".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in body)
+    imgs = "\n".join(
+        f'<figure><img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
+        f"<figcaption>{p.stem}</figcaption></figure>"
+        for p in plots
+    )
+    ref_items = "".join(
+        f"<li>{html.escape(r['name'])}: {r['params'] / 1e6:.1f}M params, {r['size_mb']:.1f} MB</li>" for r in refs
+    )
+    refs_html = f"<h2>Reference sizes (fp32)</h2><ul>{ref_items}</ul>" if refs else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>edgekit report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 24px; color: #1a202c; }}
+table {{ border-collapse: collapse; font-size: 12px; }}
+th, td {{ border: 1px solid #cbd5e0; padding: 4px 6px; text-align: right; }}
+th {{ background: #edf2f7; }} td:nth-child(-n+2), td:nth-child(6) {{ text-align: left; }}
+figure {{ margin: 18px 0; }} img {{ max-width: 100%; border: 1px solid #e2e8f0; }}
+p.notes {{ font-size: 12px; color: #4a5568; max-width: 900px; }}
+</style></head><body>
+<h1>edgekit report: teacher vs students</h1>
+<table><thead><tr>{th}</tr></thead><tbody>
+{trs}
+</tbody></table>
+{refs_html}
+{imgs}
+<p class="notes">{html.escape(NOTES)}</p>
+</body></html>
+"""
+
+
+def write_report(inputs: list[Path], out: Path, baseline: str | None = None, command: list[str] | None = None) -> dict:
+    """Read the inputs and write report.{md,html,json} and the PNG plots into ``out``."""
+    runs, refs = read_inputs(inputs)
+    rows = build_rows(runs, baseline)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = plot(rows, refs, out)
+    write_text(out / "report.md", markdown(rows, refs, plots))
+    write_text(out / "report.html", html_page(rows, refs, plots))
+    report = {
+        "rows": [asdict(r) for r in rows],
+        "references": refs,
+        "inputs": [str(p) for p in inputs],
+        "devices": sorted({r.device for r in rows}),
+        "command": command,
+        "notes": NOTES,
+    }
+    write_json(out / "report.json", report)
+    return report
+
+
+def screenshot(html_path: Path, png_path: Path, width: int = 1500, height: int = 2600) -> Path:
+    """Render ``html_path`` in headless Chromium and save a PNG (what a person would see)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not browser:
+        raise InputError(html_path, "screenshot", "Chromium installed (Debian package chromium)")
+    tmp_png = png_path.with_name(png_path.name + ".partial.png")
+    argv = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={png_path.parent / '.chromium-profile'}",
+        f"--window-size={width},{height}",
+        f"--screenshot={tmp_png}",
+        html_path.resolve().as_uri(),
+    ]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    shutil.rmtree(png_path.parent / ".chromium-profile", ignore_errors=True)
+    if proc.returncode != 0 or not tmp_png.exists():
+        raise InputError(html_path, "screenshot", f"Chromium to render it ({proc.stderr.strip()[-500:]})")
+    write_bytes(png_path, tmp_png.read_bytes())
+    tmp_png.unlink()
+    return png_path

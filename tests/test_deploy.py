@@ -1,0 +1,147 @@
+"""`edgekit deploy` against a real sshd on loopback and the real adb binary.
+
+The "device" here is this machine reached through ssh: the same commands, quoting,
+transfers and resume logic a Raspberry Pi or Termux phone gets. The remote
+directory has spaces and quotes in its name, so any quoting slip breaks the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from device_tools import free_port, loopback_sshd, require
+
+from device_runners.deploy import DeployConfig, SshTarget, _join, deploy, parse_target, remote_path
+from edgekit.errors import EdgekitError
+from edgekit.predlog import read_log
+from edgekit.runner import RunConfig, run
+
+AWKWARD = 'dir with space\'s "quotes" $HOME `x`'
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    with loopback_sshd(tmp_path_factory.mktemp("sshd")) as target:
+        yield target
+
+
+def _config(tmp_path: Path, **kw) -> DeployConfig:
+    return DeployConfig(remote_dir=str(tmp_path / "device" / AWKWARD), remote_python=sys.executable, warmup=0, **kw)
+
+
+def test_parse_target() -> None:
+    assert parse_target("ssh://pi@raspberrypi.local:2222") == SshTarget("raspberrypi.local", "pi", 2222)
+    assert parse_target("ssh://10.0.0.7") == SshTarget("10.0.0.7")
+    assert parse_target("ssh://u@[fe80::1]:22") == SshTarget("fe80::1", "u", 22)
+    assert parse_target("adb") == ("adb", None)
+    assert parse_target("adb:R58M123") == ("adb", "R58M123")
+    with pytest.raises(EdgekitError, match="expected ssh://"):
+        parse_target("pi@raspberrypi")
+
+
+def test_remote_quoting_survives_a_real_shell() -> None:
+    """Every argument comes back from sh exactly as given; `~/` still expands to the remote home."""
+    args = ["a b", "it's", '"q"', "$(touch /tmp/pwned)", "`id`", "semi;colon", "new\nline"]
+    out = subprocess.run(["sh", "-c", "printf '%s\\0' " + _join(args)], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\0")[:-1] == args
+    home = subprocess.run(["sh", "-c", "printf %s " + remote_path("~/x y")], capture_output=True, text=True)
+    assert home.stdout == os.path.expanduser("~/x y")
+
+
+@pytest.mark.slow
+def test_deploy_over_ssh_matches_local_run_and_skips_present_files(sshd, minilm_bundle, dev_path, tmp_path) -> None:
+    local = run(minilm_bundle.path, dev_path, tmp_path / "local", RunConfig(limit=6, warmup=0, progress=False))
+    config = _config(tmp_path, limit=6)
+    first = deploy(sshd, minilm_bundle.path, dev_path, tmp_path / "pulled", config)
+    assert any(p.startswith("bundles/") for p in first.pushed) and "code/edgekit/runner.py" in first.pushed
+    pulled = tmp_path / "pulled"
+    assert json.loads((pulled / "predictions.json").read_text()) == json.loads(
+        (tmp_path / "local" / "predictions.json").read_text()
+    )
+    metrics = json.loads((pulled / "metrics.json").read_text())
+    assert metrics["exact_match"] == local["exact_match"] and metrics["n_questions"] == 6
+    assert (tmp_path / "device" / AWKWARD / first.remote_run_dir.split(AWKWARD + "/")[1]).is_dir()
+
+    second = deploy(sshd, minilm_bundle.path, dev_path, tmp_path / "pulled2", config)
+    assert second.pushed == [] and len(second.skipped) == len(first.pushed)
+    assert json.loads((tmp_path / "pulled2" / "metrics.json").read_text())["resumed_from"] == 6
+
+
+@pytest.mark.slow
+def test_deploy_resumes_after_the_remote_runner_is_killed(sshd, minilm_bundle, dev_path, tmp_path) -> None:
+    n = 60
+    device_dir = tmp_path / "device" / AWKWARD
+    key = sshd.identity
+    argv = [sys.executable, "-m", "edgekit.cli", "deploy", f"ssh://{sshd.user}@127.0.0.1:{sshd.port}"]
+    argv += [str(minilm_bundle.path), "--dataset", str(dev_path), "--out", str(tmp_path / "pulled")]
+    argv += ["--limit", str(n), "--warmup", "0", "--remote-dir", str(device_dir), "--remote-python", sys.executable]
+    argv += ["-i", str(key), "--ssh-option", sshd.options[0]]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline and proc.poll() is None:
+        logs = list(device_dir.glob("runs/*/predictions.jsonl"))
+        if logs and len(read_log(logs[0], repair=False)) >= 5:
+            for p in psutil.process_iter(["cmdline"]):
+                cmd = p.info["cmdline"] or []
+                if "edgekit.cli" in cmd and "run" in cmd and p.pid != proc.pid:
+                    os.kill(p.pid, signal.SIGKILL)
+                    killed = p.pid
+        time.sleep(0.02)
+    _, err = proc.communicate(timeout=60)
+    assert killed is not None, f"runner finished before it could be killed: {err}"
+    assert proc.returncode == 2 and "resume" in err
+    before = len(read_log(logs[0]))
+    assert 5 <= before < n
+
+    result = subprocess.run(argv, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "pulled" / "metrics.json").read_text())
+    assert metrics["resumed_from"] >= before and metrics["n_questions"] == n
+    ids = [r["id"] for r in read_log(tmp_path / "pulled" / "predictions.jsonl")]
+    assert len(ids) == len(set(ids)) == n
+    local = run(minilm_bundle.path, dev_path, tmp_path / "local", RunConfig(limit=n, warmup=0, progress=False))
+    assert json.loads((tmp_path / "pulled" / "predictions.json").read_text()) == json.loads(
+        (tmp_path / "local" / "predictions.json").read_text()
+    )
+    assert metrics["f1"] == local["f1"]
+
+
+def test_deploy_refuses_a_bundle_that_does_not_verify(sshd, minilm_bundle, dev_path, tmp_path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(minilm_bundle.path, broken)
+    with open(broken / "tokenizer.json", "a") as fh:
+        fh.write(" ")
+    with pytest.raises(EdgekitError, match=r"tokenizer\.json"):
+        deploy(sshd, broken, dev_path, tmp_path / "out", _config(tmp_path, limit=1))
+    assert not (tmp_path / "device").exists()  # nothing was sent
+
+
+def test_unreachable_host_is_a_clear_error(minilm_bundle, dev_path, tmp_path) -> None:
+    require("ssh", "openssh-client")
+    target = SshTarget("127.0.0.1", "nobody", free_port(), options=("ConnectTimeout=5",))
+    with pytest.raises(EdgekitError, match=r"ssh://nobody@127.0.0.1:\d+: ssh failed: .*refused"):
+        deploy(target, minilm_bundle.path, dev_path, tmp_path / "out", _config(tmp_path, limit=1))
+
+
+def test_adb_with_no_device_attached_is_a_clear_error(tmp_path, minilm_bundle, dev_path) -> None:
+    adb = require("adb", "adb")
+    env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(free_port()), "HOME": str(tmp_path)}
+    argv = [sys.executable, "-m", "edgekit.cli", "deploy", "adb:emulator-5554", str(minilm_bundle.path)]
+    argv += ["--dataset", str(dev_path), "--out", str(tmp_path / "out")]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+    finally:
+        subprocess.run([adb, "kill-server"], env=env, capture_output=True)
+    assert result.returncode == 2
+    assert "adb could not reach device emulator-5554" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,72 @@
+"""`edgekit report`: rows, speedups, Pareto front, self-contained HTML, plots, and a real browser render."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from device_tools import require
+
+from edgekit.errors import InputError
+from edgekit.report import pareto, read_inputs, screenshot, write_report
+from edgekit.runner import RunConfig, run
+
+ROOT = Path(__file__).resolve().parents[1]
+TEACHER_RUN = ROOT / "benchmarks" / "results" / "teacher-mpnet-fp32-onnx" / "metrics.json"
+
+
+def test_pareto_front() -> None:
+    pts = [(10, 50), (20, 60), (15, 40), (30, 60), (5, 30), (40, 80)]
+    assert pareto(pts) == [(5, 30), (10, 50), (20, 60), (40, 80)]
+
+
+@pytest.fixture(scope="module")
+def student_run(tmp_path_factory, minilm_bundle, dev_path) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "minilm"
+    run(minilm_bundle.path, dev_path, out, RunConfig(limit=8, warmup=1, progress=False))
+    return out
+
+
+def test_report_files_rows_and_speedup(student_run, tmp_path) -> None:
+    report = write_report([TEACHER_RUN, student_run], tmp_path / "rep", command=["test"])
+    for name in ("report.md", "report.html", "report.json", "sizes.png", "f1_vs_latency.png", "latency_by_device.png"):
+        assert (tmp_path / "rep" / name).stat().st_size > 0, name
+        if name.endswith(".png"):
+            assert (tmp_path / "rep" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = {r["model"]: r for r in report["rows"]}
+    teacher, student = rows["mpnet-base-squad-fp32-onnx"], rows["minilm-test"]
+    assert teacher["speedup"] == 1.0 and teacher["method"] == "teacher (fine-tuned)"
+    assert student["speedup"] == pytest.approx(teacher["latency_p50_ms"] / student["latency_p50_ms"])
+    assert student["n_questions"] == 8 and teacher["n_questions"] == 10570
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and 'src="http' not in page  # self-contained
+    assert "minilm-test" in (tmp_path / "rep" / "report.md").read_text()
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["rows"] == report["rows"]
+
+
+def test_report_refuses_files_it_cannot_read(tmp_path) -> None:
+    bad = tmp_path / "x.json"
+    bad.write_text('{"hello": 1}')
+    with pytest.raises(InputError, match=r"x\.json.*runner metrics\.json"):
+        read_inputs([bad])
+    bad.write_text("{not json")
+    with pytest.raises(InputError, match=r"x\.json"):
+        read_inputs([bad])
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(student_run, tmp_path) -> None:
+    require("chromium", "chromium")
+    write_report([TEACHER_RUN, student_run], tmp_path)
+    png = screenshot(tmp_path / "report.html", tmp_path / "shot.png", width=1200, height=1600)
+    from PIL import Image
+
+    img = Image.open(png).convert("L")
+    assert img.size == (1200, 1600)
+    # a rendered page has text and plots, not one flat colour
+    lo, hi = img.getextrema()
+    assert hi - lo > 100 and len(set(img.getdata())) > 20
+    assert not (tmp_path / ".chromium-profile").exists()
+    shutil.rmtree(tmp_path, ignore_errors=True)
