@@ -26,7 +26,9 @@ from export.quantize import quantize_dynamic_bundle
 from export.recipes import Recipe
 from export.to_onnx import DEFAULT_ATOL, onnx_bundle, validate
 
-INT8_ATOL = 1.0  # int8 is judged by answer agreement and EM/F1; this only catches a broken graph
+# int8 logits of a trained model move by a logit or two (measured: 1.8 on MiniLM-L6 after KD) while the answer
+# stays the same, so int8 is judged by answer agreement with fp32 (and by EM/F1); this floor only catches a broken graph
+INT8_MIN_AGREEMENT = 0.6
 
 
 @dataclass(frozen=True)
@@ -96,9 +98,14 @@ def check(qa: LoadedQA, bundle_path: Path, recipe: Recipe, n: int) -> ArtifactRo
     bundle = load_bundle(bundle_path)
     dev = recipe.data.dev_path()
     m = bundle.manifest
-    v = validate(qa, bundle, load_squad(dev)[:16], DEFAULT_ATOL if m.precision == "fp32" else INT8_ATOL)
-    if not v.ok:
+    v = validate(qa, bundle, load_squad(dev)[:16], DEFAULT_ATOL)
+    if m.precision == "fp32" and not v.ok:
         raise EdgekitError(f"{bundle.path}: logits differ from PyTorch by {v.max_abs_diff:.3g} > atol {v.atol}")
+    if v.answer_agreement < INT8_MIN_AGREEMENT:
+        raise EdgekitError(
+            f"{bundle.path}: only {100 * v.answer_agreement:.0f}% of answers match PyTorch fp32 "
+            f"(expected at least {100 * INT8_MIN_AGREEMENT:.0f}%; max |Δlogit| {v.max_abs_diff:.3g})"
+        )
     metrics = run(
         bundle.path,
         dev,

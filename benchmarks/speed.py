@@ -1,0 +1,259 @@
+"""Side-by-side speed: what a user would run instead vs the edgekit runner, in one run.
+
+Systems, all on the same dev questions (spread evenly over the dev set), batch 1:
+
+  hf-pipeline-teacher   transformers ``pipeline("question-answering")``, fp32 PyTorch teacher (the seed's method)
+  optimum-ort-teacher   Optimum's ``ORTModelForQuestionAnswering`` pipeline, the same teacher exported by Optimum
+  edgekit-teacher       the teacher's fp32 ONNX bundle through the edgekit runner
+  edgekit-student-*     each student bundle given (ONNX int8, TFLite fp32/int8, ...) through the edgekit runner
+
+Each (system, repeat) runs in a fresh process, so peak RSS is that system's own,
+and repeats are interleaved (a, b, c, d, a, b, ...) so that machine noise spreads
+over all systems. Reported per system: medians over repeats of the median latency
+per question, throughput, peak RSS, EM/F1 on those questions (a check that every
+system answers the same task), and for edgekit the bare model time, so the
+runner's own overhead (tokenize + decode) is visible. Ratios are to the HF
+pipeline measured in the same run.
+
+    python -m benchmarks.speed --students B1 B2 ... [--n 500] [--repeats 3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from edgekit import device
+from edgekit.atomic import write_json, write_text
+from edgekit.metric import evaluate
+from edgekit.squad import Example, default_data_dir, load_squad
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+TEACHER = ROOT.parent / "shared" / "models" / "mpnet-base-squad"
+TEACHER_BUNDLE = ROOT / "runs" / "bundles" / "mpnet-base-squad-fp32-onnx"
+GOALS = {
+    "student_int8_vs_hf_speedup_min": 10.0,
+    "edgekit_teacher_vs_hf_speedup_min": 2.0,
+    "runner_overhead_max_pct": 15.0,
+    "student_int8_peak_rss_max_mb": 150.0,
+}
+
+
+def pick_questions(dataset: Path, n: int) -> list[Example]:
+    examples = load_squad(dataset)
+    step = max(1, len(examples) // n)
+    return examples[::step][:n]
+
+
+def _timed(answer, examples: list[Example], warmup: int) -> tuple[dict[str, str], list[float]]:
+    for ex in examples[:warmup]:
+        answer(ex)
+    preds, lat = {}, []
+    for ex in examples:
+        t = time.perf_counter()
+        preds[ex.id] = answer(ex)
+        lat.append((time.perf_counter() - t) * 1000.0)
+    return preds, lat
+
+
+def worker(system: str, target: str, dataset: Path, n: int, threads: int, warmup: int) -> dict[str, Any]:
+    """Measure one system in this process (called in a fresh subprocess by :func:`main`)."""
+    examples = pick_questions(dataset, n)
+    t0 = time.perf_counter()
+    model_ms: list[float] = []
+    if system in ("hf-pipeline", "optimum-ort"):
+        import torch
+        from transformers import AutoTokenizer, pipeline
+
+        torch.set_num_threads(threads)
+        tok = AutoTokenizer.from_pretrained(target)
+        if system == "hf-pipeline":
+            from transformers import AutoModelForQuestionAnswering
+
+            model = AutoModelForQuestionAnswering.from_pretrained(target, dtype=torch.float32).eval()
+        else:
+            import onnxruntime as ort
+            from optimum.onnxruntime import ORTModelForQuestionAnswering
+
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = threads
+            model = ORTModelForQuestionAnswering.from_pretrained(target, session_options=so)
+        pipe = pipeline("question-answering", model=model, tokenizer=tok, device="cpu")
+
+        def answer(ex: Example) -> str:
+            with torch.inference_mode():
+                return pipe(question=ex.question, context=ex.context, max_seq_len=384, doc_stride=128)["answer"]
+    else:
+        from edgekit.backends import RuntimeOptions
+        from edgekit.runner import QAModel
+
+        qa = QAModel.load(target, RuntimeOptions(threads=threads))
+
+        def answer(ex: Example) -> str:
+            text = qa.answer(ex.question, ex.context).text
+            model_ms.append(qa.last_model_ms)
+            return text
+
+    load_ms = (time.perf_counter() - t0) * 1000.0
+    preds, lat = _timed(answer, examples, warmup)
+    model_ms = model_ms[-len(lat) :] if model_ms else []
+    score = evaluate(examples, preds)
+    return {
+        "system": system,
+        "target": target,
+        "n": len(lat),
+        "load_ms": load_ms,
+        "p50_ms": statistics.median(lat),
+        "p90_ms": sorted(lat)[int(0.9 * (len(lat) - 1))],
+        "throughput_qps": 1000.0 * len(lat) / sum(lat),
+        "model_p50_ms": statistics.median(model_ms) if model_ms else None,
+        "model_total_ms": sum(model_ms) if model_ms else None,
+        "total_ms": sum(lat),
+        "peak_rss_mb": device.peak_rss_mb(),
+        "exact_match": score.exact_match,
+        "f1": score.f1,
+    }
+
+
+def optimum_export(teacher: Path, out: Path) -> Path:
+    """Optimum's own ONNX export of the teacher (done once, reused)."""
+    if (out / "model.onnx").exists():
+        return out
+    from optimum.onnxruntime import ORTModelForQuestionAnswering
+    from transformers import AutoTokenizer
+
+    model = ORTModelForQuestionAnswering.from_pretrained(teacher, export=True)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(teacher).save_pretrained(out)
+    return out
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float | None:
+    vals = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def summarize(name: str, runs: list[dict[str, Any]], base: dict[str, Any] | None) -> dict[str, Any]:
+    s = {k: _median(runs, k) for k in ("p50_ms", "p90_ms", "throughput_qps", "peak_rss_mb", "model_p50_ms", "load_ms")}
+    s.update(name=name, target=runs[0]["target"], n=runs[0]["n"], repeats=len(runs))
+    s.update(exact_match=runs[0]["exact_match"], f1=runs[0]["f1"])
+    s["p50_ms_each_repeat"] = [round(r["p50_ms"], 2) for r in runs]
+    if runs[0].get("model_total_ms"):
+        # overhead of tokenize + decode + Python around the runtime call, as a share of the bare model time
+        s["runner_overhead_pct"] = _median(
+            [{"v": 100.0 * (r["total_ms"] - r["model_total_ms"]) / r["model_total_ms"]} for r in runs], "v"
+        )
+    if base:
+        s["speedup_vs_hf_pipeline"] = base["p50_ms"] / s["p50_ms"]
+        s["rss_ratio_vs_hf_pipeline"] = s["peak_rss_mb"] / base["peak_rss_mb"]
+    return s
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| system | questions | p50 ms | p90 ms | q/s | model p50 ms | runner overhead | peak RSS MB | EM | F1 "
+        "| speedup vs HF pipeline |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        over = f"{r['runner_overhead_pct']:.1f}%" if r.get("runner_overhead_pct") is not None else "–"
+        mp = f"{r['model_p50_ms']:.1f}" if r.get("model_p50_ms") else "–"
+        lines.append(
+            f"| {r['name']} | {r['n']} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['throughput_qps']:.2f} | {mp} | "
+            f"{over} | {r['peak_rss_mb']:.0f} | {r['exact_match']:.1f} | {r['f1']:.1f} | "
+            f"{r.get('speedup_vs_hf_pipeline', 1.0):.1f}× |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--students", nargs="*", type=Path, default=[], help="student bundles to measure")
+    p.add_argument("--teacher", type=Path, default=TEACHER, help="teacher transformers directory")
+    p.add_argument("--teacher-bundle", type=Path, default=TEACHER_BUNDLE, help="teacher fp32 ONNX bundle")
+    p.add_argument("--dataset", type=Path, default=default_data_dir() / "dev-v1.1.json")
+    p.add_argument("--n", type=int, default=500, help="questions, spread evenly over the dataset (default: 500)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--work", type=Path, default=ROOT / "runs" / "speed")
+    p.add_argument("--out", type=Path, default=RESULTS / "speed.json")
+    p.add_argument("--worker", nargs=2, metavar=("SYSTEM", "TARGET"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.worker:
+        result = worker(args.worker[0], args.worker[1], args.dataset, args.n, args.threads, args.warmup)
+        print(json.dumps(result))
+        return 0
+
+    from edgekit.bundle import load_bundle
+
+    optimum_dir = optimum_export(args.teacher, args.work / "optimum-teacher")
+    systems = [
+        ("hf-pipeline-teacher", "hf-pipeline", str(args.teacher)),
+        ("optimum-ort-teacher", "optimum-ort", str(optimum_dir)),
+        ("edgekit-teacher-fp32-onnx", "edgekit", str(args.teacher_bundle)),
+    ]
+    for b in args.students:
+        m = load_bundle(b).manifest
+        systems.append((f"edgekit-student-{m.name}", "edgekit", str(b)))
+
+    from tqdm import tqdm
+
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in systems}
+    common = ["--dataset", str(args.dataset), "--n", str(args.n), "--threads", str(args.threads)]
+    common += ["--warmup", str(args.warmup)]
+    with tqdm(total=len(systems) * args.repeats, desc="system x repeat") as bar:
+        for _ in range(args.repeats):
+            for name, system, target in systems:
+                cmd = [sys.executable, "-m", "benchmarks.speed", "--worker", system, target, *common]
+                with tempfile.TemporaryFile() as err:
+                    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT)
+                    if proc.returncode != 0:
+                        err.seek(0)
+                        raise SystemExit(f"{name} failed:\n{err.read().decode(errors='replace')[-3000:]}")
+                runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                bar.update()
+
+    base = summarize("hf-pipeline-teacher", runs["hf-pipeline-teacher"], None)
+    rows = [base] + [summarize(name, runs[name], base) for name, _, _ in systems[1:]]
+    by = {r["name"]: r for r in rows}
+    int8 = [r for r in rows if r["name"].startswith("edgekit-student") and "int8-onnx" in r["name"]]
+    edge = by["edgekit-teacher-fp32-onnx"]
+    checks = {
+        "edgekit_teacher_vs_hf_speedup": edge["speedup_vs_hf_pipeline"],
+        "runner_overhead_pct_teacher": edge.get("runner_overhead_pct"),
+    }
+    if int8:
+        checks["student_int8_vs_hf_speedup"] = int8[0]["speedup_vs_hf_pipeline"]
+        checks["student_int8_peak_rss_mb"] = int8[0]["peak_rss_mb"]
+        checks["runner_overhead_pct_student_int8"] = int8[0].get("runner_overhead_pct")
+    result = {
+        "rows": rows,
+        "ratios": checks,
+        "goals": GOALS,
+        "settings": {"n": args.n, "repeats": args.repeats, "warmup": args.warmup, "threads": args.threads},
+        "device": device.describe(),
+        "command": ["python", "-m", "benchmarks.speed", *(argv if argv is not None else sys.argv[1:])],
+        "notes": "medians over repeats of per-question median latency; each (system, repeat) in a fresh process; "
+        "runner overhead = (wall - bare model time) / bare model time, summed over questions",
+    }
+    write_json(args.out, result)
+    table = markdown(rows)
+    write_text(args.out.with_suffix(".md"), table)
+    print(table)
+    print(json.dumps(checks, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
