@@ -88,12 +88,22 @@ def describe() -> dict[str, object]:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (kernel high-water mark where available)."""
+    """Peak resident memory of this process so far, in MiB.
+
+    Linux: ``VmHWM`` from /proc/self/status, the high-water mark of this address
+    space. Not ``getrusage``'s ``ru_maxrss``: that survives ``exec``, so a runner
+    started by a large parent (a training job, a benchmark driver) would report the
+    parent's peak. Elsewhere ``ru_maxrss`` (bytes on macOS) and the current RSS.
+    """
+    status = _read("/proc/self/status") or ""
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
     rss = psutil.Process().memory_info().rss
     try:
         import resource
 
-        unit = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes, Linux KiB
+        unit = 1 if sys.platform == "darwin" else 1024
         rss = max(rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit)
     except (ImportError, AttributeError):
         pass

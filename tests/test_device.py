@@ -1,0 +1,26 @@
+"""Device facts and memory accounting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from edgekit import device
+
+
+def test_peak_rss_is_the_processs_own_not_its_parents() -> None:
+    """A runner started by a big process (a benchmark driver, a training job) reports its own peak."""
+    big = bytearray(400 * 2**20)
+    big[::4096] = b"\x01" * len(big[::4096])  # make every page resident
+    assert device.peak_rss_mb() > 400
+    code = "from edgekit.device import peak_rss_mb; print(peak_rss_mb())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    del big
+    assert 5 < child < 150
+
+
+def test_describe_has_the_fields_reports_use() -> None:
+    d = device.describe()
+    assert {"cpu", "arch", "cores_logical", "memory_mb", "runtimes", "os"} <= d.keys()
+    assert d["runtimes"]["python"] == sys.version.split()[0]
+    assert "emulated" not in d
