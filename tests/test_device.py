@@ -24,3 +24,16 @@ def test_describe_has_the_fields_reports_use() -> None:
     assert {"cpu", "arch", "cores_logical", "memory_mb", "runtimes", "os"} <= d.keys()
     assert d["runtimes"]["python"] == sys.version.split()[0]
     assert "emulated" not in d
+
+
+def test_desktop_thread_sweep(minilm_bundle, dev_path, tmp_path) -> None:
+    import json
+
+    from device_runners.desktop.sweep import main
+
+    assert main([str(minilm_bundle.path), "--dataset", str(dev_path), "--out", str(tmp_path), "--limit", "2",
+                 "--threads", "1", "2"]) == 0  # fmt: skip
+    rows = json.loads((tmp_path / "sweep.json").read_text())["rows"]
+    assert [(r["threads"], r["n_questions"]) for r in rows] == [(1, 2), (2, 2)]
+    assert rows[0]["f1"] == rows[1]["f1"]  # threads change speed, never answers
+    assert (tmp_path / "minilm" / "t1" / "metrics.json").is_file()

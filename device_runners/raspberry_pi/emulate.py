@@ -3,7 +3,7 @@
 No chroot and no root: the arm64 ``python3.11`` and the libraries it and the
 runtime wheels need are fetched with a private apt configuration (architecture
 arm64, own lists and cache) and unpacked with ``dpkg-deb -x``; the aarch64
-wheels (onnxruntime, tokenizers, numpy, psutil, tqdm) are installed by the host's
+wheels (onnxruntime, ai-edge-litert, tokenizers, numpy, psutil, tqdm) are installed by the host's
 pip with ``--target`` and the manylinux aarch64 platform tags. ``QEMU_LD_PREFIX``
 points the emulator at the unpacked tree.
 
@@ -37,7 +37,7 @@ SUITE = "bookworm"
 DEB_PACKAGES = ("python3.11", "libstdc++6")
 PYTHON_TAG = "3.11"
 PLATFORM_TAGS = tuple(f"manylinux_2_{v}_aarch64" for v in (17, 24, 27, 28, 31, 34, 35, 36))
-RUNNER_WHEELS = ("onnxruntime", "numpy", "tokenizers", "psutil", "tqdm")
+RUNNER_WHEELS = ("onnxruntime", "numpy", "tokenizers", "psutil", "tqdm", "ai-edge-litert")
 
 # /proc/cpuinfo of a Raspberry Pi 5 (4 x Cortex-A76), trimmed to what CPU probes read.
 PI5_CPUINFO = (

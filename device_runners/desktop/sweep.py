@@ -1,0 +1,70 @@
+"""Desktop CPU (x86_64 or ARM laptops): the same measurement over bundles x thread counts.
+
+For each bundle (ONNX/TFLite, fp32/int8) and each thread count, runs the edgekit
+runner on the same questions into ``OUT/<bundle>/t<threads>/`` (each run resumable,
+with the usual metrics.json) and writes ``OUT/sweep.json`` and ``OUT/sweep.md``.
+Feed the run directories to ``edgekit report`` for plots.
+
+    python -m device_runners.desktop.sweep BUNDLE... --out runs/sweep [--limit 200] [--threads 1 2 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from edgekit.atomic import write_json, write_text
+from edgekit.backends import RuntimeOptions
+from edgekit.runner import RunConfig, run
+from edgekit.squad import default_data_dir
+
+
+def sweep(bundles: list[Path], dataset: Path, out: Path, threads: list[int], limit: int | None) -> list[dict[str, Any]]:
+    rows = []
+    for b in bundles:
+        for t in threads:
+            m = run(b, dataset, out / b.name / f"t{t}", RunConfig(limit=limit, runtime=RuntimeOptions(threads=t)))
+            rows.append(
+                {
+                    "bundle": m["bundle"]["name"],
+                    "format": m["bundle"]["format"],
+                    "precision": m["bundle"]["precision"],
+                    "threads": t,
+                    "p50_ms": m["latency_ms"]["p50"],
+                    "p90_ms": m["latency_ms"]["p90"],
+                    "throughput_qps": m["throughput_qps"],
+                    "peak_rss_mb": m["peak_rss_mb"],
+                    "f1": m["f1"],
+                    "n_questions": m["n_questions"],
+                }
+            )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bundles", nargs="+", type=Path)
+    p.add_argument("--dataset", type=Path, default=default_data_dir() / "dev-v1.1.json")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--threads", type=int, nargs="+", default=sorted({1, 2, os.cpu_count() or 1}))
+    args = p.parse_args(argv)
+    rows = sweep(args.bundles, args.dataset, args.out, args.threads, args.limit)
+    from edgekit.device import describe
+
+    write_json(args.out / "sweep.json", {"rows": rows, "device": describe()})
+    lines = ["| bundle | threads | p50 ms | p90 ms | q/s | peak RSS MB | F1 |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        f"| {r['bundle']} | {r['threads']} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['throughput_qps']:.2f} "
+        f"| {r['peak_rss_mb']:.0f} | {r['f1']:.1f} |"
+        for r in rows
+    ]
+    write_text(args.out / "sweep.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
