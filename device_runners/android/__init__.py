@@ -1,0 +1,1 @@
+"""Android: Termux set-up (device_runners/android/termux-setup.sh); deploy via ``edgekit deploy adb``."""
