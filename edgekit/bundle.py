@@ -214,7 +214,7 @@ def _check_manifest(m: Manifest, path: Path) -> None:
     try:
         check_window_settings(m.max_seq_len, m.doc_stride)
     except Exception as exc:
-        raise BundleError(path, "fields 'max_seq_len'/'doc_stride'", str(exc)) from None
+        raise BundleError(path, "fields 'max_seq_len'/'doc_stride'", f"settings that fit together ({exc})") from None
     for name in (m.model_file, m.tokenizer_file):
         if "/" in name or "\\" in name or name in ("", ".", "..", MANIFEST):
             raise BundleError(path, "field 'model_file'/'tokenizer_file'", f"a plain file name, got {name!r}")

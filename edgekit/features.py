@@ -76,9 +76,11 @@ class QATokenizer:
         n_question = len(self.tokenizer.encode(question, add_special_tokens=False).ids)
         room = self.max_seq_len - self._specials - n_question
         if room < 1:
-            raise EdgekitError(
-                f"question of {n_question} tokens leaves no room for the context in "
-                f"max_seq_len={self.max_seq_len}: expected a longer max_seq_len or a shorter question"
+            raise InputError(
+                None,
+                "question",
+                f"a question that leaves room for the context in max_seq_len={self.max_seq_len} "
+                f"(this one has {n_question} tokens); use a bundle with a longer max_seq_len or shorten it",
             )
         # A question longer than max_seq_len - doc_stride leaves fewer context tokens
         # than the stride; overlap by half the room instead of failing.

@@ -164,7 +164,7 @@ def run(
     for _ in range(config.warmup):
         qa.answer(first.question, first.context)
 
-    _answer_all(qa, todo, log_path, config.progress)
+    _answer_all(qa, todo, log_path, dataset_path, config.progress)
 
     records = {r["id"]: r for r in predlog.read_log(log_path) if r["id"] in wanted}
     predictions = {ex.id: records[ex.id]["answer"] for ex in examples if ex.id in records}
@@ -175,14 +175,18 @@ def run(
     return metrics
 
 
-def _answer_all(qa: QAModel, todo: list[Example], log_path: Path, progress: bool) -> None:
+def _answer_all(qa: QAModel, todo: list[Example], log_path: Path, dataset_path: Path, progress: bool) -> None:
     from tqdm import tqdm
 
     watch = Stopwatch()
     with predlog.open_log(log_path) as log:
         for ex in tqdm(todo, desc="questions", unit="q", disable=not progress, file=sys.stderr):
-            with watch.time():
-                span = qa.answer(ex.question, ex.context)
+            try:
+                with watch.time():
+                    span = qa.answer(ex.question, ex.context)
+            except InputError as exc:
+                # answers so far are in the log; re-running after a fix resumes here
+                raise InputError(dataset_path, f"question id {ex.id}", exc.expected) from None
             predlog.append(
                 log,
                 {

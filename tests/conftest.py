@@ -54,3 +54,13 @@ def minilm_bundle(tmp_path_factory, minilm_qa):
     from export.to_onnx import onnx_bundle
 
     return onnx_bundle(minilm_qa, tmp_path_factory.mktemp("bundles") / "minilm", "minilm-test")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
+    """A seeded 2-layer, 32-wide BERT QA model with the MiniLM tokenizer, as an fp32 ONNX bundle (fast anywhere)."""
+    from export.tiny import tiny_qa
+    from export.to_onnx import onnx_bundle
+
+    out = tmp_path_factory.mktemp("tiny") / "tiny"
+    return onnx_bundle(tiny_qa(), out, "tiny-random-bert", max_seq_len=128, doc_stride=64)

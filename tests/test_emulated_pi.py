@@ -31,29 +31,6 @@ def emulated():
     return emulated_python(arm64_cache())
 
 
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory, minilm_qa):
-    """A seeded 2-layer, 32-wide BERT QA model with the MiniLM tokenizer, as an fp32 ONNX bundle."""
-    import torch
-    from transformers import BertConfig, BertForQuestionAnswering
-
-    from export.models import LoadedQA
-    from export.to_onnx import onnx_bundle
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=minilm_qa.tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
-    model = BertForQuestionAnswering(config).eval()
-    qa = LoadedQA(model, minilm_qa.tokenizer, "tiny-random-bert", fresh_head=True)
-    return onnx_bundle(qa, tmp_path_factory.mktemp("tiny") / "tiny", "tiny-random-bert", max_seq_len=128, doc_stride=64)
-
-
 def test_emulated_arm64_runner_gives_the_hosts_answers(emulated, tiny_bundle, dev_path, tmp_path) -> None:
     from edgekit.predlog import read_log
     from edgekit.runner import RunConfig, run
