@@ -159,10 +159,10 @@ def run(
     first = todo[0] if todo else examples[0]
     watch = Stopwatch()
     with watch.time():
-        qa.answer(first.question, first.context)
+        _answer(qa, first, dataset_path)
     cold_start_ms = load_ms + watch.ms
     for _ in range(config.warmup):
-        qa.answer(first.question, first.context)
+        _answer(qa, first, dataset_path)
 
     _answer_all(qa, todo, log_path, dataset_path, config.progress)
 
@@ -175,18 +175,22 @@ def run(
     return metrics
 
 
+def _answer(qa: QAModel, ex: Example, dataset_path: Path) -> Span:
+    try:
+        return qa.answer(ex.question, ex.context)
+    except InputError as exc:
+        # the answers so far are in the log: re-running after a fix resumes from here
+        raise InputError(dataset_path, f"question id {ex.id}", exc.expected) from None
+
+
 def _answer_all(qa: QAModel, todo: list[Example], log_path: Path, dataset_path: Path, progress: bool) -> None:
     from tqdm import tqdm
 
     watch = Stopwatch()
     with predlog.open_log(log_path) as log:
         for ex in tqdm(todo, desc="questions", unit="q", disable=not progress, file=sys.stderr):
-            try:
-                with watch.time():
-                    span = qa.answer(ex.question, ex.context)
-            except InputError as exc:
-                # answers so far are in the log; re-running after a fix resumes here
-                raise InputError(dataset_path, f"question id {ex.id}", exc.expected) from None
+            with watch.time():
+                span = _answer(qa, ex, dataset_path)
             predlog.append(
                 log,
                 {
