@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -91,9 +92,14 @@ def test_resume_refuses_another_dataset(full_run, minilm_bundle, tmp_path) -> No
         run(minilm_bundle.path, other, out, RunConfig(progress=False))
 
 
-@pytest.mark.parametrize("trial", range(3))
+@pytest.mark.parametrize("trial", range(10))
 def test_killed_run_resumes_to_identical_predictions(trial, full_run, minilm_bundle, dev_path, tmp_path) -> None:
-    """SIGKILL a real `edgekit run` process part-way, run again, compare with the uninterrupted run."""
+    """SIGKILL a real `edgekit run` process at a random point, run again, compare with the uninterrupted run.
+
+    The kill lands after a random number of answered questions plus a random delay
+    of up to 30 ms, so some trials hit a line being written (torn last line).
+    """
+    rng = random.Random(trial)
     ref_out, _ = full_run
     out = tmp_path / "killed"
     cmd = [
@@ -112,14 +118,15 @@ def test_killed_run_resumes_to_identical_predictions(trial, full_run, minilm_bun
         "--threads",
         "1",
     ]
-    kill_after = 5 + 13 * trial
+    kill_after = rng.randint(1, N - 10)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = out / "predictions.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if log.exists() and log.read_bytes().count(b"\n") >= kill_after:
             break
-        time.sleep(0.01)
+        time.sleep(0.005)
+    time.sleep(rng.uniform(0, 0.03))
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done = len(predlog.read_log(log))
@@ -150,3 +157,51 @@ def test_corrupt_log_is_an_error(tmp_path: Path, content: str, message: str) -> 
     log.write_text(content)
     with pytest.raises(InputError, match=message):
         predlog.read_log(log)
+
+
+DISK_FULL_WRITER = """
+import resource, signal, sys
+from edgekit.atomic import write_json
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # exceeding the limit: the write fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+try:
+    write_json(sys.argv[1], {"big": "x" * 100_000})
+except OSError as exc:
+    print(exc.errno)
+"""
+
+
+def test_failed_write_leaves_the_old_file_whole(tmp_path: Path) -> None:
+    """A write that fails part-way (file size limit: the same failed write(2) as a full disk) changes nothing."""
+    import errno
+
+    target = tmp_path / "metrics.json"
+    target.write_text('{"old": true}\n')
+    proc = subprocess.run([sys.executable, "-c", DISK_FULL_WRITER, str(target)], capture_output=True, text=True)
+    assert proc.stdout.strip() == str(errno.EFBIG), proc.stderr
+    assert json.loads(target.read_text()) == {"old": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary file left behind
+
+
+def test_disk_full_keeps_old_file(tmp_path: Path) -> None:
+    """A real full filesystem (a 64 KiB tmpfs, needs root): ENOSPC, old file intact, no temp file."""
+    import errno
+
+    from edgekit.atomic import write_json
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount tmpfs here")
+    try:
+        target = mnt / "metrics.json"
+        write_json(target, {"old": True})
+        with pytest.raises(OSError) as err:
+            write_json(target, {"big": "x" * 200_000})
+        assert err.value.errno == errno.ENOSPC
+        assert json.loads(target.read_text()) == {"old": True}
+        assert [p.name for p in mnt.iterdir()] == ["metrics.json"]
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
