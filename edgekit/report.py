@@ -91,6 +91,12 @@ def read_inputs(paths: list[Path]) -> tuple[list[tuple[Path, dict[str, Any]]], l
     return runs, refs
 
 
+def _bertscore(metrics_path: Path) -> float | None:
+    """BERTScore F1 from ``bertscore.json`` beside the metrics (benchmarks/bertscore.py), if computed."""
+    f = metrics_path.with_name("bertscore.json")
+    return float(read_json(f, "BERTScore")["f1"]) if f.exists() else None
+
+
 def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = None) -> list[Row]:
     rows = []
     for path, m in runs:
@@ -108,7 +114,7 @@ def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = N
                 size_mb=float(b["model_size_mb"]),
                 exact_match=float(m["exact_match"]),
                 f1=float(m["f1"]),
-                bertscore_f1=m.get("bertscore", {}).get("f1"),
+                bertscore_f1=_bertscore(path),
                 n_questions=int(m["n_questions"]),
                 latency_p50_ms=float(m["latency_ms"]["p50"]),
                 latency_p90_ms=float(m["latency_ms"]["p90"]),
