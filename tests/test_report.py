@@ -70,3 +70,20 @@ def test_report_renders_in_headless_chromium(student_run, tmp_path) -> None:
     assert hi - lo > 100 and len(set(img.getdata())) > 20
     assert not (tmp_path / ".chromium-profile").exists()
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_bertscore_is_computed_recorded_and_reported(student_run, tmp_path) -> None:
+    from bert_score import BERTScorer
+
+    from benchmarks.bertscore import score_run
+    from export.models import resolve
+
+    scorer = BERTScorer(model_type=resolve("packaged:all-MiniLM-L6-v2"), num_layers=6, lang="en", device="cpu")
+    same = scorer.score(["the Eiffel Tower"], [["the Eiffel Tower", "a tower"]])[2].item()
+    other = scorer.score(["seventeen cats"], [["the Eiffel Tower"]])[2].item()
+    assert same == pytest.approx(1.0, abs=1e-4) and other < 0.9
+    result = score_run(student_run, scorer, "packaged:all-MiniLM-L6-v2", 6)
+    assert result["n_questions"] == 8 and 0 < result["f1"] <= 1 and result["model"] == "packaged:all-MiniLM-L6-v2"
+    report = write_report([student_run], tmp_path / "rep")
+    assert report["rows"][0]["bertscore_f1"] == result["f1"]
