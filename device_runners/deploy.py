@@ -36,6 +36,7 @@ import edgekit
 from edgekit.atomic import write_json
 from edgekit.bundle import load_bundle, sha256_file
 from edgekit.errors import EdgekitError
+from edgekit.squad import load_squad
 
 RESULT_FILES = ("metrics.json", "predictions.json", "predictions.jsonl", "run.json")
 DEFAULT_REMOTE_DIR = "~/edgekit-deploy"
@@ -146,11 +147,13 @@ class Remote:
     def pull(self, root: str, names: Sequence[str], dest: Path) -> list[str]:
         """Copy those of ``names`` that exist under ``root`` into ``dest``; returns what came."""
         cmd = (
-            f"cd {remote_path(root)} && for f in {_join(names)}; do "
+            f"cd {remote_path(root)} 2>/dev/null || exit 0; for f in {_join(names)}; do "
             '[ -f "$f" ] && printf "%s\\n" "$f"; done | tar -c -f - -T -'
         )
         data = self.run(cmd).stdout
         dest.mkdir(parents=True, exist_ok=True)
+        if not data:
+            return []  # the run directory was never made (the runner stopped before its first write)
         with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
             members = [m for m in tar.getmembers() if m.name in names and m.isfile()]
             tar.extractall(dest, members=members, filter="data")
@@ -218,8 +221,7 @@ def deploy(
     config = config or DeployConfig()
     bundle = load_bundle(bundle_path)  # never ship a bundle that does not verify here
     dataset = Path(dataset)
-    if not dataset.is_file():
-        raise EdgekitError(f"{dataset}: dataset file not found")
+    load_squad(dataset)  # a bad dataset is refused here, with its own message, before anything travels
     m = bundle.manifest
     data_sha = sha256_file(dataset)
     bundle_dir = f"bundles/{m.name}-{m.files[m.model_file].sha256[:12]}"
