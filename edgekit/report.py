@@ -17,7 +17,7 @@ import base64
 import html
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +129,7 @@ def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = N
         same = [x for x in rows if x.device == r.device]
         base = next((x for x in same if x.model == baseline), None) if baseline else max(same, key=lambda x: x.params)
         speed = base.latency_p50_ms / r.latency_p50_ms if base else None
-        out.append(Row(**{**asdict(r), "speedup": speed}))
+        out.append(replace(r, speedup=speed))
     return sorted(out, key=lambda r: (r.device, -r.params, r.format, r.precision))
 
 
