@@ -6,6 +6,7 @@ Systems, all on the same dev questions (spread evenly over the dev set), batch 1
   optimum-ort-teacher   Optimum's ``ORTModelForQuestionAnswering`` pipeline, the same teacher exported by Optimum
   edgekit-teacher       the teacher's fp32 ONNX bundle through the edgekit runner
   edgekit-student-*     each student bundle given (ONNX int8, TFLite fp32/int8, ...) through the edgekit runner
+                        (with --low-memory also the int8 ONNX students with the arena off and one window per call)
 
 Each (system, repeat) runs in a fresh process, so peak RSS is that system's own,
 and repeats are interleaved (a, b, c, d, a, b, ...) so that machine noise spreads
@@ -96,7 +97,7 @@ def worker(system: str, target: str, dataset: Path, n: int, threads: int, warmup
         from edgekit.backends import RuntimeOptions
         from edgekit.runner import QAModel
 
-        qa = QAModel.load(target, RuntimeOptions(threads=threads))
+        qa = QAModel.load(target, RuntimeOptions(threads=threads, low_memory=system == "edgekit-low-memory"))
 
         def answer(ex: Example) -> str:
             text = qa.answer(ex.question, ex.context).text
@@ -185,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument(
+        "--low-memory", action="store_true", help="also run int8 ONNX students with --low-memory (arena off, 1 window)"
+    )
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "speed")
     p.add_argument("--out", type=Path, default=RESULTS / "speed.json")
     p.add_argument("--worker", nargs=2, metavar=("SYSTEM", "TARGET"), help=argparse.SUPPRESS)
@@ -206,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     for b in args.students:
         m = load_bundle(b).manifest
         systems.append((f"edgekit-student-{m.name}", "edgekit", str(b)))
+        if args.low_memory and m.model_format == "onnx" and m.precision == "int8":
+            systems.append((f"edgekit-student-{m.name}-low-memory", "edgekit-low-memory", str(b)))
 
     from tqdm import tqdm
 
@@ -227,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     base = summarize("hf-pipeline-teacher", runs["hf-pipeline-teacher"], None)
     rows = [base] + [summarize(name, runs[name], base) for name, _, _ in systems[1:]]
     by = {r["name"]: r for r in rows}
-    int8 = [r for r in rows if r["name"].startswith("edgekit-student") and "int8-onnx" in r["name"]]
+    int8 = [r for r in rows if r["name"].startswith("edgekit-student") and r["name"].endswith("int8-onnx")]
+    low = [r for r in rows if r["name"].endswith("int8-onnx-low-memory")]
     edge = by["edgekit-teacher-fp32-onnx"]
     checks = {
         "edgekit_teacher_vs_hf_speedup": edge["speedup_vs_hf_pipeline"],
@@ -237,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         checks["student_int8_vs_hf_speedup"] = int8[0]["speedup_vs_hf_pipeline"]
         checks["student_int8_peak_rss_mb"] = int8[0]["peak_rss_mb"]
         checks["runner_overhead_pct_student_int8"] = int8[0].get("runner_overhead_pct")
+    if low:
+        checks["student_int8_low_memory_peak_rss_mb"] = low[0]["peak_rss_mb"]
+        checks["student_int8_low_memory_vs_hf_speedup"] = low[0]["speedup_vs_hf_pipeline"]
     result = {
         "rows": rows,
         "ratios": checks,

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgekit import __version__, device, predlog
 from edgekit.atomic import write_json
 from edgekit.backends import Backend, RuntimeOptions, open_backend
@@ -40,6 +42,9 @@ class QAModel:
     tokenizer: QATokenizer
     backend: Backend
     n_best: int = DEFAULT_N_BEST
+    # windows per runtime call: None runs all of a question's windows as one batch (fastest);
+    # 1 bounds activation memory to one window, whatever the context length (--low-memory)
+    window_batch: int | None = None
     # the last call's model time alone (to separate runner overhead) and window count
     last_model_ms: float = 0.0
     last_windows: int = 0
@@ -48,17 +53,25 @@ class QAModel:
     def load(
         cls, bundle_path: str | Path, options: RuntimeOptions | None = None, n_best: int = DEFAULT_N_BEST
     ) -> QAModel:
+        options = options or RuntimeOptions()
         bundle = load_bundle(bundle_path)
-        return cls(bundle, bundle.tokenizer(), open_backend(bundle, options or RuntimeOptions()), n_best)
+        batch = 1 if options.low_memory else None
+        return cls(bundle, bundle.tokenizer(), open_backend(bundle, options), n_best, batch)
 
     def answer(self, question: str, context: str) -> Span:
-        """Tokenize into windows, run them as one batch, decode the best span."""
+        """Tokenize into windows, run them (as one batch unless ``window_batch``), decode the best span."""
         m = self.bundle.manifest
         windows = self.tokenizer.windows(question, context)
-        feeds = batch_inputs(windows, m.input_names, m.pad_id, self.backend.fixed_seq_len)
+        step = self.window_batch or len(windows)
+        start: list[np.ndarray] = []
+        end: list[np.ndarray] = []
         watch = Stopwatch()
         with watch.time():
-            start, end = self.backend(feeds)
+            for i in range(0, len(windows), step):
+                feeds = batch_inputs(windows[i : i + step], m.input_names, m.pad_id, self.backend.fixed_seq_len)
+                s, e = self.backend(feeds)
+                start.extend(s)
+                end.extend(e)
         self.last_model_ms, self.last_windows = watch.ms, len(windows)
         return best_span(context, windows, start, end, self.n_best, m.max_answer_len)
 
