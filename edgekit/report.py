@@ -8,7 +8,7 @@ read from those files; nothing is typed in here.
 
 Speedup is the teacher's median latency per question divided by the row's, on
 the same device; the teacher is the row with the most parameters on that device
-unless ``baseline`` names one.
+unless ``baseline`` names one (no speedup where a device ran only one model size).
 """
 
 from __future__ import annotations
@@ -127,7 +127,10 @@ def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = N
     out = []
     for r in rows:
         same = [x for x in rows if x.device == r.device]
-        base = next((x for x in same if x.model == baseline), None) if baseline else max(same, key=lambda x: x.params)
+        if baseline:
+            base = next((x for x in same if x.model == baseline), None)
+        else:  # the teacher: the largest model, when the device ran models of different sizes
+            base = max(same, key=lambda x: x.params) if len({x.params for x in same}) > 1 else None
         speed = base.latency_p50_ms / r.latency_p50_ms if base else None
         out.append(replace(r, speedup=speed))
     return sorted(out, key=lambda r: (r.device, -r.params, r.format, r.precision))

@@ -1,7 +1,7 @@
 """Desktop CPU (x86_64 or ARM laptops): the same measurement over bundles x thread counts.
 
 For each bundle (ONNX/TFLite, fp32/int8) and each thread count, runs the edgekit
-runner on the same questions into ``OUT/<bundle>/t<threads>/`` (each run resumable,
+runner (a fresh process per cell) on the same questions into ``OUT/<bundle>/t<threads>/`` (each run resumable,
 with the usual metrics.json) and writes ``OUT/sweep.json`` and ``OUT/sweep.md``.
 Feed the run directories to ``edgekit report`` for plots.
 
@@ -11,21 +11,27 @@ Feed the run directories to ``edgekit report`` for plots.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from edgekit.atomic import write_json, write_text
-from edgekit.backends import RuntimeOptions
-from edgekit.runner import RunConfig, run
 from edgekit.squad import default_data_dir
 
 
 def sweep(bundles: list[Path], dataset: Path, out: Path, threads: list[int], limit: int | None) -> list[dict[str, Any]]:
+    """One ``edgekit run`` process per cell, so each peak RSS is that cell's own."""
     rows = []
     for b in bundles:
         for t in threads:
-            m = run(b, dataset, out / b.name / f"t{t}", RunConfig(limit=limit, runtime=RuntimeOptions(threads=t)))
+            cell = out / b.name / f"t{t}"
+            cmd = [sys.executable, "-m", "edgekit.cli", "run", str(b), "--dataset", str(dataset), "--out", str(cell)]
+            cmd += ["--threads", str(t)] + (["--limit", str(limit)] if limit else [])
+            subprocess.run(cmd, check=True)
+            m = json.loads((cell / "metrics.json").read_text())
             rows.append(
                 {
                     "bundle": m["bundle"]["name"],
