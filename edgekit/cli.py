@@ -120,12 +120,16 @@ def cmd_export_int8(args: argparse.Namespace) -> int:
     src = load_bundle(args.bundle)
     per_channel = not args.per_tensor
     if args.static is None:
-        out = quantize.quantize_dynamic_bundle(src, args.out, args.name, per_channel, args.weight_type)
+        out = quantize.quantize_dynamic_bundle(
+            src, args.out, args.name, per_channel, args.weight_type, tuple(args.keep_fp32)
+        )
     else:
         from edgekit.squad import load_squad
 
         reader = quantize.WindowReader(src, load_squad(args.calibration_data), args.calibration_windows)
-        out = quantize.quantize_static_bundle(src, args.out, reader, args.name, args.static, per_channel)
+        out = quantize.quantize_static_bundle(
+            src, args.out, reader, args.name, args.static, per_channel, nodes_to_exclude=tuple(args.keep_fp32)
+        )
     print(f"wrote {out.path}: {out.model_size_mb:.1f} MB model (fp32 {src.model_size_mb:.1f} MB)")
     return 0
 
@@ -287,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--name", default=None, help="bundle name (default: source name + '-int8')")
     e.add_argument("--weight-type", choices=["qint8", "quint8"], default="qint8")
     e.add_argument("--per-tensor", action="store_true", help="one scale per tensor instead of per channel")
+    e.add_argument(
+        "--keep-fp32",
+        action="append",
+        default=[],
+        metavar="NODE",
+        help="ONNX node name to leave in fp32 (repeatable), e.g. /model/qa_outputs/MatMul",
+    )
     e.add_argument(
         "--static",
         choices=["minmax", "entropy", "percentile"],

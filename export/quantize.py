@@ -77,16 +77,32 @@ def _quantized_bundle(
 
 
 def quantize_dynamic_bundle(
-    src: Bundle, out_dir: str | Path, name: str | None = None, per_channel: bool = True, weight_type: str = "qint8"
+    src: Bundle,
+    out_dir: str | Path,
+    name: str | None = None,
+    per_channel: bool = True,
+    weight_type: str = "qint8",
+    nodes_to_exclude: tuple[str, ...] = (),
 ) -> Bundle:
-    """Dynamic int8 quantization of an fp32 ONNX bundle into a new bundle."""
+    """Dynamic int8 quantization of an fp32 ONNX bundle into a new bundle (``nodes_to_exclude`` stay fp32)."""
     if weight_type not in WEIGHT_TYPES:
         raise EdgekitError(f"weight type {weight_type!r}: expected one of {sorted(WEIGHT_TYPES)}")
 
     def quantize(model: Path, out: Path) -> None:
-        quantize_dynamic(model, out, per_channel=per_channel, weight_type=WEIGHT_TYPES[weight_type])
+        quantize_dynamic(
+            model,
+            out,
+            per_channel=per_channel,
+            weight_type=WEIGHT_TYPES[weight_type],
+            nodes_to_exclude=list(nodes_to_exclude),
+        )
 
-    info = {"method": "onnxruntime dynamic", "weight_type": weight_type, "per_channel": per_channel}
+    info = {
+        "method": "onnxruntime dynamic",
+        "weight_type": weight_type,
+        "per_channel": per_channel,
+        "nodes_to_exclude": list(nodes_to_exclude),
+    }
     return _quantized_bundle(src, out_dir, name or f"{src.manifest.name}-int8", quantize, info)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -98,3 +100,17 @@ def test_reference_sizes_from_configs() -> None:
     assert rows["BERT-base"]["params"] == 109_482_240 - 768 * 768 - 768 + 1538
     assert 1300 < rows["BERT-large"]["size_mb"] < 1400
     assert rows["teacher"]["size_mb"] == pytest.approx(435.6, abs=0.1)
+
+
+def test_int8_keeps_named_nodes_in_fp32(tmp_path, minilm_bundle) -> None:
+    import onnx
+
+    from edgekit.cli import main
+
+    head = "/model/qa_outputs/MatMul"
+    assert main(["export", "int8", str(minilm_bundle.path), str(tmp_path / "q"), "--keep-fp32", head]) == 0
+    nodes = {n.name: n.op_type for n in onnx.load(str(tmp_path / "q" / "model.onnx")).graph.node}
+    assert nodes[head] == "MatMul"  # left in fp32
+    assert sum(op == "MatMulInteger" for op in nodes.values()) >= 36  # the encoder's weights are int8
+    manifest = json.loads((tmp_path / "q" / "manifest.json").read_text())
+    assert manifest["source"]["quantization"]["nodes_to_exclude"] == [head]
