@@ -335,12 +335,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="local directory for the results")
     p.add_argument("--limit", type=int, default=None, help="only the first N questions")
     p.add_argument("--warmup", type=int, default=3)
+    from device_runners.deploy import DEFAULT_REMOTE_DIR, DEFAULT_REMOTE_PYTHON
+
     p.add_argument(
-        "--remote-dir", default="~/edgekit-deploy", help="working directory on the device (default: %(default)s)"
+        "--remote-dir", default=DEFAULT_REMOTE_DIR, help="working directory on the device (default: %(default)s)"
     )
     p.add_argument(
         "--remote-python",
-        default="~/edgekit-venv/bin/python",
+        default=DEFAULT_REMOTE_PYTHON,
         help="Python on the device with the runner's packages (default: %(default)s, made by the setup scripts)",
     )
     p.add_argument("--user", default=None, help="login name when the target has none (adb: Termux's user)")

@@ -18,6 +18,8 @@ COMMANDS = [
     ["export", "onnx"],
     ["export", "int8"],
     ["distill"],
+    ["deploy"],
+    ["report"],
     ["demo"],
 ]
 
