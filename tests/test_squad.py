@@ -7,35 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from error_catalog import VALID  # the one small valid SQuAD file the tests damage
 
 from edgekit.errors import InputError
 from edgekit.squad import load_squad, parse_squad, sample_path
-
-VALID = {
-    "version": "1.1",
-    "data": [
-        {
-            "title": "T",
-            "paragraphs": [
-                {
-                    "context": "Paris is in France.",
-                    "qas": [
-                        {
-                            "id": "q1",
-                            "question": "Where is Paris?",
-                            "answers": [{"text": "France", "answer_start": 12}],
-                        },
-                        {
-                            "id": "q2",
-                            "question": "What is in France?",
-                            "answers": [{"text": "Paris", "answer_start": 0}],
-                        },
-                    ],
-                }
-            ],
-        }
-    ],
-}
 
 
 def test_real_files_load(dev_path: Path, train_path: Path) -> None:
