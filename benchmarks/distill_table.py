@@ -61,7 +61,9 @@ def student_record(result_path: Path) -> dict[str, Any]:
             **rec["training"],
             "loss": rec["loss"],
             "steps": r["steps"],
-            "n_train_features": r["n_train_features"],
+            "epoch": r.get("epoch"),
+            "from_checkpoint": r.get("from_checkpoint"),  # a snapshot of a run still going or cut short
+            "n_train_features": r.get("n_train_features"),
         },
         "wall_s": r.get("wall_s"),
         "command": " ".join(r["command"]),
@@ -71,15 +73,19 @@ def student_record(result_path: Path) -> dict[str, Any]:
 
 def markdown(records: list[dict[str, Any]]) -> str:
     lines = [
-        "| model | params | layers | hidden | method | seq len | dev questions | EM | F1 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | params | layers | hidden | method | trained | seq len | dev questions | EM | F1 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         em = f"{r['exact_match']:.2f}" if r["exact_match"] is not None else "n/a"
         f1 = f"{r['f1']:.2f}" if r["f1"] is not None else "n/a"
+        t = r.get("training") or {}
+        trained = "given" if not t else f"{t['steps']} steps"
+        if t.get("from_checkpoint"):
+            trained += f" (checkpoint at epoch {t['epoch']:.2f} of {t['epochs']:g})"
         lines.append(
             f"| {r['name']} | {r['params'] / 1e6:.1f}M | {r['layers']} | {r['hidden_size']} | {r['method']} "
-            f"| {r['max_seq_len']} | {r['n_questions']} | {em} | {f1} |"
+            f"| {trained} | {r['max_seq_len']} | {r['n_questions']} | {em} | {f1} |"
         )
     return "\n".join(lines) + "\n"
 
