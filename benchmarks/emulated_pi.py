@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     host_dir, arm_dir = args.out / f"{name}-host-x86_64", args.out / f"{name}-emulated-arm64"
     run(args.bundle, args.dataset, host_dir, RunConfig(limit=args.n, warmup=1, progress=False))
     py = emulated_python(args.cache)
-    cmd = ["-m", "edgekit.cli", "run", str(args.bundle), "--dataset", str(args.dataset), "--out", str(arm_dir)]
+    cmd = ["run", str(args.bundle), "--dataset", str(args.dataset), "--out", str(arm_dir)]
     cmd += ["--limit", str(args.n), "--warmup", "1", "--no-progress"]
-    proc = py.run(cmd, extra_pythonpath=[ROOT], capture_output=True, text=True)
+    proc = py.edgekit(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"emulated run failed:\n{proc.stderr[-3000:]}")
     host = {r["id"]: r for r in read_log(host_dir / "predictions.jsonl")}

@@ -150,8 +150,8 @@ def summarize(name: str, runs: list[dict[str, Any]], base: dict[str, Any] | None
     s["p50_ms_each_repeat"] = [round(r["p50_ms"], 2) for r in runs]
     if runs[0].get("model_total_ms"):
         # overhead of tokenize + decode + Python around the runtime call, as a share of the bare model time
-        s["runner_overhead_pct"] = _median(
-            [{"v": 100.0 * (r["total_ms"] - r["model_total_ms"]) / r["model_total_ms"]} for r in runs], "v"
+        s["runner_overhead_pct"] = statistics.median(
+            100.0 * (r["total_ms"] - r["model_total_ms"]) / r["model_total_ms"] for r in runs
         )
     if base:
         s["speedup_vs_hf_pipeline"] = base["p50_ms"] / s["p50_ms"]

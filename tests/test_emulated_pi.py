@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from device_tools import require
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
@@ -37,9 +36,9 @@ def test_emulated_arm64_runner_gives_the_hosts_answers(emulated, tiny_bundle, de
 
     n = 12
     host = run(tiny_bundle.path, dev_path, tmp_path / "host", RunConfig(limit=n, warmup=0, progress=False))
-    args = ["-m", "edgekit.cli", "run", str(tiny_bundle.path), "--dataset", str(dev_path)]
+    args = ["run", str(tiny_bundle.path), "--dataset", str(dev_path)]
     args += ["--out", str(tmp_path / "arm64"), "--limit", str(n), "--warmup", "0", "--no-progress"]
-    proc = emulated.run(args, extra_pythonpath=[ROOT], capture_output=True, text=True, timeout=900)
+    proc = emulated.edgekit(args, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     arm = json.loads((tmp_path / "arm64" / "metrics.json").read_text())

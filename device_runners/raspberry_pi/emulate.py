@@ -27,6 +27,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import edgekit
 from edgekit.device import cpu_model
 from edgekit.errors import EdgekitError
 
@@ -62,8 +63,9 @@ class EmulatedPython:
     def argv(self) -> list[str]:
         return [qemu_binary(), str(self.rootfs / "usr/bin/python3.11")]
 
-    def env(self, extra_pythonpath: list[Path] | None = None) -> dict[str, str]:
-        path = [str(p) for p in (extra_pythonpath or [])] + [str(self.site)]
+    def env(self) -> dict[str, str]:
+        """The emulator's settings, and this checkout's edgekit ahead of the aarch64 wheels."""
+        path = [str(Path(edgekit.__file__).resolve().parents[1]), str(self.site)]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
         env.update(
             QEMU_LD_PREFIX=str(self.rootfs),
@@ -75,8 +77,9 @@ class EmulatedPython:
         )
         return env
 
-    def run(self, args: list[str], extra_pythonpath: list[Path] | None = None, **kwargs) -> subprocess.CompletedProcess:
-        return subprocess.run(self.argv + args, env=self.env(extra_pythonpath), **kwargs)
+    def edgekit(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+        """Run the ``edgekit`` command line (e.g. ``["run", BUNDLE, ...]``) on the emulated Pi."""
+        return subprocess.run([*self.argv, "-m", "edgekit.cli", *args], env=self.env(), **kwargs)
 
 
 def qemu_binary() -> str:
