@@ -72,7 +72,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     if args.recipe is None:
-        raise EdgekitError("edgekit export: give a STEP (onnx, int8) or --recipe RECIPE for the whole chain")
+        raise EdgekitError("edgekit export: give a STEP (onnx, fuse, int8) or --recipe RECIPE for the whole chain")
     from export.pipeline import export_all, markdown
     from export.recipes import load_recipe
 
@@ -131,6 +131,22 @@ def cmd_export_int8(args: argparse.Namespace) -> int:
             src, args.out, reader, args.name, args.static, per_channel, nodes_to_exclude=tuple(args.keep_fp32)
         )
     print(f"wrote {out.path}: {out.model_size_mb:.1f} MB model (fp32 {src.model_size_mb:.1f} MB)")
+    return 0
+
+
+def cmd_export_fuse(args: argparse.Namespace) -> int:
+    from edgekit.bundle import load_bundle
+    from edgekit.squad import load_squad
+    from export.fuse import fuse_bundle
+
+    src = load_bundle(args.bundle)
+    examples = load_squad(args.validate_dataset)[: args.validate_n]
+    out, v = fuse_bundle(src, args.out, examples, args.name, args.atol)
+    fused = ", ".join(f"{k} {n}" for k, n in out.manifest.source["fusion"]["fused"].items()) or "nothing"
+    print(f"wrote {out.path}: fused {fused}")
+    print(
+        f"checked on {v.n_questions} questions: max |Δlogit| {v.max_abs_diff:.2e}, same answer {100 * v.answer_agreement:.0f}%"
+    )
     return 0
 
 
@@ -279,6 +295,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--validate-dataset", type=Path, default=_dev_default(), help="questions for validation")
     e.add_argument("--validate-n", type=int, default=8, help="questions to validate on (0: skip)")
     e.set_defaults(func=cmd_export_onnx)
+
+    e = esub.add_parser(
+        "fuse",
+        help="fp32 ONNX bundle -> fused fp32 ONNX bundle (ONNX Runtime transformer optimizer)",
+        description="Rewrite attention, layer norm and GELU subgraphs into ONNX Runtime's fused operators; "
+        "checked against the source bundle's logits. Quantize the result with 'edgekit export int8'.",
+    )
+    e.add_argument("bundle", type=Path, help="fp32 ONNX bundle")
+    e.add_argument("out", type=Path, help="bundle directory to write")
+    e.add_argument("--name", default=None, help="bundle name (default: source name + '-fused')")
+    e.add_argument("--atol", type=float, default=1e-3, help="max |Δlogit| vs the source (default: %(default)s)")
+    e.add_argument("--validate-dataset", type=Path, default=_dev_default(), help="questions for the check")
+    e.add_argument("--validate-n", type=int, default=8, help="questions to check on (default: %(default)s)")
+    e.set_defaults(func=cmd_export_fuse)
 
     e = esub.add_parser(
         "int8",

@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from onnx import TensorProto
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -95,6 +96,8 @@ def quantize_dynamic_bundle(
             per_channel=per_channel,
             weight_type=WEIGHT_TYPES[weight_type],
             nodes_to_exclude=list(nodes_to_exclude),
+            # outputs of ORT's fused operators (export/fuse.py) have no inferred type; they are float
+            extra_options={"DefaultTensorType": TensorProto.FLOAT},
         )
 
     info = {

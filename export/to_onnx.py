@@ -9,6 +9,7 @@ here, gives a graph ONNX Runtime runs 10-15% faster than the dynamo exporter.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from edgekit.squad import Example
 from export.models import LoadedQA
 
 OUTPUT_NAMES = ["start_logits", "end_logits"]
+# start and end logits of a batch of windows, from whatever the artifact is checked against
+Reference = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray]]
 DEFAULT_ATOL = 1e-3
 
 
@@ -92,14 +95,25 @@ class Validation:
 
 
 def validate(qa: LoadedQA, bundle: Bundle, examples: list[Example], atol: float = DEFAULT_ATOL) -> Validation:
-    """Compare the bundle's logits and answers with PyTorch's on ``examples``.
+    """Compare the bundle's logits and answers with PyTorch's on ``examples``."""
+    qa.model.eval()
+
+    def reference(feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            ref = qa.model(**{k: torch.from_numpy(v) for k, v in feeds.items()})
+        return ref.start_logits.numpy(), ref.end_logits.numpy()
+
+    return compare(reference, bundle, examples, atol)
+
+
+def compare(reference: Reference, bundle: Bundle, examples: list[Example], atol: float = DEFAULT_ATOL) -> Validation:
+    """Compare the bundle's logits and answers with ``reference``'s on ``examples``.
 
     Logits are compared on real (unpadded) positions; answers are decoded with
     the same decoder from both and compared as text.
     """
     if not examples:
         raise EdgekitError("validation needs at least one question")
-    qa.model.eval()
     backend = open_backend(bundle, RuntimeOptions())
     tok = bundle.tokenizer()
     m = bundle.manifest
@@ -107,10 +121,7 @@ def validate(qa: LoadedQA, bundle: Bundle, examples: list[Example], atol: float 
     for ex in examples:
         windows = tok.windows(ex.question, ex.context)
         feeds = batch_inputs(windows, m.input_names, m.pad_id, backend.fixed_seq_len)
-        got = backend(feeds)
-        with torch.no_grad():
-            ref = qa.model(**{k: torch.from_numpy(v) for k, v in feeds.items()})
-        want = (ref.start_logits.numpy(), ref.end_logits.numpy())
+        got, want = backend(feeds), reference(feeds)
         mask = feeds["attention_mask"].astype(bool)
         for g, w in zip(got, want, strict=True):
             max_diff = max(max_diff, float(np.abs(g - w)[mask].max()))

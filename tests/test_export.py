@@ -59,6 +59,37 @@ def test_int8_bundle_round_trip(tmp_path, minilm_qa, minilm_bundle, dev_examples
     assert 0 < v.max_abs_diff < 1.0  # quantized: close to, but not equal to, PyTorch fp32
 
 
+def test_fused_bundle_matches_and_quantizes(tmp_path, minilm_qa, minilm_bundle, dev_examples) -> None:
+    """ORT's transformer optimizer fuses every layer's attention; the int8 form of the fused graph runs."""
+    import onnx
+
+    from export.fuse import fuse_bundle
+    from export.quantize import quantize_dynamic_bundle
+
+    fused, v = fuse_bundle(minilm_bundle, tmp_path / "fused", dev_examples[:3])
+    assert v.ok and v.answer_agreement == 1.0
+    assert fused.manifest.source["fusion"]["fused"]["Attention"] == 6  # one per MiniLM layer
+    assert fused.manifest.source["fused_from"] == minilm_bundle.manifest.files["model.onnx"].sha256
+    assert validate(minilm_qa, fused, dev_examples[:3]).ok
+    q = quantize_dynamic_bundle(fused, tmp_path / "fused-int8")
+    ops = {n.op_type for n in onnx.load(q.model_path).graph.node}
+    assert "QAttention" in ops
+    assert 0 < validate(minilm_qa, q, dev_examples[:3], atol=1.0).max_abs_diff < 1.0
+
+
+def test_fusing_refuses_int8_and_leaves_nothing_on_a_failed_check(tmp_path, minilm_bundle, dev_examples) -> None:
+    from edgekit.errors import EdgekitError
+    from export.fuse import fuse_bundle
+    from export.quantize import quantize_dynamic_bundle
+
+    q = quantize_dynamic_bundle(minilm_bundle, tmp_path / "int8")
+    with pytest.raises(EdgekitError, match="expected an fp32 ONNX bundle to fuse"):
+        fuse_bundle(q, tmp_path / "x", dev_examples[:1])
+    with pytest.raises(EdgekitError, match="fused graph differs"):
+        fuse_bundle(minilm_bundle, tmp_path / "strict", dev_examples[:2], atol=0.0)
+    assert not (tmp_path / "strict").exists()
+
+
 def test_static_int8_with_calibration_reader(tmp_path, minilm_qa, minilm_bundle, train_path) -> None:
     from edgekit.squad import load_squad
     from export.quantize import WindowReader, quantize_static_bundle

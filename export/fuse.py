@@ -1,0 +1,62 @@
+"""ONNX Runtime's offline transformer optimizer: fp32 ONNX bundle -> fused fp32 ONNX bundle.
+
+``onnxruntime.transformers.optimizer`` rewrites the exported graph's attention,
+layer norm, GELU and embedding subgraphs into ORT's fused operators (Attention,
+SkipLayerNormalization, ...). The fused graph runs only on ONNX Runtime (the ops
+are ORT contrib ops), which is the runtime the bundle names. Quantizing the fused
+graph gives int8 attention (QAttention) as well as int8 MatMuls: ORT's
+documentation recommends optimize-then-quantize for BERT-style models.
+
+The fused bundle is checked against its source bundle on real questions (same
+logits within ``atol``) before it is written.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from edgekit.backends import RuntimeOptions, open_backend
+from edgekit.bundle import Bundle, write_bundle
+from edgekit.errors import EdgekitError
+from edgekit.squad import Example
+from export.to_onnx import DEFAULT_ATOL, Validation, compare
+
+# the optimizer's fusion patterns for these encoders; MPNet's attention (relative position bias) has none
+MODEL_TYPES = {"bert": "bert", "roberta": "bert", "distilbert": "bert", "mpnet": "bert"}
+
+
+def fuse_bundle(
+    src: Bundle, out_dir: str | Path, examples: list[Example], name: str | None = None, atol: float = DEFAULT_ATOL
+) -> tuple[Bundle, Validation]:
+    """Write the fused form of an fp32 ONNX bundle, validated against ``src`` on ``examples``."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    m = src.manifest
+    if m.model_format != "onnx" or m.precision != "fp32":
+        raise EdgekitError(f"{src.path}: expected an fp32 ONNX bundle to fuse, got {m.model_format}/{m.precision}")
+    model_type = MODEL_TYPES.get(str(m.source.get("model_type", "bert")), "bert")
+    reference = open_backend(src, RuntimeOptions())
+    with tempfile.TemporaryDirectory() as tmp:
+        out_model = Path(tmp) / "model.onnx"
+        # num_heads/hidden_size 0: read from the graph; opt_level 0: only the optimizer's own fusions, so the
+        # saved graph stays portable across ORT versions (the session applies its own optimizations at load)
+        opt = optimize_model(str(src.model_path), model_type=model_type, num_heads=0, hidden_size=0, opt_level=0)
+        opt.save_model_to_file(str(out_model))
+        fusions = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
+        source = {
+            **m.source,
+            "fused_from": m.files[m.model_file].sha256,
+            "fusion": {"tool": "onnxruntime.transformers.optimizer", "model_type": model_type, "fused": fusions},
+        }
+        manifest = replace(m, name=name or f"{m.name}-fused", source=source)
+        # checked in a scratch bundle first, so a failed check leaves nothing at out_dir
+        v = compare(
+            reference, write_bundle(Path(tmp) / "staged", out_model, src.tokenizer_path, manifest), examples, atol
+        )
+        if not v.ok:
+            raise EdgekitError(
+                f"{src.path}: fused graph differs from the original by {v.max_abs_diff:.3g} > atol {atol}"
+            )
+        return write_bundle(out_dir, out_model, src.tokenizer_path, manifest), v
