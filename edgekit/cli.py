@@ -77,7 +77,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from export.recipes import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
-    rows = export_all(recipe, args.check_questions, tflite=not args.no_tflite)
+    rows = export_all(recipe, args.check_questions, tflite=not args.no_tflite, fuse=args.fuse)
     print(markdown(rows))
     for r in rows:
         print(f"bundle: {r.path}")
@@ -277,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_recipe_arguments(p)
     p.add_argument("--check-questions", type=int, default=100, help="dev questions for the quick check (default: 100)")
     p.add_argument("--no-tflite", action="store_true", help="skip the TFLite bundles")
+    p.add_argument(
+        "--fuse", action="store_true", help="also fused ONNX bundles (fp32 and int8) from ONNX Runtime's optimizer"
+    )
     p.set_defaults(func=cmd_export)
     esub = p.add_subparsers(dest="export_command", required=False, metavar="STEP")
     e = esub.add_parser(

@@ -1,4 +1,4 @@
-"""One command from recipe to shippable bundles: distill -> ONNX -> INT8 -> TFLite -> check -> table.
+"""One command from recipe to shippable bundles: distill -> ONNX [-> fused] -> INT8 -> TFLite -> check -> table.
 
 Each step is skipped when its output already exists and is valid for the current
 student weights (bundles record the sha256 of the weights they were made from and
@@ -62,7 +62,7 @@ def _reuse(path: Path, weights_sha: str, make: Callable[[], Bundle | list[Bundle
     make()
 
 
-def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, tflite: bool) -> list[Path]:
+def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, tflite: bool, fuse: bool = False) -> list[Path]:
     """Write (or reuse) every bundle of the student; returns their paths."""
     d, name, data = recipe.out / "bundles", recipe.name, recipe.data
     src = {"weights_sha256": weights_sha, "recipe": recipe.name, "method": method_name(recipe)}
@@ -76,6 +76,19 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, tflite: bool) 
     int8 = d / f"{name}-int8-onnx"
     _reuse(int8, weights_sha, lambda: quantize_dynamic_bundle(load_bundle(fp32), int8, int8.name), "ONNX int8")
     paths = [fp32, int8]
+    if fuse:
+        from export.fuse import fuse_bundle
+
+        fused, fused8 = d / f"{name}-fp32-onnx-fused", d / f"{name}-int8-onnx-fused"
+        check_on = load_squad(data.dev_path())[:8]
+        _reuse(fused, weights_sha, lambda: fuse_bundle(load_bundle(fp32), fused, check_on, fused.name), "ONNX fused")
+        _reuse(
+            fused8,
+            weights_sha,
+            lambda: quantize_dynamic_bundle(load_bundle(fused), fused8, fused8.name),
+            "ONNX fused int8",
+        )
+        paths += [fused, fused8]
     if tflite:
         if importlib.util.find_spec("litert_torch") is None:
             print("skip TFLite: litert-torch is not installed (pip install 'edgekit[tflite]')", file=sys.stderr)
@@ -146,7 +159,9 @@ def markdown(rows: list[ArtifactRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export_all(recipe: Recipe, check_questions: int = 100, tflite: bool = True) -> list[ArtifactRow]:
+def export_all(
+    recipe: Recipe, check_questions: int = 100, tflite: bool = True, fuse: bool = False
+) -> list[ArtifactRow]:
     """Run the whole chain for ``recipe``; writes ``export-summary.{json,md}`` in the recipe's output."""
     out = recipe.out
     weights = out / "model" / "model.safetensors"
@@ -156,7 +171,7 @@ def export_all(recipe: Recipe, check_questions: int = 100, tflite: bool = True) 
         run_distill(recipe, evaluate=False)
     weights_sha = sha256_file(weights)
     qa = load_qa(str(out / "model"))
-    paths = build_bundles(qa, recipe, weights_sha, tflite)
+    paths = build_bundles(qa, recipe, weights_sha, tflite, fuse)
     rows = [check(qa, p, recipe, check_questions) for p in paths]
     write_json(
         out / "export-summary.json",

@@ -16,6 +16,7 @@ COMMANDS = [
     ["verify"],
     ["export"],
     ["export", "onnx"],
+    ["export", "fuse"],
     ["export", "int8"],
     ["distill"],
     ["deploy"],

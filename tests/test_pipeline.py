@@ -39,6 +39,10 @@ def test_export_chain_builds_checks_and_skips_valid_steps(tmp_path, capsys) -> N
     summary = json.loads((recipe.out / "export-summary.json").read_text())
     assert len(summary["rows"]) == len(rows)
     capsys.readouterr()
-    export_all(recipe, check_questions=5)  # second run: nothing to redo
+    again = export_all(recipe, check_questions=5, tflite=False, fuse=True)  # second run: only the fused bundles
     err = capsys.readouterr().err
     assert "skip distill" in err and "skip ONNX fp32" in err and "skip ONNX int8" in err
+    assert "ONNX fused ->" in err and "ONNX fused int8 ->" in err
+    fused = {r.name: r for r in again if r.name.endswith("-fused")}
+    assert set(fused) == {f"{recipe.name}-fp32-onnx-fused", f"{recipe.name}-int8-onnx-fused"}
+    assert fused[f"{recipe.name}-fp32-onnx-fused"].max_abs_diff < 1e-3
