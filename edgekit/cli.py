@@ -73,11 +73,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     if args.recipe is None:
         raise EdgekitError("edgekit export: give a STEP (onnx, fuse, int8) or --recipe RECIPE for the whole chain")
-    from export.pipeline import export_all, markdown
+    from export.pipeline import Variants, export_all, markdown
     from export.recipes import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
-    rows = export_all(recipe, args.check_questions, tflite=not args.no_tflite, fuse=args.fuse)
+    variants = Variants(tflite=not args.no_tflite, fuse=args.fuse, static=tuple(args.static))
+    rows = export_all(recipe, args.check_questions, variants)
     print(markdown(rows))
     for r in rows:
         print(f"bundle: {r.path}")
@@ -279,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tflite", action="store_true", help="skip the TFLite bundles")
     p.add_argument(
         "--fuse", action="store_true", help="also fused ONNX bundles (fp32 and int8) from ONNX Runtime's optimizer"
+    )
+    p.add_argument(
+        "--static",
+        action="append",
+        default=[],
+        choices=["minmax", "entropy", "percentile"],
+        help="also a static (QDQ) int8 ONNX bundle calibrated this way on training windows (repeatable)",
     )
     p.set_defaults(func=cmd_export)
     esub = p.add_subparsers(dest="export_command", required=False, metavar="STEP")
