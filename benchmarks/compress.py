@@ -6,11 +6,11 @@ Rows:
 - the teacher's fp32 size, from its own config;
 - each artifact of one or more ``export-summary.json`` files (``edgekit export --recipe``):
   format, precision, params, file size, max |Δlogit| vs fp32 PyTorch, answer agreement,
-  and EM/F1 from a full-dev ``edgekit run`` of that bundle when given with ``--full-dev``
-  (otherwise the quick check's EM/F1 and its question count).
+  and EM/F1 from the largest ``edgekit run`` of that bundle given with ``--runs`` (otherwise
+  the quick check's), with the F1 change vs the fp32 ONNX bundle on the same questions.
 
     python -m benchmarks.compress runs/distill/minilm-l6-kd/export-summary.json \\
-        [--full-dev runs/fulldev/minilm-l6-kd-int8-onnx ...] [--teacher DIR]
+        [--runs runs/fulldev/minilm-l6-kd-int8-onnx ...] [--teacher DIR]
 
 Writes ``benchmarks/results/compress.json`` and ``compress.md``.
 """
@@ -76,15 +76,32 @@ def reference_rows(teacher: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def artifact_rows(summaries: list[Path], full_dev: list[Path]) -> list[dict[str, Any]]:
-    full = {}
-    for d in full_dev:
+def _runs_by_bundle(runs: list[Path]) -> dict[str, dict[int, dict[str, Any]]]:
+    """``edgekit run`` metrics by bundle name, then by number of questions answered."""
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for d in runs:
         m = read_json(d / "metrics.json", "metrics")
-        full[m["bundle"]["name"]] = m
+        out.setdefault(m["bundle"]["name"], {})[m["n_questions"]] = m
+    return out
+
+
+def artifact_rows(summaries: list[Path], runs: list[Path]) -> list[dict[str, Any]]:
+    """One row per exported artifact: its quick check, or its largest given run, and its F1 drop vs fp32 ONNX.
+
+    The drop is taken against the plain fp32 ONNX bundle of the same summary scored on the
+    same number of questions (the runner takes the first N), so rows scored on a subset
+    still compare like with like.
+    """
+    by_bundle = _runs_by_bundle(runs)
     rows = []
     for s in summaries:
-        for r in read_json(s, "export summary")["rows"]:
-            m = full.get(r["name"])
+        summary = read_json(s, "export summary")["rows"]
+        fp32 = next((r["name"] for r in summary if r["format"] == "onnx" and r["name"].endswith("-fp32-onnx")), None)
+        for r in summary:
+            scored = by_bundle.get(r["name"], {})
+            n = max(scored, default=r["n_questions"])
+            m = scored.get(n, r)
+            ref = by_bundle.get(fp32, {}).get(n) if fp32 else None
             rows.append(
                 {
                     "name": r["name"],
@@ -95,9 +112,11 @@ def artifact_rows(summaries: list[Path], full_dev: list[Path]) -> list[dict[str,
                     "size_mb": r["size_mb"],
                     "max_abs_diff": r["max_abs_diff"],
                     "answer_agreement": r["answer_agreement"],
-                    "exact_match": m["exact_match"] if m else r["exact_match"],
-                    "f1": m["f1"] if m else r["f1"],
-                    "n_questions": m["n_questions"] if m else r["n_questions"],
+                    "exact_match": m["exact_match"],
+                    "f1": m["f1"],
+                    "n_questions": n,
+                    "f1_vs_fp32_onnx": m["f1"] - ref["f1"] if ref else None,
+                    "how": r.get("how"),
                     "path": r["path"],
                 }
             )
@@ -110,14 +129,16 @@ def _fmt(row: dict[str, Any], key: str, spec: str) -> str:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     out = [
-        "| model | format | precision | params | size MB | max abs Δlogit | same answer | EM | F1 | dev questions |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | format | precision | how | params | size MB | max abs Δlogit | same answer | EM | F1 | ΔF1 vs fp32 "
+        "| dev questions |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         agree = f"{100 * r['answer_agreement']:.0f}%" if r.get("answer_agreement") is not None else "-"
         out.append(
-            f"| {r['name']} | {r['format']} | {r['precision']} | {r['params'] / 1e6:.1f}M | {r['size_mb']:.1f} "
-            f"| {_fmt(r, 'max_abs_diff', '.2g')} | {agree} | {_fmt(r, 'exact_match', '.2f')} | {_fmt(r, 'f1', '.2f')} "
+            f"| {r['name']} | {r['format']} | {r['precision']} | {r.get('how') or '-'} "
+            f"| {r['params'] / 1e6:.1f}M | {r['size_mb']:.1f} | {_fmt(r, 'max_abs_diff', '.2g')} | {agree} "
+            f"| {_fmt(r, 'exact_match', '.2f')} | {_fmt(r, 'f1', '.2f')} | {_fmt(r, 'f1_vs_fp32_onnx', '+.2f')} "
             f"| {r.get('n_questions', '-')} |"
         )
     return "\n".join(out) + "\n"
@@ -126,11 +147,18 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("summaries", nargs="*", type=Path, help="export-summary.json files")
-    p.add_argument("--full-dev", nargs="*", type=Path, default=[], help="edgekit run directories on the full dev set")
+    p.add_argument(
+        "--runs",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="edgekit run directories of these bundles (full dev, or the first N questions); a bundle's largest "
+        "run gives its EM/F1, and the fp32 ONNX run on as many questions its ΔF1",
+    )
     p.add_argument("--teacher", type=Path, default=ROOT.parent / "shared" / "models" / "mpnet-base-squad")
     p.add_argument("--out", type=Path, default=RESULTS / "compress.json")
     args = p.parse_args(argv)
-    rows = reference_rows(args.teacher) + artifact_rows(args.summaries, args.full_dev)
+    rows = reference_rows(args.teacher) + artifact_rows(args.summaries, args.runs)
     write_json(args.out, {"rows": rows, "command": ["python", "-m", "benchmarks.compress", *(argv or [])]})
     table = markdown(rows)
     write_text(args.out.with_suffix(".md"), table)

@@ -49,6 +49,15 @@ class ArtifactRow:
     n_questions: int
     latency_p50_ms: float
     path: str
+    how: str = ""  # quantization / graph optimization, from the manifest
+
+
+def how_made(source: dict) -> str:
+    """A bundle's quantization and graph optimization in a few words, from its manifest's source."""
+    parts = ["ORT fused"] if "fusion" in source else []
+    if "quantization" in source:
+        parts.append(str(source["quantization"]["method"]))
+    return ", ".join(parts)
 
 
 def _reuse(path: Path, weights_sha: str, make: Callable[[], Bundle | list[Bundle]], what: str) -> None:
@@ -163,17 +172,18 @@ def check(qa: LoadedQA, bundle_path: Path, recipe: Recipe, n: int) -> ArtifactRo
         metrics["n_questions"],
         metrics["latency_ms"]["p50"],
         str(bundle.path),
+        how_made(m.source),
     )
 
 
 def markdown(rows: list[ArtifactRow]) -> str:
     lines = [
-        "| bundle | format | precision | params | model MB | max abs Δlogit | same answer | EM | F1 | questions "
+        "| bundle | format | precision | how | params | model MB | max abs Δlogit | same answer | EM | F1 | questions "
         "| p50 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r.name} | {r.format} | {r.precision} | {r.params / 1e6:.1f}M | {r.size_mb:.1f} | "
+        f"| {r.name} | {r.format} | {r.precision} | {r.how or '-'} | {r.params / 1e6:.1f}M | {r.size_mb:.1f} | "
         f"{r.max_abs_diff:.2g} | {100 * r.answer_agreement:.0f}% | {r.exact_match:.1f} | {r.f1:.1f} | "
         f"{r.n_questions} | {r.latency_p50_ms:.1f} |"
         for r in rows

@@ -133,6 +133,50 @@ def test_reference_sizes_from_configs() -> None:
     assert rows["teacher"]["size_mb"] == pytest.approx(435.6, abs=0.1)
 
 
+def test_size_rows_take_the_largest_run_and_compare_on_the_same_questions(tmp_path, dev_path) -> None:
+    """ΔF1 vs fp32 uses the fp32 run on as many questions as the artifact's own largest run."""
+    from benchmarks.compress import artifact_rows
+    from edgekit.atomic import write_json
+    from edgekit.runner import RunConfig, run
+    from export.pipeline import how_made
+    from export.quantize import quantize_dynamic_bundle
+    from export.tiny import tiny_qa
+    from export.to_onnx import onnx_bundle
+
+    # the summary's plain fp32 ONNX row is found by its name's suffix
+    fp32 = onnx_bundle(tiny_qa(), tmp_path / "fp32", "tiny-fp32-onnx", max_seq_len=128, doc_stride=64)
+    int8 = quantize_dynamic_bundle(fp32, tmp_path / "int8", "tiny-int8-onnx")
+    runs, rows = [], []
+    for b in (fp32, int8):
+        for n in (4, 12):
+            runs.append(tmp_path / f"{b.manifest.name}-{n}")
+            run(b.path, dev_path, runs[-1], RunConfig(limit=n, progress=False))
+        rows.append(
+            {
+                "name": b.manifest.name,
+                "format": "onnx",
+                "precision": b.manifest.precision,
+                "params": b.manifest.params,
+                "size_mb": b.model_size_mb,
+                "max_abs_diff": 0.0,
+                "answer_agreement": 1.0,
+                "exact_match": 0.0,
+                "f1": 0.0,
+                "n_questions": 2,
+                "path": str(b.path),
+                "how": how_made(b.manifest.source),
+            }
+        )
+    write_json(tmp_path / "summary.json", {"rows": rows})
+    out = {r["name"]: r for r in artifact_rows([tmp_path / "summary.json"], runs)}
+    i8 = out["tiny-int8-onnx"]
+    assert i8["n_questions"] == 12 and i8["how"] == "onnxruntime dynamic"
+    f1 = [json.loads((r / "metrics.json").read_text())["f1"] for r in runs]
+    want = f1[3] - f1[1]
+    assert i8["f1_vs_fp32_onnx"] == pytest.approx(want)
+    assert out["tiny-fp32-onnx"]["f1_vs_fp32_onnx"] == 0.0
+
+
 def test_int8_keeps_named_nodes_in_fp32(tmp_path, minilm_bundle) -> None:
     import onnx
 
