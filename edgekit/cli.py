@@ -181,6 +181,11 @@ def add_distill_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="no training: write and evaluate the student saved in this Trainer checkpoint (e.g. of a run still going)",
     )
+    p.add_argument(
+        "--eval-only",
+        action="store_true",
+        help="no training: evaluate the student the recipe's output already holds (written with --no-eval)",
+    )
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:

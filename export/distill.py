@@ -366,6 +366,17 @@ def student_from_checkpoint(
     return _save_student(student, recipe, result, evaluate, argv, t0)
 
 
+def evaluate_saved(recipe: Recipe, argv: list[str] | None = None) -> dict[str, Any]:
+    """Score the student an earlier ``--no-eval`` run wrote to the recipe's output, updating its result.json."""
+    t0 = time.time()
+    result = read_json(recipe.out / "result.json", "distill result")
+    result.update(evaluate_student(load_qa(str(recipe.out / "model")), recipe, recipe.out))
+    result["eval_wall_s"] = round(time.time() - t0, 1)
+    result["eval_command"] = argv if argv is not None else sys.argv
+    write_json(recipe.out / "result.json", result)
+    return result
+
+
 def evaluate_student(student: LoadedQA, recipe: Recipe, out: Path) -> dict[str, Any]:
     """Dev EM/F1 through the device path: fp32 ONNX bundle -> edgekit runner -> official scorer."""
     dev = recipe.data.dev_path()
@@ -395,7 +406,9 @@ def evaluate_student(student: LoadedQA, recipe: Recipe, out: Path) -> dict[str, 
 
 def main_args(args: argparse.Namespace, argv: list[str]) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
-    if args.from_checkpoint:
+    if args.eval_only:
+        result = evaluate_saved(recipe, argv)
+    elif args.from_checkpoint:
         result = student_from_checkpoint(recipe, args.from_checkpoint, evaluate=not args.no_eval, argv=argv)
     else:
         result = run_distill(recipe, evaluate=not args.no_eval, argv=argv)

@@ -153,3 +153,12 @@ def test_tiny_distillation_learns_and_resumes(tmp_path) -> None:
     assert all(torch.equal(saved[k], ckpt[f"student.{k}"]) and torch.equal(saved[k], final[k]) for k in saved)
     with pytest.raises(InputError, match=r"model\.safetensors"):
         student_from_checkpoint(snap, tmp_path / "nowhere", evaluate=False)
+
+    # written without evaluation, scored later in place: the same EM/F1 as the finished run's
+    from export.distill import evaluate_saved
+
+    scored = evaluate_saved(snap, argv=["test", "--eval-only"])
+    assert (scored["steps"], scored["n_questions"], scored["f1"]) == (10, 8, second["f1"])
+    assert json.loads((tmp_path / "tiny-snapshot" / "result.json").read_text())["eval_command"][-1] == "--eval-only"
+    with pytest.raises(InputError, match=r"result\.json"):
+        evaluate_saved(load_recipe(RECIPES_DIR / "tiny-test.toml", [*base, 'name="never-trained"']))
