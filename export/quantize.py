@@ -45,12 +45,16 @@ CALIBRATION = {
 
 
 class WindowReader(CalibrationDataReader):
-    """Calibration feeds: the bundle's own windows of real questions, one window per call."""
+    """Calibration feeds: the bundle's own windows of real questions, one window per call.
+
+    Questions are taken evenly across ``examples`` (not the first ones, which all share
+    one article), so the ranges see many contexts.
+    """
 
     def __init__(self, bundle: Bundle, examples: list[Example], max_windows: int = 64) -> None:
         m, tok = bundle.manifest, bundle.tokenizer()
         feeds: list[dict[str, np.ndarray]] = []
-        for ex in examples:
+        for ex in examples[:: max(1, len(examples) // max_windows)]:
             for w in tok.windows(ex.question, ex.context):
                 if len(feeds) < max_windows:
                     # one fixed length: the calibrators stack activations across calls
