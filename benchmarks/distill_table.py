@@ -93,8 +93,13 @@ def markdown(records: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="*", type=Path, help="distill output directories (each with result.json)")
-    p.add_argument("--teacher", type=Path, default=RESULTS / "teacher-mpnet-fp32-onnx" / "metrics.json")
-    p.add_argument("--out", type=Path, default=RESULTS / "distill.json")
+    p.add_argument(
+        "--teacher",
+        type=Path,
+        default=RESULTS / "teacher-mpnet-fp32-onnx" / "metrics.json",
+        help="the teacher's full-dev metrics.json (default: %(default)s)",
+    )
+    p.add_argument("--out", type=Path, default=RESULTS / "distill.json", help="JSON to write (and .md beside it)")
     args = p.parse_args(argv)
     records = [teacher_record(args.teacher)] if args.teacher.exists() else []
     records += [student_record(d / "result.json") for d in args.runs]

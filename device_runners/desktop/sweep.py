@@ -51,11 +51,13 @@ def sweep(bundles: list[Path], dataset: Path, out: Path, threads: list[int], lim
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("bundles", nargs="+", type=Path)
-    p.add_argument("--dataset", type=Path, default=default_data_dir() / "dev-v1.1.json")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--limit", type=int, default=200)
-    p.add_argument("--threads", type=int, nargs="+", default=sorted({1, 2, os.cpu_count() or 1}))
+    p.add_argument("bundles", nargs="+", type=Path, help="edge bundle directories")
+    p.add_argument("--dataset", type=Path, default=default_data_dir() / "dev-v1.1.json", help="SQuAD v1.1 JSON")
+    p.add_argument("--out", type=Path, required=True, help="directory for the runs and sweep.json/.md")
+    p.add_argument("--limit", type=int, default=200, help="first N questions (default: %(default)s)")
+    p.add_argument(
+        "--threads", type=int, nargs="+", default=sorted({1, 2, os.cpu_count() or 1}), help="thread counts to sweep"
+    )
     args = p.parse_args(argv)
     rows = sweep(args.bundles, args.dataset, args.out, args.threads, args.limit)
     from edgekit.device import describe
