@@ -77,7 +77,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from export.recipes import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
-    variants = Variants(tflite=not args.no_tflite, fuse=args.fuse, static=tuple(args.static))
+    variants = Variants(
+        tflite=not args.no_tflite, fuse=args.fuse, dynamic=tuple(args.dynamic), static=tuple(args.static)
+    )
     rows = export_all(recipe, args.check_questions, variants)
     print(markdown(rows))
     for r in rows:
@@ -122,7 +124,7 @@ def cmd_export_int8(args: argparse.Namespace) -> int:
     per_channel = not args.per_tensor
     if args.static is None:
         out = quantize.quantize_dynamic_bundle(
-            src, args.out, args.name, per_channel, args.weight_type, tuple(args.keep_fp32)
+            src, args.out, args.name, per_channel, args.weight_type, tuple(args.keep_fp32), args.reduce_range
         )
     else:
         from edgekit.squad import load_squad
@@ -287,6 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--fuse", action="store_true", help="also fused ONNX bundles (fp32 and int8) from ONNX Runtime's optimizer"
     )
     p.add_argument(
+        "--dynamic",
+        action="append",
+        default=[],
+        choices=["quint8", "reduce-range"],
+        help="also this dynamic int8 form: quint8 weights, or 7-bit weights (repeatable)",
+    )
+    p.add_argument(
         "--static",
         action="append",
         default=[],
@@ -337,6 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--name", default=None, help="bundle name (default: source name + '-int8')")
     e.add_argument("--weight-type", choices=["qint8", "quint8"], default="qint8")
     e.add_argument("--per-tensor", action="store_true", help="one scale per tensor instead of per channel")
+    e.add_argument(
+        "--reduce-range",
+        action="store_true",
+        help="7-bit weights (dynamic only): no int16 saturation on x86 CPUs without VNNI",
+    )
     e.add_argument(
         "--keep-fp32",
         action="append",

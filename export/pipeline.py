@@ -71,12 +71,17 @@ def _reuse(path: Path, weights_sha: str, make: Callable[[], Bundle | list[Bundle
     make()
 
 
+# the dynamic int8 forms besides the default (qint8 weights, per channel), as quantize_dynamic_bundle arguments
+DYNAMIC_FORMS: dict[str, dict] = {"quint8": {"weight_type": "quint8"}, "reduce-range": {"reduce_range": True}}
+
+
 @dataclass(frozen=True)
 class Variants:
     """Which artifacts the chain makes besides fp32 ONNX and its dynamic int8 form."""
 
     tflite: bool = True  # fp32 and int8 TFLite (needs the tflite extra; skipped with a note without it)
     fuse: bool = False  # ONNX Runtime's fused graph, fp32 and dynamic int8
+    dynamic: tuple[str, ...] = ()  # more dynamic int8 forms: "quint8" weights, "reduce-range" (7-bit weights)
     static: tuple[str, ...] = ()  # static QDQ int8, one bundle per calibration method, calibrated on training windows
     calibration_windows: int = 64
 
@@ -95,6 +100,19 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
     int8 = d / f"{name}-int8-onnx"
     _reuse(int8, weights_sha, lambda: quantize_dynamic_bundle(load_bundle(fp32), int8, int8.name), "ONNX int8")
     paths = [fp32, int8]
+    for kind in variants.dynamic:
+        if kind not in DYNAMIC_FORMS:
+            raise EdgekitError(f"dynamic int8 form {kind!r}: expected one of {sorted(DYNAMIC_FORMS)}")
+        other = d / f"{name}-int8-onnx-{kind}"
+        _reuse(
+            other,
+            weights_sha,
+            lambda other=other, kind=kind: quantize_dynamic_bundle(
+                load_bundle(fp32), other, other.name, **DYNAMIC_FORMS[kind]
+            ),
+            f"ONNX int8 ({kind})",
+        )
+        paths.append(other)
     for method in variants.static:
         static = d / f"{name}-int8-onnx-static-{method}"
 

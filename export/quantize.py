@@ -88,8 +88,14 @@ def quantize_dynamic_bundle(
     per_channel: bool = True,
     weight_type: str = "qint8",
     nodes_to_exclude: tuple[str, ...] = (),
+    reduce_range: bool = False,
 ) -> Bundle:
-    """Dynamic int8 quantization of an fp32 ONNX bundle into a new bundle (``nodes_to_exclude`` stay fp32)."""
+    """Dynamic int8 quantization of an fp32 ONNX bundle into a new bundle (``nodes_to_exclude`` stay fp32).
+
+    ``reduce_range`` quantizes weights to 7 bits: x86 CPUs without VNNI multiply uint8
+    activations by int8 weights with an instruction (``vpmaddubsw``) whose int16 sums can
+    saturate, which 7-bit weights rule out; ARM and VNNI CPUs do not saturate.
+    """
     if weight_type not in WEIGHT_TYPES:
         raise EdgekitError(f"weight type {weight_type!r}: expected one of {sorted(WEIGHT_TYPES)}")
 
@@ -98,6 +104,7 @@ def quantize_dynamic_bundle(
             model,
             out,
             per_channel=per_channel,
+            reduce_range=reduce_range,
             weight_type=WEIGHT_TYPES[weight_type],
             nodes_to_exclude=list(nodes_to_exclude),
             # outputs of ORT's fused operators (export/fuse.py) have no inferred type; they are float
@@ -108,6 +115,7 @@ def quantize_dynamic_bundle(
         "method": "onnxruntime dynamic",
         "weight_type": weight_type,
         "per_channel": per_channel,
+        "reduce_range": reduce_range,
         "nodes_to_exclude": list(nodes_to_exclude),
     }
     return _quantized_bundle(src, out_dir, name or f"{src.manifest.name}-int8", quantize, info)
