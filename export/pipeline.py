@@ -55,8 +55,13 @@ class ArtifactRow:
 def how_made(source: dict) -> str:
     """A bundle's quantization and graph optimization in a few words, from its manifest's source."""
     parts = ["ORT fused"] if "fusion" in source else []
-    if "quantization" in source:
-        parts.append(str(source["quantization"]["method"]))
+    q = source.get("quantization", {})
+    if q:
+        parts.append(str(q["method"]))
+    if q.get("weight_type", "qint8") != "qint8":
+        parts.append(f"{q['weight_type']} weights")
+    if q.get("reduce_range"):
+        parts.append("7-bit weights")
     return ", ".join(parts)
 
 
