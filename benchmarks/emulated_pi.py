@@ -29,11 +29,16 @@ RESULTS = ROOT / "benchmarks" / "results" / "devices"
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("bundle", type=Path)
-    p.add_argument("--dataset", type=Path, default=default_data_dir() / "dev-v1.1.json")
-    p.add_argument("--n", type=int, default=5)
-    p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "edgekit" / "arm64")
-    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("bundle", type=Path, help="edge bundle directory")
+    p.add_argument("--dataset", type=Path, default=default_data_dir() / "dev-v1.1.json", help="SQuAD v1.1 JSON")
+    p.add_argument("--n", type=int, default=5, help="first N questions (default: %(default)s; ~2 s each emulated)")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=Path.home() / ".cache" / "edgekit" / "arm64",
+        help="where the arm64 rootfs and wheels are kept between runs (default: %(default)s)",
+    )
+    p.add_argument("--out", type=Path, default=RESULTS, help="results directory (default: %(default)s)")
     args = p.parse_args(argv)
 
     from device_runners.raspberry_pi.emulate import emulated_python
