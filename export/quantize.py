@@ -20,6 +20,7 @@ threshold, the full range; so "entropy" gives a model byte-identical to "minmax"
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -139,6 +140,11 @@ def quantize_static_bundle(
     """Static (QDQ) int8 quantization of an fp32 ONNX bundle with calibration data from ``reader``."""
     if method not in CALIBRATION:
         raise EdgekitError(f"calibration method {method!r}: expected one of {sorted(CALIBRATION)}")
+    if method == "entropy":
+        print(
+            "note: onnxruntime's entropy calibration gives the MinMax ranges here (see export/quantize.py)",
+            file=sys.stderr,
+        )
 
     def quantize(model: Path, out: Path) -> None:
         quantize_static(
