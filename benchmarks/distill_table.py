@@ -67,6 +67,7 @@ def student_record(result_path: Path) -> dict[str, Any]:
         },
         "wall_s": r.get("wall_s"),
         "command": " ".join(r["command"]),
+        "eval_command": " ".join(r["eval_command"]) if "eval_command" in r else None,  # scored later (--eval-only)
         "source": str(result_path),
     }
 
