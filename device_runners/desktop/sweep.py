@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = sweep(args.bundles, args.dataset, args.out, args.threads, args.limit)
     from edgekit.device import describe
 
-    write_json(args.out / "sweep.json", {"rows": rows, "device": describe()})
+    command = ["python", "-m", "device_runners.desktop.sweep", *(sys.argv[1:] if argv is None else argv)]
+    write_json(args.out / "sweep.json", {"rows": rows, "device": describe(), "command": command})
     lines = ["| bundle | threads | p50 ms | p90 ms | q/s | peak RSS MB | F1 |", "|---|---|---|---|---|---|---|"]
     lines += [
         f"| {r['bundle']} | {r['threads']} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['throughput_qps']:.2f} "
