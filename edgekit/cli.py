@@ -172,6 +172,13 @@ def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_bundle_step_io(e: argparse.ArgumentParser, suffix: str) -> None:
+    """The source bundle, output directory and name of an export step that turns one fp32 ONNX bundle into another."""
+    e.add_argument("bundle", type=Path, help="fp32 ONNX bundle")
+    e.add_argument("out", type=Path, help="bundle directory to write")
+    e.add_argument("--name", default=None, help=f"bundle name (default: source name + '{suffix}')")
+
+
 def add_distill_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``edgekit distill`` and ``python -m export.distill`` (one definition for both)."""
     add_recipe_arguments(p)
@@ -327,9 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rewrite attention, layer norm and GELU subgraphs into ONNX Runtime's fused operators; "
         "checked against the source bundle's logits. Quantize the result with 'edgekit export int8'.",
     )
-    e.add_argument("bundle", type=Path, help="fp32 ONNX bundle")
-    e.add_argument("out", type=Path, help="bundle directory to write")
-    e.add_argument("--name", default=None, help="bundle name (default: source name + '-fused')")
+    _add_bundle_step_io(e, "-fused")
     e.add_argument("--atol", type=float, default=1e-3, help="max |Δlogit| vs the source (default: %(default)s)")
     e.add_argument("--validate-dataset", type=Path, default=_dev_default(), help="questions for the check")
     e.add_argument("--validate-n", type=int, default=8, help="questions to check on (default: %(default)s)")
@@ -341,9 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Quantize an fp32 ONNX bundle to int8: dynamic (weights int8; the default, fastest and "
         "most accurate here) or static with calibration on real training windows.",
     )
-    e.add_argument("bundle", type=Path, help="fp32 ONNX bundle")
-    e.add_argument("out", type=Path, help="bundle directory to write")
-    e.add_argument("--name", default=None, help="bundle name (default: source name + '-int8')")
+    _add_bundle_step_io(e, "-int8")
     e.add_argument("--weight-type", choices=["qint8", "quint8"], default="qint8")
     e.add_argument("--per-tensor", action="store_true", help="one scale per tensor instead of per channel")
     e.add_argument(
