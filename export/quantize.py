@@ -163,6 +163,7 @@ def quantize_static_bundle(
 
     info = {
         "method": f"onnxruntime static QDQ, {method} calibration",
+        "calibration": method,
         "op_types": list(op_types),
         "nodes_excluded": list(nodes_to_exclude),
         "per_channel": per_channel,
