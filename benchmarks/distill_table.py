@@ -3,7 +3,10 @@
 Reads the teacher's full-dev metrics (from ``benchmarks.teacher_fulldev``) and every
 student's ``result.json`` (written by ``edgekit distill``), one record per model:
 name, params, layers, hidden size, method, EM, F1, dev questions, training
-settings, wall time and the command that produced it.
+settings, wall time and the command that produced it; then the issue's two
+questions, computed from those records: each model's F1 as a share of the
+teacher's, and KD against plain fine-tuning (alpha = 1) for students trained
+alike (same initial student, sequence length, schedule and step).
 
     python -m benchmarks.distill_table RUN_DIR... [--teacher METRICS.json]
 """
@@ -20,6 +23,12 @@ from edgekit.squad import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _shown(path: Path) -> str:
+    """A path as the results should show it: relative to the repository when it lies inside."""
+    full = path.resolve()
+    return str(full.relative_to(ROOT)) if full.is_relative_to(ROOT) else str(path)
 
 
 def teacher_record(metrics_path: Path) -> dict[str, Any]:
@@ -39,7 +48,7 @@ def teacher_record(metrics_path: Path) -> dict[str, Any]:
         "training": None,
         "wall_s": None,
         "command": " ".join(m["command"]),
-        "source": str(metrics_path.relative_to(ROOT)),
+        "source": _shown(metrics_path),
     }
 
 
@@ -57,6 +66,7 @@ def student_record(result_path: Path) -> dict[str, Any]:
         "f1": r.get("f1"),
         "n_questions": r.get("n_questions"),
         "max_seq_len": rec["data"]["max_seq_len"],
+        "student": rec["student"],
         "training": {
             **rec["training"],
             "loss": rec["loss"],
@@ -68,14 +78,52 @@ def student_record(result_path: Path) -> dict[str, Any]:
         "wall_s": r.get("wall_s"),
         "command": " ".join(r["command"]),
         "eval_command": " ".join(r["eval_command"]) if "eval_command" in r else None,  # scored later (--eval-only)
-        "source": str(result_path),
+        "source": _shown(result_path),
     }
 
 
-def markdown(records: list[dict[str, Any]]) -> str:
+def _trained_alike(r: dict[str, Any]) -> str:
+    """What must match for a KD/FT pair to isolate the loss: everything but alpha and T."""
+    t = r["training"]
+    fields = [r["student"], r["max_seq_len"], r["n_questions"], t["steps"]]
+    fields += [t[k] for k in ("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "seed")]
+    return json.dumps(fields, sort_keys=True)
+
+
+def kd_vs_ft(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each KD student against the plain fine-tuned one trained alike, when both were scored."""
+    scored = [r for r in records if r["role"] == "student" and r["f1"] is not None]
+    plain = {_trained_alike(r): r for r in scored if r["training"]["loss"]["alpha"] == 1.0}
+    pairs = []
+    for kd in scored:
+        ft = plain.get(_trained_alike(kd)) if kd["training"]["loss"]["alpha"] < 1.0 else None
+        if ft is not None:
+            pairs.append(
+                {
+                    "kd": kd["name"],
+                    "ft": ft["name"],
+                    "steps": kd["training"]["steps"],
+                    "n_questions": kd["n_questions"],
+                    "delta_exact_match": kd["exact_match"] - ft["exact_match"],
+                    "delta_f1": kd["f1"] - ft["f1"],
+                    "kd_better": kd["f1"] > ft["f1"],
+                }
+            )
+    return pairs
+
+
+def with_teacher_share(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add ``f1_vs_teacher`` (a fraction) to every scored record, when the teacher is among them."""
+    teacher = next((r for r in records if r["role"] == "teacher"), None)
+    for r in records:
+        r["f1_vs_teacher"] = r["f1"] / teacher["f1"] if teacher and r["f1"] is not None else None
+    return records
+
+
+def markdown(records: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> str:
     lines = [
-        "| model | params | layers | hidden | method | trained | seq len | dev questions | EM | F1 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | params | layers | hidden | method | trained | seq len | dev questions | EM | F1 | F1 vs teacher |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         em = f"{r['exact_match']:.2f}" if r["exact_match"] is not None else "n/a"
@@ -84,10 +132,24 @@ def markdown(records: list[dict[str, Any]]) -> str:
         trained = "given" if not t else f"{t['steps']} steps"
         if t.get("from_checkpoint"):
             trained += f" (checkpoint at epoch {t['epoch']:.2f} of {t['epochs']:g})"
+        share = f"{100 * r['f1_vs_teacher']:.1f}%" if r["f1_vs_teacher"] is not None else "n/a"
         lines.append(
             f"| {r['name']} | {r['params'] / 1e6:.1f}M | {r['layers']} | {r['hidden_size']} | {r['method']} "
-            f"| {trained} | {r['max_seq_len']} | {r['n_questions']} | {em} | {f1} |"
+            f"| {trained} | {r['max_seq_len']} | {r['n_questions']} | {em} | {f1} | {share} |"
         )
+    if pairs:
+        lines += [
+            "",
+            "KD against plain fine-tuning, trained alike (same student, schedule, step and dev questions):",
+            "",
+            "| KD | plain fine-tuning | steps | dev questions | ΔEM | ΔF1 |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {p['kd']} | {p['ft']} | {p['steps']} | {p['n_questions']} "
+            f"| {p['delta_exact_match']:+.2f} | {p['delta_f1']:+.2f} |"
+            for p in pairs
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -104,8 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     records = [teacher_record(args.teacher)] if args.teacher.exists() else []
     records += [student_record(d / "result.json") for d in args.runs]
-    write_json(args.out, {"records": records})
-    table = markdown(records)
+    records = with_teacher_share(records)
+    pairs = kd_vs_ft(records)
+    write_json(args.out, {"records": records, "kd_vs_ft": pairs})
+    table = markdown(records, pairs)
     write_text(args.out.with_suffix(".md"), table)
     print(table)
     print(json.dumps({"wrote": [str(args.out), str(args.out.with_suffix(".md"))]}))

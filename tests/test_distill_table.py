@@ -1,0 +1,46 @@
+"""The distillation table's derived answers: F1 share of the teacher, and KD-vs-FT pairs."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from benchmarks import distill_table
+
+COMMITTED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "students"
+
+
+def _result(tmp_path: Path, name: str, alpha: float, f1: float, em: float, steps: int = 400, **training) -> Path:
+    """A result.json shaped like ``edgekit distill`` writes (a committed one, renamed and re-scored)."""
+    r = json.loads((COMMITTED / "minilm-l6-ft-step400" / "result.json").read_text())
+    r = copy.deepcopy(r)
+    r.update(name=name, f1=f1, exact_match=em, steps=steps)
+    r["recipe"]["loss"]["alpha"] = alpha
+    r["recipe"]["training"].update(training)
+    d = tmp_path / name
+    d.mkdir()
+    (d / "result.json").write_text(json.dumps(r))
+    return d
+
+
+def test_pairs_only_students_trained_alike(tmp_path: Path) -> None:
+    runs = [
+        _result(tmp_path, "kd", 0.5, 63.0, 50.0),
+        _result(tmp_path, "ft", 1.0, 60.0, 47.0),
+        _result(tmp_path, "kd-later", 0.5, 70.0, 58.0, steps=1100),  # no FT at this step
+        _result(tmp_path, "ft-other-lr", 1.0, 61.0, 48.0, steps=1100, learning_rate=3e-5),  # not alike
+    ]
+    out = tmp_path / "distill.json"
+    teacher = {"exact_match": 73.0, "f1": 80.0, "n_questions": 10570, "command": ["x"]}
+    teacher["bundle"] = {"params": 1, "layers": 12, "hidden_size": 768, "max_seq_len": 384}
+    teacher_path = tmp_path / "teacher.json"
+    teacher_path.write_text(json.dumps(teacher))
+    assert distill_table.main([*map(str, runs), "--teacher", str(teacher_path), "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert [(p["kd"], p["ft"]) for p in got["kd_vs_ft"]] == [("kd", "ft")]
+    pair = got["kd_vs_ft"][0]
+    assert abs(pair["delta_f1"] - 3.0) < 1e-9 and abs(pair["delta_exact_match"] - 3.0) < 1e-9 and pair["kd_better"]
+    shares = {r["name"]: r["f1_vs_teacher"] for r in got["records"]}
+    assert shares["kd"] == 63.0 / 80.0 and shares["kd-later"] == 70.0 / 80.0
+    assert "| kd | ft | 400 | 10570 | +3.00 | +3.00 |" in out.with_suffix(".md").read_text()
