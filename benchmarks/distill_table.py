@@ -83,7 +83,7 @@ def student_record(result_path: Path) -> dict[str, Any]:
 
 
 def _trained_alike(r: dict[str, Any]) -> str:
-    """What must match for a KD/FT pair to isolate the loss: everything but alpha and T."""
+    """What must match for a KD/FT pair to compare the loss alone: student, length, questions, schedule, step."""
     t = r["training"]
     fields = [r["student"], r["max_seq_len"], r["n_questions"], t["steps"]]
     fields += [t[k] for k in ("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "seed")]
