@@ -18,6 +18,7 @@ Writes ``benchmarks/results/compress.json`` and ``compress.md``.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS / "compress.json")
     args = p.parse_args(argv)
     rows = reference_rows(args.teacher) + artifact_rows(args.summaries, args.runs)
-    write_json(args.out, {"rows": rows, "command": ["python", "-m", "benchmarks.compress", *(argv or [])]})
+    write_json(
+        args.out,
+        {"rows": rows, "command": ["python", "-m", "benchmarks.compress", *(sys.argv[1:] if argv is None else argv)]},
+    )
     table = markdown(rows)
     write_text(args.out.with_suffix(".md"), table)
     print(table)
