@@ -18,7 +18,6 @@ Writes ``benchmarks/results/compress.json`` and ``compress.md``.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import torch
 from transformers import AutoConfig, AutoModelForQuestionAnswering, BertConfig
 
 from edgekit.atomic import write_json, write_text
+from edgekit.provenance import module_command
 from edgekit.squad import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = reference_rows(args.teacher) + artifact_rows(args.summaries, args.runs)
     write_json(
         args.out,
-        {"rows": rows, "command": ["python", "-m", "benchmarks.compress", *(sys.argv[1:] if argv is None else argv)]},
+        {"rows": rows, "command": module_command("benchmarks.compress", argv)},
     )
     table = markdown(rows)
     write_text(args.out.with_suffix(".md"), table)

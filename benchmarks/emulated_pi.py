@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from edgekit.atomic import write_json
 from edgekit.bundle import load_bundle
 from edgekit.predlog import read_log
+from edgekit.provenance import module_command
 from edgekit.runner import RunConfig, run
 from edgekit.squad import default_data_dir
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "emulated_p50_ms": am["latency_ms"]["p50"],
         "emulation_slowdown": am["latency_ms"]["p50"] / hm["latency_ms"]["p50"],
         "emulated": am["device"].get("emulated"),
-        "command": ["python", "-m", "benchmarks.emulated_pi", *(sys.argv[1:] if argv is None else argv)],
+        "command": module_command("benchmarks.emulated_pi", argv),
     }
     write_json(args.out / f"{name}-comparison.json", comparison)
     print(json.dumps(comparison, indent=1))

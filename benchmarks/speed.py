@@ -35,6 +35,7 @@ from typing import Any
 from edgekit import device
 from edgekit.atomic import write_json, write_text
 from edgekit.metric import evaluate
+from edgekit.provenance import module_command
 from edgekit.squad import Example, default_data_dir, load_squad
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         "goals": GOALS,
         "settings": {"n": args.n, "repeats": args.repeats, "warmup": args.warmup, "threads": args.threads},
         "device": device.describe(),
-        "command": ["python", "-m", "benchmarks.speed", *(argv if argv is not None else sys.argv[1:])],
+        "command": module_command("benchmarks.speed", argv),
         "notes": "medians over repeats of per-question median latency; each (system, repeat) in a fresh process; "
         "runner overhead = (wall - bare model time) / bare model time, summed over questions",
     }

@@ -20,6 +20,7 @@ from edgekit.atomic import write_json
 from edgekit.backends import RuntimeOptions
 from edgekit.bundle import load_bundle
 from edgekit.errors import EdgekitError
+from edgekit.provenance import module_command
 from edgekit.runner import RunConfig, run
 from edgekit.squad import default_data_dir, load_squad
 
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         args.dataset,
         args.work,
         config,
-        argv=[sys.executable, "-m", "benchmarks.teacher_fulldev", *(argv if argv is not None else sys.argv[1:])],
+        argv=module_command("benchmarks.teacher_fulldev", argv),
     )
     metrics["model_card"] = {
         **MODEL_CARD,

@@ -35,6 +35,7 @@ from edgekit.atomic import write_json
 from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.errors import EdgekitError, InputError
 from edgekit.features import QATokenizer
+from edgekit.provenance import module_command
 from edgekit.runner import RunConfig, run
 from edgekit.squad import load_squad, read_json
 from export.losses import attention_mse, hidden_mse, pkd_cls, qa_kd_loss
@@ -429,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_distill_arguments(p)
     argv = sys.argv[1:] if argv is None else argv
-    return main_args(p.parse_args(argv), ["python", "-m", "export.distill", *argv])
+    return main_args(p.parse_args(argv), module_command("export.distill", argv))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.atomic import write_json, write_text
+from edgekit.provenance import module_command
 from edgekit.squad import default_data_dir
 
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = sweep(args.bundles, args.dataset, args.out, args.threads, args.limit)
     from edgekit.device import describe
 
-    command = ["python", "-m", "device_runners.desktop.sweep", *(sys.argv[1:] if argv is None else argv)]
+    command = module_command("device_runners.desktop.sweep", argv)
     write_json(args.out / "sweep.json", {"rows": rows, "device": describe(), "command": command})
     lines = ["| bundle | threads | p50 ms | p90 ms | q/s | peak RSS MB | F1 |", "|---|---|---|---|---|---|---|"]
     lines += [

@@ -1,0 +1,25 @@
+"""The recorded command must rerun the result on another machine: module name, not a local path."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from edgekit.provenance import module_command
+
+
+def test_explicit_arguments_are_kept_in_order() -> None:
+    assert module_command("benchmarks.speed", ["--repeats", "5", "a b"]) == [
+        "python", "-m", "benchmarks.speed", "--repeats", "5", "a b",
+    ]  # fmt: skip
+
+
+def test_shell_arguments_are_taken_from_argv_without_the_script_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["/home/someone/edgekit/benchmarks/compress.py", "--out", "x"])
+    assert module_command("benchmarks.compress") == ["python", "-m", "benchmarks.compress", "--out", "x"]
+
+
+def test_an_empty_argument_list_is_not_replaced_by_the_process_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["prog", "--leak"])
+    assert module_command("m", []) == ["python", "-m", "m"]
