@@ -9,8 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from edgekit.squad import default_data_dir
+
+# Property tests check answers, not speed: hypothesis' default 200 ms deadline per example turns a
+# busy shared machine into a failure (seen with training running beside the suite).
+settings.register_profile("edgekit", deadline=None)
+settings.load_profile("edgekit")
 
 ROOT = Path(__file__).resolve().parents[1]
 TEACHER_DIR = ROOT.parent / "shared" / "models" / "mpnet-base-squad"

@@ -67,7 +67,7 @@ TOK = QATokenizer.from_file(packaged_minilm_path() / "tokenizer.json", max_seq_l
 contexts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), min_size=1, max_size=200)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(contexts, st.integers(0, 2**32 - 1), st.integers(1, 30))
 def test_answer_is_always_the_context_at_its_offsets(context: str, seed: int, max_len: int) -> None:
     windows = TOK.windows("what is it?", context)

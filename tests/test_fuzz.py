@@ -25,7 +25,7 @@ from edgekit.features import QATokenizer
 from edgekit.metric import load_predictions
 from edgekit.squad import load_squad, parse_squad, sample_path
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 CONTEXT = st.text(alphabet=st.sampled_from([*"abc xyz,.'-é日本語🙂\u0301\n\t"]), min_size=1, max_size=300).filter(
     lambda s: s.strip()
@@ -155,7 +155,7 @@ def test_predictions_reader(tmp_path, obj) -> None:
         assert isinstance(preds, dict) and all(isinstance(v, str) for v in preds.values())
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=_mutations())
 def test_mutated_manifest_loads_or_is_refused_cleanly(tiny_bundle, tmp_path_factory, ops) -> None:
     d = tmp_path_factory.mktemp("b") / "bundle"
