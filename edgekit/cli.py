@@ -123,9 +123,13 @@ def cmd_export_int8(args: argparse.Namespace) -> int:
     src = load_bundle(args.bundle)
     per_channel = not args.per_tensor
     if args.static is None:
-        out = quantize.quantize_dynamic_bundle(
-            src, args.out, args.name, per_channel, args.weight_type, tuple(args.keep_fp32), args.reduce_range
+        settings = quantize.DynamicInt8(
+            weight_type=args.weight_type,
+            per_channel=per_channel,
+            reduce_range=not args.full_range,
+            nodes_to_exclude=tuple(args.keep_fp32),
         )
+        out = quantize.quantize_dynamic_bundle(src, args.out, args.name, settings)
     else:
         from edgekit.squad import load_squad
 
@@ -299,8 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--dynamic",
         action="append",
         default=[],
-        choices=["quint8", "reduce-range"],
-        help="also this dynamic int8 form: quint8 weights, or 7-bit weights (repeatable)",
+        choices=["quint8", "full-range"],
+        help="also this dynamic int8 form: quint8 weights, or 8-bit weights (repeatable)",
     )
     p.add_argument(
         "--static",
@@ -350,9 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--weight-type", choices=["qint8", "quint8"], default="qint8")
     e.add_argument("--per-tensor", action="store_true", help="one scale per tensor instead of per channel")
     e.add_argument(
-        "--reduce-range",
+        "--full-range",
         action="store_true",
-        help="7-bit weights (dynamic only): no int16 saturation on x86 CPUs without VNNI",
+        help="8-bit weights (dynamic only; default 7-bit): for ARM and VNNI CPUs only, x86 CPUs without VNNI "
+        "saturate int16 sums with them",
     )
     e.add_argument(
         "--keep-fp32",

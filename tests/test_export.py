@@ -170,7 +170,7 @@ def test_size_rows_take_the_largest_run_and_compare_on_the_same_questions(tmp_pa
     write_json(tmp_path / "summary.json", {"rows": rows})
     out = {r["name"]: r for r in artifact_rows([tmp_path / "summary.json"], runs)}
     i8 = out["tiny-int8-onnx"]
-    assert i8["n_questions"] == 12 and i8["how"] == "onnxruntime dynamic"
+    assert i8["n_questions"] == 12 and i8["how"] == "onnxruntime dynamic, 7-bit weights"
     f1 = [json.loads((r / "metrics.json").read_text())["f1"] for r in runs]
     want = f1[3] - f1[1]
     assert i8["f1_vs_fp32_onnx"] == pytest.approx(want)

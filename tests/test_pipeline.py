@@ -40,13 +40,28 @@ def test_export_chain_builds_checks_and_skips_valid_steps(tmp_path, capsys) -> N
     assert len(summary["rows"]) == len(rows)
     capsys.readouterr()
     # second run: only the new variants are made
-    again = export_all(recipe, 5, Variants(tflite=False, fuse=True, dynamic=("reduce-range",), static=("minmax",)))
+    again = export_all(recipe, 5, Variants(tflite=False, fuse=True, dynamic=("full-range",), static=("minmax",)))
     err = capsys.readouterr().err
     assert "skip distill" in err and "skip ONNX fp32" in err and "skip ONNX int8" in err
     assert "ONNX fused ->" in err and "ONNX fused int8 ->" in err and "ONNX static int8 (minmax) ->" in err
-    assert {f"{recipe.name}-int8-onnx-static-minmax", f"{recipe.name}-int8-onnx-reduce-range"} <= {
-        r.name for r in again
-    }
+    assert {f"{recipe.name}-int8-onnx-static-minmax", f"{recipe.name}-int8-onnx-full-range"} <= {r.name for r in again}
     fused = {r.name: r for r in again if r.name.endswith("-fused")}
     assert set(fused) == {f"{recipe.name}-fp32-onnx-fused", f"{recipe.name}-int8-onnx-fused"}
     assert fused[f"{recipe.name}-fp32-onnx-fused"].max_abs_diff < 1e-3
+    hows = {r.name: r.how for r in again}
+    assert hows[f"{recipe.name}-int8-onnx"] == "onnxruntime dynamic, 7-bit weights"
+    assert hows[f"{recipe.name}-int8-onnx-full-range"] == "onnxruntime dynamic, 8-bit weights"
+    # an int8 bundle made with other settings (an older default) is remade, not reused
+    from edgekit.bundle import load_bundle
+    from export.quantize import DynamicInt8, quantize_dynamic_bundle
+
+    bundles = recipe.out / "bundles"
+    int8_dir = bundles / f"{recipe.name}-int8-onnx"
+    quantize_dynamic_bundle(
+        load_bundle(bundles / f"{recipe.name}-fp32-onnx"), int8_dir, int8_dir.name, DynamicInt8(reduce_range=False)
+    )
+    capsys.readouterr()
+    export_all(recipe, 5, Variants(tflite=False))
+    err = capsys.readouterr().err
+    assert "ONNX int8 ->" in err and "skip ONNX int8" not in err
+    assert load_bundle(int8_dir).manifest.source["quantization"]["reduce_range"] is True
