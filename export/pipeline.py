@@ -70,7 +70,7 @@ def _reuse(path: Path, want: dict, make: Callable[[], Bundle | list[Bundle]], wh
     try:
         source = load_bundle(path).manifest.source
         if all(source.get(k) == v for k, v in want.items()):
-            print(f"skip {what}: {path} is valid for these weights", file=sys.stderr)
+            print(f"skip {what}: {path} matches these weights and settings", file=sys.stderr)
             return
     except EdgekitError:
         pass

@@ -61,3 +61,14 @@ def test_unwritable_output_directory(tmp_path, minilm_bundle, dev_path, capsys) 
     blocker.write_text("")
     code = main(["run", str(minilm_bundle.path), "--dataset", str(dev_path), "--out", str(blocker / "sub")])
     assert code == 2 and "a writable directory" in capsys.readouterr().err
+
+
+def test_export_int8_weights_are_7_bit_unless_full_range(tmp_path, tiny_bundle) -> None:
+    """The CLI's settings reach the quantizer and are recorded in the manifest."""
+    from edgekit.bundle import load_bundle
+
+    for flags, seven_bit in (([], True), (["--full-range", "--per-tensor"], False)):
+        out = tmp_path / f"int8-{seven_bit}"
+        assert main(["export", "int8", str(tiny_bundle.path), str(out), *flags]) == 0
+        q = load_bundle(out).manifest.source["quantization"]
+        assert q["reduce_range"] is seven_bit and q["per_channel"] is seven_bit and q["weight_type"] == "qint8"
