@@ -163,7 +163,7 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
     return paths
 
 
-def check(qa: LoadedQA, bundle_path: Path, recipe: Recipe, n: int, shipped: bool = True) -> ArtifactRow:
+def check(qa: LoadedQA, bundle_path: Path, recipe: Recipe, n: int, shipped: bool) -> ArtifactRow:
     """Validate against PyTorch and run the device runner on the first ``n`` dev questions.
 
     A broken fp32 bundle is always refused, a broken int8 one only if ``shipped`` (the default int8
