@@ -96,8 +96,11 @@ class Variants:
     calibration_windows: int = 64
 
 
-def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Variants = Variants()) -> list[Path]:
-    """Write (or reuse) every bundle of the student; returns their paths."""
+def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Variants = Variants()) -> dict[Path, bool]:
+    """Write (or reuse) every bundle of the student; returns their paths, each with whether it is shipped.
+
+    Shipped: the default forms (fp32 and dynamic int8 ONNX, TFLite); the variants are made to compare.
+    """
     d, name, data = recipe.out / "bundles", recipe.name, recipe.data
     src = {"weights_sha256": weights_sha, "recipe": recipe.name, "method": method_name(recipe)}
     unknown = sorted(set(variants.dynamic) - set(DYNAMIC_FORMS))
@@ -111,7 +114,7 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
         lambda: onnx_bundle(qa, fp32, fp32.name, data.max_seq_len, data.doc_stride, source=src),
         "ONNX fp32",
     )
-    paths = [fp32]
+    paths = {fp32: True}
     for kind, settings in [("", DynamicInt8())] + [(k, DYNAMIC_FORMS[k]) for k in variants.dynamic]:
         int8 = d / (f"{name}-int8-onnx-{kind}" if kind else f"{name}-int8-onnx")
         _reuse(
@@ -120,7 +123,7 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
             lambda int8=int8, settings=settings: quantize_dynamic_bundle(load_bundle(fp32), int8, int8.name, settings),
             f"ONNX int8 ({kind})" if kind else "ONNX int8",
         )
-        paths.append(int8)
+        paths[int8] = not kind
     for method in variants.static:
         static = d / f"{name}-int8-onnx-static-{method}"
 
@@ -130,7 +133,7 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
             return quantize_static_bundle(src32, static, reader, static.name, method)
 
         _reuse(static, same, make_static, f"ONNX static int8 ({method})")
-        paths.append(static)
+        paths[static] = False
     if variants.fuse:
         from export.fuse import fuse_bundle
 
@@ -143,7 +146,7 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
             lambda: quantize_dynamic_bundle(load_bundle(fused), fused8, fused8.name),
             "ONNX fused int8",
         )
-        paths += [fused, fused8]
+        paths |= {fused: False, fused8: False}
     if variants.tflite:
         if importlib.util.find_spec("litert_torch") is None:
             print("skip TFLite: litert-torch is not installed (pip install 'edgekit[tflite]')", file=sys.stderr)
@@ -159,7 +162,7 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
                 ),
                 "TFLite fp32 + int8",
             )
-            paths += [t32, t8]
+            paths |= {t32: True, t8: True}
     return paths
 
 
@@ -231,9 +234,8 @@ def export_all(recipe: Recipe, check_questions: int = 100, variants: Variants = 
         run_distill(recipe, evaluate=False)
     weights_sha = sha256_file(weights)
     qa = load_qa(str(out / "model"))
-    paths = build_bundles(qa, recipe, weights_sha, variants)
-    shipped = {f"{recipe.name}-int8-onnx", f"{recipe.name}-int8-tflite"}
-    rows = [check(qa, p, recipe, check_questions, p.name in shipped) for p in paths]
+    bundles = build_bundles(qa, recipe, weights_sha, variants)
+    rows = [check(qa, p, recipe, check_questions, shipped) for p, shipped in bundles.items()]
     write_json(
         out / "export-summary.json",
         {"recipe": recipe.name, "weights_sha256": weights_sha, "rows": [asdict(r) for r in rows]},
