@@ -50,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         runtime=_runtime_options(args),
         progress=not args.no_progress,
     )
-    m = run(args.bundle, args.dataset, args.out, config, argv=sys.argv)
+    m = run(args.bundle, args.dataset, args.out, config, argv=args.command_line)
     lat = m["latency_ms"]
     print(
         f"{m['bundle']['name']}: EM {m['exact_match']:.2f}  F1 {m['f1']:.2f}  on {m['n_questions']} questions | "
@@ -134,9 +134,13 @@ def cmd_export_int8(args: argparse.Namespace) -> int:
         from edgekit.squad import load_squad
 
         reader = quantize.WindowReader(src, load_squad(args.calibration_data), args.calibration_windows)
-        out = quantize.quantize_static_bundle(
-            src, args.out, reader, args.name, args.static, per_channel, nodes_to_exclude=tuple(args.keep_fp32)
+        static = quantize.StaticInt8(
+            calibration=args.static,
+            calibration_data=f"{reader.n} windows of {Path(args.calibration_data).name}",
+            per_channel=per_channel,
+            nodes_to_exclude=tuple(args.keep_fp32),
         )
+        out = quantize.quantize_static_bundle(src, args.out, reader, args.name, static)
     print(f"wrote {out.path}: {out.model_size_mb:.1f} MB model (fp32 {src.model_size_mb:.1f} MB)")
     return 0
 
@@ -160,7 +164,7 @@ def cmd_export_fuse(args: argparse.Namespace) -> int:
 def cmd_distill(args: argparse.Namespace) -> int:
     from export.distill import main_args
 
-    return main_args(args, sys.argv)
+    return main_args(args, args.command_line)
 
 
 def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
@@ -222,7 +226,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from edgekit.report import screenshot, write_report
 
-    report = write_report(args.results, args.out, args.baseline, command=sys.argv)
+    report = write_report(args.results, args.out, args.baseline, command=args.command_line)
     print(f"{len(report['rows'])} rows from {len(report['devices'])} devices -> {args.out}/report.{{md,html,json}}")
     if args.screenshot:
         print(f"screenshot: {screenshot(args.out / 'report.html', args.out / 'report-screenshot.png')}")
@@ -448,6 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # what results files record: a line that reruns anywhere, not this machine's path to the script
+    args.command_line = ["edgekit", *(sys.argv[1:] if argv is None else argv)]
     try:
         return args.func(args)
     except EdgekitError as exc:

@@ -22,7 +22,7 @@ from edgekit.runner import RunConfig, run
 from edgekit.squad import load_squad
 from export.distill import method_name, run_distill
 from export.models import LoadedQA, load_qa
-from export.quantize import DynamicInt8, WindowReader, quantize_dynamic_bundle, quantize_static_bundle
+from export.quantize import DynamicInt8, StaticInt8, WindowReader, quantize_dynamic_bundle, quantize_static_bundle
 from export.recipes import Recipe
 from export.to_onnx import DEFAULT_ATOL, onnx_bundle, validate
 
@@ -124,15 +124,17 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
             f"ONNX int8 ({kind})" if kind else "ONNX int8",
         )
         paths[int8] = not kind
+    n, train = variants.calibration_windows, data.train_path()
     for method in variants.static:
         static = d / f"{name}-int8-onnx-static-{method}"
+        settings = StaticInt8(calibration=method, calibration_data=f"{n} windows of {train.name}")
 
-        def make_static(method: str = method, static: Path = static) -> Bundle:
+        def make_static(static: Path = static, settings: StaticInt8 = settings) -> Bundle:
             src32 = load_bundle(fp32)
-            reader = WindowReader(src32, load_squad(data.train_path()), variants.calibration_windows)
-            return quantize_static_bundle(src32, static, reader, static.name, method)
+            reader = WindowReader(src32, load_squad(train), n)
+            return quantize_static_bundle(src32, static, reader, static.name, settings)
 
-        _reuse(static, same, make_static, f"ONNX static int8 ({method})")
+        _reuse(static, {**same, "quantization": settings.record()}, make_static, f"ONNX static int8 ({method})")
         paths[static] = False
     if variants.fuse:
         from export.fuse import fuse_bundle
@@ -185,10 +187,12 @@ def check(qa: LoadedQA, bundle_path: Path, recipe: Recipe, n: int, shipped: bool
             f"(expected at least {100 * INT8_MIN_AGREEMENT:.0f}%; max |Δlogit| {v.max_abs_diff:.3g})"
             + ("; 8-bit weights saturate on x86 CPUs without VNNI: use 7-bit ones (the default)" if full_range else "")
         )
+    # one check directory per model file: a remade bundle is checked afresh, not resumed from the old one's run
+    model_sha = m.files[m.model_file].sha256
     metrics = run(
         bundle.path,
         dev,
-        recipe.out / "checks" / bundle.path.name,
+        recipe.out / "checks" / f"{bundle.path.name}-{model_sha[:12]}",
         RunConfig(limit=n, progress=False),
         argv=["edgekit", "export", "(quick dev check)"],
     )

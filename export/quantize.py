@@ -132,17 +132,39 @@ def quantize_dynamic_bundle(
     return _quantized_bundle(src, out_dir, name or f"{src.manifest.name}-int8", quantize, settings.record())
 
 
+@dataclass(frozen=True)
+class StaticInt8:
+    """Settings of static (QDQ) int8 quantization, recorded in the bundle's manifest as they are.
+
+    ``calibration_data`` names what the reader fed (e.g. "64 windows of train-v1.1.json"): the
+    reader is pluggable, so the caller says it, and a later export remakes the bundle when it changes.
+    """
+
+    calibration: str = "minmax"  # "minmax", "entropy" or "percentile"
+    calibration_data: str = ""
+    per_channel: bool = True
+    op_types: tuple[str, ...] = ("MatMul", "Gemm", "Gather")
+    nodes_to_exclude: tuple[str, ...] = ()
+
+    def record(self) -> dict:
+        """The manifest's ``source.quantization``: what a later export compares to reuse a bundle."""
+        return {
+            "method": f"onnxruntime static QDQ, {self.calibration} calibration",
+            **asdict(self),
+            "op_types": list(self.op_types),
+            "nodes_to_exclude": list(self.nodes_to_exclude),
+        }
+
+
 def quantize_static_bundle(
     src: Bundle,
     out_dir: str | Path,
     reader: CalibrationDataReader,
     name: str | None = None,
-    method: str = "minmax",
-    per_channel: bool = True,
-    op_types: tuple[str, ...] = ("MatMul", "Gemm", "Gather"),
-    nodes_to_exclude: tuple[str, ...] = (),
+    settings: StaticInt8 = StaticInt8(),
 ) -> Bundle:
     """Static (QDQ) int8 quantization of an fp32 ONNX bundle with calibration data from ``reader``."""
+    method = settings.calibration
     if method not in CALIBRATION:
         raise EdgekitError(f"calibration method {method!r}: expected one of {sorted(CALIBRATION)}")
     if method == "entropy":
@@ -157,20 +179,14 @@ def quantize_static_bundle(
             out,
             calibration_data_reader=reader,
             quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=list(op_types),
-            per_channel=per_channel,
+            op_types_to_quantize=list(settings.op_types),
+            per_channel=settings.per_channel,
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=list(nodes_to_exclude),
+            nodes_to_exclude=list(settings.nodes_to_exclude),
             calibrate_method=CALIBRATION[method],
             extra_options={"ActivationSymmetric": False},
         )
 
-    info = {
-        "method": f"onnxruntime static QDQ, {method} calibration",
-        "calibration": method,
-        "op_types": list(op_types),
-        "nodes_excluded": list(nodes_to_exclude),
-        "per_channel": per_channel,
-    }
-    return _quantized_bundle(src, out_dir, name or f"{src.manifest.name}-int8-static-{method}", quantize, info)
+    name = name or f"{src.manifest.name}-int8-static-{method}"
+    return _quantized_bundle(src, out_dir, name, quantize, settings.record())

@@ -72,3 +72,22 @@ def test_export_int8_weights_are_7_bit_unless_full_range(tmp_path, tiny_bundle) 
         assert main(["export", "int8", str(tiny_bundle.path), str(out), *flags]) == 0
         q = load_bundle(out).manifest.source["quantization"]
         assert q["reduce_range"] is seven_bit and q["per_channel"] is seven_bit and q["weight_type"] == "qint8"
+
+
+def test_results_record_a_rerunnable_command(tmp_path, tiny_bundle, dev_path) -> None:
+    """metrics.json says ``edgekit run ...``, not the path of the script on the machine that ran it."""
+    import json
+
+    argv = ["run", str(tiny_bundle.path), "--dataset", str(dev_path), "--out", str(tmp_path), "--limit", "2"]
+    assert main([*argv, "--no-progress"]) == 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["command"] == ["edgekit", *argv, "--no-progress"]
+
+
+def test_export_static_int8_records_its_calibration_data(tmp_path, tiny_bundle, train_path) -> None:
+    from edgekit.bundle import load_bundle
+
+    out = tmp_path / "static"
+    flags = ["--static", "minmax", "--calibration-data", str(train_path), "--calibration-windows", "4"]
+    assert main(["export", "int8", str(tiny_bundle.path), str(out), *flags]) == 0
+    q = load_bundle(out).manifest.source["quantization"]
+    assert q["calibration"] == "minmax" and q["calibration_data"] == f"4 windows of {train_path.name}"

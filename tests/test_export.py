@@ -92,12 +92,14 @@ def test_fusing_refuses_int8_and_leaves_nothing_on_a_failed_check(tmp_path, mini
 
 def test_static_int8_with_calibration_reader(tmp_path, minilm_qa, minilm_bundle, train_path) -> None:
     from edgekit.squad import load_squad
-    from export.quantize import WindowReader, quantize_static_bundle
+    from export.quantize import StaticInt8, WindowReader, quantize_static_bundle
 
     reader = WindowReader(minilm_bundle, load_squad(train_path)[:8], max_windows=8)
     assert reader.n == 8
-    q = quantize_static_bundle(minilm_bundle, tmp_path / "static", reader, method="percentile")
-    assert q.manifest.source["quantization"]["method"].endswith("percentile calibration")
+    settings = StaticInt8(calibration="percentile", calibration_data="8 windows of train")
+    q = quantize_static_bundle(minilm_bundle, tmp_path / "static", reader, settings=settings)
+    assert q.manifest.source["quantization"] == settings.record()
+    assert settings.record()["method"].endswith("percentile calibration")
     assert q.model_size_mb < 0.4 * minilm_bundle.model_size_mb
     v = validate(minilm_qa, q, load_squad(train_path)[:3], atol=5.0)
     assert v.max_abs_diff > 0

@@ -51,7 +51,7 @@ def test_export_chain_builds_checks_and_skips_valid_steps(tmp_path, capsys) -> N
     hows = {r.name: r.how for r in again}
     assert hows[f"{recipe.name}-int8-onnx"] == "onnxruntime dynamic, 7-bit weights"
     assert hows[f"{recipe.name}-int8-onnx-full-range"] == "onnxruntime dynamic, 8-bit weights"
-    # an int8 bundle made with other settings (an older default) is remade, not reused
+    # an int8 bundle made with other settings (an older default, other calibration data) is remade, not reused
     from edgekit.bundle import load_bundle
     from export.quantize import DynamicInt8, quantize_dynamic_bundle
 
@@ -61,7 +61,10 @@ def test_export_chain_builds_checks_and_skips_valid_steps(tmp_path, capsys) -> N
         load_bundle(bundles / f"{recipe.name}-fp32-onnx"), int8_dir, int8_dir.name, DynamicInt8(reduce_range=False)
     )
     capsys.readouterr()
-    export_all(recipe, 5, Variants(tflite=False))
+    export_all(recipe, 5, Variants(tflite=False, static=("minmax",), calibration_windows=8))
     err = capsys.readouterr().err
     assert "ONNX int8 ->" in err and "skip ONNX int8" not in err
+    assert "ONNX static int8 (minmax) ->" in err
+    static = load_bundle(bundles / f"{recipe.name}-int8-onnx-static-minmax").manifest.source["quantization"]
+    assert static["calibration_data"].startswith("8 windows of ")
     assert load_bundle(int8_dir).manifest.source["quantization"]["reduce_range"] is True
