@@ -136,7 +136,7 @@ def cmd_export_int8(args: argparse.Namespace) -> int:
         reader = quantize.WindowReader(src, load_squad(args.calibration_data), args.calibration_windows)
         static = quantize.StaticInt8(
             calibration=args.static,
-            calibration_data=f"{reader.n} windows of {Path(args.calibration_data).name}",
+            calibration_data=quantize.windows_of(reader.n, Path(args.calibration_data)),
             per_channel=per_channel,
             nodes_to_exclude=tuple(args.keep_fp32),
         )

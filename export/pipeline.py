@@ -22,7 +22,14 @@ from edgekit.runner import RunConfig, run
 from edgekit.squad import load_squad
 from export.distill import method_name, run_distill
 from export.models import LoadedQA, load_qa
-from export.quantize import DynamicInt8, StaticInt8, WindowReader, quantize_dynamic_bundle, quantize_static_bundle
+from export.quantize import (
+    DynamicInt8,
+    StaticInt8,
+    WindowReader,
+    quantize_dynamic_bundle,
+    quantize_static_bundle,
+    windows_of,
+)
 from export.recipes import Recipe
 from export.to_onnx import DEFAULT_ATOL, onnx_bundle, validate
 
@@ -127,7 +134,7 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
     n, train = variants.calibration_windows, data.train_path()
     for method in variants.static:
         static = d / f"{name}-int8-onnx-static-{method}"
-        settings = StaticInt8(calibration=method, calibration_data=f"{n} windows of {train.name}")
+        settings = StaticInt8(calibration=method, calibration_data=windows_of(n, train))
 
         def make_static(static: Path = static, settings: StaticInt8 = settings) -> Bundle:
             src32 = load_bundle(fp32)

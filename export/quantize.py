@@ -72,6 +72,11 @@ class WindowReader(CalibrationDataReader):
         return next(self._iter, None)
 
 
+def windows_of(n: int, dataset: Path) -> str:
+    """``StaticInt8.calibration_data`` for a ``WindowReader``: how many windows, of which file."""
+    return f"{n} windows of {dataset.name}"
+
+
 def _quantized_bundle(
     src: Bundle, out_dir: str | Path, name: str, quantize: Callable[[Path, Path], None], info: dict
 ) -> Bundle:
