@@ -83,10 +83,12 @@ def student_record(result_path: Path) -> dict[str, Any]:
 
 
 def _trained_alike(r: dict[str, Any]) -> str:
-    """What must match for a KD/FT pair to compare the loss alone: student, length, questions, schedule, step."""
+    """What must match for a KD/FT pair to compare the loss alone: student, length, questions, schedule,
+    batching, step."""
     t = r["training"]
     fields = [r["student"], r["max_seq_len"], r["n_questions"], t["steps"]]
     fields += [t[k] for k in ("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "seed")]
+    fields.append(t.get("group_by_length", False))  # absent from results made before the option existed
     return json.dumps(fields, sort_keys=True)
 
 
@@ -130,6 +132,8 @@ def markdown(records: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> str:
         f1 = f"{r['f1']:.2f}" if r["f1"] is not None else "n/a"
         t = r.get("training") or {}
         trained = "given" if not t else f"{t['steps']} steps"
+        if t.get("group_by_length"):
+            trained += ", length-grouped batches"
         if t.get("from_checkpoint"):
             trained += f" (checkpoint at epoch {t['epoch']:.2f} of {t['epochs']:g})"
         share = f"{100 * r['f1_vs_teacher']:.1f}%" if r["f1_vs_teacher"] is not None else "n/a"

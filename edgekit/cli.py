@@ -187,6 +187,14 @@ def _add_bundle_step_io(e: argparse.ArgumentParser, suffix: str) -> None:
     e.add_argument("--name", default=None, help=f"bundle name (default: source name + '{suffix}')")
 
 
+def _add_check_args(e: argparse.ArgumentParser, against: str, skippable: bool = False) -> None:
+    """How an export step checks its output's logits against what it was made from (same flags for every step)."""
+    skip = "0: skip; " if skippable else ""
+    e.add_argument("--atol", type=float, default=1e-3, help=f"max |Δlogit| vs {against} (default: %(default)s)")
+    e.add_argument("--validate-dataset", type=Path, default=_dev_default(), help="questions for the check")
+    e.add_argument("--validate-n", type=int, default=8, help=f"questions to check on ({skip}default: %(default)s)")
+
+
 def add_distill_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``edgekit distill`` and ``python -m export.distill`` (one definition for both)."""
     add_recipe_arguments(p)
@@ -331,9 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-seq-len", type=int, default=384)
     e.add_argument("--doc-stride", type=int, default=128, help="context tokens shared by consecutive windows")
     e.add_argument("--opset", type=int, default=17)
-    e.add_argument("--atol", type=float, default=1e-3, help="max |Δlogit| vs PyTorch (default: %(default)s)")
-    e.add_argument("--validate-dataset", type=Path, default=_dev_default(), help="questions for validation")
-    e.add_argument("--validate-n", type=int, default=8, help="questions to validate on (0: skip)")
+    _add_check_args(e, "PyTorch", skippable=True)
     e.set_defaults(func=cmd_export_onnx)
 
     e = esub.add_parser(
@@ -343,9 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
         "checked against the source bundle's logits. Quantize the result with 'edgekit export int8'.",
     )
     _add_bundle_step_io(e, "-fused")
-    e.add_argument("--atol", type=float, default=1e-3, help="max |Δlogit| vs the source (default: %(default)s)")
-    e.add_argument("--validate-dataset", type=Path, default=_dev_default(), help="questions for the check")
-    e.add_argument("--validate-n", type=int, default=8, help="questions to check on (default: %(default)s)")
+    _add_check_args(e, "the source bundle")
     e.set_defaults(func=cmd_export_fuse)
 
     e = esub.add_parser(

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import Trainer, TrainingArguments
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from edgekit.atomic import write_json
@@ -40,7 +41,7 @@ from edgekit.runner import RunConfig, run
 from edgekit.squad import load_squad, read_json
 from export.losses import attention_mse, hidden_mse, pkd_cls, qa_kd_loss
 from export.models import LoadedQA, load_qa
-from export.recipes import LossSpec, Recipe, load_recipe
+from export.recipes import LossSpec, Recipe, checkpoint_settings, load_recipe
 from export.students import from_teacher_layers
 from export.teacher_cache import CacheKey, TeacherLogits, teacher_logits
 from export.to_onnx import onnx_bundle, save_tokenizer_json, validate
@@ -79,6 +80,19 @@ def collate(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {k: v[:, :length] if v.dim() == 2 else v for k, v in out.items()}
 
 
+class EpochLengthGroupedSampler(LengthGroupedSampler):
+    """transformers' length grouping with its generator reseeded by ``set_epoch`` (the Trainer calls it
+    before each epoch): a resumed run then skips exactly the batches it trained on, in the same order."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int) -> None:
+        super().__init__(batch_size, lengths=lengths, generator=torch.Generator())
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed + epoch)
+
+
 class DistillModule(torch.nn.Module):
     """The student plus FitNets projections (only when student and teacher widths differ)."""
 
@@ -114,6 +128,14 @@ class DistillTrainer(Trainer):
             input_names,
         )
         self._parts: dict[str, list[float]] = {}
+
+    def _get_train_sampler(self, train_dataset=None):
+        if not self.args.group_by_length:
+            return super()._get_train_sampler(train_dataset)
+        dataset = train_dataset or self.train_dataset
+        lengths = dataset.f.attention_mask.sum(axis=1).tolist()
+        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return EpochLengthGroupedSampler(batch, lengths, self.args.seed)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         spec = self.loss_spec
@@ -216,6 +238,9 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
     t0 = time.time()
     out = recipe.out
     out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoints"
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    _check_resumable(recipe, out / "checkpoint-settings.json", resuming=last is not None)
     tr = recipe.training
     if tr.threads > 0:
         torch.set_num_threads(tr.threads)
@@ -266,7 +291,7 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
     )
 
     args = TrainingArguments(
-        output_dir=str(out / "checkpoints"),
+        output_dir=str(ckpt_dir),
         num_train_epochs=tr.epochs,
         max_steps=tr.max_steps,
         per_device_train_batch_size=tr.batch_size,
@@ -281,6 +306,7 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
         save_total_limit=tr.save_total_limit,
         seed=tr.seed,
         bf16=tr.bf16,
+        group_by_length=tr.group_by_length,
         report_to=[],
         remove_unused_columns=False,
         dataloader_pin_memory=False,
@@ -298,7 +324,6 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
         layer_map=layer_map,
         input_names=names,
     )
-    last = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
     if last:
         print(f"resuming from {last}", file=sys.stderr)
     trainer.train(resume_from_checkpoint=last)
@@ -312,6 +337,24 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
     }
     write_json(out / "training_log.json", trainer.state.log_history)
     return _save_student(student, recipe, result, evaluate, argv, t0)
+
+
+def _check_resumable(recipe: Recipe, path: Path, resuming: bool) -> None:
+    """Refuse to resume checkpoints made with other settings (another loss, data, batching...); record
+    the settings of a new run. Runs started before this file existed resume unchecked."""
+    settings = checkpoint_settings(recipe)
+    if resuming and path.is_file():
+        saved = read_json(path)
+        changed = sorted(k for k in saved.keys() | settings.keys() if saved.get(k) != settings.get(k))
+        if changed:
+            diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {settings.get(k)!r}" for k in changed)
+            raise InputError(
+                path,
+                f"fields {changed}",
+                f"the settings its checkpoints were trained with ({diffs}); "
+                f"give the run another name, or delete {path.parent / 'checkpoints'} to start over",
+            )
+    write_json(path, settings)
 
 
 def _save_student(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import tomllib
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,10 @@ class TrainingSpec:
     logging_steps: int = 10
     bf16: bool = False
     threads: int = 0  # 0: torch's default
+    # Batches of windows of similar length (transformers' length grouping, reseeded per epoch), each cut to its
+    # longest window: at seq len 256 on SQuAD, random batches pad to ~252 tokens, grouped ones to ~161, and a
+    # CPU training step runs ~2x faster. Off by default: runs made before it existed used random batches.
+    group_by_length: bool = False
 
 
 @dataclass
@@ -108,6 +112,36 @@ class Recipe:
     @property
     def out(self) -> Path:
         return Path(os.path.expandvars(self.output_dir)) / self.name
+
+
+# What may change when a run resumes: where it is written, how long it trains, how often it saves or
+# logs, threads, and the dev evaluation. Any other change would make the resumed run another experiment
+# than its checkpoints.
+RESUMABLE = frozenset(
+    {
+        "name",
+        "output_dir",
+        "data.dev",
+        "data.dev_limit",
+        "training.epochs",
+        "training.max_steps",
+        "training.save_steps",
+        "training.save_total_limit",
+        "training.logging_steps",
+        "training.threads",
+    }
+)
+
+
+def checkpoint_settings(recipe: Recipe) -> dict[str, Any]:
+    """The recipe's settings its checkpoints depend on, as dotted keys (``loss.alpha``: 0.5, ...)."""
+    flat: dict[str, Any] = {}
+    for top, value in asdict(recipe).items():
+        if isinstance(value, dict):
+            flat.update({f"{top}.{k}": v for k, v in value.items()})
+        else:
+            flat[top] = value
+    return {k: v for k, v in flat.items() if k not in RESUMABLE}
 
 
 def _coerce(value: Any, kind: Any, path: Path | None, place: str) -> Any:

@@ -102,6 +102,24 @@ def test_interrupted_cache_resumes(tmp_path, minilm_bundle, train_path) -> None:
     np.testing.assert_allclose(resumed.start, whole.start, atol=1e-5)
 
 
+def test_length_grouped_batches_are_seeded_per_epoch() -> None:
+    from export.distill import EpochLengthGroupedSampler
+
+    lengths = np.random.default_rng(0).integers(40, 257, size=2000).tolist()
+    sampler = EpochLengthGroupedSampler(16, lengths, seed=3)
+    first = list(sampler)
+    assert sorted(first) == list(range(2000))  # every window once
+    sampler.set_epoch(1)
+    second = list(sampler)
+    sampler.set_epoch(0)
+    assert list(sampler) == first != second  # a resumed epoch replays its order; the next epoch reshuffles
+
+    def padded(order: list[int]) -> float:
+        return float(np.mean([max(lengths[i] for i in order[k : k + 16]) for k in range(0, len(order), 16)]))
+
+    assert padded(first) < 0.8 * padded(np.random.default_rng(1).permutation(2000).tolist())
+
+
 def test_tiny_distillation_learns_and_resumes(tmp_path) -> None:
     base = [
         f"output_dir={json.dumps(str(tmp_path))}",
@@ -115,6 +133,7 @@ def test_tiny_distillation_learns_and_resumes(tmp_path) -> None:
         "training.warmup_ratio=0.0",
         "training.save_steps=4",
         "training.logging_steps=1",
+        "training.group_by_length=true",
     ]
     first = run_distill(
         load_recipe(RECIPES_DIR / "tiny-test.toml", [*base, "training.max_steps=4"]), evaluate=False, argv=["test"]
@@ -126,6 +145,8 @@ def test_tiny_distillation_learns_and_resumes(tmp_path) -> None:
         load_recipe(RECIPES_DIR / "tiny-test.toml", [*base, "training.max_steps=10"]), evaluate=True, argv=["test"]
     )
     assert second["steps"] == 10 and second["resumed_from_step"] == 4
+    with pytest.raises(InputError, match=r"checkpoint-settings\.json.*training\.learning_rate.*0\.0003 -> 0\.0001"):
+        run_distill(load_recipe(RECIPES_DIR / "tiny-test.toml", [*base, "training.learning_rate=1e-4"]))
     log = json.loads((out / "training_log.json").read_text())
     steps = [e["step"] for e in log if "loss" in e]
     assert steps == list(range(1, 11))  # steps 1-4 from the first run, 5-10 continued, none twice

@@ -30,6 +30,7 @@ def test_pairs_only_students_trained_alike(tmp_path: Path) -> None:
         _result(tmp_path, "ft", 1.0, 60.0, 47.0),
         _result(tmp_path, "kd-later", 0.5, 70.0, 58.0, steps=1100),  # no FT at this step
         _result(tmp_path, "ft-other-lr", 1.0, 61.0, 48.0, steps=1100, learning_rate=3e-5),  # not alike
+        _result(tmp_path, "kd-grouped", 0.5, 64.0, 51.0, group_by_length=True),  # other batches than "ft"
     ]
     out = tmp_path / "distill.json"
     teacher = {"exact_match": 73.0, "f1": 80.0, "n_questions": 10570, "command": ["x"]}
@@ -43,4 +44,5 @@ def test_pairs_only_students_trained_alike(tmp_path: Path) -> None:
     assert abs(pair["delta_f1"] - 3.0) < 1e-9 and abs(pair["delta_exact_match"] - 3.0) < 1e-9 and pair["kd_better"]
     shares = {r["name"]: r["f1_vs_teacher"] for r in got["records"]}
     assert shares["kd"] == 63.0 / 80.0 and shares["kd-later"] == 70.0 / 80.0
-    assert "| kd | ft | 400 | 10570 | +3.00 | +3.00 |" in out.with_suffix(".md").read_text()
+    table = out.with_suffix(".md").read_text()
+    assert "| kd | ft | 400 | 10570 | +3.00 | +3.00 |" in table and "400 steps, length-grouped batches" in table
