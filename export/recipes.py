@@ -94,8 +94,9 @@ class TrainingSpec:
     bf16: bool = False
     threads: int = 0  # 0: torch's default
     # Batches of windows of similar length (transformers' length grouping, reseeded per epoch), each cut to its
-    # longest window: at seq len 256 on SQuAD, random batches pad to ~252 tokens, grouped ones to ~161, and a
-    # CPU training step runs ~2x faster. Off by default: runs made before it existed used random batches.
+    # longest window: at seq len 256 on the SQuAD subset, random batches pad to ~252 tokens, grouped ones to
+    # ~161, and an epoch takes about half the CPU time (`python -m benchmarks.batching`). Off by default: runs
+    # made before it existed used random batches.
     group_by_length: bool = False
 
 

@@ -1,4 +1,5 @@
-"""The distillation table's derived answers: F1 share of the teacher, and KD-vs-FT pairs."""
+"""The distillation benchmarks: the table's derived answers (F1 share of the teacher, KD-vs-FT pairs),
+and the batching measurement."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import copy
 import json
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks import distill_table
+from export.recipes import RECIPES_DIR
 
 COMMITTED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "students"
 
@@ -46,3 +50,22 @@ def test_pairs_only_students_trained_alike(tmp_path: Path) -> None:
     assert shares["kd"] == 63.0 / 80.0 and shares["kd-later"] == 70.0 / 80.0
     table = out.with_suffix(".md").read_text()
     assert "| kd | ft | 400 | 10570 | +3.00 | +3.00 |" in table and "400 steps, length-grouped batches" in table
+
+
+def test_batching_benchmark_measures_both_orders(tmp_path: Path) -> None:
+    from benchmarks import batching
+
+    lengths = np.array([10, 50, 20, 40])
+    assert batching.padded_length(lengths, [0, 1, 2, 3], 2) == 45.0  # batches (10, 50), (20, 40)
+    assert batching.padded_length(lengths, [1, 3, 2, 0], 2) == 35.0  # grouped: (50, 40), (20, 10)
+
+    out = tmp_path / "batching.json"
+    tiny = ['teacher.model="packaged:all-MiniLM-L6-v2"', "student.layers=[0, 5]", "data.train_limit=12"]
+    tiny += ["data.max_seq_len=96", "data.doc_stride=32", "training.batch_size=4"]
+    argv = ["--recipe", str(RECIPES_DIR / "tiny-test.toml"), "--steps", "2", "--repeats", "1", "--out", str(out)]
+    assert batching.main([*argv, *(a for t in tiny for a in ("--set", t))]) == 0
+    got = json.loads(out.read_text())
+    pad = got["mean_padded_len"]
+    assert pad["grouped"] <= pad["random"] <= 96 and got["n_windows"] >= 12
+    assert all(len(got["step_s_all"][k]) == 2 and got["mean_step_s"][k] > 0 for k in ("random", "grouped"))
+    assert got["command"][:3] == ["python", "-m", "benchmarks.batching"]

@@ -1,0 +1,134 @@
+"""Training batches, random vs length-grouped, on a recipe's real training windows.
+
+Every batch is cut to its longest window, so a step trains on ``batch_size x that length``
+tokens. Over one whole epoch of each order this reports the mean padded length of a batch
+(exact, no timing), then times training steps (forward, backward, AdamW) of the recipe's
+student on batches spread evenly over each epoch, interleaved (random, grouped, random, ...)
+so that machine noise falls on both. Each batch is timed ``--repeats`` times and keeps its
+median; the mean of those over the spread batches estimates an epoch's mean step (grouped
+batches differ a lot in length, so the mean, not the median step, is what an epoch costs);
+the grouped/random ratio is of estimates measured in the same run. The loss is the gold-span
+loss alone: the KD term adds a softmax over two logit rows.
+
+    python -m benchmarks.batching --recipe export/recipes/mpnet-l6-kd.toml [--steps 10] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from edgekit import device
+from edgekit.atomic import write_json
+from edgekit.features import QATokenizer
+from edgekit.provenance import module_command
+from edgekit.squad import load_squad
+from export.distill import EpochLengthGroupedSampler, QADataset, build_student, collate
+from export.models import load_qa
+from export.recipes import load_recipe
+from export.to_onnx import input_names_of, save_tokenizer_json
+from export.train_features import build_train_features
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def batches(order: list[int], batch_size: int) -> list[list[int]]:
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def padded_length(lengths: np.ndarray, order: list[int], batch_size: int) -> float:
+    """Mean over an epoch's batches of the longest window in each (what a step is cut to)."""
+    return float(np.mean([lengths[b].max() for b in batches(order, batch_size)]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipe", type=Path, required=True, help="distillation recipe (student, data, batch size)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override (repeatable)")
+    p.add_argument("--steps", type=int, default=10, help="batches timed per order (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=3, help="times each batch is timed (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=None, help="JSON result (default: results/batching-<name>.json)")
+    args = p.parse_args(argv)
+
+    recipe = load_recipe(args.recipe, args.set)
+    tr = recipe.training
+    torch.manual_seed(tr.seed)
+    teacher = load_qa(recipe.teacher.model) if recipe.student.init == "teacher-layers" else None
+    student = build_student(recipe, teacher)
+    del teacher
+    with tempfile.TemporaryDirectory() as tmp:
+        tok_file = Path(tmp) / "tokenizer.json"
+        save_tokenizer_json(student, tok_file)
+        tok = QATokenizer.from_file(tok_file, recipe.data.max_seq_len, recipe.data.doc_stride)
+    examples = load_squad(recipe.data.train_path())
+    if recipe.data.train_limit:
+        examples = examples[: recipe.data.train_limit]
+    features = build_train_features(examples, tok, int(student.tokenizer.pad_token_id or 0))
+    lengths = features.attention_mask.sum(axis=1)
+    bs = tr.batch_size * tr.grad_accum
+    orders = {
+        "random": torch.randperm(len(lengths), generator=torch.Generator().manual_seed(tr.seed)).tolist(),
+        "grouped": list(EpochLengthGroupedSampler(bs, lengths.tolist(), tr.seed)),
+    }
+
+    data = QADataset(features, input_names_of(student), None)
+    model = student.model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=tr.learning_rate)
+
+    def step(batch: list[int]) -> float:
+        inputs = collate([data[i] for i in batch])
+        t = time.perf_counter()
+        model(**inputs).loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return time.perf_counter() - t
+
+    picked = {k: batches(o, bs) for k, o in orders.items()}
+    spread = np.linspace(0, len(picked["random"]) - 1, args.steps).round().astype(int)
+    for k in orders:  # warm-up: allocator and kernels at full length
+        step(max(picked[k], key=lambda b: lengths[b].max()))
+    times: dict[str, list[list[float]]] = {k: [[] for _ in spread] for k in orders}
+    for _ in tqdm(range(args.repeats), desc="repeats"):
+        for j, i in enumerate(spread):
+            for k in orders:
+                times[k][j].append(step(picked[k][i]))
+
+    step_s = {k: statistics.mean(statistics.median(r) for r in v) for k, v in times.items()}
+    result: dict[str, Any] = {
+        "recipe": recipe.name,
+        "student_params": student.params,
+        "n_windows": len(lengths),
+        "batch_size": bs,
+        "max_seq_len": recipe.data.max_seq_len,
+        "mean_window_len": float(lengths.mean()),
+        "mean_padded_len": {k: padded_length(lengths, o, bs) for k, o in orders.items()},
+        "timed_batches": args.steps,
+        "repeats": args.repeats,
+        "mean_step_s": step_s,  # mean over the spread batches of each batch's median time
+        "epoch_s_estimate": {k: v * len(picked[k]) for k, v in step_s.items()},
+        "step_s_all": times,
+        "grouped_vs_random_step_time": step_s["grouped"] / step_s["random"],
+        "threads": torch.get_num_threads(),
+        "device": device.describe(),
+        "command": module_command("benchmarks.batching", argv),
+    }
+    out = args.out or RESULTS / f"batching-{recipe.name}.json"
+    write_json(out, result)
+    pad = result["mean_padded_len"]
+    print(
+        f"{recipe.name}: padded length {pad['random']:.0f} -> {pad['grouped']:.0f} tokens a window; mean step "
+        f"{step_s['random']:.2f} s -> {step_s['grouped']:.2f} s (x{result['grouped_vs_random_step_time']:.2f}); {out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
