@@ -116,6 +116,18 @@ def _recipe(env: Env, text: str) -> list[str]:
     return ["distill", "--recipe", str(path), "--no-eval"]
 
 
+def _resume_other_recipe(env: Env) -> list[str]:
+    """A run's checkpoints and settings as ``edgekit distill`` leaves them, resumed with another learning rate."""
+    from edgekit.atomic import write_json
+    from export.recipes import checkpoint_settings, load_recipe
+
+    argv = _recipe(env, f'name = "r"\noutput_dir = "{env.work}"\n[training]\nlearning_rate = 3e-5\n')
+    first = load_recipe(argv[2], ["training.learning_rate=1e-4"])
+    (first.out / "checkpoints" / "checkpoint-100").mkdir(parents=True)
+    write_json(first.out / "checkpoint-settings.json", checkpoint_settings(first))
+    return argv
+
+
 def _long_question(obj: dict) -> None:
     _qa(obj)["question"] = "why " * 200 + "?"
 
@@ -273,6 +285,7 @@ CASES: list[Case] = [
     Case("recipe", "unknown key", lambda e: _recipe(e, 'name = "x"\n[training]\nepochz = 2\n'), "epochz"),
     Case("recipe", "wrong type", lambda e: _recipe(e, 'name = "x"\n[training]\nepochs = "two"\n'), "epochs"),
     Case("recipe", "not TOML", lambda e: _recipe(e, "name = \n"), "valid TOML"),
+    Case("recipe", "resuming checkpoints with other settings", _resume_other_recipe, "training.learning_rate"),
     # deploy
     Case(
         "deploy",
