@@ -3,10 +3,11 @@
 Every batch is cut to its longest window, so a step trains on ``batch_size x that length``
 tokens. Over one whole epoch of each order this reports the mean padded length of a batch
 (exact, no timing), then times training steps (forward, backward, AdamW) of the recipe's
-student on batches spread evenly over each epoch, interleaved (random, grouped, random, ...)
-so that machine noise falls on both. Each batch is timed ``--repeats`` times and keeps its
-median; the mean of those over the spread batches estimates an epoch's mean step (grouped
-batches differ a lot in length, so the mean, not the median step, is what an epoch costs);
+student on ``--steps`` batches of each epoch taken at evenly spaced quantiles of batch length,
+interleaved (random, grouped, random, ...) so that machine noise falls on both. Each batch is
+timed ``--repeats`` times and keeps its median; the mean of those estimates an epoch's mean
+step (grouped batches differ a lot in length, so the mean, not the median step, is what an
+epoch costs);
 the grouped/random ratio is of estimates measured in the same run. The loss is the gold-span
 loss alone: the KD term adds a softmax over two logit rows.
 
@@ -91,15 +92,20 @@ def main(argv: list[str] | None = None) -> int:
         opt.zero_grad()
         return time.perf_counter() - t
 
-    picked = {k: batches(o, bs) for k, o in orders.items()}
-    spread = np.linspace(0, len(picked["random"]) - 1, args.steps).round().astype(int)
+    # Step time grows faster than linearly with a batch's length, so each order's batches are sorted by
+    # length and timed at evenly spaced quantiles: their mean estimates the epoch's mean step far more
+    # steadily than batches picked at random positions would.
+    picked = {}
+    for k, o in orders.items():
+        ranked = sorted(batches(o, bs), key=lambda b: lengths[b].max())
+        picked[k] = [ranked[int((j + 0.5) * len(ranked) / args.steps)] for j in range(args.steps)]
     for k in orders:  # warm-up: allocator and kernels at full length
-        step(max(picked[k], key=lambda b: lengths[b].max()))
-    times: dict[str, list[list[float]]] = {k: [[] for _ in spread] for k in orders}
+        step(picked[k][-1])
+    times: dict[str, list[list[float]]] = {k: [[] for _ in range(args.steps)] for k in orders}
     for _ in tqdm(range(args.repeats), desc="repeats"):
-        for j, i in enumerate(spread):
+        for j in range(args.steps):
             for k in orders:
-                times[k][j].append(step(picked[k][i]))
+                times[k][j].append(step(picked[k][j]))
 
     step_s = {k: statistics.mean(statistics.median(r) for r in v) for k, v in times.items()}
     result: dict[str, Any] = {
@@ -112,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         "mean_padded_len": {k: padded_length(lengths, o, bs) for k, o in orders.items()},
         "timed_batches": args.steps,
         "repeats": args.repeats,
-        "mean_step_s": step_s,  # mean over the spread batches of each batch's median time
-        "epoch_s_estimate": {k: v * len(picked[k]) for k, v in step_s.items()},
+        "mean_step_s": step_s,  # mean over the timed batches of each one's median time
+        "epoch_s_estimate": {k: v * -(-len(lengths) // bs) for k, v in step_s.items()},
+        "timed_batch_len": {k: [int(lengths[b].max()) for b in v] for k, v in picked.items()},
         "step_s_all": times,
         "grouped_vs_random_step_time": step_s["grouped"] / step_s["random"],
         "threads": torch.get_num_threads(),
