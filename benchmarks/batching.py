@@ -7,9 +7,8 @@ student on ``--steps`` batches of each epoch taken at evenly spaced quantiles of
 interleaved (random, grouped, random, ...) so that machine noise falls on both. Each batch is
 timed ``--repeats`` times and keeps its median; the mean of those estimates an epoch's mean
 step (grouped batches differ a lot in length, so the mean, not the median step, is what an
-epoch costs);
-the grouped/random ratio is of estimates measured in the same run. The loss is the gold-span
-loss alone: the KD term adds a softmax over two logit rows.
+epoch costs); the grouped/random ratio is of estimates measured in the same run. The loss is
+the gold-span loss alone: the KD term adds a softmax over two logit rows.
 
     python -m benchmarks.batching --recipe export/recipes/mpnet-l6-kd.toml [--steps 10] [--repeats 3]
 """
