@@ -132,7 +132,7 @@ class DistillTrainer(Trainer):
     def _get_train_sampler(self, train_dataset=None):
         if not self.args.group_by_length:
             return super()._get_train_sampler(train_dataset)
-        dataset = train_dataset or self.train_dataset
+        dataset = self.train_dataset if train_dataset is None else train_dataset
         lengths = dataset.f.attention_mask.sum(axis=1).tolist()
         batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
         return EpochLengthGroupedSampler(batch, lengths, self.args.seed)
