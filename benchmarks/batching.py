@@ -28,14 +28,11 @@ from tqdm import tqdm
 
 from edgekit import device
 from edgekit.atomic import write_json
-from edgekit.features import QATokenizer
 from edgekit.provenance import module_command
-from edgekit.squad import load_squad
-from export.distill import EpochLengthGroupedSampler, QADataset, build_student, collate
+from export.distill import EpochLengthGroupedSampler, QADataset, build_student, collate, training_windows
 from export.models import load_qa
 from export.recipes import load_recipe
-from export.to_onnx import input_names_of, save_tokenizer_json
-from export.train_features import build_train_features
+from export.to_onnx import input_names_of
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -65,13 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     student = build_student(recipe, teacher)
     del teacher
     with tempfile.TemporaryDirectory() as tmp:
-        tok_file = Path(tmp) / "tokenizer.json"
-        save_tokenizer_json(student, tok_file)
-        tok = QATokenizer.from_file(tok_file, recipe.data.max_seq_len, recipe.data.doc_stride)
-    examples = load_squad(recipe.data.train_path())
-    if recipe.data.train_limit:
-        examples = examples[: recipe.data.train_limit]
-    features = build_train_features(examples, tok, int(student.tokenizer.pad_token_id or 0))
+        _, features = training_windows(recipe, student, Path(tmp) / "tokenizer.json")
     lengths = features.attention_mask.sum(axis=1)
     bs = tr.batch_size * tr.grad_accum
     orders = {

@@ -38,7 +38,7 @@ from edgekit.errors import EdgekitError, InputError
 from edgekit.features import QATokenizer
 from edgekit.provenance import module_command
 from edgekit.runner import RunConfig, run
-from edgekit.squad import load_squad, read_json
+from edgekit.squad import Example, load_squad, read_json
 from export.losses import attention_mse, hidden_mse, pkd_cls, qa_kd_loss
 from export.models import LoadedQA, load_qa
 from export.recipes import LossSpec, Recipe, checkpoint_settings, load_recipe
@@ -216,6 +216,17 @@ def build_student(recipe: Recipe, teacher: LoadedQA | None) -> LoadedQA:
     return load_qa(recipe.student.model, seed=recipe.training.seed)
 
 
+def training_windows(recipe: Recipe, student: LoadedQA, tok_file: Path) -> tuple[list[Example], TrainFeatures]:
+    """The recipe's training questions, windowed and labelled with the student's tokenizer (written to
+    ``tok_file``: the same tokenizer.json the device will run)."""
+    save_tokenizer_json(student, tok_file)
+    tok = QATokenizer.from_file(tok_file, recipe.data.max_seq_len, recipe.data.doc_stride)
+    examples = load_squad(recipe.data.train_path())
+    if recipe.data.train_limit:
+        examples = examples[: recipe.data.train_limit]
+    return examples, build_train_features(examples, tok, int(student.tokenizer.pad_token_id or 0))
+
+
 def method_name(recipe: Recipe) -> str:
     r, loss = recipe, recipe.loss
     init = f"teacher layers {r.student.layers}" if r.student.init == "teacher-layers" else r.student.model
@@ -250,14 +261,8 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
     teacher = load_qa(recipe.teacher.model) if needs_teacher else None
     student = build_student(recipe, teacher)
     tok_file = out / "student-tokenizer.json"
-    save_tokenizer_json(student, tok_file)
-    tok = QATokenizer.from_file(tok_file, recipe.data.max_seq_len, recipe.data.doc_stride)
-
+    examples, features = training_windows(recipe, student, tok_file)
     train_path = recipe.data.train_path()
-    examples = load_squad(train_path)
-    if recipe.data.train_limit:
-        examples = examples[: recipe.data.train_limit]
-    features = build_train_features(examples, tok, int(student.tokenizer.pad_token_id or 0))
     from export.to_onnx import input_names_of
 
     names = input_names_of(student)

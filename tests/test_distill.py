@@ -103,6 +103,7 @@ def test_interrupted_cache_resumes(tmp_path, minilm_bundle, train_path) -> None:
 
 
 def test_length_grouped_batches_are_seeded_per_epoch() -> None:
+    from benchmarks.batching import padded_length
     from export.distill import EpochLengthGroupedSampler
 
     lengths = np.random.default_rng(0).integers(40, 257, size=2000).tolist()
@@ -113,11 +114,9 @@ def test_length_grouped_batches_are_seeded_per_epoch() -> None:
     second = list(sampler)
     sampler.set_epoch(0)
     assert list(sampler) == first != second  # a resumed epoch replays its order; the next epoch reshuffles
-
-    def padded(order: list[int]) -> float:
-        return float(np.mean([max(lengths[i] for i in order[k : k + 16]) for k in range(0, len(order), 16)]))
-
-    assert padded(first) < 0.8 * padded(np.random.default_rng(1).permutation(2000).tolist())
+    shuffled = np.random.default_rng(1).permutation(2000).tolist()
+    arr = np.asarray(lengths)
+    assert padded_length(arr, first, 16) < 0.8 * padded_length(arr, shuffled, 16)
 
 
 def test_tiny_distillation_learns_and_resumes(tmp_path) -> None:
