@@ -6,7 +6,7 @@ name, params, layers, hidden size, method, EM, F1, dev questions, training
 settings, wall time and the command that produced it; then the issue's two
 questions, computed from those records: each model's F1 as a share of the
 teacher's, and KD against plain fine-tuning (alpha = 1) for students trained
-alike (same initial student, sequence length, schedule and step).
+alike (same initial student, training and dev window lengths, schedule and step).
 
     python -m benchmarks.distill_table RUN_DIR... [--teacher METRICS.json]
 """
@@ -45,6 +45,7 @@ def teacher_record(metrics_path: Path) -> dict[str, Any]:
         "f1": m["f1"],
         "n_questions": m["n_questions"],
         "max_seq_len": b["max_seq_len"],
+        "eval_max_seq_len": b["max_seq_len"],
         "training": None,
         "wall_s": None,
         "command": " ".join(m["command"]),
@@ -65,7 +66,9 @@ def student_record(result_path: Path) -> dict[str, Any]:
         "exact_match": r.get("exact_match"),
         "f1": r.get("f1"),
         "n_questions": r.get("n_questions"),
-        "max_seq_len": rec["data"]["max_seq_len"],
+        "max_seq_len": rec["data"]["max_seq_len"],  # of the training windows
+        # of the dev windows (data.bundle_max_seq_len); results made before it existed used the training length
+        "eval_max_seq_len": r.get("eval_max_seq_len", rec["data"]["max_seq_len"]),
         "student": rec["student"],
         "training": {
             **rec["training"],
@@ -83,10 +86,10 @@ def student_record(result_path: Path) -> dict[str, Any]:
 
 
 def _trained_alike(r: dict[str, Any]) -> str:
-    """What must match for a KD/FT pair to compare the loss alone: student, length, questions, schedule,
+    """What must match for a KD/FT pair to compare the loss alone: student, lengths, questions, schedule,
     batching, step."""
     t = r["training"]
-    fields = [r["student"], r["max_seq_len"], r["n_questions"], t["steps"]]
+    fields = [r["student"], r["max_seq_len"], r["eval_max_seq_len"], r["n_questions"], t["steps"]]
     fields += [t[k] for k in ("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "seed")]
     fields.append(t.get("group_by_length", False))  # absent from results made before the option existed
     return json.dumps(fields, sort_keys=True)
@@ -124,7 +127,7 @@ def with_teacher_share(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown(records: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> str:
     lines = [
-        "| model | params | layers | hidden | method | trained | seq len | dev questions | EM | F1 | F1 vs teacher |",
+        "| model | params | layers | hidden | method | trained | seq len (train / dev) | dev questions | EM | F1 | F1 vs teacher |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
@@ -137,9 +140,11 @@ def markdown(records: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> str:
         if t.get("from_checkpoint"):
             trained += f" (checkpoint at epoch {t['epoch']:.2f} of {t['epochs']:g})"
         share = f"{100 * r['f1_vs_teacher']:.1f}%" if r["f1_vs_teacher"] is not None else "n/a"
+        lengths = {r["max_seq_len"], r["eval_max_seq_len"]}
+        seq = f"{r['max_seq_len']} / {r['eval_max_seq_len']}" if len(lengths) > 1 else str(r["max_seq_len"])
         lines.append(
             f"| {r['name']} | {r['params'] / 1e6:.1f}M | {r['layers']} | {r['hidden_size']} | {r['method']} "
-            f"| {trained} | {r['max_seq_len']} | {r['n_questions']} | {em} | {f1} | {share} |"
+            f"| {trained} | {seq} | {r['n_questions']} | {em} | {f1} | {share} |"
         )
     if pairs:
         lines += [

@@ -346,10 +346,11 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
 
 def _check_resumable(recipe: Recipe, path: Path, resuming: bool) -> None:
     """Refuse to resume checkpoints made with other settings (another loss, data, batching...); record
-    the settings of a new run. Runs started before this file existed resume unchecked."""
+    the settings of a new run. Runs started before this file existed resume unchecked; a setting added to
+    recipes after a run started counts as having had its default there."""
     settings = checkpoint_settings(recipe)
     if resuming and path.is_file():
-        saved = read_json(path)
+        saved = {**checkpoint_settings(Recipe()), **read_json(path)}
         changed = sorted(k for k in saved.keys() | settings.keys() if saved.get(k) != settings.get(k))
         if changed:
             diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {settings.get(k)!r}" for k in changed)
@@ -430,7 +431,7 @@ def evaluate_student(student: LoadedQA, recipe: Recipe, out: Path) -> dict[str, 
     """Dev EM/F1 through the device path: fp32 ONNX bundle -> edgekit runner -> official scorer."""
     dev = recipe.data.dev_path()
     bundle = onnx_bundle(
-        student, out / "bundle-fp32-onnx", f"{recipe.name}-fp32-onnx", recipe.data.max_seq_len, recipe.data.doc_stride
+        student, out / "bundle-fp32-onnx", f"{recipe.name}-fp32-onnx", recipe.data.bundle_len, recipe.data.doc_stride
     )
     v = validate(student, bundle, load_squad(dev)[:4])
     if not v.ok:
@@ -449,6 +450,7 @@ def evaluate_student(student: LoadedQA, recipe: Recipe, out: Path) -> dict[str, 
         "exact_match": m["exact_match"],
         "f1": m["f1"],
         "n_questions": m["n_questions"],
+        "eval_max_seq_len": recipe.data.bundle_len,
         "eval_metrics": str(out / "eval-dev" / "metrics.json"),
     }
 

@@ -73,10 +73,12 @@ def how_made(source: dict) -> str:
 
 
 def _reuse(path: Path, want: dict, make: Callable[[], Bundle | list[Bundle]], what: str) -> None:
-    """Make the bundle at ``path`` unless one is there whose manifest source has every item of ``want``."""
+    """Make the bundle at ``path`` unless one is there whose manifest (its source, window length and stride)
+    has every item of ``want``."""
     try:
-        source = load_bundle(path).manifest.source
-        if all(source.get(k) == v for k, v in want.items()):
+        m = load_bundle(path).manifest
+        have = {**m.source, "max_seq_len": m.max_seq_len, "doc_stride": m.doc_stride}
+        if all(have.get(k) == v for k, v in want.items()):
             print(f"skip {what}: {path} matches these weights and settings", file=sys.stderr)
             return
     except EdgekitError:
@@ -113,12 +115,12 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
     unknown = sorted(set(variants.dynamic) - set(DYNAMIC_FORMS))
     if unknown:
         raise EdgekitError(f"dynamic int8 form {unknown[0]!r}: expected one of {sorted(DYNAMIC_FORMS)}")
-    same = {"weights_sha256": weights_sha}
+    same = {"weights_sha256": weights_sha, "max_seq_len": data.bundle_len, "doc_stride": data.doc_stride}
     fp32 = d / f"{name}-fp32-onnx"
     _reuse(
         fp32,
         same,
-        lambda: onnx_bundle(qa, fp32, fp32.name, data.max_seq_len, data.doc_stride, source=src),
+        lambda: onnx_bundle(qa, fp32, fp32.name, data.bundle_len, data.doc_stride, source=src),
         "ONNX fp32",
     )
     paths = {fp32: True}
@@ -167,7 +169,7 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
                 t8,
                 same,
                 lambda: tflite_bundles(
-                    load_qa(str(recipe.out / "model")), d, name, data.max_seq_len, data.doc_stride, source=src
+                    load_qa(str(recipe.out / "model")), d, name, data.bundle_len, data.doc_stride, source=src
                 ),
                 "TFLite fp32 + int8",
             )

@@ -45,10 +45,17 @@ class StudentSpec:
 class DataSpec:
     train: str = ""
     dev: str = ""
-    max_seq_len: int = 384
+    max_seq_len: int = 384  # training windows
     doc_stride: int = 128
+    # Window length of the bundles and so of the dev evaluation; 0: max_seq_len. Training on short windows
+    # saves CPU time; answering on longer ones splits fewer contexts (see README, "Distillation").
+    bundle_max_seq_len: int = 0
     train_limit: int = 0  # 0: every training question
     dev_limit: int = 0  # 0: the full dev set
+
+    @property
+    def bundle_len(self) -> int:
+        return self.bundle_max_seq_len or self.max_seq_len
 
     def train_path(self) -> Path:
         return resolve_data_path(self.train, default_data_dir() / "train-v1.1-subset.json")
@@ -124,6 +131,7 @@ RESUMABLE = frozenset(
         "output_dir",
         "data.dev",
         "data.dev_limit",
+        "data.bundle_max_seq_len",
         "training.epochs",
         "training.max_steps",
         "training.save_steps",

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgekit.bundle import load_bundle
 from edgekit.errors import InputError
 from edgekit.features import QATokenizer
 from edgekit.squad import load_squad
@@ -140,10 +141,14 @@ def test_tiny_distillation_learns_and_resumes(tmp_path) -> None:
     assert first["steps"] == 4
     out = tmp_path / "tiny-test"
     assert (out / "checkpoints" / "checkpoint-4").is_dir()
-    second = run_distill(
-        load_recipe(RECIPES_DIR / "tiny-test.toml", [*base, "training.max_steps=10"]), evaluate=True, argv=["test"]
-    )
+    # a setting recipes gained after a run started (here: dropped from its record) resumes at its default
+    saved = json.loads((out / "checkpoint-settings.json").read_text())
+    del saved["loss.hidden_weight"]
+    (out / "checkpoint-settings.json").write_text(json.dumps(saved))
+    longer = [*base, "training.max_steps=10", "data.bundle_max_seq_len=128"]  # evaluated on longer windows
+    second = run_distill(load_recipe(RECIPES_DIR / "tiny-test.toml", longer), evaluate=True, argv=["test"])
     assert second["steps"] == 10 and second["resumed_from_step"] == 4
+    assert second["eval_max_seq_len"] == 128 == load_bundle(out / "bundle-fp32-onnx").manifest.max_seq_len
     with pytest.raises(InputError, match=r"checkpoint-settings\.json.*training\.learning_rate.*0\.0003 -> 0\.0001"):
         run_distill(load_recipe(RECIPES_DIR / "tiny-test.toml", [*base, "training.learning_rate=1e-4"]))
     log = json.loads((out / "training_log.json").read_text())
@@ -162,7 +167,7 @@ def test_tiny_distillation_learns_and_resumes(tmp_path) -> None:
 
     from export.distill import student_from_checkpoint
 
-    snap = load_recipe(RECIPES_DIR / "tiny-test.toml", [*base, 'name="tiny-snapshot"'])
+    snap = load_recipe(RECIPES_DIR / "tiny-test.toml", [*longer, 'name="tiny-snapshot"'])
     last = out / "checkpoints" / "checkpoint-10"
     at10 = student_from_checkpoint(snap, last, evaluate=False, argv=["test"])
     assert at10["steps"] == 10 and at10["from_checkpoint"] == str(last)

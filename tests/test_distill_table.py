@@ -15,11 +15,15 @@ from export.recipes import RECIPES_DIR
 COMMITTED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "students"
 
 
-def _result(tmp_path: Path, name: str, alpha: float, f1: float, em: float, steps: int = 400, **training) -> Path:
+def _result(
+    tmp_path: Path, name: str, alpha: float, f1: float, em: float, steps: int = 400, eval_len: int = 0, **training
+) -> Path:
     """A result.json shaped like ``edgekit distill`` writes (a committed one, renamed and re-scored)."""
     r = json.loads((COMMITTED / "minilm-l6-ft-step400" / "result.json").read_text())
     r = copy.deepcopy(r)
     r.update(name=name, f1=f1, exact_match=em, steps=steps)
+    if eval_len:  # scored on other windows than it trained on (data.bundle_max_seq_len)
+        r["eval_max_seq_len"] = eval_len
     r["recipe"]["loss"]["alpha"] = alpha
     r["recipe"]["training"].update(training)
     d = tmp_path / name
@@ -35,6 +39,7 @@ def test_pairs_only_students_trained_alike(tmp_path: Path) -> None:
         _result(tmp_path, "kd-later", 0.5, 70.0, 58.0, steps=1100),  # no FT at this step
         _result(tmp_path, "ft-other-lr", 1.0, 61.0, 48.0, steps=1100, learning_rate=3e-5),  # not alike
         _result(tmp_path, "kd-grouped", 0.5, 64.0, 51.0, group_by_length=True),  # other batches than "ft"
+        _result(tmp_path, "kd-384", 0.5, 66.0, 53.0, eval_len=384),  # scored on longer windows than "ft"
     ]
     out = tmp_path / "distill.json"
     teacher = {"exact_match": 73.0, "f1": 80.0, "n_questions": 10570, "command": ["x"]}
@@ -50,6 +55,7 @@ def test_pairs_only_students_trained_alike(tmp_path: Path) -> None:
     assert shares["kd"] == 63.0 / 80.0 and shares["kd-later"] == 70.0 / 80.0
     table = out.with_suffix(".md").read_text()
     assert "| kd | ft | 400 | 10570 | +3.00 | +3.00 |" in table and "400 steps, length-grouped batches" in table
+    assert "| 256 / 384 | 10570 | 53.00 | 66.00 |" in table and "| 256 | 10570 | 50.00 | 63.00 |" in table
 
 
 def test_batching_benchmark_measures_both_orders(tmp_path: Path) -> None:
