@@ -32,7 +32,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 TASK = "extractive-qa"
 MODEL_FORMATS = ("onnx", "tflite")
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "int8", "int4")
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,17 @@ def cmd_export_int8(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_int4(args: argparse.Namespace) -> int:
+    from edgekit.bundle import load_bundle
+    from export import quantize
+
+    src = load_bundle(args.bundle)
+    settings = quantize.Int4Weights(block_size=args.block_size, embeddings=not args.keep_embeddings)
+    out = quantize.quantize_int4_bundle(src, args.out, args.name, settings)
+    print(f"wrote {out.path}: {out.model_size_mb:.1f} MB model (fp32 {src.model_size_mb:.1f} MB)")
+    return 0
+
+
 def cmd_export_fuse(args: argparse.Namespace) -> int:
     from edgekit.bundle import load_bundle
     from edgekit.squad import load_squad
@@ -388,6 +399,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--calibration-windows", type=int, default=64, help="windows to calibrate on (default: 64)")
     e.set_defaults(func=cmd_export_int8)
+
+    e = esub.add_parser(
+        "int4",
+        help="fp32 ONNX bundle -> 4-bit-weight ONNX bundle (ONNX Runtime MatMulNBits)",
+        description="Quantize an fp32 ONNX bundle's MatMul weights and word embeddings to 4 bits in blocks, one "
+        "fp32 scale per block: for students whose int8 form is over a size budget.",
+    )
+    _add_bundle_step_io(e, "-int4")
+    e.add_argument("--block-size", type=int, default=32, help="weights per scale (power of two; default: 32)")
+    e.add_argument("--keep-embeddings", action="store_true", help="leave the embedding tables in fp32")
+    e.set_defaults(func=cmd_export_int4)
 
     p = sub.add_parser(
         "distill",

@@ -178,7 +178,7 @@ def plot(rows: list[Row], refs: list[dict[str, Any]], out: Path) -> list[Path]:
     plain_log_x(ax)
     ax.set_xlabel("model file size, MB (log scale)")
     ax.invert_yaxis()
-    ax.set_title("Size: references (grey), fp32 (blue), int8 (orange)")
+    ax.set_title("Size: references (grey), fp32 (blue), int8 or int4 (orange)")
     fig.tight_layout()
     fig.savefig(paths[0], dpi=110)
     plt.close(fig)

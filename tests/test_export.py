@@ -191,3 +191,29 @@ def test_int8_keeps_named_nodes_in_fp32(tmp_path, minilm_bundle) -> None:
     assert sum(op == "MatMulInteger" for op in nodes.values()) >= 36  # the encoder's weights are int8
     manifest = json.loads((tmp_path / "q" / "manifest.json").read_text())
     assert manifest["source"]["quantization"]["nodes_to_exclude"] == [head]
+
+
+def test_int4_bundle_through_the_cli(tmp_path, minilm_qa, minilm_bundle, dev_examples) -> None:
+    import onnx
+
+    from edgekit.bundle import load_bundle
+    from edgekit.cli import main
+
+    assert main(["export", "int4", str(minilm_bundle.path), str(tmp_path / "q4")]) == 0
+    q = load_bundle(tmp_path / "q4")
+    assert q.manifest.precision == "int4" and q.manifest.name == f"{minilm_bundle.manifest.name}-int4"
+    assert q.manifest.source["quantization"]["block_size"] == 32
+    ops = [n.op_type for n in onnx.load(str(q.model_path)).graph.node]
+    assert ops.count("MatMulNBits") >= 36 and "GatherBlockQuantized" in ops  # encoder weights and word embeddings
+    # 4 bits and a scale per 32 weights: well under the int8 form's ~25% of fp32
+    assert q.model_size_mb < 0.2 * minilm_bundle.model_size_mb
+    v = validate(minilm_qa, q, dev_examples[:6], atol=2.0)
+    assert 0 < v.max_abs_diff < 2.0
+
+
+def test_int4_refuses_a_bad_block_size(tmp_path, minilm_bundle, capsys) -> None:
+    from edgekit.cli import main
+
+    assert main(["export", "int4", str(minilm_bundle.path), str(tmp_path / "bad"), "--block-size", "24"]) == 2
+    assert "block size 24: expected a power of two" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
