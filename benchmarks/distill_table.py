@@ -7,6 +7,8 @@ settings, wall time and the command that produced it; then the issue's two
 questions, computed from those records: each model's F1 as a share of the
 teacher's, and KD against plain fine-tuning (alpha = 1) for students trained
 alike (same initial student, training and dev window lengths, schedule and step).
+A pair may differ in training precision (fp32 or bf16 autocast) when no
+same-precision partner was scored; the pair then says so.
 
     python -m benchmarks.distill_table RUN_DIR... [--teacher METRICS.json]
 """
@@ -85,9 +87,14 @@ def student_record(result_path: Path) -> dict[str, Any]:
     }
 
 
+def precision(r: dict[str, Any]) -> str:
+    """The training arithmetic: ``fp32`` or ``bf16`` (mixed precision: bf16 autocast over fp32 weights)."""
+    return "bf16" if (r.get("training") or {}).get("bf16") else "fp32"
+
+
 def _trained_alike(r: dict[str, Any]) -> str:
-    """What must match for a KD/FT pair to compare the loss alone: student, lengths, questions, schedule,
-    batching, step."""
+    """What must match for a KD/FT pair to compare the loss: student, lengths, questions, schedule,
+    batching, step. Precision is reported beside the pair rather than matched (see ``kd_vs_ft``)."""
     t = r["training"]
     fields = [r["student"], r["max_seq_len"], r["eval_max_seq_len"], r["n_questions"], t["steps"]]
     fields += [t[k] for k in ("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "seed")]
@@ -96,17 +103,27 @@ def _trained_alike(r: dict[str, Any]) -> str:
 
 
 def kd_vs_ft(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each KD student against the plain fine-tuned one trained alike, when both were scored."""
+    """Each KD student against the plain fine-tuned one trained alike, when both were scored: one of the
+    same precision if there is one, else one trained in the other precision (``same_precision`` false)."""
     scored = [r for r in records if r["role"] == "student" and r["f1"] is not None]
-    plain = {_trained_alike(r): r for r in scored if r["training"]["loss"]["alpha"] == 1.0}
+    plain: dict[str, list[dict[str, Any]]] = {}
+    for r in scored:
+        if r["training"]["loss"]["alpha"] == 1.0:
+            plain.setdefault(_trained_alike(r), []).append(r)
     pairs = []
     for kd in scored:
-        ft = plain.get(_trained_alike(kd)) if kd["training"]["loss"]["alpha"] < 1.0 else None
+        if kd["training"]["loss"]["alpha"] == 1.0:
+            continue
+        candidates = plain.get(_trained_alike(kd), [])
+        ft = next((r for r in candidates if precision(r) == precision(kd)), candidates[0] if candidates else None)
         if ft is not None:
             pairs.append(
                 {
                     "kd": kd["name"],
                     "ft": ft["name"],
+                    "precision_kd": precision(kd),
+                    "precision_ft": precision(ft),
+                    "same_precision": precision(kd) == precision(ft),
                     "steps": kd["training"]["steps"],
                     "n_questions": kd["n_questions"],
                     "delta_exact_match": kd["exact_match"] - ft["exact_match"],
@@ -137,6 +154,8 @@ def markdown(records: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> str:
         trained = "given" if not t else f"{t['steps']} steps"
         if t.get("group_by_length"):
             trained += ", length-grouped batches"
+        if precision(r) == "bf16":
+            trained += ", bf16 autocast"
         if t.get("from_checkpoint"):
             trained += f" (checkpoint at epoch {t['epoch']:.2f} of {t['epochs']:g})"
         share = f"{100 * r['f1_vs_teacher']:.1f}%" if r["f1_vs_teacher"] is not None else "n/a"
@@ -151,11 +170,11 @@ def markdown(records: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> str:
             "",
             "KD against plain fine-tuning, trained alike (same student, schedule, step and dev questions):",
             "",
-            "| KD | plain fine-tuning | steps | dev questions | ΔEM | ΔF1 |",
-            "|---|---|---|---|---|---|",
+            "| KD | plain fine-tuning | precision (KD / FT) | steps | dev questions | ΔEM | ΔF1 |",
+            "|---|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {p['kd']} | {p['ft']} | {p['steps']} | {p['n_questions']} "
+            f"| {p['kd']} | {p['ft']} | {p['precision_kd']} / {p['precision_ft']} | {p['steps']} | {p['n_questions']} "
             f"| {p['delta_exact_match']:+.2f} | {p['delta_f1']:+.2f} |"
             for p in pairs
         ]

@@ -187,3 +187,39 @@ def test_tiny_distillation_learns_and_resumes(tmp_path) -> None:
     assert json.loads((tmp_path / "tiny-snapshot" / "result.json").read_text())["eval_command"][-1] == "--eval-only"
     with pytest.raises(InputError, match=r"result\.json"):
         evaluate_saved(load_recipe(RECIPES_DIR / "tiny-test.toml", [*base, 'name="never-trained"']))
+
+
+def test_bf16_training_runs_under_cpu_autocast(tmp_path) -> None:
+    """``training.bf16`` on a machine without CUDA trains under CPU autocast: the student's Linear layers
+    compute in bfloat16 while its saved weights stay fp32."""
+    import torch
+
+    dtypes: set[torch.dtype] = set()
+
+    def hook(module: torch.nn.Module, args: object, output: object) -> None:
+        if isinstance(module, torch.nn.Linear) and module.training and isinstance(output, torch.Tensor):
+            dtypes.add(output.dtype)
+
+    overrides = [
+        f"output_dir={json.dumps(str(tmp_path))}",
+        'teacher.model="packaged:all-MiniLM-L6-v2"',
+        "student.layers=[0, 5]",
+        "loss.alpha=1",
+        "data.train_limit=4",
+        "data.max_seq_len=96",
+        "data.doc_stride=32",
+        "training.max_steps=2",
+        "training.bf16=true",
+    ]
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        result = run_distill(load_recipe(RECIPES_DIR / "tiny-test.toml", overrides), evaluate=False, argv=["test"])
+    finally:
+        handle.remove()
+    assert result["steps"] == 2
+    if not torch.cuda.is_available():
+        assert dtypes == {torch.bfloat16}
+    from safetensors.torch import load_file
+
+    weights = load_file(tmp_path / "tiny-test" / "model" / "model.safetensors")
+    assert {w.dtype for w in weights.values()} == {torch.float32}

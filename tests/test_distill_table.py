@@ -40,6 +40,8 @@ def test_pairs_only_students_trained_alike(tmp_path: Path) -> None:
         _result(tmp_path, "ft-other-lr", 1.0, 61.0, 48.0, steps=1100, learning_rate=3e-5),  # not alike
         _result(tmp_path, "kd-grouped", 0.5, 64.0, 51.0, group_by_length=True),  # other batches than "ft"
         _result(tmp_path, "kd-384", 0.5, 66.0, 53.0, eval_len=384),  # scored on longer windows than "ft"
+        _result(tmp_path, "kd-500", 0.5, 65.0, 52.0, steps=500),  # its only partner trained in bf16
+        _result(tmp_path, "ft-500-bf16", 1.0, 61.5, 49.0, steps=500, bf16=True),
     ]
     out = tmp_path / "distill.json"
     teacher = {"exact_match": 73.0, "f1": 80.0, "n_questions": 10570, "command": ["x"]}
@@ -48,13 +50,18 @@ def test_pairs_only_students_trained_alike(tmp_path: Path) -> None:
     teacher_path.write_text(json.dumps(teacher))
     assert distill_table.main([*map(str, runs), "--teacher", str(teacher_path), "--out", str(out)]) == 0
     got = json.loads(out.read_text())
-    assert [(p["kd"], p["ft"]) for p in got["kd_vs_ft"]] == [("kd", "ft")]
+    assert [(p["kd"], p["ft"], p["same_precision"]) for p in got["kd_vs_ft"]] == [
+        ("kd", "ft", True),
+        ("kd-500", "ft-500-bf16", False),
+    ]
     pair = got["kd_vs_ft"][0]
     assert abs(pair["delta_f1"] - 3.0) < 1e-9 and abs(pair["delta_exact_match"] - 3.0) < 1e-9 and pair["kd_better"]
     shares = {r["name"]: r["f1_vs_teacher"] for r in got["records"]}
     assert shares["kd"] == 63.0 / 80.0 and shares["kd-later"] == 70.0 / 80.0
     table = out.with_suffix(".md").read_text()
-    assert "| kd | ft | 400 | 10570 | +3.00 | +3.00 |" in table and "400 steps, length-grouped batches" in table
+    assert "| kd | ft | fp32 / fp32 | 400 | 10570 | +3.00 | +3.00 |" in table
+    assert "| kd-500 | ft-500-bf16 | fp32 / bf16 | 500 | 10570 | +3.00 | +3.50 |" in table
+    assert "400 steps, length-grouped batches" in table and "500 steps, bf16 autocast" in table
     assert "| 256 / 384 | 10570 | 53.00 | 66.00 |" in table and "| 256 | 10570 | 50.00 | 63.00 |" in table
 
 
