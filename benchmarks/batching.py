@@ -19,6 +19,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,8 @@ from edgekit import device
 from edgekit.atomic import write_json
 from edgekit.provenance import module_command
 from export.distill import EpochLengthGroupedSampler, QADataset, build_student, collate, training_windows
-from export.models import load_qa
-from export.recipes import load_recipe
+from export.models import LoadedQA, load_qa
+from export.recipes import Recipe, load_recipe
 from export.to_onnx import input_names_of
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -46,6 +47,65 @@ def padded_length(lengths: np.ndarray, order: list[int], batch_size: int) -> flo
     return float(np.mean([lengths[b].max() for b in batches(order, batch_size)]))
 
 
+def recipe_windows(recipe: Recipe) -> tuple[LoadedQA, QADataset, np.ndarray]:
+    """The recipe's student (seeded as training seeds it), its training windows and their real lengths."""
+    torch.manual_seed(recipe.training.seed)
+    teacher = load_qa(recipe.teacher.model) if recipe.student.init == "teacher-layers" else None
+    student = build_student(recipe, teacher)
+    del teacher
+    with tempfile.TemporaryDirectory() as tmp:
+        _, features = training_windows(recipe, student, Path(tmp) / "tokenizer.json")
+    return student, QADataset(features, input_names_of(student), None), features.attention_mask.sum(axis=1)
+
+
+def train_step(model: torch.nn.Module, data: QADataset, lr: float) -> Callable[..., float]:
+    """A timed training step (forward, backward, AdamW) on one batch, optionally under bf16 autocast as
+    ``training.bf16`` runs it on the CPU."""
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+
+    def step(batch: list[int], bf16: bool = False) -> float:
+        inputs = collate([data[i] for i in batch])
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**inputs).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return time.perf_counter() - t
+
+    return step
+
+
+def quantile_batches(order: list[int], lengths: np.ndarray, batch_size: int, steps: int) -> list[list[int]]:
+    """``steps`` of an order's batches at evenly spaced quantiles of batch length. Step time grows faster than
+    linearly with a batch's length, so their mean estimates the epoch's mean step far more steadily than
+    batches picked at random positions would."""
+    ranked = sorted(batches(order, batch_size), key=lambda b: lengths[b].max())
+    return [ranked[int((j + 0.5) * len(ranked) / steps)] for j in range(steps)]
+
+
+def interleaved_times(
+    variants: dict[str, tuple[list[list[int]], Callable[[list[int]], float]]], repeats: int
+) -> dict[str, list[list[float]]]:
+    """Each variant's step on each of its batches, ``repeats`` times, interleaved (a, b, a, b, ...) so that
+    machine noise falls on all of them, after one warm-up step each on its longest batch."""
+    for picked, step in variants.values():
+        step(picked[-1])
+    n = len(next(iter(variants.values()))[0])
+    times: dict[str, list[list[float]]] = {k: [[] for _ in range(n)] for k in variants}
+    for _ in tqdm(range(repeats), desc="repeats"):
+        for j in range(n):
+            for k, (picked, step) in variants.items():
+                times[k][j].append(step(picked[j]))
+    return times
+
+
+def mean_step(times: list[list[float]]) -> float:
+    """The mean over timed batches of each one's median time: an epoch's mean step, estimated."""
+    return statistics.mean(statistics.median(r) for r in times)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", type=Path, required=True, help="distillation recipe (student, data, batch size)")
@@ -57,47 +117,17 @@ def main(argv: list[str] | None = None) -> int:
 
     recipe = load_recipe(args.recipe, args.set)
     tr = recipe.training
-    torch.manual_seed(tr.seed)
-    teacher = load_qa(recipe.teacher.model) if recipe.student.init == "teacher-layers" else None
-    student = build_student(recipe, teacher)
-    del teacher
-    with tempfile.TemporaryDirectory() as tmp:
-        _, features = training_windows(recipe, student, Path(tmp) / "tokenizer.json")
-    lengths = features.attention_mask.sum(axis=1)
+    student, data, lengths = recipe_windows(recipe)
     bs = tr.batch_size * tr.grad_accum
     orders = {
         "random": torch.randperm(len(lengths), generator=torch.Generator().manual_seed(tr.seed)).tolist(),
         "grouped": list(EpochLengthGroupedSampler(bs, lengths.tolist(), tr.seed)),
     }
+    step = train_step(student.model, data, tr.learning_rate)
+    picked = {k: quantile_batches(o, lengths, bs, args.steps) for k, o in orders.items()}
+    times = interleaved_times({k: (b, step) for k, b in picked.items()}, args.repeats)
 
-    data = QADataset(features, input_names_of(student), None)
-    model = student.model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=tr.learning_rate)
-
-    def step(batch: list[int]) -> float:
-        inputs = collate([data[i] for i in batch])
-        t = time.perf_counter()
-        model(**inputs).loss.backward()
-        opt.step()
-        opt.zero_grad()
-        return time.perf_counter() - t
-
-    # Step time grows faster than linearly with a batch's length, so each order's batches are sorted by
-    # length and timed at evenly spaced quantiles: their mean estimates the epoch's mean step far more
-    # steadily than batches picked at random positions would.
-    picked = {}
-    for k, o in orders.items():
-        ranked = sorted(batches(o, bs), key=lambda b: lengths[b].max())
-        picked[k] = [ranked[int((j + 0.5) * len(ranked) / args.steps)] for j in range(args.steps)]
-    for k in orders:  # warm-up: allocator and kernels at full length
-        step(picked[k][-1])
-    times: dict[str, list[list[float]]] = {k: [[] for _ in range(args.steps)] for k in orders}
-    for _ in tqdm(range(args.repeats), desc="repeats"):
-        for j in range(args.steps):
-            for k in orders:
-                times[k][j].append(step(picked[k][j]))
-
-    step_s = {k: statistics.mean(statistics.median(r) for r in v) for k, v in times.items()}
+    step_s = {k: mean_step(v) for k, v in times.items()}
     result: dict[str, Any] = {
         "recipe": recipe.name,
         "student_params": student.params,

@@ -82,3 +82,17 @@ def test_batching_benchmark_measures_both_orders(tmp_path: Path) -> None:
     assert pad["grouped"] <= pad["random"] <= 96 and got["n_windows"] >= 12
     assert all(len(got["step_s_all"][k]) == 2 and got["mean_step_s"][k] > 0 for k in ("random", "grouped"))
     assert got["command"][:3] == ["python", "-m", "benchmarks.batching"]
+
+
+def test_precision_benchmark_times_both(tmp_path: Path) -> None:
+    from benchmarks import train_precision
+
+    out = tmp_path / "precision.json"
+    tiny = ['teacher.model="packaged:all-MiniLM-L6-v2"', "student.layers=[0, 5]", "data.train_limit=12"]
+    tiny += ["data.max_seq_len=96", "data.doc_stride=32", "training.batch_size=4"]
+    argv = ["--recipe", str(RECIPES_DIR / "tiny-test.toml"), "--steps", "2", "--repeats", "1", "--out", str(out)]
+    assert train_precision.main([*argv, *(a for t in tiny for a in ("--set", t))]) == 0
+    got = json.loads(out.read_text())
+    assert all(len(got["step_s_all"][k]) == 2 and got["mean_step_s"][k] > 0 for k in ("fp32", "bf16"))
+    assert got["bf16_vs_fp32_step_time"] == got["mean_step_s"]["bf16"] / got["mean_step_s"]["fp32"]
+    assert got["command"][:3] == ["python", "-m", "benchmarks.train_precision"]

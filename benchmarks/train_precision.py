@@ -1,0 +1,90 @@
+"""Training step time in fp32 against bf16 autocast (``training.bf16``), on a recipe's real batches.
+
+On a CPU with AVX512-BF16 or AMX, ``training.bf16 = true`` runs the student's matrix products in
+bfloat16 over fp32 master weights (torch CPU autocast, as transformers' Trainer applies it). This
+times training steps (forward, backward, AdamW) of the recipe's student on ``--steps``
+length-grouped batches at evenly spaced quantiles of batch length, each in both precisions,
+interleaved (fp32, bf16, fp32, ...) so that machine noise falls on both; each batch keeps the median
+of ``--repeats`` timings. The bf16/fp32 ratio is of estimates measured in the same run. What bf16
+does to accuracy is measured by training with it (``benchmarks.distill_table`` shows the precision
+of every student and KD/FT pair).
+
+    python -m benchmarks.train_precision --recipe export/recipes/mpnet-l6-ft.toml [--steps 8] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.batching import RESULTS, interleaved_times, mean_step, quantile_batches, recipe_windows, train_step
+from edgekit import device
+from edgekit.atomic import write_json
+from edgekit.provenance import module_command
+from export.distill import EpochLengthGroupedSampler
+from export.recipes import load_recipe
+
+
+def bf16_flags() -> list[str]:
+    """The CPU's bfloat16 instructions as Linux lists them (none: autocast still runs, by emulation, slower)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return sorted(f for f in flags if f in {"avx512_bf16", "amx_bf16", "amx_tile"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipe", type=Path, required=True, help="distillation recipe (student, data, batch size)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override (repeatable)")
+    p.add_argument("--steps", type=int, default=8, help="batches timed (default: %(default)s)")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="times each batch is timed per precision (default: %(default)s)"
+    )
+    p.add_argument("--out", type=Path, default=None, help="JSON result (default: results/train-precision-<name>.json)")
+    args = p.parse_args(argv)
+
+    recipe = load_recipe(args.recipe, args.set)
+    tr = recipe.training
+    student, data, lengths = recipe_windows(recipe)
+    bs = tr.batch_size * tr.grad_accum
+    picked = quantile_batches(list(EpochLengthGroupedSampler(bs, lengths.tolist(), tr.seed)), lengths, bs, args.steps)
+    step = train_step(student.model, data, tr.learning_rate)
+    times = interleaved_times(
+        {"fp32": (picked, step), "bf16": (picked, functools.partial(step, bf16=True))}, args.repeats
+    )
+    step_s = {k: mean_step(v) for k, v in times.items()}
+    result: dict[str, Any] = {
+        "recipe": recipe.name,
+        "student_params": student.params,
+        "batch_size": bs,
+        "max_seq_len": recipe.data.max_seq_len,
+        "timed_batches": args.steps,
+        "timed_batch_len": [int(lengths[b].max()) for b in picked],
+        "repeats": args.repeats,
+        "mean_step_s": step_s,  # mean over the timed batches of each one's median time
+        "step_s_all": times,
+        "bf16_vs_fp32_step_time": step_s["bf16"] / step_s["fp32"],
+        "cpu_bf16_flags": bf16_flags(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "device": device.describe(),
+        "command": module_command("benchmarks.train_precision", argv),
+    }
+    out = args.out or RESULTS / f"train-precision-{recipe.name}.json"
+    write_json(out, result)
+    print(
+        f"{recipe.name}: mean step {step_s['fp32']:.2f} s fp32 -> {step_s['bf16']:.2f} s bf16 autocast "
+        f"(x{result['bf16_vs_fp32_step_time']:.2f}); {out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
