@@ -8,7 +8,8 @@ questions, computed from those records: each model's F1 as a share of the
 teacher's, and KD against plain fine-tuning (alpha = 1) for students trained
 alike (same initial student, training and dev window lengths, schedule and step).
 A pair may differ in training precision (fp32 or bf16 autocast) when no
-same-precision partner was scored; the pair then says so.
+same-precision partner was scored; the pair then says so, and ``bf16_vs_fp32``
+measures what bf16 itself changes on runs alike in everything else.
 
     python -m benchmarks.distill_table RUN_DIR... [--teacher METRICS.json]
 """
@@ -134,6 +135,32 @@ def kd_vs_ft(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return pairs
 
 
+def bf16_vs_fp32(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each bf16-trained student against an fp32 one trained alike with the same loss: what the cheaper
+    arithmetic costs in accuracy, measured rather than assumed."""
+    scored = [r for r in records if r["role"] == "student" and r["f1"] is not None]
+
+    def key(r: dict[str, Any]) -> str:
+        return _trained_alike(r) + json.dumps(r["training"]["loss"], sort_keys=True)
+
+    fp32 = {key(r): r for r in scored if precision(r) == "fp32"}
+    pairs = []
+    for b in scored:
+        f = fp32.get(key(b)) if precision(b) == "bf16" else None
+        if f is not None:
+            pairs.append(
+                {
+                    "bf16": b["name"],
+                    "fp32": f["name"],
+                    "steps": b["training"]["steps"],
+                    "n_questions": b["n_questions"],
+                    "delta_exact_match": b["exact_match"] - f["exact_match"],
+                    "delta_f1": b["f1"] - f["f1"],
+                }
+            )
+    return pairs
+
+
 def with_teacher_share(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Add ``f1_vs_teacher`` (a fraction) to every scored record, when the teacher is among them."""
     teacher = next((r for r in records if r["role"] == "teacher"), None)
@@ -142,7 +169,7 @@ def with_teacher_share(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return records
 
 
-def markdown(records: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> str:
+def markdown(records: list[dict[str, Any]], pairs: list[dict[str, Any]], precision_pairs: list[dict[str, Any]]) -> str:
     lines = [
         "| model | params | layers | hidden | method | trained | seq len (train / dev) | dev questions | EM | F1 | F1 vs teacher |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -178,6 +205,19 @@ def markdown(records: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> str:
             f"| {p['delta_exact_match']:+.2f} | {p['delta_f1']:+.2f} |"
             for p in pairs
         ]
+    if precision_pairs:
+        lines += [
+            "",
+            "bf16 autocast against fp32 training, otherwise alike (same loss, student, schedule, step, dev questions):",
+            "",
+            "| bf16 | fp32 | steps | dev questions | ΔEM | ΔF1 |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {p['bf16']} | {p['fp32']} | {p['steps']} | {p['n_questions']} "
+            f"| {p['delta_exact_match']:+.2f} | {p['delta_f1']:+.2f} |"
+            for p in precision_pairs
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -195,9 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     records = [teacher_record(args.teacher)] if args.teacher.exists() else []
     records += [student_record(d / "result.json") for d in args.runs]
     records = with_teacher_share(records)
-    pairs = kd_vs_ft(records)
-    write_json(args.out, {"records": records, "kd_vs_ft": pairs})
-    table = markdown(records, pairs)
+    pairs, precision_pairs = kd_vs_ft(records), bf16_vs_fp32(records)
+    write_json(args.out, {"records": records, "kd_vs_ft": pairs, "bf16_vs_fp32": precision_pairs})
+    table = markdown(records, pairs, precision_pairs)
     write_text(args.out.with_suffix(".md"), table)
     print(table)
     print(json.dumps({"wrote": [str(args.out), str(args.out.with_suffix(".md"))]}))

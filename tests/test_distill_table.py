@@ -42,6 +42,7 @@ def test_pairs_only_students_trained_alike(tmp_path: Path) -> None:
         _result(tmp_path, "kd-384", 0.5, 66.0, 53.0, eval_len=384),  # scored on longer windows than "ft"
         _result(tmp_path, "kd-500", 0.5, 65.0, 52.0, steps=500),  # its only partner trained in bf16
         _result(tmp_path, "ft-500-bf16", 1.0, 61.5, 49.0, steps=500, bf16=True),
+        _result(tmp_path, "ft-bf16", 1.0, 59.5, 47.5, bf16=True),  # "ft" in bf16: a precision pair, not KD's partner
     ]
     out = tmp_path / "distill.json"
     teacher = {"exact_match": 73.0, "f1": 80.0, "n_questions": 10570, "command": ["x"]}
@@ -62,6 +63,8 @@ def test_pairs_only_students_trained_alike(tmp_path: Path) -> None:
     assert "| kd | ft | fp32 / fp32 | 400 | 10570 | +3.00 | +3.00 |" in table
     assert "| kd-500 | ft-500-bf16 | fp32 / bf16 | 500 | 10570 | +3.00 | +3.50 |" in table
     assert "400 steps, length-grouped batches" in table and "500 steps, bf16 autocast" in table
+    assert [(p["bf16"], p["fp32"], p["delta_f1"]) for p in got["bf16_vs_fp32"]] == [("ft-bf16", "ft", -0.5)]
+    assert "| ft-bf16 | ft | 400 | 10570 | +0.50 | -0.50 |" in table
     assert "| 256 / 384 | 10570 | 53.00 | 66.00 |" in table and "| 256 | 10570 | 50.00 | 63.00 |" in table
 
 
