@@ -106,14 +106,19 @@ def mean_step(times: list[list[float]]) -> float:
     return statistics.mean(statistics.median(r) for r in times)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def step_timing_args(doc: str | None, steps: int, result_name: str) -> argparse.ArgumentParser:
+    """The command line of a benchmark that times a recipe's training steps."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", type=Path, required=True, help="distillation recipe (student, data, batch size)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override (repeatable)")
-    p.add_argument("--steps", type=int, default=10, help="batches timed per order (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=steps, help="batches timed per variant (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="times each batch is timed (default: %(default)s)")
-    p.add_argument("--out", type=Path, default=None, help="JSON result (default: results/batching-<name>.json)")
-    args = p.parse_args(argv)
+    p.add_argument("--out", type=Path, default=None, help=f"JSON result (default: results/{result_name}-<name>.json)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = step_timing_args(__doc__, 10, "batching").parse_args(argv)
 
     recipe = load_recipe(args.recipe, args.set)
     tr = recipe.training

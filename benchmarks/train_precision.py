@@ -14,14 +14,21 @@ of every student and KD/FT pair).
 
 from __future__ import annotations
 
-import argparse
 import functools
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchmarks.batching import RESULTS, interleaved_times, mean_step, quantile_batches, recipe_windows, train_step
+from benchmarks.batching import (
+    RESULTS,
+    interleaved_times,
+    mean_step,
+    quantile_batches,
+    recipe_windows,
+    step_timing_args,
+    train_step,
+)
 from edgekit import device
 from edgekit.atomic import write_json
 from edgekit.provenance import module_command
@@ -40,15 +47,7 @@ def bf16_flags() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--recipe", type=Path, required=True, help="distillation recipe (student, data, batch size)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override (repeatable)")
-    p.add_argument("--steps", type=int, default=8, help="batches timed (default: %(default)s)")
-    p.add_argument(
-        "--repeats", type=int, default=3, help="times each batch is timed per precision (default: %(default)s)"
-    )
-    p.add_argument("--out", type=Path, default=None, help="JSON result (default: results/train-precision-<name>.json)")
-    args = p.parse_args(argv)
+    args = step_timing_args(__doc__, 8, "train-precision").parse_args(argv)
 
     recipe = load_recipe(args.recipe, args.set)
     tr = recipe.training

@@ -68,6 +68,14 @@ def test_pairs_only_students_trained_alike(tmp_path: Path) -> None:
     assert "| 256 / 384 | 10570 | 53.00 | 66.00 |" in table and "| 256 | 10570 | 50.00 | 63.00 |" in table
 
 
+def _tiny_timing_argv(out: Path) -> list[str]:
+    """A step-timing benchmark's command line on a 2-layer MiniLM and a dozen short windows."""
+    tiny = ['teacher.model="packaged:all-MiniLM-L6-v2"', "student.layers=[0, 5]", "data.train_limit=12"]
+    tiny += ["data.max_seq_len=96", "data.doc_stride=32", "training.batch_size=4"]
+    argv = ["--recipe", str(RECIPES_DIR / "tiny-test.toml"), "--steps", "2", "--repeats", "1", "--out", str(out)]
+    return [*argv, *(a for t in tiny for a in ("--set", t))]
+
+
 def test_batching_benchmark_measures_both_orders(tmp_path: Path) -> None:
     from benchmarks import batching
 
@@ -76,10 +84,7 @@ def test_batching_benchmark_measures_both_orders(tmp_path: Path) -> None:
     assert batching.padded_length(lengths, [1, 3, 2, 0], 2) == 35.0  # grouped: (50, 40), (20, 10)
 
     out = tmp_path / "batching.json"
-    tiny = ['teacher.model="packaged:all-MiniLM-L6-v2"', "student.layers=[0, 5]", "data.train_limit=12"]
-    tiny += ["data.max_seq_len=96", "data.doc_stride=32", "training.batch_size=4"]
-    argv = ["--recipe", str(RECIPES_DIR / "tiny-test.toml"), "--steps", "2", "--repeats", "1", "--out", str(out)]
-    assert batching.main([*argv, *(a for t in tiny for a in ("--set", t))]) == 0
+    assert batching.main(_tiny_timing_argv(out)) == 0
     got = json.loads(out.read_text())
     pad = got["mean_padded_len"]
     assert pad["grouped"] <= pad["random"] <= 96 and got["n_windows"] >= 12
@@ -91,10 +96,7 @@ def test_precision_benchmark_times_both(tmp_path: Path) -> None:
     from benchmarks import train_precision
 
     out = tmp_path / "precision.json"
-    tiny = ['teacher.model="packaged:all-MiniLM-L6-v2"', "student.layers=[0, 5]", "data.train_limit=12"]
-    tiny += ["data.max_seq_len=96", "data.doc_stride=32", "training.batch_size=4"]
-    argv = ["--recipe", str(RECIPES_DIR / "tiny-test.toml"), "--steps", "2", "--repeats", "1", "--out", str(out)]
-    assert train_precision.main([*argv, *(a for t in tiny for a in ("--set", t))]) == 0
+    assert train_precision.main(_tiny_timing_argv(out)) == 0
     got = json.loads(out.read_text())
     assert all(len(got["step_s_all"][k]) == 2 and got["mean_step_s"][k] > 0 for k in ("fp32", "bf16"))
     assert got["bf16_vs_fp32_step_time"] == got["mean_step_s"]["bf16"] / got["mean_step_s"]["fp32"]
