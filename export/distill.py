@@ -312,8 +312,7 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
         seed=tr.seed,
         bf16=tr.bf16,
         # bf16 with no CUDA device is CPU autocast (AVX512-BF16/AMX: a step x0.45 of fp32 on mpnet-l6 here,
-        # benchmarks.train_precision); transformers
-        # only accepts it when told the run is on the CPU
+        # benchmarks.train_precision); transformers only accepts it when told the run is on the CPU
         use_cpu=tr.bf16 and not torch.cuda.is_available(),
         group_by_length=tr.group_by_length,
         report_to=[],
