@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
 from edgekit.atomic import write_json
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory (default: %(default)s)")
     args = p.parse_args(argv)
 
+    from device_runners.deploy import stage_code
     from device_runners.raspberry_pi.emulate import emulated_python
 
     name = load_bundle(args.bundle).manifest.name
@@ -49,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     py = emulated_python(args.cache)
     cmd = ["run", str(args.bundle), "--dataset", str(args.dataset), "--out", str(arm_dir)]
     cmd += ["--limit", str(args.n), "--warmup", "1", "--no-progress"]
-    proc = py.edgekit(cmd, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as code:
+        proc = py.edgekit(cmd, stage_code(Path(code)), capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"emulated run failed:\n{proc.stderr[-3000:]}")
     host = {r["id"]: r for r in read_log(host_dir / "predictions.jsonl")}

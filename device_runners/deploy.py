@@ -200,14 +200,23 @@ class DeployReport:
     remote_exit: int = 0
 
 
-def _code_files() -> dict[str, Path]:
-    """The edgekit package as it is on this workstation (sources and packaged data)."""
+def shipped_code_files() -> dict[str, Path]:
+    """What a device gets of the code: the ``edgekit`` package as it is here (sources and packaged data), nothing else."""
     pkg = Path(edgekit.__file__).parent
     files = {}
     for path in sorted(pkg.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".json", ".md"):
             files[f"code/edgekit/{path.relative_to(pkg).as_posix()}"] = path
     return files
+
+
+def stage_code(dest: Path) -> Path:
+    """Copy exactly the files a deploy ships (:func:`shipped_code_files`) into ``dest``, as ``dest/edgekit/...``."""
+    for name, src in shipped_code_files().items():
+        target = dest / Path(name).relative_to("code")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+    return dest
 
 
 def deploy(
@@ -226,7 +235,7 @@ def deploy(
     data_sha = sha256_file(dataset)
     bundle_dir = f"bundles/{m.name}-{m.files[m.model_file].sha256[:12]}"
     data_name = f"data/{data_sha[:16]}.json"
-    files = _code_files()
+    files = shipped_code_files()
     files.update({f"{bundle_dir}/{name}": bundle.path / name for name in [*m.files, "manifest.json"]})
     files[data_name] = dataset
 

@@ -41,7 +41,7 @@ from edgekit.runner import RunConfig, run
 from edgekit.squad import Example, load_squad, read_json
 from export.losses import attention_mse, hidden_mse, pkd_cls, qa_kd_loss
 from export.models import LoadedQA, load_qa
-from export.recipes import LossSpec, Recipe, checkpoint_settings, load_recipe
+from export.recipes import LossSpec, Recipe, add_recipe_arguments, checkpoint_settings, load_recipe
 from export.students import from_teacher_layers
 from export.teacher_cache import CacheKey, TeacherLogits, teacher_logits
 from export.to_onnx import onnx_bundle, save_tokenizer_json, validate
@@ -475,9 +475,25 @@ def main_args(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    from edgekit.cli import add_distill_arguments
+def add_distill_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``edgekit distill`` and ``python -m export.distill`` (one definition for both)."""
+    add_recipe_arguments(p)
+    p.add_argument("--no-eval", action="store_true", help="skip the dev evaluation after training")
+    p.add_argument(
+        "--from-checkpoint",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="no training: write and evaluate the student saved in this Trainer checkpoint (e.g. of a run still going)",
+    )
+    p.add_argument(
+        "--eval-only",
+        action="store_true",
+        help="no training: evaluate the student the recipe's output already holds (written with --no-eval)",
+    )
 
+
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m export.distill", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -11,6 +11,7 @@ SQuAD directory.
 
 from __future__ import annotations
 
+import argparse
 import os
 import tomllib
 import typing
@@ -232,3 +233,16 @@ def _validate(r: Recipe, path: Path | None) -> None:
         raise InputError(path, "key 'loss.temperature'", f"a positive temperature, got {r.loss.temperature}")
     if r.training.batch_size <= 0 or r.training.grad_accum <= 0:
         raise InputError(path, "key 'training.batch_size'", "a positive batch size")
+
+
+def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
+    """--recipe and --set, shared by every command that reads a recipe."""
+    p.add_argument("--recipe", type=Path, default=None, help="recipe TOML (export/recipes/*.toml); defaults if omitted")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. --set training.epochs=1 (repeatable)",
+    )

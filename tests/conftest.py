@@ -63,6 +63,15 @@ def minilm_bundle(tmp_path_factory, minilm_qa):
 
 
 @pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """A real OpenSSH server on loopback (tests/device_tools.py), one per session."""
+    from device_tools import loopback_sshd
+
+    with loopback_sshd(tmp_path_factory.mktemp("sshd")) as target:
+        yield target
+
+
+@pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory):
     """A seeded 2-layer, 32-wide BERT QA model with the MiniLM tokenizer, as an fp32 ONNX bundle (fast anywhere)."""
     from export.tiny import tiny_qa

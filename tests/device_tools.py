@@ -13,11 +13,14 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from device_runners.deploy import SshTarget
 
@@ -30,6 +33,37 @@ def require(tool: str, package: str) -> str:
     if os.environ.get("EDGEKIT_REQUIRE_DEVICE_TOOLS") == "1":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def installed_closure(requirements: Iterable[str]) -> list[metadata.Distribution]:
+    """The installed distributions that ``requirements`` need, dependencies included (markers evaluated here)."""
+    seen: dict[str, metadata.Distribution] = {}
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        req = todo.pop()
+        if req.marker and not req.marker.evaluate({"extra": ""}):
+            continue
+        key = canonicalize_name(req.name)
+        if key in seen:
+            continue
+        seen[key] = dist = metadata.distribution(req.name)
+        todo += [Requirement(r) for r in dist.requires or []]
+    return list(seen.values())
+
+
+def link_site(requirements: Iterable[str], site: Path) -> Path:
+    """A site directory holding only ``requirements`` and what they need, as links into this environment's copies.
+
+    What a device's venv would hold after ``pip install -r device_runners/requirements.txt``, without
+    downloading it again: a subprocess given only this directory cannot import anything else installed here.
+    """
+    site.mkdir(parents=True, exist_ok=True)
+    for dist in installed_closure(requirements):
+        root = Path(dist.locate_file(""))
+        for top in {Path(f).parts[0] for f in dist.files or []} - {"..", "__pycache__"}:
+            if not (site / top).exists() and (root / top).exists():
+                (site / top).symlink_to(root / top)
+    return site
 
 
 def free_port() -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from device_tools import free_port, loopback_sshd, require
+from device_tools import free_port, require
 
 from device_runners.deploy import DeployConfig, SshTarget, _join, deploy, parse_target, remote_path
 from edgekit.errors import EdgekitError
@@ -25,12 +25,6 @@ from edgekit.predlog import read_log
 from edgekit.runner import RunConfig, run
 
 AWKWARD = 'dir with space\'s "quotes" $HOME `x`'
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    with loopback_sshd(tmp_path_factory.mktemp("sshd")) as target:
-        yield target
 
 
 def _config(tmp_path: Path, **kw) -> DeployConfig:

@@ -1,9 +1,13 @@
-"""The real runner on an emulated arm64 Debian userland (qemu user mode, Raspberry Pi 5 CPU).
+"""The real runner on an emulated Raspberry Pi: arm64 Debian's Python under qemu user mode (Pi 5 CPU).
 
-The model is tiny (2 layers, hidden 32: a few MFLOPs per window) because emulated
-floating point is hundreds of times slower than the host; what is checked is that
-the aarch64 builds of onnxruntime, tokenizers and numpy give the host's answers
-through edgekit's own code path.
+The emulated Python holds only the device's packages (``device_runners/requirements.txt``, as
+aarch64 wheels) and nothing of this checkout: it runs the files ``edgekit deploy`` ships. The
+deploy test goes the whole way a Pi is reached: ``edgekit deploy ssh://...`` to a real sshd on
+loopback whose remote Python is that emulated interpreter.
+
+The models are tiny (2 layers, hidden 32: a few MFLOPs per window) because emulated floating
+point is hundreds of times slower than the host; what is checked is that the aarch64 builds of
+onnxruntime, LiteRT, tokenizers and numpy give the host's answers through edgekit's own code.
 """
 
 from __future__ import annotations
@@ -14,6 +18,11 @@ from pathlib import Path
 
 import pytest
 from device_tools import require
+
+from device_runners.deploy import DeployConfig, deploy, stage_code
+from edgekit.bundle import load_bundle
+from edgekit.predlog import read_log
+from edgekit.runner import RunConfig, run
 
 pytestmark = pytest.mark.slow
 
@@ -30,27 +39,52 @@ def emulated():
     return emulated_python(arm64_cache())
 
 
-def test_emulated_arm64_runner_gives_the_hosts_answers(emulated, tiny_bundle, dev_path, tmp_path) -> None:
-    from edgekit.predlog import read_log
-    from edgekit.runner import RunConfig, run
+@pytest.fixture(scope="module")
+def tiny_bundles(tiny_bundle, tmp_path_factory) -> list[Path]:
+    """The tiny model as the bundles a Pi runs: fp32 ONNX, default int8 ONNX and int8 TFLite."""
+    from export.quantize import DynamicInt8, quantize_dynamic_bundle
+    from export.tiny import tiny_qa
+    from export.to_tflite import tflite_bundles
 
-    n = 12
-    host = run(tiny_bundle.path, dev_path, tmp_path / "host", RunConfig(limit=n, warmup=0, progress=False))
-    args = ["run", str(tiny_bundle.path), "--dataset", str(dev_path)]
-    args += ["--out", str(tmp_path / "arm64"), "--limit", str(n), "--warmup", "0", "--no-progress"]
-    proc = emulated.edgekit(args, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path_factory.mktemp("pi-bundles")
+    int8 = quantize_dynamic_bundle(tiny_bundle, out / "tiny-int8", None, DynamicInt8())
+    tflite = tflite_bundles(tiny_qa(), out, "tiny", max_seq_len=128, doc_stride=64)[1]
+    return [tiny_bundle.path, int8.path, tflite.path]
 
-    arm = json.loads((tmp_path / "arm64" / "metrics.json").read_text())
+
+def assert_answers_like_the_host(arm_dir: Path, host_dir: Path, n: int) -> None:
+    arm = json.loads((arm_dir / "metrics.json").read_text())
+    host = json.loads((host_dir / "metrics.json").read_text())
     assert arm["device"]["arch"] == "aarch64" and "Raspberry Pi 5" in arm["device"]["cpu"]
     assert "emulation" in arm["device"]["emulated"]
     assert arm["device"]["python_executable"].endswith("python3.11")
-    host_pred = json.loads((tmp_path / "host" / "predictions.json").read_text())
-    arm_pred = json.loads((tmp_path / "arm64" / "predictions.json").read_text())
-    assert len(arm_pred) == n and arm_pred == host_pred
+    arm_pred = json.loads((arm_dir / "predictions.json").read_text())
+    assert len(arm_pred) == n and arm_pred == json.loads((host_dir / "predictions.json").read_text())
     assert (arm["exact_match"], arm["f1"]) == (host["exact_match"], host["f1"])
     # the scores behind the answers agree too, not just the argmax
-    conf = {
-        d: [(r["id"], r["confidence"]) for r in read_log(tmp_path / d / "predictions.jsonl")] for d in ("host", "arm64")
-    }
-    assert conf["arm64"] == conf["host"]
+    conf = {d: [(r["id"], r["confidence"]) for r in read_log(d / "predictions.jsonl")] for d in (arm_dir, host_dir)}
+    assert conf[arm_dir] == conf[host_dir]
+
+
+def test_emulated_arm64_runner_gives_the_hosts_answers(emulated, tiny_bundle, dev_path, tmp_path) -> None:
+    n = 12
+    run(tiny_bundle.path, dev_path, tmp_path / "host", RunConfig(limit=n, warmup=0, progress=False))
+    args = ["run", str(tiny_bundle.path), "--dataset", str(dev_path)]
+    args += ["--out", str(tmp_path / "arm64"), "--limit", str(n), "--warmup", "0", "--no-progress"]
+    proc = emulated.edgekit(args, stage_code(tmp_path / "code"), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_answers_like_the_host(tmp_path / "arm64", tmp_path / "host", n)
+
+
+def test_deploy_over_ssh_to_an_emulated_pi(emulated, sshd, tiny_bundles, dev_path, tmp_path) -> None:
+    """``edgekit deploy`` to a real sshd whose Python is the emulated Pi's: fp32 ONNX, int8 ONNX, int8 TFLite."""
+    n = 5
+    launcher = emulated.write_launcher(tmp_path / "pi-python")
+    config = DeployConfig(limit=n, warmup=0, remote_dir=str(tmp_path / "pi home"), remote_python=str(launcher))
+    for bundle in tiny_bundles:
+        host, pulled = tmp_path / "host" / bundle.name, tmp_path / "pulled" / bundle.name
+        run(bundle, dev_path, host, RunConfig(limit=n, warmup=0, progress=False))
+        report = deploy(sshd, bundle, dev_path, pulled, config)
+        assert report.remote_exit == 0 and {"metrics.json", "predictions.json"} <= set(report.pulled)
+        assert_answers_like_the_host(pulled, host, n)
+        assert json.loads((pulled / "metrics.json").read_text())["bundle"]["name"] == load_bundle(bundle).manifest.name

@@ -10,8 +10,8 @@ import pytest
 from device_tools import require
 
 from edgekit.errors import InputError
-from edgekit.report import pareto, read_inputs, screenshot, write_report
 from edgekit.runner import RunConfig, run
+from export.report import pareto, read_inputs, screenshot, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 TEACHER_RUN = ROOT / "benchmarks" / "results" / "teacher-mpnet-fp32-onnx" / "metrics.json"

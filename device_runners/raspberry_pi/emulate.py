@@ -2,10 +2,15 @@
 
 No chroot and no root: the arm64 ``python3.11`` and the libraries it and the
 runtime wheels need are fetched with a private apt configuration (architecture
-arm64, own lists and cache) and unpacked with ``dpkg-deb -x``; the aarch64
-wheels (onnxruntime, ai-edge-litert, tokenizers, numpy, psutil, tqdm) are installed by the host's
-pip with ``--target`` and the manylinux aarch64 platform tags. ``QEMU_LD_PREFIX``
-points the emulator at the unpacked tree.
+arm64, own lists and cache) and unpacked with ``dpkg-deb -x``; the device's packages
+(``device_runners/requirements.txt``, the list a real Pi installs) are installed as aarch64
+wheels by the host's pip with ``--target`` and the manylinux aarch64 platform tags.
+``QEMU_LD_PREFIX`` points the emulator at the unpacked tree.
+
+Nothing of this checkout is on the emulated Python's path: it runs the ``edgekit/``
+files that ``edgekit deploy`` ships (``device_runners.deploy.stage_code``, or a deploy over ssh with
+:meth:`EmulatedPython.write_launcher` as the remote Python), so a test of it proves
+what a Pi would run.
 
 Two traps handled here (see ../shared/docs/TOOLCHAIN.md): onnxruntime's CPU probe
 reads ``/proc/cpuinfo``, which under user-mode emulation is the host's x86 file and
@@ -21,13 +26,14 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import edgekit
+from device_runners import device_requirements
 from edgekit.device import cpu_model
 from edgekit.errors import EdgekitError
 
@@ -38,7 +44,6 @@ SUITE = "bookworm"
 DEB_PACKAGES = ("python3.11", "libstdc++6")
 PYTHON_TAG = "3.11"
 PLATFORM_TAGS = tuple(f"manylinux_2_{v}_aarch64" for v in (17, 24, 27, 28, 31, 34, 35, 36))
-RUNNER_WHEELS = ("onnxruntime", "numpy", "tokenizers", "psutil", "tqdm", "ai-edge-litert")
 
 # /proc/cpuinfo of a Raspberry Pi 5 (4 x Cortex-A76), trimmed to what CPU probes read.
 PI5_CPUINFO = (
@@ -63,23 +68,47 @@ class EmulatedPython:
     def argv(self) -> list[str]:
         return [qemu_binary(), str(self.rootfs / "usr/bin/python3.11")]
 
-    def env(self) -> dict[str, str]:
-        """The emulator's settings, and this checkout's edgekit ahead of the aarch64 wheels."""
-        path = [str(Path(edgekit.__file__).resolve().parents[1]), str(self.site)]
+    def env(self, code: Path | None = None) -> dict[str, str]:
+        """The emulator's settings; ``code`` (a directory holding ``edgekit/``) ahead of the aarch64 wheels."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
         env.update(
             QEMU_LD_PREFIX=str(self.rootfs),
             QEMU_CPU="cortex-a76",
-            PYTHONPATH=os.pathsep.join(path),
+            PYTHONPATH=os.pathsep.join([*([str(code)] if code else []), str(self.site)]),
             PYTHONNOUSERSITE="1",
-            EDGEKIT_EMULATED=f"qemu user-mode emulation (QEMU_CPU=cortex-a76) on {platform.machine()} host "
-            f"'{cpu_model()}': latencies are emulation time, not a Raspberry Pi's",
+            EDGEKIT_EMULATED=EMULATED_NOTE,
         )
         return env
 
-    def edgekit(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
-        """Run the ``edgekit`` command line (e.g. ``["run", BUNDLE, ...]``) on the emulated Pi."""
-        return subprocess.run([*self.argv, "-m", "edgekit.cli", *args], env=self.env(), **kwargs)
+    def edgekit(self, args: list[str], code: Path, **kwargs) -> subprocess.CompletedProcess:
+        """Run the ``edgekit`` command line (e.g. ``["run", BUNDLE, ...]``) from ``code`` on the emulated Pi."""
+        return subprocess.run([*self.argv, "-m", "edgekit.cli", *args], env=self.env(code), **kwargs)
+
+    def write_launcher(self, path: Path) -> Path:
+        """A shell script that starts this Python as a device's ``python`` would be started.
+
+        Give it to ``edgekit deploy --remote-python``: the deploy's own ``PYTHONPATH=code``
+        (the shipped ``edgekit/``) comes first, then the aarch64 wheels; nothing else.
+        """
+        env = self.env()
+        settings = " ".join(
+            f"{k}={shlex.quote(env[k])}" for k in ("QEMU_LD_PREFIX", "QEMU_CPU", "PYTHONNOUSERSITE", "EDGEKIT_EMULATED")
+        )
+        script = (
+            "#!/bin/sh\n# the emulated Raspberry Pi's python3.11 (device_runners/raspberry_pi/emulate.py)\n"
+            f'PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}"{shlex.quote(str(self.site))}\n'
+            f"export PYTHONPATH {settings}\n"
+            f'exec {" ".join(shlex.quote(a) for a in self.argv)} "$@"\n'
+        )
+        path.write_text(script)
+        path.chmod(0o755)
+        return path
+
+
+EMULATED_NOTE = (
+    f"qemu user-mode emulation (QEMU_CPU=cortex-a76) on {platform.machine()} host '{cpu_model()}': "
+    "latencies are emulation time, not a Raspberry Pi's"
+)
 
 
 def qemu_binary() -> str:
@@ -143,8 +172,9 @@ def build_rootfs(rootfs: Path, apt_dir: Path | None = None) -> Path:
     return rootfs
 
 
-def install_wheels(site: Path, packages: tuple[str, ...] = RUNNER_WHEELS) -> Path:
-    """Install aarch64 CPython 3.11 wheels for ``packages`` into ``site`` with the host's pip."""
+def install_wheels(site: Path, packages: tuple[str, ...] | None = None) -> Path:
+    """Install aarch64 CPython 3.11 wheels for ``packages`` (default: the device's list) into ``site``."""
+    packages = packages or device_requirements()
     marker = site / ".edgekit-installed"
     if marker.exists() and marker.read_text() == "\n".join(packages):
         return site
@@ -162,7 +192,7 @@ def install_wheels(site: Path, packages: tuple[str, ...] = RUNNER_WHEELS) -> Pat
     return site
 
 
-def emulated_python(cache_dir: Path, packages: tuple[str, ...] = RUNNER_WHEELS) -> EmulatedPython:
+def emulated_python(cache_dir: Path, packages: tuple[str, ...] | None = None) -> EmulatedPython:
     """The emulated Pi's Python with the runner's wheels, built once under ``cache_dir``."""
     qemu_binary()
     rootfs = build_rootfs(cache_dir / "rootfs", cache_dir / "apt")

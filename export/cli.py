@@ -1,0 +1,304 @@
+"""The workstation commands of ``edgekit``: ``export``, ``distill``, ``report`` and ``demo``.
+
+``edgekit.cli`` (the device side) names these ``add_*`` functions in its registry and
+imports this module only when one of them is chosen, so a device never needs it.
+Each function adds one sub-parser; heavy libraries load inside the command functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from edgekit.cli import dev_default
+from edgekit.errors import EdgekitError
+from edgekit.squad import default_data_dir
+from export.recipes import add_recipe_arguments
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.recipe is None:
+        raise EdgekitError(
+            "edgekit export: give a STEP (onnx, fuse, int8, int4) or --recipe RECIPE for the whole chain"
+        )
+    from export.pipeline import Variants, export_all, markdown
+    from export.recipes import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    variants = Variants(
+        tflite=not args.no_tflite, fuse=args.fuse, dynamic=tuple(args.dynamic), static=tuple(args.static)
+    )
+    rows = export_all(recipe, args.check_questions, variants)
+    print(markdown(rows))
+    for r in rows:
+        print(f"bundle: {r.path}")
+    print(f"summary: {recipe.out / 'export-summary.md'}")
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from edgekit.squad import load_squad
+    from export.models import load_qa
+    from export.to_onnx import onnx_bundle, validate
+
+    qa = load_qa(args.model)
+    if qa.fresh_head:
+        print(
+            f"note: {args.model} has no QA head; exporting with a freshly initialised one (answers are untrained)",
+            file=sys.stderr,
+        )
+    name = args.name or Path(args.out).name
+    bundle = onnx_bundle(qa, args.out, name, args.max_seq_len, args.doc_stride, args.opset)
+    print(f"wrote {bundle.path} ({bundle.size_mb:.1f} MB)")
+    if args.validate_n > 0:
+        examples = load_squad(args.validate_dataset)[: args.validate_n]
+        v = validate(qa, bundle, examples, args.atol)
+        print(
+            f"validation on {v.n_questions} questions ({v.n_windows} windows): max |Δlogit| {v.max_abs_diff:.2e} "
+            f"(atol {v.atol:.0e}), same answer {100 * v.answer_agreement:.1f}%"
+        )
+        if not v.ok:
+            raise EdgekitError(
+                f"{bundle.path}: ONNX logits differ from PyTorch by {v.max_abs_diff:.3g} > atol {v.atol}"
+            )
+    return 0
+
+
+def cmd_export_int8(args: argparse.Namespace) -> int:
+    from edgekit.bundle import load_bundle
+    from export import quantize
+
+    src = load_bundle(args.bundle)
+    per_channel = not args.per_tensor
+    if args.static is None:
+        settings = quantize.DynamicInt8(
+            weight_type=args.weight_type,
+            per_channel=per_channel,
+            reduce_range=not args.full_range,
+            nodes_to_exclude=tuple(args.keep_fp32),
+        )
+        out = quantize.quantize_dynamic_bundle(src, args.out, args.name, settings)
+    else:
+        from edgekit.squad import load_squad
+
+        reader = quantize.WindowReader(src, load_squad(args.calibration_data), args.calibration_windows)
+        static = quantize.StaticInt8(
+            calibration=args.static,
+            calibration_data=quantize.windows_of(reader.n, Path(args.calibration_data)),
+            per_channel=per_channel,
+            nodes_to_exclude=tuple(args.keep_fp32),
+        )
+        out = quantize.quantize_static_bundle(src, args.out, reader, args.name, static)
+    print(f"wrote {out.path}: {out.model_size_mb:.1f} MB model (fp32 {src.model_size_mb:.1f} MB)")
+    return 0
+
+
+def cmd_export_int4(args: argparse.Namespace) -> int:
+    from edgekit.bundle import load_bundle
+    from export import quantize
+
+    src = load_bundle(args.bundle)
+    settings = quantize.Int4Weights(block_size=args.block_size, embeddings=not args.keep_embeddings)
+    out = quantize.quantize_int4_bundle(src, args.out, args.name, settings)
+    print(f"wrote {out.path}: {out.model_size_mb:.1f} MB model (fp32 {src.model_size_mb:.1f} MB)")
+    return 0
+
+
+def cmd_export_fuse(args: argparse.Namespace) -> int:
+    from edgekit.bundle import load_bundle
+    from edgekit.squad import load_squad
+    from export.fuse import fuse_bundle
+
+    src = load_bundle(args.bundle)
+    examples = load_squad(args.validate_dataset)[: args.validate_n]
+    out, v = fuse_bundle(src, args.out, examples, args.name, args.atol)
+    fused = ", ".join(f"{k} {n}" for k, n in out.manifest.source["fusion"]["fused"].items()) or "nothing"
+    print(f"wrote {out.path}: fused {fused}")
+    print(
+        f"checked on {v.n_questions} questions: max |Δlogit| {v.max_abs_diff:.2e}, same answer {100 * v.answer_agreement:.0f}%"
+    )
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from export.distill import main_args
+
+    return main_args(args, args.command_line)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from export.report import screenshot, write_report
+
+    report = write_report(args.results, args.out, args.baseline, command=args.command_line)
+    print(f"{len(report['rows'])} rows from {len(report['devices'])} devices -> {args.out}/report.{{md,html,json}}")
+    if args.screenshot:
+        print(f"screenshot: {screenshot(args.out / 'report.html', args.out / 'report-screenshot.png')}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from export.demo import run_demo
+
+    run_demo(Path(args.out), threads=args.threads)
+    return 0
+
+
+def _add_bundle_step_io(e: argparse.ArgumentParser, suffix: str) -> None:
+    """The source bundle, output directory and name of an export step that turns one fp32 ONNX bundle into another."""
+    e.add_argument("bundle", type=Path, help="fp32 ONNX bundle")
+    e.add_argument("out", type=Path, help="bundle directory to write")
+    e.add_argument("--name", default=None, help=f"bundle name (default: source name + '{suffix}')")
+
+
+def _add_check_args(e: argparse.ArgumentParser, against: str, skippable: bool = False) -> None:
+    """How an export step checks its output's logits against what it was made from (same flags for every step)."""
+    skip = "0: skip; " if skippable else ""
+    e.add_argument("--atol", type=float, default=1e-3, help=f"max |Δlogit| vs {against} (default: %(default)s)")
+    e.add_argument("--validate-dataset", type=Path, default=dev_default(), help="questions for the check")
+    e.add_argument("--validate-n", type=int, default=8, help=f"questions to check on ({skip}default: %(default)s)")
+
+
+def add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="convert a model to an edge bundle (needs the export extra)",
+        description="Workstation export: with --recipe, the whole chain (distill -> ONNX -> INT8 -> TFLite -> "
+        "bundles -> quick dev check -> summary table), skipping steps whose outputs are valid; or one STEP.",
+    )
+    add_recipe_arguments(p)
+    p.add_argument("--check-questions", type=int, default=100, help="dev questions for the quick check (default: 100)")
+    p.add_argument("--no-tflite", action="store_true", help="skip the TFLite bundles")
+    p.add_argument(
+        "--fuse", action="store_true", help="also fused ONNX bundles (fp32 and int8) from ONNX Runtime's optimizer"
+    )
+    p.add_argument(
+        "--dynamic",
+        action="append",
+        default=[],
+        choices=["quint8", "full-range"],
+        help="also this dynamic int8 form: quint8 weights, or 8-bit weights (repeatable)",
+    )
+    p.add_argument(
+        "--static",
+        action="append",
+        default=[],
+        choices=["minmax", "entropy", "percentile"],
+        help="also a static (QDQ) int8 ONNX bundle calibrated this way on training windows (repeatable)",
+    )
+    p.set_defaults(func=cmd_export)
+    esub = p.add_subparsers(dest="export_command", required=False, metavar="STEP")
+    e = esub.add_parser(
+        "onnx",
+        help="transformers QA model -> fp32 ONNX bundle, validated against PyTorch",
+        description="Export a local transformers QA checkpoint, a hub name, or "
+        "'packaged:all-MiniLM-L6-v2' to an fp32 ONNX bundle.",
+    )
+    e.add_argument("model", help="model directory, hub name, or packaged:all-MiniLM-L6-v2")
+    e.add_argument("out", type=Path, help="bundle directory to write")
+    e.add_argument("--name", default=None, help="bundle name (default: the directory name)")
+    e.add_argument(
+        "--max-seq-len", type=int, default=384, help="tokens per window, fixed in the graph (default: %(default)s)"
+    )
+    e.add_argument("--doc-stride", type=int, default=128, help="context tokens shared by consecutive windows")
+    e.add_argument("--opset", type=int, default=17, help="ONNX opset of the exported graph (default: %(default)s)")
+    _add_check_args(e, "PyTorch", skippable=True)
+    e.set_defaults(func=cmd_export_onnx)
+
+    e = esub.add_parser(
+        "fuse",
+        help="fp32 ONNX bundle -> fused fp32 ONNX bundle (ONNX Runtime transformer optimizer)",
+        description="Rewrite attention, layer norm and GELU subgraphs into ONNX Runtime's fused operators; "
+        "checked against the source bundle's logits. Quantize the result with 'edgekit export int8'.",
+    )
+    _add_bundle_step_io(e, "-fused")
+    _add_check_args(e, "the source bundle")
+    e.set_defaults(func=cmd_export_fuse)
+
+    e = esub.add_parser(
+        "int8",
+        help="fp32 ONNX bundle -> INT8 ONNX bundle (ONNX Runtime quantization)",
+        description="Quantize an fp32 ONNX bundle to int8: dynamic (weights int8; the default, fastest and "
+        "most accurate here) or static with calibration on real training windows.",
+    )
+    _add_bundle_step_io(e, "-int8")
+    e.add_argument("--weight-type", choices=["qint8", "quint8"], default="qint8", help="weight integer type")
+    e.add_argument("--per-tensor", action="store_true", help="one scale per tensor instead of per channel")
+    e.add_argument(
+        "--full-range",
+        action="store_true",
+        help="8-bit weights (dynamic only; default 7-bit): for ARM and VNNI CPUs only, x86 CPUs without VNNI "
+        "saturate int16 sums with them",
+    )
+    e.add_argument(
+        "--keep-fp32",
+        action="append",
+        default=[],
+        metavar="NODE",
+        help="ONNX node name to leave in fp32 (repeatable), e.g. /model/qa_outputs/MatMul",
+    )
+    e.add_argument(
+        "--static",
+        choices=["minmax", "entropy", "percentile"],
+        default=None,
+        help="static (QDQ) quantization with this calibration instead of dynamic",
+    )
+    e.add_argument(
+        "--calibration-data",
+        type=Path,
+        default=default_data_dir() / "train-v1.1-subset.json",
+        help="SQuAD JSON whose windows calibrate static quantization (default: %(default)s)",
+    )
+    e.add_argument("--calibration-windows", type=int, default=64, help="windows to calibrate on (default: 64)")
+    e.set_defaults(func=cmd_export_int8)
+
+    e = esub.add_parser(
+        "int4",
+        help="fp32 ONNX bundle -> 4-bit-weight ONNX bundle (ONNX Runtime MatMulNBits)",
+        description="Quantize an fp32 ONNX bundle's MatMul weights and word embeddings to 4 bits in blocks, one "
+        "fp32 scale per block: for students whose int8 form is over a size budget.",
+    )
+    _add_bundle_step_io(e, "-int4")
+    e.add_argument("--block-size", type=int, default=32, help="weights per scale (power of two; default: 32)")
+    e.add_argument("--keep-embeddings", action="store_true", help="leave the embedding tables in fp32")
+    e.set_defaults(func=cmd_export_int4)
+
+
+def add_distill(sub: argparse._SubParsersAction) -> None:
+    from export.distill import add_distill_arguments
+
+    p = sub.add_parser(
+        "distill",
+        help="distill (or fine-tune) a student from a recipe (needs the export extra)",
+        description="Train a student with task-specific KD from a teacher, as a recipe says; "
+        "re-running resumes from the last checkpoint. See export/recipes/.",
+    )
+    add_distill_arguments(p)
+    p.set_defaults(func=cmd_distill)
+
+
+def add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="teacher-vs-students table and plots from metrics.json files (any bundles, any devices)",
+        description="Merge runner metrics.json files (or run directories) from any bundles and devices, plus an "
+        "optional compress.json for reference sizes, into report.md, a self-contained report.html, report.json and "
+        "PNG plots (sizes, F1 vs latency with the Pareto front, latency distribution per device).",
+    )
+    p.add_argument("results", nargs="+", type=Path, help="metrics.json files, run directories, or compress.json")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--baseline", default=None, help="bundle name for speedups (default: the largest model per device)")
+    p.add_argument("--screenshot", action="store_true", help="also render report.html in headless Chromium to a PNG")
+    p.set_defaults(func=cmd_report)
+
+
+def add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="the offline demo: packaged weights and data through the whole export chain",
+        description="Fine-tune the packaged MiniLM on the shipped train excerpt, export ONNX fp32/int8 (and TFLite "
+        "with the tflite extra), check every bundle on the shipped dev excerpt, print the table. Offline.",
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="threads for training and the runner (default: all)")
+    p.set_defaults(func=cmd_demo)
