@@ -13,29 +13,36 @@ Targets:
 What travels: the ``edgekit`` package itself (pure Python, so the device runs the
 workstation's runner version), the bundle, and the dataset. Files whose sha256 is
 already on the device are skipped. The remote run directory is named after the
-bundle's model hash, the dataset hash and the question limit, so deploying again
-after an interruption resumes the remote ``predictions.jsonl`` instead of starting
-over. Results come back into ``--out`` as the usual runner files plus
-``deploy.json``.
+bundle's model hash, the dataset hash, the question limit and the measuring settings,
+so deploying again after an interruption resumes the remote ``predictions.jsonl``
+instead of starting over. Results come back into ``--out`` as the usual runner files
+plus ``deploy.json``, and only when they carry this deploy's run id: an earlier run's
+``metrics.json`` left on the device is never passed off as this one's.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import edgekit
 from edgekit.atomic import write_json
+from edgekit.backends import RuntimeOptions, open_backend
 from edgekit.bundle import load_bundle, sha256_file
-from edgekit.errors import EdgekitError
+from edgekit.destination import DEPLOY, claim
+from edgekit.errors import DeviceError, EdgekitError, InputError
 from edgekit.squad import load_squad
 
 RESULT_FILES = ("metrics.json", "predictions.json", "predictions.jsonl", "run.json")
@@ -66,23 +73,45 @@ class SshTarget:
             argv += ["-i", str(self.identity)]
         for opt in self.options:
             argv += ["-o", opt]
-        return [*argv, self.destination, "--"]
+        return [*argv, "--", self.destination]
 
     def describe(self) -> str:
         return f"ssh://{self.destination}" + (f":{self.port}" if self.port else "")
 
 
-_SSH_RE = re.compile(r"^ssh://(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:/]+)(?::(?P<port>\d+))?/?$")
+# Names that can never be read as an option by ssh or adb: no leading '-', no spaces, no shell syntax.
+USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_HOST = r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[(?P<ipv6>[0-9A-Fa-f:.]+(?:%[A-Za-z0-9]+)?)\])"
+_SSH_RE = re.compile(rf"ssh://(?:(?P<user>[^@/]*)@)?{_HOST}(?::(?P<port>[0-9]+))?/?")
+SERIAL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+TARGET_FORMS = "ssh://[user@]host[:port] or adb[:SERIAL]"
+
+
+def check_user(user: str, spec: str) -> str:
+    if not USER_RE.fullmatch(user):
+        raise InputError(spec, "user name", "letters, digits, '.', '_' or '-', not starting with '-'")
+    return user
 
 
 def parse_target(spec: str) -> tuple[str, str | None] | SshTarget:
-    """``ssh://user@host:port`` -> :class:`SshTarget`; ``adb`` / ``adb:SERIAL`` -> ("adb", serial)."""
+    """``ssh://user@host:port`` -> :class:`SshTarget`; ``adb`` / ``adb:SERIAL`` -> ("adb", serial).
+
+    Strict on purpose: every part reaches ``ssh`` or ``adb`` as an argument, so a user, host or
+    serial that could be read as an option (``ssh://-oProxyCommand=...``) is refused here.
+    """
     if spec == "adb" or spec.startswith("adb:"):
-        return ("adb", spec[4:] or None)
-    m = _SSH_RE.match(spec)
+        serial = spec[4:] or None
+        if serial is not None and not SERIAL_RE.fullmatch(serial):
+            raise InputError(spec, "adb serial", "letters, digits, '.', ':', '_' or '-', not starting with '-'")
+        return ("adb", serial)
+    m = _SSH_RE.fullmatch(spec)
     if not m:
-        raise EdgekitError(f"target {spec!r}: expected ssh://[user@]host[:port] or adb[:SERIAL]")
-    return SshTarget(host=m["host"].strip("[]"), user=m["user"], port=int(m["port"]) if m["port"] else None)
+        raise InputError(spec, "target", TARGET_FORMS)
+    port = int(m["port"]) if m["port"] else None
+    if port is not None and not 0 < port < 65536:
+        raise InputError(spec, "port", f"a port number from 1 to 65535, got {port}")
+    user = check_user(m["user"], spec) if m["user"] is not None else None
+    return SshTarget(host=m["ipv6"] or m["host"], user=user, port=port)
 
 
 def remote_path(path: str) -> str:
@@ -118,16 +147,16 @@ class Remote:
         if not check:
             return proc  # 255 here can also be a remote process killed by a signal; the caller decides
         if proc.returncode == 255:
-            raise EdgekitError(f"{self.target.describe()}: ssh failed: {err}")
+            raise DeviceError(f"{self.target.describe()}: ssh failed: {err}")
         if proc.returncode != 0:
-            raise EdgekitError(
+            raise DeviceError(
                 f"{self.target.describe()}: remote command failed (exit {proc.returncode}): {command}\n{err}"
             )
         return proc
 
     def hashes(self, root: str, names: Sequence[str]) -> dict[str, str]:
         """sha256 of those of ``names`` (relative to ``root``) that exist on the device."""
-        cmd = f"cd {remote_path(root)} 2>/dev/null && sha256sum -- {_join(names)} 2>/dev/null; exit 0"
+        cmd = f"cd -- {remote_path(root)} 2>/dev/null && sha256sum -- {_join(names)} 2>/dev/null; exit 0"
         out = self.run(cmd).stdout.decode(errors="replace")
         found = {}
         for line in out.splitlines():
@@ -142,12 +171,12 @@ class Remote:
         with tarfile.open(fileobj=buf, mode="w") as tar:
             for name, path in files.items():
                 tar.add(path, arcname=name, recursive=False)
-        self.run(f"mkdir -p {remote_path(root)} && tar -x -f - -C {remote_path(root)}", stdin=buf.getvalue())
+        self.run(f"mkdir -p -- {remote_path(root)} && tar -x -f - -C {remote_path(root)}", stdin=buf.getvalue())
 
     def pull(self, root: str, names: Sequence[str], dest: Path) -> list[str]:
         """Copy those of ``names`` that exist under ``root`` into ``dest``; returns what came."""
         cmd = (
-            f"cd {remote_path(root)} 2>/dev/null || exit 0; for f in {_join(names)}; do "
+            f"cd -- {remote_path(root)} 2>/dev/null || exit 0; for f in {_join(names)}; do "
             '[ -f "$f" ] && printf "%s\\n" "$f"; done | tar -c -f - -T -'
         )
         data = self.run(cmd).stdout
@@ -165,12 +194,12 @@ def adb_forward(serial: str | None, device_port: int = TERMUX_SSHD_PORT) -> int:
     adb = shutil.which("adb")
     if not adb:
         raise EdgekitError("adb not found: install Android platform-tools (Debian: adb)")
-    base = [adb] + (["-s", serial] if serial else [])
+    base = [adb] + (["-s", serial] if serial else [])  # serial checked by parse_target: never an option
     proc = subprocess.run([*base, "forward", "tcp:0", f"tcp:{device_port}"], capture_output=True, text=True)
     if proc.returncode != 0 or not proc.stdout.strip().isdigit():
         who = f"device {serial}" if serial else "a device"
         said = " ".join(ln for ln in (proc.stderr + proc.stdout).splitlines() if not ln.startswith("* daemon"))
-        raise EdgekitError(
+        raise DeviceError(
             f"adb could not reach {who}: {said.strip()}. Check `adb devices` lists the "
             "phone as 'device' (USB debugging on, this computer authorised)."
         )
@@ -194,10 +223,11 @@ class DeployConfig:
 class DeployReport:
     target: str
     remote_run_dir: str
+    run_id: str  # given to the remote runner and found in the metrics.json this deploy pulls
     pushed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     pulled: list[str] = field(default_factory=list)
-    remote_exit: int = 0
+    remote_exit: int | None = None
 
 
 def shipped_code_files() -> dict[str, Path]:
@@ -228,7 +258,8 @@ def deploy(
 ) -> DeployReport:
     """Push code, bundle and dataset (skipping what is there), run on the device, pull the results."""
     config = config or DeployConfig()
-    bundle = load_bundle(bundle_path)  # never ship a bundle that does not verify here
+    bundle = load_bundle(bundle_path)  # never ship a bundle that does not verify here: files, then model
+    open_backend(bundle, RuntimeOptions())
     dataset = Path(dataset)
     load_squad(dataset)  # a bad dataset is refused here, with its own message, before anything travels
     m = bundle.manifest
@@ -239,44 +270,92 @@ def deploy(
     files.update({f"{bundle_dir}/{name}": bundle.path / name for name in [*m.files, "manifest.json"]})
     files[data_name] = dataset
 
+    out = claim(out, DEPLOY, (bundle.path, dataset))
     remote = Remote(target)
     root = config.remote_dir
     there = remote.hashes(root, list(files))
     changed = {name: p for name, p in files.items() if there.get(name) != sha256_file(p)}
-    run_dir = f"runs/{m.name}-{m.files[m.model_file].sha256[:12]}-{data_sha[:12]}-n{config.limit or 'all'}"
-    report = DeployReport(target.describe(), f"{root}/{run_dir}", sorted(changed), sorted(set(files) - set(changed)))
-    print(f"{target.describe()}: pushing {len(changed)} files, {len(report.skipped)} already there", file=sys.stderr)
+    # one remote run directory per bundle, dataset, limit and measuring settings: a deploy with other
+    # settings gets its own instead of being refused by the runner's resume check
+    settings = f"t{config.threads or 'auto'}-w{config.warmup}" + ("-lowmem" if config.low_memory else "")
+    run_dir = f"runs/{m.name}-{m.files[m.model_file].sha256[:12]}-{data_sha[:12]}-n{config.limit or 'all'}-{settings}"
+    report = DeployReport(
+        target.describe(), f"{root}/{run_dir}", uuid.uuid4().hex, sorted(changed), sorted(set(files) - set(changed))
+    )
+    record = {"bundle": m.name, "config": asdict(config)}
+    write_json(out / "deploy.json", {**asdict(report), **record, "status": "running"})
+    try:
+        _push_and_run(remote, root, changed, run_dir, bundle_dir, data_name, config, report, out)
+    except EdgekitError as exc:
+        write_json(out / "deploy.json", {**asdict(report), **record, "status": f"failed: {exc}"})
+        raise
+    write_json(out / "deploy.json", {**asdict(report), **record, "status": "finished"})
+    return report
+
+
+def _push_and_run(
+    remote: Remote,
+    root: str,
+    changed: dict[str, Path],
+    run_dir: str,
+    bundle_dir: str,
+    data_name: str,
+    config: DeployConfig,
+    report: DeployReport,
+    out: Path,
+) -> None:
+    """Push what the device lacks, run the runner there, pull what this run wrote (into ``report``)."""
+    print(f"{report.target}: pushing {len(changed)} files, {len(report.skipped)} already there", file=sys.stderr)
     if changed:
         remote.push(root, changed)
     if config.fresh:
-        remote.run(f"cd {remote_path(root)} && rm -rf -- {_join([run_dir])}")
-
+        remote.run(f"cd -- {remote_path(root)} && rm -rf -- {_join([run_dir])}")
     args: list[str | tuple[str]] = [(config.remote_python,), "-m", "edgekit.cli", "run", bundle_dir]
-    args += ["--dataset", data_name, "--out", run_dir, "--warmup", str(config.warmup)]
+    args += ["--dataset", data_name, "--out", run_dir, "--warmup", str(config.warmup), "--run-id", report.run_id]
     if config.limit is not None:
         args += ["--limit", str(config.limit)]
     if config.threads is not None:
         args += ["--threads", str(config.threads)]
     if config.low_memory:
         args.append("--low-memory")
-    command = f"cd {remote_path(root)} && PYTHONPATH=code exec {_join(args)}"
+    command = f"cd -- {remote_path(root)} && PYTHONPATH=code exec {_join(args)}"
     # the runner's progress bar and summary stream straight to this terminal
     proc = remote.run(command, capture=False, check=False)
     report.remote_exit = proc.returncode
-    out = Path(out)
-    report.pulled = remote.pull(f"{root}/{run_dir}", RESULT_FILES, out)
-    write_json(out / "deploy.json", {**asdict(report), "config": asdict(config), "bundle": m.name})
+    report.pulled = _pull_this_run(remote, f"{root}/{run_dir}", out, report.run_id)
     if proc.returncode != 0:
-        raise EdgekitError(
-            f"{target.describe()}: the runner stopped with exit {proc.returncode} (255: killed or connection lost); "
-            f"{len(report.pulled)} result files copied to {out}. Deploy again with the same arguments to resume."
+        raise DeviceError(
+            f"{report.target}: the runner stopped with exit {proc.returncode} (255: killed or connection lost); "
+            f"copied to {out}: {', '.join(report.pulled) or 'nothing'}. Deploy again with the same arguments to resume."
         )
-    return report
+
+
+def _pull_this_run(remote: Remote, run_dir: str, out: Path, run_id: str) -> list[str]:
+    """Pull the run's files into ``out``: the prediction log always, the rest only if this run wrote them.
+
+    ``metrics.json`` carries the run id the runner was given; one with another id (or none) is an
+    earlier run's, left on the device when this one failed, and is not passed off as new.
+    """
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        staged = Path(tmp)
+        pulled = remote.pull(run_dir, RESULT_FILES, staged)
+        ours = False
+        if "metrics.json" in pulled:
+            try:
+                ours = json.loads((staged / "metrics.json").read_text()).get("run_id") == run_id
+            except (ValueError, AttributeError):
+                ours = False
+        keep = [n for n in pulled if ours or n in ("predictions.jsonl", "run.json")]
+        for name in keep:
+            os.replace(staged / name, out / name)
+    return keep
 
 
 def target_for(spec: str, identity: Path | None, options: Sequence[str], user: str | None) -> SshTarget:
     """Resolve a target spec, setting up ``adb forward`` for phones."""
     parsed = parse_target(spec)
+    if user is not None:
+        check_user(user, "--user")
     if isinstance(parsed, SshTarget):
         return SshTarget(parsed.host, parsed.user or user, parsed.port, identity, tuple(options))
     _, serial = parsed

@@ -42,5 +42,15 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON atomically (keys kept in insertion order)."""
-    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    """Write ``obj`` as indented, strict JSON atomically (keys kept in insertion order).
+
+    NaN and infinity are refused (``ValueError``): they are not JSON, and no other program could read the
+    file. Text that UTF-8 cannot carry (a file name's undecodable bytes, kept by Python as lone
+    surrogates) is written as ``\\u`` escapes, so the file is valid either way and reads back equal.
+    """
+    text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        data = (json.dumps(obj, indent=2, ensure_ascii=True, allow_nan=False) + "\n").encode("ascii")
+    write_bytes(path, data)

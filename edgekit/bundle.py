@@ -16,14 +16,18 @@ before any runtime touches the model.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import shutil
-import tempfile
+import stat
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from edgekit import __version__
 from edgekit.atomic import write_json
+from edgekit.destination import BUNDLE, replacing
 from edgekit.errors import BundleError, InputError
 from edgekit.features import QATokenizer, check_window_settings
 from edgekit.squad import read_json
@@ -33,6 +37,7 @@ MANIFEST = "manifest.json"
 TASK = "extractive-qa"
 MODEL_FORMATS = ("onnx", "tflite")
 PRECISIONS = ("fp32", "int8", "int4")
+MAX_SEQ_LEN = 4096
 
 
 @dataclass(frozen=True)
@@ -124,16 +129,21 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def write_bundle(out_dir: str | Path, model_path: str | Path, tokenizer_path: str | Path, manifest: Manifest) -> Bundle:
+def write_bundle(
+    out_dir: str | Path,
+    model_path: str | Path,
+    tokenizer_path: str | Path,
+    manifest: Manifest,
+    sources: Iterable[str | Path] = (),
+) -> Bundle:
     """Copy model and tokenizer into a new bundle and write its manifest with hashes.
 
-    The bundle is assembled in a temporary sibling directory and renamed into
-    place, so an interrupted export never leaves a half bundle under ``out_dir``.
+    The bundle is assembled in a temporary sibling directory and swapped into place
+    (:func:`edgekit.destination.replacing`): an interrupted export never leaves a half
+    bundle, and ``out_dir`` is refused unless it is new, empty or an earlier bundle, and
+    apart from ``sources`` (what the bundle is made from).
     """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with replacing(out_dir, BUNDLE, sources) as tmp:
         shutil.copyfile(model_path, tmp / manifest.model_file)
         shutil.copyfile(tokenizer_path, tmp / manifest.tokenizer_file)
         files = {
@@ -143,20 +153,15 @@ def write_bundle(out_dir: str | Path, model_path: str | Path, tokenizer_path: st
         final = replace(manifest, files=files)
         _check_manifest(final, tmp / MANIFEST)
         write_json(tmp / MANIFEST, final.to_json())
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return load_bundle(out_dir)
 
 
 def _manifest_from_json(obj: Any, path: Path) -> Manifest:
+    """The manifest, checked field by field against its schema before anything is built from it."""
     if not isinstance(obj, dict):
         raise BundleError(path, "top level", "a JSON object")
     version = obj.get("format_version")
-    if version != FORMAT_VERSION:
+    if version != FORMAT_VERSION or isinstance(version, bool):
         raise BundleError(
             path,
             "field 'format_version'",
@@ -166,9 +171,21 @@ def _manifest_from_json(obj: Any, path: Path) -> Manifest:
     unknown = sorted(set(obj) - set(known))
     if unknown:
         raise BundleError(path, f"field '{unknown[0]}'", f"one of the manifest fields {sorted(known)}")
+    for name, kind in _TYPES.items():
+        if name in obj:
+            _check_type(obj[name], kind, path, f"field '{name}'")
     kwargs = dict(obj)
+    files = obj.get("files", {})
+    for name, entry in files.items():
+        where = f"field 'files' entry {name!r}"
+        _check_plain_name(name, path, where)
+        if not isinstance(entry, dict) or set(entry) != {"size", "sha256"}:
+            raise BundleError(path, where, 'an object {"size": bytes, "sha256": hex digest}')
+        _check_type(entry["size"], int, path, f"{where} 'size'")
+        if entry["size"] < 0 or not isinstance(entry["sha256"], str) or not _SHA256.fullmatch(entry["sha256"]):
+            raise BundleError(path, where, "a size of 0 or more bytes and a 64-digit lowercase hex sha256")
+    kwargs["files"] = {name: FileEntry(**entry) for name, entry in files.items()}
     try:
-        kwargs["files"] = {name: FileEntry(**entry) for name, entry in obj.get("files", {}).items()}
         manifest = Manifest(**kwargs)
     except TypeError as exc:
         raise BundleError(path, "fields", f"a complete manifest ({exc})") from None
@@ -176,6 +193,7 @@ def _manifest_from_json(obj: Any, path: Path) -> Manifest:
     return manifest
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _TYPES = {
     "name": str,
     "model_file": str,
@@ -195,29 +213,61 @@ _TYPES = {
     "source": dict,
     "files": dict,
     "task": str,
+    "edgekit_version": str,
 }
+# (field, test, expected): values no model can run with, refused before a runtime is opened
+_BOUNDS = (
+    # the probe at load time runs one window of this length: no encoder edgekit exports has more positions,
+    # and a longer promise could make that one window's attention matrix alone exhaust a device's memory
+    ("max_seq_len", lambda m: m.max_seq_len <= MAX_SEQ_LEN, f"a window of at most {MAX_SEQ_LEN:,} tokens"),
+    ("vocab_size", lambda m: m.vocab_size > 0, "a positive vocabulary size"),
+    ("pad_id", lambda m: 0 <= m.pad_id < m.vocab_size, "a token id in the model's vocabulary (0 to vocab_size - 1)"),
+    ("max_answer_len", lambda m: m.max_answer_len >= 1, "an answer length of at least 1 token"),
+    ("params", lambda m: m.params >= 0, "a parameter count of 0 or more"),
+    ("layers", lambda m: m.layers >= 0, "a layer count of 0 or more"),
+    ("hidden_size", lambda m: m.hidden_size >= 0, "a hidden size of 0 or more"),
+)
+
+
+def _check_type(value: Any, kind: type, path: Path, where: str) -> None:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise BundleError(path, where, f"a {kind.__name__}, got {type(value).__name__}")
+
+
+def _check_plain_name(name: Any, path: Path, where: str) -> None:
+    """A file name inside the bundle: no directories, no way out, nothing special."""
+    if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name) or name in (".", "..", MANIFEST):
+        raise BundleError(
+            path, where, f"a plain file name inside the bundle (letters, digits, '.', '_', '-'), got {name!r}"
+        )
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
 
 def _check_manifest(m: Manifest, path: Path) -> None:
     for name, kind in _TYPES.items():
-        value = getattr(m, name)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise BundleError(path, f"field '{name}'", f"a {kind.__name__}, got {type(value).__name__}")
+        _check_type(getattr(m, name), kind, path, f"field '{name}'")
     if m.task != TASK:
         raise BundleError(path, "field 'task'", f"{TASK!r}, got {m.task!r}")
     if m.model_format not in MODEL_FORMATS:
         raise BundleError(path, "field 'model_format'", f"one of {MODEL_FORMATS}, got {m.model_format!r}")
     if m.precision not in PRECISIONS:
         raise BundleError(path, "field 'precision'", f"one of {PRECISIONS}, got {m.precision!r}")
+    for field_name, names in (("input_names", m.input_names), ("output_names", m.output_names)):
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise BundleError(path, f"field '{field_name}'", "a list of non-empty names")
     if len(m.output_names) != 2:
         raise BundleError(path, "field 'output_names'", "two outputs: start and end logits")
+    for field_name, ok, expected in _BOUNDS:
+        if not ok(m):
+            raise BundleError(path, f"field '{field_name}'", f"{expected}, got {getattr(m, field_name)!r}")
     try:
         check_window_settings(m.max_seq_len, m.doc_stride)
     except Exception as exc:
         raise BundleError(path, "fields 'max_seq_len'/'doc_stride'", f"settings that fit together ({exc})") from None
-    for name in (m.model_file, m.tokenizer_file):
-        if "/" in name or "\\" in name or name in ("", ".", "..", MANIFEST):
-            raise BundleError(path, "field 'model_file'/'tokenizer_file'", f"a plain file name, got {name!r}")
+    for field_name in ("model_file", "tokenizer_file"):
+        _check_plain_name(getattr(m, field_name), path, f"field '{field_name}'")
 
 
 def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
@@ -226,6 +276,8 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     if not path.is_dir():
         raise BundleError(path, "bundle", "a bundle directory (with manifest.json)")
     manifest_path = path / MANIFEST
+    if manifest_path.is_symlink():
+        raise BundleError(manifest_path, "file", "the bundle manifest as a regular file, not a link")
     if not manifest_path.is_file():
         raise BundleError(manifest_path, "file", "the bundle manifest (file missing)")
     try:
@@ -253,10 +305,16 @@ def verify_files(bundle: Bundle) -> None:
     if extra:
         raise BundleError(bundle.path / extra[0], "file", "no files besides those listed in manifest.json")
     for name, entry in m.files.items():
-        f = bundle.path / name
-        if not f.is_file():
-            raise BundleError(f, "file", f"the bundle file listed in manifest.json ({entry.size} bytes); it is missing")
-        size = f.stat().st_size
+        f = bundle.path / name  # a plain name (checked with the manifest): never outside the bundle
+        try:
+            info = os.lstat(f)
+        except FileNotFoundError:
+            raise BundleError(
+                f, "file", f"the bundle file listed in manifest.json ({entry.size} bytes); it is missing"
+            ) from None
+        if not stat.S_ISREG(info.st_mode):
+            raise BundleError(f, "file", "a regular file inside the bundle, not a link or a directory")
+        size = info.st_size
         if size != entry.size:
             raise BundleError(f, "size", f"{entry.size} bytes as manifest.json says, got {size}")
         digest = sha256_file(f)

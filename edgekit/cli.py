@@ -7,7 +7,8 @@ commands (``export``, ``distill``, ``demo``, ``report``, ``deploy``) are named i
 them is chosen, so building this parser on a Raspberry Pi never reaches torch,
 transformers or matplotlib, and a device install that lacks them says so in one line.
 
-User errors (:class:`EdgekitError`) print one line and exit 2; ``--debug`` shows the
+User errors (:class:`EdgekitError`) print one line and exit 2 (3 when a device could not
+be reached or its run failed: :class:`~edgekit.errors.DeviceError`); ``--debug`` shows the
 traceback instead.
 """
 
@@ -84,6 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         n_best=args.n_best,
         runtime=RuntimeOptions(threads=args.threads, low_memory=args.low_memory),
         progress=not args.no_progress,
+        run_id=args.run_id,
     )
     m = run(args.bundle, args.dataset, args.out, config, argv=args.command_line)
     lat = m["latency_ms"]
@@ -97,11 +99,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from edgekit.backends import RuntimeOptions, open_backend
     from edgekit.bundle import load_bundle
 
     bundle = load_bundle(args.bundle)
+    open_backend(bundle, RuntimeOptions())  # the manifest checked against the model itself, not just the hashes
     print(json.dumps(bundle.summary(), indent=2))
-    print(f"{args.bundle}: OK, {len(bundle.manifest.files)} files verified")
+    print(f"{args.bundle}: OK, {len(bundle.manifest.files)} files and the model against the manifest verified")
     return 0
 
 
@@ -156,13 +160,18 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs before measuring (default: 3)")
     p.add_argument("--n-best", type=int, default=20, help="start/end candidates per window (default: 20)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--run-id", default=None, help="a name recorded in metrics.json as run_id (deploy ties pulled results to it)"
+    )
     add_runtime_args(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
         "verify",
-        help="check a bundle's files against its manifest",
-        description="Verify every file hash and the manifest of an edge bundle.",
+        help="check a bundle's files and model against its manifest",
+        description="Verify an edge bundle: the manifest's schema, every file (regular files inside the bundle, "
+        "sizes, sha256), and the manifest's promises against the model (inputs, outputs, window length, "
+        "vocabulary) by loading it and running one window.",
     )
     p.add_argument("bundle", type=Path, help="edge bundle directory (holds manifest.json)")
     p.set_defaults(func=cmd_verify)
@@ -196,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"edgekit: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("edgekit: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

@@ -38,6 +38,35 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# CPU features that decide which int8 and bf16 kernels a runtime picks, as /proc/cpuinfo names them
+# (x86 'flags', ARM 'Features'): without an int8 dot product (VNNI, AMX, ARM dotprod 'asimddp' or i8mm)
+# x86 int8 GEMMs sum u8 x s8 pairs into int16 and saturate, so 8-bit weights answer differently there.
+INT8_DOT_FEATURES = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+KERNEL_FEATURES = (
+    "avx2",
+    "avx512f",
+    "avx512_bf16",
+    "amx_bf16",
+    "amx_tile",
+    "asimd",
+    "bf16",
+    "sve",
+    "sve2",
+    *INT8_DOT_FEATURES,
+)
+
+
+def cpu_features(cpuinfo: str | None = None) -> dict[str, object]:
+    """The int8/bf16-relevant features of this CPU (or of a ``cpuinfo`` text), and whether it has an int8 dot product."""
+    flags: set[str] = set()
+    for line in (_read("/proc/cpuinfo") if cpuinfo is None else cpuinfo or "").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    present = sorted(f for f in KERNEL_FEATURES if f in flags)
+    return {"cpu_features": present, "int8_dot_product": any(f in flags for f in INT8_DOT_FEATURES)}
+
+
 def runtime_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in RUNTIME_PACKAGES:
@@ -73,6 +102,7 @@ def describe() -> dict[str, object]:
     """The device record stored in metrics.json."""
     return {
         "cpu": cpu_model(),
+        **cpu_features(),
         "cores_logical": os.cpu_count(),
         "cores_physical": psutil.cpu_count(logical=False),
         "arch": platform.machine(),

@@ -10,7 +10,9 @@ from pathlib import Path
 
 
 class EdgekitError(Exception):
-    """A user-facing error: bad input, a corrupt bundle, an impossible setting."""
+    """A user-facing error: bad input, a corrupt bundle, an impossible setting (exit status 2)."""
+
+    exit_code = 2
 
 
 class InputError(EdgekitError):
@@ -30,3 +32,13 @@ class InputError(EdgekitError):
 
 class BundleError(InputError):
     """An edge bundle is incomplete, tampered with, or does not match its manifest."""
+
+
+class DeviceError(EdgekitError):
+    """The device could not be reached, or the run on it did not finish (exit status 3).
+
+    Not the user's input: the same command may succeed when the device is back, and a deploy
+    resumes where the device stopped.
+    """
+
+    exit_code = 3

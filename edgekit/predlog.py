@@ -10,12 +10,14 @@ was edited or two runs wrote into it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from edgekit.errors import InputError
+from edgekit.squad import reject_constant
 
 
 def read_log(path: str | Path, repair: bool = True) -> list[dict[str, Any]]:
@@ -34,10 +36,9 @@ def read_log(path: str | Path, repair: bool = True) -> list[dict[str, Any]]:
             pos += len(line) + 1
             continue
         try:
-            rec = json.loads(line)
-            if not isinstance(rec, dict) or not isinstance(rec.get("id"), str):
-                raise ValueError("not a record with an 'id'")
-        except ValueError as exc:
+            rec = json.loads(line, parse_constant=reject_constant)
+            check_record(rec)
+        except (ValueError, RecursionError) as exc:
             torn = is_last or all(not rest.strip() for rest in lines[i + 1 :])
             if torn and repair:
                 print(
@@ -59,6 +60,31 @@ def read_log(path: str | Path, repair: bool = True) -> list[dict[str, Any]]:
         with open(path, "ab") as fh:
             fh.write(b"\n")
     return records
+
+
+# What the runner writes for each question (edgekit.runner): every field, of its type, finite
+RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "id": str,
+    "answer": str,
+    "start_char": int,
+    "confidence": (int, float),
+    "latency_ms": (int, float),
+    "model_ms": (int, float),
+    "windows": int,
+    "peak_rss_mb": (int, float),
+}
+
+
+def check_record(rec: Any) -> None:
+    """Raise ``ValueError`` unless ``rec`` is a prediction record as the runner writes it."""
+    if not isinstance(rec, dict):
+        raise ValueError("not a JSON object")
+    for key, kind in RECORD_FIELDS.items():
+        value = rec.get(key)
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise ValueError(f"field {key!r} missing or not a {getattr(kind, '__name__', 'number')}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"field {key!r} not finite")
 
 
 def open_log(path: str | Path) -> TextIO:

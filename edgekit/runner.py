@@ -27,11 +27,16 @@ from edgekit.atomic import write_json
 from edgekit.backends import Backend, RuntimeOptions, open_backend
 from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.decode import DEFAULT_N_BEST, Span, best_span
+from edgekit.destination import RUN, claim, locked
 from edgekit.errors import EdgekitError, InputError
 from edgekit.features import QATokenizer, batch_inputs
 from edgekit.metric import evaluate
-from edgekit.squad import Example, load_squad
+from edgekit.squad import MAX_CONTEXT_CHARS, Example, load_squad
 from edgekit.timing import Stopwatch, summarize
+
+# The most tokens one runtime call gets (windows x window length): 8,192 is 21 windows of 384, a few
+# hundred MB of activations for a BERT-base model at most, and more than any SQuAD question needs.
+WINDOW_TOKENS_PER_CALL = 8192
 
 
 @dataclass
@@ -42,9 +47,9 @@ class QAModel:
     tokenizer: QATokenizer
     backend: Backend
     n_best: int = DEFAULT_N_BEST
-    # windows per runtime call: None runs all of a question's windows as one batch (fastest);
-    # 1 bounds activation memory to one window, whatever the context length (--low-memory)
-    window_batch: int | None = None
+    # windows per runtime call: never more than WINDOW_TOKENS_PER_CALL tokens, so activation memory does not
+    # grow with the context (a SQuAD context is a few windows: one call); 1 with --low-memory
+    window_batch: int = 1
     # the last call's model time alone (to separate runner overhead) and window count
     last_model_ms: float = 0.0
     last_windows: int = 0
@@ -55,14 +60,16 @@ class QAModel:
     ) -> QAModel:
         options = options or RuntimeOptions()
         bundle = load_bundle(bundle_path)
-        batch = 1 if options.low_memory else None
+        batch = 1 if options.low_memory else max(1, WINDOW_TOKENS_PER_CALL // bundle.manifest.max_seq_len)
         return cls(bundle, bundle.tokenizer(), open_backend(bundle, options), n_best, batch)
 
     def answer(self, question: str, context: str) -> Span:
-        """Tokenize into windows, run them (as one batch unless ``window_batch``), decode the best span."""
+        """Tokenize into windows, run them ``window_batch`` at a time, decode the best span."""
         m = self.bundle.manifest
+        if len(context) > MAX_CONTEXT_CHARS:
+            raise InputError(None, "context", f"at most {MAX_CONTEXT_CHARS:,} characters, got {len(context):,}")
         windows = self.tokenizer.windows(question, context)
-        step = self.window_batch or len(windows)
+        step = self.window_batch
         start: list[np.ndarray] = []
         end: list[np.ndarray] = []
         watch = Stopwatch()
@@ -85,16 +92,19 @@ class RunConfig:
     n_best: int = DEFAULT_N_BEST
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     progress: bool = True
+    run_id: str | None = None  # recorded in metrics.json: who asked for this run (deploy checks it)
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit <= 0:
             raise EdgekitError(f"limit={self.limit}: expected a positive number of questions")
         if self.warmup < 0:
             raise EdgekitError(f"warmup={self.warmup}: expected 0 or more warm-up runs")
+        if self.n_best <= 0:
+            raise EdgekitError(f"n_best={self.n_best}: expected a positive number of candidates per window")
 
 
-def _run_identity(bundle: Bundle, dataset_sha: str, config: RunConfig) -> dict[str, Any]:
-    """What must be equal for a resumed run to continue an earlier one."""
+def _run_identity(bundle: Bundle, dataset_sha: str, config: RunConfig, backend: str) -> dict[str, Any]:
+    """What must be equal for a resumed run to continue an earlier one: everything it measures but ``--limit``."""
     m = bundle.manifest
     return {
         "model_sha256": m.files[m.model_file].sha256,
@@ -104,7 +114,23 @@ def _run_identity(bundle: Bundle, dataset_sha: str, config: RunConfig) -> dict[s
         "doc_stride": m.doc_stride,
         "max_answer_len": m.max_answer_len,
         "n_best": config.n_best,
+        "backend": backend,
+        "threads": config.runtime.threads,
+        "low_memory": config.runtime.low_memory,
+        "warmup": config.warmup,
     }
+
+
+def _refuse_orphan_log(out: Path) -> None:
+    """A prediction log whose run.json is gone belongs to an unknown bundle and settings: never adopt it."""
+    log = out / "predictions.jsonl"
+    if log.exists() and not (out / "run.json").exists():
+        raise InputError(
+            log,
+            "file",
+            "a prediction log beside the run.json of the run that wrote it; without it, which bundle and settings "
+            "answered is unknown, so it is not adopted: use a new --out directory",
+        )
 
 
 def _check_resume(out: Path, identity: dict[str, Any]) -> None:
@@ -128,7 +154,6 @@ def _check_resume(out: Path, identity: dict[str, Any]) -> None:
 
 def _ensure_writable(out: Path) -> None:
     try:
-        out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
         probe.write_bytes(b"")
         probe.unlink()
@@ -148,9 +173,17 @@ def run(
     Returns the metrics dict also written to ``metrics.json``.
     """
     config = config or RunConfig()
-    out = Path(out_dir)
-    _ensure_writable(out)
     dataset_path = Path(dataset_path)
+    _refuse_orphan_log(Path(out_dir))
+    out = claim(out_dir, RUN, (bundle_path, dataset_path))
+    _ensure_writable(out)
+    with locked(out):
+        return _run(bundle_path, dataset_path, out, config, argv)
+
+
+def _run(
+    bundle_path: str | Path, dataset_path: Path, out: Path, config: RunConfig, argv: Sequence[str] | None
+) -> dict[str, Any]:
     examples = load_squad(dataset_path)
     if config.limit is not None:
         examples = examples[: config.limit]
@@ -158,7 +191,7 @@ def run(
     t_cold = time.perf_counter()
     qa = QAModel.load(bundle_path, config.runtime, config.n_best)
     load_ms = (time.perf_counter() - t_cold) * 1000.0
-    _check_resume(out, _run_identity(qa.bundle, sha256_file(dataset_path), config))
+    _check_resume(out, _run_identity(qa.bundle, sha256_file(dataset_path), config, qa.backend.name))
 
     log_path = out / "predictions.jsonl"
     done = {r["id"]: r for r in predlog.read_log(log_path)}
@@ -252,8 +285,9 @@ def _metrics(
         "device": device.describe(),
         "command": list(argv) if argv is not None else sys.argv,
         "edgekit_version": __version__,
+        "run_id": config.run_id,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "notes": "latency: wall time per question (tokenize + model + decode), batch 1, after warm-up; "
         "throughput: questions per second answered one at a time",
-        "run_config": {k: v for k, v in asdict(config).items() if k != "runtime"},
+        "run_config": {k: v for k, v in asdict(config).items() if k not in ("runtime", "run_id")},
     }

@@ -17,6 +17,10 @@ from typing import Any
 
 from edgekit.errors import InputError
 
+# One question's context, in characters: a million (about 250k tokens, ~2,000 windows of 384) keeps the
+# tokenizer's own buffers to tens of MB; the model sees windows in bounded chunks whatever the length.
+MAX_CONTEXT_CHARS = 1_000_000
+
 SUPPORTED_VERSIONS = ("1.1",)
 DATA_DIR_ENV = "EDGEKIT_SQUAD_DIR"
 
@@ -67,6 +71,15 @@ def resolve_data_path(value: str, default: Path) -> Path:
     return Path(os.path.expandvars(value))
 
 
+class NotJsonNumber(ValueError):
+    """NaN or Infinity in a JSON text: Python's reader takes them, JSON has no such values."""
+
+
+def reject_constant(name: str) -> Any:
+    """``json.loads``' ``parse_constant`` hook: refuse NaN and Infinity, so no result can carry them on."""
+    raise NotJsonNumber(name)
+
+
 def read_json(path: str | Path, what: str = "JSON") -> Any:
     """Read a JSON file, turning every decoding failure into an :class:`InputError`."""
     path = Path(path)
@@ -81,9 +94,13 @@ def read_json(path: str | Path, what: str = "JSON") -> Any:
     except UnicodeDecodeError as exc:
         raise InputError(path, f"byte {exc.start}", "UTF-8 text") from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=reject_constant)
     except json.JSONDecodeError as exc:
         raise InputError(path, f"line {exc.lineno} column {exc.colno}", f"valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise InputError(path, "nesting", "JSON nested a few hundred levels deep at most") from None
+    except NotJsonNumber as exc:
+        raise InputError(path, f"value {exc}", "valid JSON (NaN and Infinity are not JSON numbers)") from None
 
 
 def _field(obj: Any, key: str, kind: type, path: Path, where: str) -> Any:
@@ -94,6 +111,13 @@ def _field(obj: Any, key: str, kind: type, path: Path, where: str) -> Any:
     value = obj[key]
     if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
         raise InputError(path, f"{where}: field '{key}'", f"a {kind.__name__}, got {type(value).__name__}")
+    if kind is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:  # JSON may escape half of a surrogate pair ("\ud800"): not text
+            raise InputError(
+                path, f"{where}: field '{key}'", f"Unicode text, got a lone surrogate escape at character {exc.start}"
+            ) from None
     return value
 
 
@@ -120,6 +144,13 @@ def parse_squad(obj: Any, path: str | Path = "<memory>", require_answers: bool =
             context = _field(para, "context", str, path, where_p)
             if not context.strip():
                 raise InputError(path, f"{where_p}: field 'context'", "non-empty text")
+            if len(context) > MAX_CONTEXT_CHARS:
+                raise InputError(
+                    path,
+                    f"{where_p}: field 'context'",
+                    f"a context of at most {MAX_CONTEXT_CHARS:,} characters (edgekit's bound on one "
+                    f"question's work and memory), got {len(context):,}",
+                )
             for q_i, qa in enumerate(_field(para, "qas", list, path, where_p)):
                 where_q = f"{where_p}.qas[{q_i}]"
                 qid = _field(qa, "id", str, path, where_q)

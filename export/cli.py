@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from edgekit.cli import dev_default
+from edgekit.destination import BUNDLE, check_destination
 from edgekit.errors import EdgekitError
 from edgekit.squad import default_data_dir
 from export.recipes import add_recipe_arguments
@@ -42,6 +43,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     from export.models import load_qa
     from export.to_onnx import onnx_bundle, validate
 
+    check_destination(args.out, BUNDLE, [args.model] if Path(args.model).exists() else [])
     qa = load_qa(args.model)
     if qa.fresh_head:
         print(
@@ -69,6 +71,7 @@ def cmd_export_int8(args: argparse.Namespace) -> int:
     from edgekit.bundle import load_bundle
     from export import quantize
 
+    check_destination(args.out, BUNDLE, [args.bundle])
     src = load_bundle(args.bundle)
     per_channel = not args.per_tensor
     if args.static is None:
@@ -98,6 +101,7 @@ def cmd_export_int4(args: argparse.Namespace) -> int:
     from edgekit.bundle import load_bundle
     from export import quantize
 
+    check_destination(args.out, BUNDLE, [args.bundle])
     src = load_bundle(args.bundle)
     settings = quantize.Int4Weights(block_size=args.block_size, embeddings=not args.keep_embeddings)
     out = quantize.quantize_int4_bundle(src, args.out, args.name, settings)
@@ -110,6 +114,7 @@ def cmd_export_fuse(args: argparse.Namespace) -> int:
     from edgekit.squad import load_squad
     from export.fuse import fuse_bundle
 
+    check_destination(args.out, BUNDLE, [args.bundle])
     src = load_bundle(args.bundle)
     examples = load_squad(args.validate_dataset)[: args.validate_n]
     out, v = fuse_bundle(src, args.out, examples, args.name, args.atol)

@@ -9,6 +9,7 @@ excerpt -> a size/accuracy table. No network, no files outside the project.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from edgekit.atomic import write_text
@@ -20,6 +21,7 @@ DEMO_RECIPE = RECIPES_DIR / "demo.toml"
 
 def run_demo(out: Path, threads: int | None = None) -> Path:
     """Run the demo into ``out``; returns the path of the Markdown summary."""
+    out = Path(os.path.abspath(out))  # "." or ".." name a directory too (and are refused as the working directory)
     overrides = [f'output_dir="{out.parent}"', f'name="{out.name}"']
     if threads:
         overrides.append(f"training.threads={threads}")

@@ -34,6 +34,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from edgekit.atomic import write_json
 from edgekit.bundle import Bundle, load_bundle, sha256_file
+from edgekit.destination import TRAINING, claim
 from edgekit.errors import EdgekitError, InputError
 from edgekit.features import QATokenizer
 from edgekit.provenance import module_command
@@ -247,8 +248,7 @@ def method_name(recipe: Recipe) -> str:
 def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = None) -> dict[str, Any]:
     """Train the recipe's student (resuming if checkpoints exist) and evaluate it; returns result.json."""
     t0 = time.time()
-    out = recipe.out
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim(recipe.out, TRAINING, recipe.inputs())
     ckpt_dir = out / "checkpoints"
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
     _check_resumable(recipe, out / "checkpoint-settings.json", resuming=last is not None)
@@ -414,7 +414,7 @@ def student_from_checkpoint(
     if missing or unexpected:
         raise InputError(weights_file, f"missing {missing[:3]}, unexpected {unexpected[:3]}", "the recipe's student")
     progress = read_json(checkpoint / "trainer_state.json", "trainer state")
-    recipe.out.mkdir(parents=True, exist_ok=True)
+    claim(recipe.out, TRAINING, [*recipe.inputs(), checkpoint])
     result = {"steps": progress["global_step"], "epoch": progress["epoch"], "from_checkpoint": str(checkpoint)}
     return _save_student(student, recipe, result, evaluate, argv, t0)
 

@@ -59,4 +59,4 @@ def fuse_bundle(
             raise EdgekitError(
                 f"{src.path}: fused graph differs from the original by {v.max_abs_diff:.3g} > atol {atol}"
             )
-        return write_bundle(out_dir, out_model, src.tokenizer_path, manifest), v
+        return write_bundle(out_dir, out_model, src.tokenizer_path, manifest, (src.path,)), v

@@ -50,6 +50,11 @@ class LoadedQA:
     def params(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
+    @property
+    def local_files(self) -> tuple[Path, ...]:
+        """The model's directory when it was loaded from one (a hub name has none): what an export must not overwrite."""
+        return (Path(self.source),) if Path(self.source).is_dir() else ()
+
 
 def load_qa(name_or_path: str, seed: int = 0) -> LoadedQA:
     """Load a question-answering model (or an encoder plus a fresh, seeded QA head) as fp32."""

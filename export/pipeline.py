@@ -17,6 +17,7 @@ from pathlib import Path
 
 from edgekit.atomic import write_json, write_text
 from edgekit.bundle import Bundle, load_bundle, sha256_file
+from edgekit.destination import TRAINING, claim
 from edgekit.errors import EdgekitError
 from edgekit.runner import RunConfig, run
 from edgekit.squad import load_squad
@@ -239,7 +240,7 @@ def markdown(rows: list[ArtifactRow]) -> str:
 
 def export_all(recipe: Recipe, check_questions: int = 100, variants: Variants = Variants()) -> list[ArtifactRow]:
     """Run the whole chain for ``recipe``; writes ``export-summary.{json,md}`` in the recipe's output."""
-    out = recipe.out
+    out = claim(recipe.out, TRAINING, recipe.inputs())
     weights = out / "model" / "model.safetensors"
     if weights.exists() and (out / "result.json").exists():
         print(f"skip distill: {weights} exists", file=sys.stderr)

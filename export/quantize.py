@@ -98,7 +98,7 @@ def _quantized_bundle(
         quantize(src.model_path, out_model)
         source = {**m.source, "quantized_from": m.files[m.model_file].sha256, "quantization": info}
         manifest = replace(m, name=name, precision=precision, source=source)
-        return write_bundle(out_dir, out_model, src.tokenizer_path, manifest)
+        return write_bundle(out_dir, out_model, src.tokenizer_path, manifest, (src.path,))
 
 
 @dataclass(frozen=True)

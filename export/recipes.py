@@ -12,6 +12,7 @@ SQuAD directory.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tomllib
 import typing
@@ -122,6 +123,11 @@ class Recipe:
     def out(self) -> Path:
         return Path(os.path.expandvars(self.output_dir)) / self.name
 
+    def inputs(self) -> list[Path]:
+        """The local files and directories the recipe reads: its output may be none of them, nor hold one."""
+        models = [Path(m) for m in (self.teacher.model, self.student.model) if Path(m).exists()]
+        return [*models, self.data.train_path(), self.data.dev_path()]
+
 
 # What may change when a run resumes: where it is written, how long it trains, how often it saves or
 # logs, threads, and the dev evaluation. Any other change would make the resumed run another experiment
@@ -164,6 +170,8 @@ def _coerce(value: Any, kind: Any, path: Path | None, place: str) -> Any:
         return float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise InputError(path, f"key '{place}'", f"a {kind.__name__}, got {type(value).__name__} {value!r}")
+    if kind is float and not math.isfinite(value):
+        raise InputError(path, f"key '{place}'", f"a finite number, got {value!r}")
     return value
 
 
@@ -207,6 +215,10 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
             table = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InputError(path, "file", "an existing recipe TOML file") from None
+        except IsADirectoryError:
+            raise InputError(path, "file", "a recipe TOML file, not a directory") from None
+        except UnicodeDecodeError as exc:
+            raise InputError(path, f"byte {exc.start}", "UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
             raise InputError(path, "syntax", f"valid TOML ({exc})") from None
     for item in overrides or []:
@@ -222,17 +234,47 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
     return recipe
 
 
+# (key, test, what is expected): numbers a run cannot train or resume with, refused before anything starts
+_BOUNDS: tuple[tuple[str, typing.Callable[[Any], bool], str], ...] = (
+    ("loss.alpha", lambda v: 0.0 <= v <= 1.0, "a weight in [0, 1]"),
+    ("loss.temperature", lambda v: v > 0, "a positive temperature"),
+    ("loss.hidden_weight", lambda v: v >= 0, "a weight of 0 or more"),
+    ("loss.attention_weight", lambda v: v >= 0, "a weight of 0 or more"),
+    ("loss.pkd_weight", lambda v: v >= 0, "a weight of 0 or more"),
+    ("training.epochs", lambda v: v > 0, "a positive number of epochs"),
+    ("training.max_steps", lambda v: v == -1 or v > 0, "-1 (train for 'epochs') or a positive number of steps"),
+    ("training.batch_size", lambda v: v > 0, "a positive batch size"),
+    ("training.grad_accum", lambda v: v > 0, "a positive number of accumulation steps"),
+    ("training.learning_rate", lambda v: v > 0, "a positive learning rate"),
+    ("training.weight_decay", lambda v: v >= 0, "a weight decay of 0 or more"),
+    ("training.warmup_ratio", lambda v: 0.0 <= v < 1.0, "a share of the steps in [0, 1)"),
+    ("training.save_steps", lambda v: v > 0, "a positive number of steps between checkpoints"),
+    ("training.save_total_limit", lambda v: v > 0, "a positive number of checkpoints to keep"),
+    ("training.logging_steps", lambda v: v > 0, "a positive number of steps between log lines"),
+    ("training.threads", lambda v: v >= 0, "0 (torch's default) or a positive number of threads"),
+    ("data.max_seq_len", lambda v: v > 0, "a positive window length"),
+    ("data.doc_stride", lambda v: v > 0, "a positive stride"),
+    ("data.bundle_max_seq_len", lambda v: v >= 0, "0 (the training length) or a positive window length"),
+    ("data.train_limit", lambda v: v >= 0, "0 (all) or a positive number of questions"),
+    ("data.dev_limit", lambda v: v >= 0, "0 (all) or a positive number of questions"),
+)
+
+
 def _validate(r: Recipe, path: Path | None) -> None:
     if r.student.init not in ("pretrained", "teacher-layers"):
         raise InputError(path, "key 'student.init'", f"'pretrained' or 'teacher-layers', got {r.student.init!r}")
     if r.student.init == "teacher-layers" and not r.student.layers:
         raise InputError(path, "key 'student.layers'", "the teacher layer indices to keep")
-    if not 0.0 <= r.loss.alpha <= 1.0:
-        raise InputError(path, "key 'loss.alpha'", f"a weight in [0, 1], got {r.loss.alpha}")
-    if r.loss.temperature <= 0:
-        raise InputError(path, "key 'loss.temperature'", f"a positive temperature, got {r.loss.temperature}")
-    if r.training.batch_size <= 0 or r.training.grad_accum <= 0:
-        raise InputError(path, "key 'training.batch_size'", "a positive batch size")
+    for key, ok, expected in _BOUNDS:
+        section, name = key.split(".")
+        value = getattr(getattr(r, section), name)
+        if not ok(value):
+            raise InputError(path, f"key '{key}'", f"{expected}, got {value!r}")
+    if any(i < 0 for i in [*r.student.layers, *r.loss.layer_map]):
+        raise InputError(path, "key 'student.layers'/'loss.layer_map'", "layer indices of 0 or more")
+    for key, name in (("name", r.name), ("output_dir", r.output_dir)):
+        if not name.strip() or "\x00" in name or (key == "name" and ("/" in name or name in (".", ".."))):
+            raise InputError(path, f"key '{key}'", "a non-empty " + ("plain name" if key == "name" else "path"))
 
 
 def add_recipe_arguments(p: argparse.ArgumentParser) -> None:

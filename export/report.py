@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass, replace
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.atomic import write_bytes, write_json, write_text
+from edgekit.destination import REPORT, replacing
 from edgekit.errors import InputError
 from edgekit.predlog import read_log
 from edgekit.squad import read_json
@@ -83,7 +85,11 @@ def read_inputs(paths: list[Path]) -> tuple[list[tuple[Path, dict[str, Any]]], l
         if isinstance(obj, dict) and "latency_ms" in obj and "f1" in obj and "bundle" in obj:
             runs.append((f, obj))
         elif isinstance(obj, dict) and isinstance(obj.get("rows"), list):
-            refs += [r for r in obj["rows"] if r.get("kind") == "reference"]
+            for i, r in enumerate(obj["rows"]):
+                if isinstance(r, dict) and r.get("kind") == "reference":
+                    _value(r, "name", f, str, where=f"rows[{i}]")
+                    _value(r, "size_mb", f, float, where=f"rows[{i}]")
+                    refs.append(r)
         else:
             raise InputError(f, "top level", "a runner metrics.json (f1, latency_ms, bundle) or compress.json (rows)")
     if not runs:
@@ -94,32 +100,56 @@ def read_inputs(paths: list[Path]) -> tuple[list[tuple[Path, dict[str, Any]]], l
 def _bertscore(metrics_path: Path) -> float | None:
     """BERTScore F1 from ``bertscore.json`` beside the metrics (benchmarks/bertscore.py), if computed."""
     f = metrics_path.with_name("bertscore.json")
-    return float(read_json(f, "BERTScore")["f1"]) if f.exists() else None
+    return _value(read_json(f, "BERTScore"), "f1", f, float) if f.exists() else None
+
+
+def _value(obj: Any, dotted: str, path: Path, kind: type, where: str = "") -> Any:
+    """``obj[a][b]...`` for ``dotted`` = "a.b...", of type ``kind`` (float: any finite number, int: a whole one)."""
+    value = obj
+    for key in dotted.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    place = f"{where}: field '{dotted}'" if where else f"field '{dotted}'"
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InputError(path, place, f"a finite number, got {value!r}")
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InputError(path, place, f"a {kind.__name__}, got {value!r}")
+    return value
 
 
 def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = None) -> list[Row]:
+    """One row per metrics file, every field checked (a hand-edited or foreign file gets one line, not a crash)."""
     rows = []
     for path, m in runs:
         b = m["bundle"]
+        if not isinstance(b, dict) or not isinstance(m.get("device", {}), dict):
+            raise InputError(path, "fields 'bundle'/'device'", "JSON objects")
+        p50 = _value(m, "latency_ms.p50", path, float)
+        if p50 <= 0:
+            raise InputError(path, "field 'latency_ms.p50'", f"a positive time, got {p50}")
+        threads = m.get("threads")
+        if threads is not None:
+            _value(m, "threads", path, int)
         rows.append(
             Row(
-                model=b["name"],
+                model=_value(m, "bundle.name", path, str),
                 device=device_label(m.get("device", {})),
-                threads=m.get("threads"),
-                params=int(b["params"]),
-                layers=int(b["layers"]),
+                threads=threads,
+                params=_value(m, "bundle.params", path, int),
+                layers=_value(m, "bundle.layers", path, int),
                 method=method_of(b),
-                format=b["format"],
-                precision=b["precision"],
-                size_mb=float(b["model_size_mb"]),
-                exact_match=float(m["exact_match"]),
-                f1=float(m["f1"]),
+                format=_value(m, "bundle.format", path, str),
+                precision=_value(m, "bundle.precision", path, str),
+                size_mb=_value(m, "bundle.model_size_mb", path, float),
+                exact_match=_value(m, "exact_match", path, float),
+                f1=_value(m, "f1", path, float),
                 bertscore_f1=_bertscore(path),
-                n_questions=int(m["n_questions"]),
-                latency_p50_ms=float(m["latency_ms"]["p50"]),
-                latency_p90_ms=float(m["latency_ms"]["p90"]),
-                throughput_qps=float(m["throughput_qps"]),
-                peak_rss_mb=float(m["peak_rss_mb"]),
+                n_questions=_value(m, "n_questions", path, int),
+                latency_p50_ms=p50,
+                latency_p90_ms=_value(m, "latency_ms.p90", path, float),
+                throughput_qps=_value(m, "throughput_qps", path, float),
+                peak_rss_mb=_value(m, "peak_rss_mb", path, float),
                 speedup=None,
                 metrics_path=str(path),
             )
@@ -147,8 +177,11 @@ def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def _latencies(metrics_path: str) -> list[float]:
+    """Per-question latencies from the prediction log beside a metrics file (none if it has no log)."""
     log = Path(metrics_path).with_name("predictions.jsonl")
-    return [r["latency_ms"] for r in read_log(log, repair=False)] if log.exists() else []
+    if not log.exists():
+        return []
+    return [_value(r, "latency_ms", log, float, where=f"id {r['id']}") for r in read_log(log, repair=False)]
 
 
 def plot(rows: list[Row], refs: list[dict[str, Any]], out: Path) -> list[Path]:
@@ -320,10 +353,6 @@ def write_report(inputs: list[Path], out: Path, baseline: str | None = None, com
     """Read the inputs and write report.{md,html,json} and the PNG plots into ``out``."""
     runs, refs = read_inputs(inputs)
     rows = build_rows(runs, baseline)
-    out.mkdir(parents=True, exist_ok=True)
-    plots = plot(rows, refs, out)
-    write_text(out / "report.md", markdown(rows, refs, plots))
-    write_text(out / "report.html", html_page(rows, refs, plots))
     report = {
         "rows": [asdict(r) for r in rows],
         "references": refs,
@@ -332,7 +361,11 @@ def write_report(inputs: list[Path], out: Path, baseline: str | None = None, com
         "command": command,
         "notes": NOTES,
     }
-    write_json(out / "report.json", report)
+    with replacing(out, REPORT, inputs) as tmp:
+        plots = plot(rows, refs, tmp)
+        write_text(tmp / "report.md", markdown(rows, refs, plots))
+        write_text(tmp / "report.html", html_page(rows, refs, plots))
+        write_json(tmp / "report.json", report)
     return report
 
 

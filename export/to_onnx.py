@@ -185,4 +185,4 @@ def onnx_bundle(
         QATokenizer.from_file(tok_file, max_seq_len, doc_stride)  # refuse bad settings before writing
         exporter = f"torch.onnx (torch {torch.__version__}, opset {opset})"
         manifest = manifest_for(qa, name, "onnx", "fp32", names, max_seq_len, doc_stride, exporter, source)
-        return write_bundle(out_dir, model_file, tok_file, manifest)
+        return write_bundle(out_dir, model_file, tok_file, manifest, qa.local_files)

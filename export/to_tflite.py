@@ -69,5 +69,5 @@ def tflite_bundles(
         for precision, model, src in variants:
             bundle_name = f"{name}-{precision}-tflite"
             manifest = manifest_for(qa, bundle_name, "tflite", precision, names, max_seq_len, doc_stride, exporter, src)
-            bundles.append(write_bundle(out_dir / bundle_name, model, tok, manifest))
+            bundles.append(write_bundle(out_dir / bundle_name, model, tok, manifest, qa.local_files))
     return bundles

@@ -110,6 +110,11 @@ def _resume_other_dataset(env: Env) -> list[str]:
     return ["run", str(env.bundle), "--dataset", str(other), "--out", str(out)]
 
 
+def _recipe_with(key: str, value: str) -> str:
+    section, name = key.split(".")
+    return f'name = "bad"\n[{section}]\n{name} = {value}\n'
+
+
 def _recipe(env: Env, text: str) -> list[str]:
     path = env.work / "recipe.toml"
     path.write_text(text)
@@ -126,6 +131,94 @@ def _resume_other_recipe(env: Env) -> list[str]:
     (first.out / "checkpoints" / "checkpoint-100").mkdir(parents=True)
     write_json(first.out / "checkpoint-settings.json", checkpoint_settings(first))
     return argv
+
+
+def _files(files: object) -> Callable[[Path], None]:
+    """Replace the manifest's ``files`` with ``files``."""
+    return _manifest(files=files)
+
+
+def _entry_named(name: str) -> Callable[[Path], None]:
+    """List the tokenizer under another name (a path that leads out of the bundle, or an absolute one)."""
+
+    def damage(path: Path) -> None:
+        m = json.loads((path / "manifest.json").read_text())
+        m["files"][name] = m["files"].pop("tokenizer.json")
+        m["tokenizer_file"] = "tokenizer.json"
+        (path / "manifest.json").write_text(json.dumps(m))
+
+    return damage
+
+
+def _symlink_out(path: Path) -> None:
+    """The tokenizer replaced by a link to a copy outside the bundle (same bytes, so only the link is wrong)."""
+    outside = path.with_name(path.name + "-outside-tokenizer.json")
+    shutil.copyfile(path / "tokenizer.json", outside)
+    (path / "tokenizer.json").unlink()
+    (path / "tokenizer.json").symlink_to(outside)
+
+
+def _manifest_link(path: Path) -> None:
+    outside = path.with_name(path.name + "-outside-manifest.json")
+    shutil.copyfile(path / "manifest.json", outside)
+    (path / "manifest.json").unlink()
+    (path / "manifest.json").symlink_to(outside)
+
+
+def _vocab_beyond_embedding(path: Path) -> None:
+    m = json.loads((path / "manifest.json").read_text())
+    m["vocab_size"] += 1000  # the tokenizer still fits; the model's embedding does not have these rows
+    (path / "manifest.json").write_text(json.dumps(m))
+
+
+def _occupied(env: Env, name: str) -> Path:
+    """A directory holding someone else's file: no command may write there."""
+    d = env.work / name
+    d.mkdir(exist_ok=True)
+    (d / "thesis.tex").write_text("years of work")
+    return d
+
+
+def _finished_run(env: Env, name: str, *extra: str) -> list[str]:
+    """A run finished in ``out-<name>``; returns its command line, to resume with changes."""
+    from edgekit.cli import main
+
+    argv = ["run", str(env.bundle), "--dataset", str(env.dataset(f"{name}.json")), "--out", str(env.work / name)]
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        main([*argv, "--no-progress", *extra])
+    return argv
+
+
+def _log_without_run_json(env: Env) -> list[str]:
+    argv = _finished_run(env, "orphan")
+    (env.work / "orphan" / "run.json").unlink()
+    return argv
+
+
+def _metrics_file(env: Env, name: str, edit: Callable[[dict], None]) -> str:
+    """A run's metrics.json, edited, for ``edgekit report``."""
+    _finished_run(env, f"rep-{name}")
+    m = json.loads((env.work / f"rep-{name}" / "metrics.json").read_text())
+    edit(m)
+    path = env.work / f"{name}-metrics.json"
+    path.write_text(json.dumps(m))
+    return str(path)
+
+
+def _deep(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def _surrogate(env: Env) -> Path:
+    path = env.work / "surrogate.json"
+    path.write_text(json.dumps(VALID).replace("Where is Paris?", "Where is \\ud800 Paris?"))
+    return path
+
+
+def _deploy(env: Env, *args: str, target: str = "ssh://127.0.0.1:9", bundle: Path | None = None) -> list[str]:
+    """A deploy that must be refused before any connection (port 9 is never contacted)."""
+    ds = str(env.dataset("dep.json"))
+    return ["deploy", target, str(bundle or env.bundle), "--dataset", ds, *args]
 
 
 def _long_question(obj: dict) -> None:
@@ -267,6 +360,144 @@ CASES: list[Case] = [
         lambda e: e.run(e.dataset("o.json"), bundle=e.bundle_copy("b8", _manifest(doc_stride=500))),
         "doc_stride",
     ),
+    # destinations: no command writes over what it did not make
+    Case(
+        "destination",
+        "export int8 into a directory holding other files",
+        lambda e: ["export", "int8", str(e.bundle), str(_occupied(e, "occ1"))],
+        "it holds other files",
+    ),
+    Case(
+        "destination",
+        "export int8 into the parent of its source",
+        lambda e: ["export", "int8", str(e.bundle), str(e.bundle.parent)],
+        "apart from the input",
+    ),
+    Case(
+        "destination",
+        "export int4 onto its source",
+        lambda e: ["export", "int4", str(e.bundle), str(e.bundle)],
+        "apart from the input",
+    ),
+    Case(
+        "destination",
+        "run --out a directory holding other files",
+        lambda e: [*e.run(e.dataset("d1.json"))[:4], "--out", str(_occupied(e, "occ2"))],
+        "it holds other files",
+    ),
+    Case(
+        "destination",
+        "run --out inside the bundle",
+        lambda e: [*e.run(e.dataset("d2.json"))[:4], "--out", str(e.bundle / "results")],
+        "apart from the input",
+    ),
+    Case(
+        "destination",
+        "report --out a directory holding other files",
+        lambda e: ["report", _finished_run(e, "rep-dest")[-1], "--out", str(_occupied(e, "occ3"))],
+        "it holds other files",
+    ),
+    Case(
+        "destination",
+        "deploy --out a directory holding other files",
+        lambda e: _deploy(e, "--out", str(_occupied(e, "occ4"))),
+        "it holds other files",
+    ),
+    Case(
+        "destination",
+        "distill into a directory holding other files",
+        lambda e: _recipe(e, f'name = "occ5"\noutput_dir = "{_occupied(e, "occ5").parent}"\n'),
+        "it holds other files",
+    ),
+    Case(
+        "destination",
+        "demo --out a directory holding other files",
+        lambda e: ["demo", "--out", str(_occupied(e, "occ6"))],
+        "it holds other files",
+    ),
+    # bundles are untrusted input
+    Case(
+        "bundle",
+        "file name leading out of the bundle",
+        lambda e: e.run(e.dataset("o.json"), bundle=e.bundle_copy("u1", _entry_named("../../../../etc/hostname"))),
+        "a plain file name inside the bundle",
+    ),
+    Case(
+        "bundle",
+        "absolute file name",
+        lambda e: ["verify", str(e.bundle_copy("u2", _entry_named("/etc/hostname")))],
+        "a plain file name inside the bundle",
+    ),
+    Case(
+        "bundle",
+        "file that is a link out of the bundle",
+        lambda e: ["verify", str(e.bundle_copy("u3", _symlink_out))],
+        "a regular file inside the bundle",
+    ),
+    Case(
+        "bundle",
+        "manifest that is a link",
+        lambda e: ["verify", str(e.bundle_copy("u4", _manifest_link))],
+        "not a link",
+    ),
+    Case(
+        "bundle",
+        "'files' not an object",
+        lambda e: e.run(e.dataset("o.json"), bundle=e.bundle_copy("u5", _files([]))),
+        "field 'files': expected a dict, got list",
+    ),
+    Case(
+        "bundle",
+        "'files' entry of the wrong shape",
+        lambda e: ["verify", str(e.bundle_copy("u6", _files({"model.onnx": 5, "tokenizer.json": 6})))],
+        "an object",
+    ),
+    Case(
+        "bundle",
+        "max_seq_len beyond the model's position table",
+        lambda e: ["verify", str(e.bundle_copy("u7", _manifest(max_seq_len=1024)))],
+        "values the model accepts",
+    ),
+    Case(
+        "bundle",
+        "vocabulary beyond the model's embedding",
+        lambda e: e.run(e.dataset("o.json"), bundle=e.bundle_copy("u8", _vocab_beyond_embedding)),
+        "values the model accepts",
+    ),
+    Case(
+        "bundle",
+        "pad_id outside the vocabulary",
+        lambda e: ["verify", str(e.bundle_copy("u9", _manifest(pad_id=10**6)))],
+        "field 'pad_id'",
+    ),
+    Case(
+        "bundle",
+        "max_answer_len 0",
+        lambda e: e.run(e.dataset("o.json"), bundle=e.bundle_copy("u10", _manifest(max_answer_len=0))),
+        "field 'max_answer_len'",
+    ),
+    Case(
+        "bundle",
+        "deploy of a bundle with a link out",
+        lambda e: [*_deploy(e, bundle=e.bundle_copy("u11", _symlink_out)), "--out", str(e.work / "dep-u11")],
+        "a regular file inside the bundle",
+    ),
+    Case(
+        "bundle",
+        "deploy of a bundle whose window the model cannot take",
+        lambda e: [
+            *_deploy(e, bundle=e.bundle_copy("u13", _manifest(max_seq_len=1024))),
+            "--out",
+            str(e.work / "dep-u13"),
+        ],
+        "values the model accepts",
+    ),
+    Case(
+        "bundle",
+        "export int8 of a bundle with a name leading out",
+        lambda e: ["export", "int8", str(e.bundle_copy("u12", _entry_named("../x.json"))), str(e.work / "q-u12")],
+        "a plain file name inside the bundle",
+    ),
     # run settings and outputs
     Case("run", "threads <= 0", lambda e: e.run(e.dataset("q.json"), "--threads", "0"), "threads=0"),
     Case("run", "limit <= 0", lambda e: e.run(e.dataset("q.json"), "--limit", "0"), "limit=0"),
@@ -281,17 +512,114 @@ CASES: list[Case] = [
         "a writable directory",
     ),
     Case("run", "resuming with another dataset", _resume_other_dataset, "dataset_sha256"),
+    Case("run", "resuming with other --threads", lambda e: [*_finished_run(e, "r-t"), "--threads", "1"], "threads"),
+    Case("run", "resuming with --low-memory", lambda e: [*_finished_run(e, "r-lm"), "--low-memory"], "low_memory"),
+    Case("run", "resuming with another --warmup", lambda e: [*_finished_run(e, "r-w"), "--warmup", "0"], "warmup"),
+    Case("run", "resuming with another --n-best", lambda e: [*_finished_run(e, "r-n"), "--n-best", "5"], "n_best"),
+    Case("run", "a prediction log without its run.json", _log_without_run_json, "not adopted"),
+    Case("run", "--n-best 0", lambda e: e.run(e.dataset("nb.json"), "--n-best", "0"), "n_best=0"),
+    # values no program should trust
+    Case("dataset", "lone surrogate escape", lambda e: e.run(_surrogate(e)), "lone surrogate"),
+    Case("dataset", "JSON nested 100,000 deep", lambda e: e.run(e.raw("deep.json", _deep(100_000))), "nested"),
+    Case(
+        "dataset",
+        "context over the size bound",
+        lambda e: e.run(
+            e.dataset(
+                "huge.json", lambda o: o["data"][0]["paragraphs"][0].update(context="Paris is in France." * 60_000)
+            )
+        ),
+        "at most 1,000,000 characters",
+    ),
+    Case(
+        "predictions",
+        "JSON nested 100,000 deep",
+        lambda e: [
+            "score",
+            "--dataset",
+            str(e.dataset("pn.json")),
+            "--predictions",
+            str(e.raw("pd.json", _deep(100_000))),
+        ],
+        "nested",
+    ),
+    Case(
+        "report",
+        "a metrics value of the wrong type",
+        lambda e: [
+            "report",
+            _metrics_file(e, "wt", lambda m: m["latency_ms"].update(p50="fast")),
+            "--out",
+            str(e.work / "rep-o1"),
+        ],
+        "field 'latency_ms.p50'",
+    ),
+    Case(
+        "report",
+        "a NaN in metrics",
+        lambda e: [
+            "report",
+            _metrics_file(e, "nan", lambda m: m.update(f1=float("nan"))),
+            "--out",
+            str(e.work / "rep-o2"),
+        ],
+        "NaN and Infinity are not JSON",
+    ),
     # recipes
     Case("recipe", "unknown key", lambda e: _recipe(e, 'name = "x"\n[training]\nepochz = 2\n'), "epochz"),
     Case("recipe", "wrong type", lambda e: _recipe(e, 'name = "x"\n[training]\nepochs = "two"\n'), "epochs"),
     Case("recipe", "not TOML", lambda e: _recipe(e, "name = \n"), "valid TOML"),
     Case("recipe", "resuming checkpoints with other settings", _resume_other_recipe, "training.learning_rate"),
+    *[
+        Case("recipe", f"{key} = {value}", lambda e, k=key, v=value: _recipe(e, _recipe_with(k, v)), key)
+        for key, value in (
+            ("loss.temperature", "nan"),
+            ("loss.temperature", "0.0"),
+            ("loss.alpha", "inf"),
+            ("training.epochs", "-1.0"),
+            ("training.epochs", "0.0"),
+            ("training.learning_rate", "-1e-4"),
+            ("training.learning_rate", "inf"),
+            ("training.batch_size", "0"),
+            ("training.save_steps", "0"),
+            ("data.max_seq_len", "-384"),
+        )
+    ],
+    Case(
+        "recipe",
+        "not UTF-8",
+        lambda e: ["distill", "--recipe", str(e.raw("r.toml", b"name = '\xff'\n")), "--no-eval"],
+        "UTF-8",
+    ),
     # deploy
     Case(
         "deploy",
         "target that is neither ssh:// nor adb",
         lambda e: ["deploy", "pi@raspberrypi", str(e.bundle), "--dataset", str(e.dataset("s.json")), "--out", "x"],
         "expected ssh://",
+    ),
+    *[
+        Case(
+            "deploy",
+            f"target {target!r}",
+            lambda e, t=target: [*_deploy(e, target=t), "--out", str(e.work / "dep-t")],
+            words,
+        )
+        for target, words in (
+            ("ssh://-V", "expected ssh://"),
+            ("ssh://-oProxyCommand=touch@host", "user name"),
+            ("ssh://pi@-oProxyCommand=x", "expected ssh://"),
+            ("ssh://pi@host:0", "port"),
+            ("ssh://pi@host:99999", "port"),
+            ("ssh://pi@ho st", "expected ssh://"),
+            ("adb:-s", "adb serial"),
+        )
+    ],
+    Case(
+        "deploy",
+        "--user that is an option",
+        lambda e: [*_deploy(e, "--user=-oX=y"), "--out", str(e.work / "dep-u")],
+        "user name",
     ),
 ]
 

@@ -26,6 +26,21 @@ def test_describe_has_the_fields_reports_use() -> None:
     assert "emulated" not in d
 
 
+def test_cpu_features_name_the_int8_kernels() -> None:
+    """Read from the cpuinfo text given, so the same answer on any host."""
+    from device_runners.raspberry_pi.emulate import PI5_CPUINFO
+
+    no_vnni = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    vnni_amx = "flags\t\t: avx2 avx512f avx512_vnni avx512_bf16 amx_tile amx_int8 amx_bf16\n"
+    assert device.cpu_features(no_vnni) == {"cpu_features": ["avx2"], "int8_dot_product": False}
+    assert device.cpu_features(vnni_amx) == {
+        "cpu_features": ["amx_bf16", "amx_int8", "amx_tile", "avx2", "avx512_bf16", "avx512_vnni", "avx512f"],
+        "int8_dot_product": True,
+    }
+    assert device.cpu_features(PI5_CPUINFO) == {"cpu_features": ["asimd", "asimddp"], "int8_dot_product": True}
+    assert set(device.describe()["cpu_features"]) <= set(device.KERNEL_FEATURES)
+
+
 def test_desktop_thread_sweep(minilm_bundle, dev_path, tmp_path) -> None:
     import json
 

@@ -56,6 +56,7 @@ def assert_answers_like_the_host(arm_dir: Path, host_dir: Path, n: int) -> None:
     arm = json.loads((arm_dir / "metrics.json").read_text())
     host = json.loads((host_dir / "metrics.json").read_text())
     assert arm["device"]["arch"] == "aarch64" and "Raspberry Pi 5" in arm["device"]["cpu"]
+    assert "asimddp" in arm["device"]["cpu_features"]  # the Pi 5's int8 dot product, recorded with the result
     assert "emulation" in arm["device"]["emulated"]
     assert arm["device"]["python_executable"].endswith("python3.11")
     arm_pred = json.loads((arm_dir / "predictions.json").read_text())

@@ -139,18 +139,29 @@ def test_killed_run_resumes_to_identical_predictions(trial, full_run, minilm_bun
     assert json.loads((out / "metrics.json").read_text())["resumed_from"] == done
 
 
+def rec(qid: str, **changes) -> str:
+    """One log line as the runner writes it."""
+    r = {"id": qid, "answer": "x", "start_char": 0, "confidence": 0.5, "latency_ms": 1.0, "model_ms": 0.5}
+    return json.dumps({**r, "windows": 1, "peak_rss_mb": 100.0, **changes}) + "\n"
+
+
 def test_torn_last_line_is_repaired(tmp_path: Path, capsys) -> None:
     log = tmp_path / "predictions.jsonl"
-    log.write_text('{"id": "a", "answer": "x"}\n{"id": "b", "answer": "y"}\n{"id": "c", "ans')
+    log.write_text(rec("a") + rec("b") + '{"id": "c", "ans')
     assert [r["id"] for r in predlog.read_log(log)] == ["a", "b"]
     assert "line 3 is incomplete" in capsys.readouterr().err
-    assert log.read_text() == '{"id": "a", "answer": "x"}\n{"id": "b", "answer": "y"}\n'
+    assert log.read_text() == rec("a") + rec("b")
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [('{"id": "a"}\nnot json\n{"id": "b"}\n', "line 2"), ('{"id": "a"}\n{"id": "a"}\n', "each question id once")],
-    ids=["corrupt middle line", "duplicate id"],
+    [
+        (rec("a") + "not json\n" + rec("b"), "line 2"),
+        (rec("a") + rec("a"), "each question id once"),
+        (rec("a", model_ms=None) + rec("b"), "line 1.*'model_ms' missing"),
+        (rec("a").replace("0.5", "NaN", 1) + rec("b"), "line 1"),
+    ],
+    ids=["corrupt middle line", "duplicate id", "a field missing", "NaN"],
 )
 def test_corrupt_log_is_an_error(tmp_path: Path, content: str, message: str) -> None:
     log = tmp_path / "predictions.jsonl"

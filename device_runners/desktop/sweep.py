@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.atomic import write_json, write_text
+from edgekit.destination import SWEEP, claim
+from edgekit.device import describe
+from edgekit.errors import EdgekitError
 from edgekit.provenance import module_command
 from edgekit.squad import default_data_dir
 
@@ -31,7 +34,9 @@ def sweep(bundles: list[Path], dataset: Path, out: Path, threads: list[int], lim
             cell = out / b.name / f"t{t}"
             cmd = [sys.executable, "-m", "edgekit.cli", "run", str(b), "--dataset", str(dataset), "--out", str(cell)]
             cmd += ["--threads", str(t)] + (["--limit", str(limit)] if limit else [])
-            subprocess.run(cmd, check=True)
+            proc = subprocess.run(cmd)
+            if proc.returncode != 0:  # the runner has said why, in one line
+                raise SystemExit(proc.returncode)
             m = json.loads((cell / "metrics.json").read_text())
             rows.append(
                 {
@@ -60,10 +65,15 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, nargs="+", default=sorted({1, 2, os.cpu_count() or 1}), help="thread counts to sweep"
     )
     args = p.parse_args(argv)
-    rows = sweep(args.bundles, args.dataset, args.out, args.threads, args.limit)
-    from edgekit.device import describe
-
     command = module_command("device_runners.desktop.sweep", argv)
+    try:
+        claim(args.out, SWEEP, [*args.bundles, args.dataset])
+    except EdgekitError as exc:
+        print(f"sweep: error: {exc}", file=sys.stderr)
+        return 2
+    # written first, so an interrupted sweep's directory is still known as one and resumes
+    write_json(args.out / "sweep.json", {"rows": [], "status": "running", "command": command})
+    rows = sweep(args.bundles, args.dataset, args.out, args.threads, args.limit)
     write_json(args.out / "sweep.json", {"rows": rows, "device": describe(), "command": command})
     lines = ["| bundle | threads | p50 ms | p90 ms | q/s | peak RSS MB | F1 |", "|---|---|---|---|---|---|---|"]
     lines += [

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a Raspberry Pi (Raspberry Pi OS / Debian, 64-bit) to run edgekit bundles.
-# Makes ~/edgekit-venv with the runner's wheels (no torch, no compiler), then prints
+# Makes ~/edgekit-venv with the device packages (../requirements.txt: no torch, no compiler), then prints
 # what affects timings: board, governor, temperature, throttling.
-#   bash setup.sh            (or: edgekit deploy ssh://pi@HOST BUNDLE --setup ...)
+#   bash device_runners/raspberry_pi/setup.sh    (on the Pi, with device_runners/ copied there)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="${EDGEKIT_VENV:-$HOME/edgekit-venv}"
@@ -17,7 +17,7 @@ if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
 fi
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q --only-binary=:all: -r "$here/requirements.txt"
+"$venv/bin/python" -m pip install -q --only-binary=:all: -r "$here/../requirements.txt"
 "$venv/bin/python" -c 'import onnxruntime, tokenizers, numpy; print("runtimes: onnxruntime", onnxruntime.__version__, "tokenizers", tokenizers.__version__, "numpy", numpy.__version__)'
 
 show() { [ -r "$2" ] && printf '%-10s %s\n' "$1" "$(tr -d '\0' < "$2")"; return 0; }

@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from edgekit.bundle import Bundle
-from edgekit.errors import EdgekitError
+from edgekit.errors import BundleError, EdgekitError
 
 
 @dataclass(frozen=True)
@@ -42,14 +42,56 @@ class Backend(Protocol):
 
 
 def open_backend(bundle: Bundle, options: RuntimeOptions) -> Backend:
-    """Load the bundle's model with the runtime its format needs."""
+    """Load the bundle's model with the runtime its format needs, and check the manifest against it."""
     fmt = bundle.manifest.model_format
     if fmt == "onnx":
         from edgekit.backends.onnx import OnnxBackend
 
-        return OnnxBackend(bundle, options)
-    if fmt == "tflite":
+        backend: Backend = OnnxBackend(bundle, options)
+    elif fmt == "tflite":
         from edgekit.backends.tflite import TfliteBackend
 
-        return TfliteBackend(bundle, options)
-    raise EdgekitError(f"{bundle.path}: model format {fmt!r} has no backend in this edgekit version")
+        backend = TfliteBackend(bundle, options)
+    else:
+        raise EdgekitError(f"{bundle.path}: model format {fmt!r} has no backend in this edgekit version")
+    check_model(bundle, backend)
+    return backend
+
+
+def check_model(bundle: Bundle, backend: Backend) -> None:
+    """Run one window of ``max_seq_len`` tokens, every id the largest the manifest allows, through the model.
+
+    A manifest may only promise what the model can do: a window length beyond its position table,
+    or a vocabulary (hence tokenizer ids, pad id) beyond its embedding rows, fails here with one
+    line at load time instead of a runtime crash, or silent garbage, in the middle of a run.
+    Costs one inference of the longest window.
+    """
+    m = bundle.manifest
+    n = m.max_seq_len
+    if backend.fixed_seq_len is not None and backend.fixed_seq_len != n:
+        raise BundleError(
+            bundle.path / "manifest.json", "field 'max_seq_len'", f"the model's fixed length {backend.fixed_seq_len}"
+        )
+    by_name = {
+        "input_ids": np.full((1, n), m.vocab_size - 1, dtype=np.int64),
+        "attention_mask": np.ones((1, n), dtype=np.int64),
+        "token_type_ids": np.zeros((1, n), dtype=np.int64),
+    }
+    where = f"fields 'max_seq_len' ({n}) / 'vocab_size' ({m.vocab_size})"
+    try:
+        start, end = backend({name: by_name[name] for name in m.input_names})
+    except KeyError as exc:
+        raise BundleError(
+            bundle.path / "manifest.json", "field 'input_names'", f"names among {sorted(by_name)}, got {exc}"
+        ) from None
+    except Exception as exc:  # each runtime raises its own types; any failure here is the manifest's promise broken
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        said = said.split("Status Message:")[-1].strip()[:160]  # ONNX Runtime's own words, without its preamble
+        raise BundleError(
+            bundle.path / "manifest.json", where, f"values the model accepts (one window of them failed: {said})"
+        ) from None
+    for logits in (start, end):
+        if np.shape(logits) != (1, n) or not np.all(np.isfinite(logits)):
+            raise BundleError(
+                bundle.model_path, "outputs", f"finite start/end logits of shape (1, {n}), got shape {np.shape(logits)}"
+            )

@@ -24,7 +24,7 @@ class OnnxBackend:
         if options.low_memory:
             so.enable_cpu_mem_arena = False
             so.enable_mem_pattern = False
-        so.log_severity_level = 3
+        so.log_severity_level = 4  # fatal only: failures reach the user as edgekit's one line, not ORT's log
         try:
             self.session = ort.InferenceSession(
                 str(bundle.model_path), sess_options=so, providers=["CPUExecutionProvider"]

@@ -22,7 +22,7 @@ def _interpreter_class():
             from tflite_runtime.interpreter import Interpreter
         except ImportError:
             raise EdgekitError(
-                "TFLite bundles need a LiteRT interpreter: pip install 'edgekit[litert]' (ai-edge-litert)"
+                "TFLite bundles need a LiteRT interpreter: pip install ai-edge-litert (in device_runners/requirements.txt)"
             ) from None
     return Interpreter
 

@@ -1,0 +1,222 @@
+"""Never lose a user's data, never trust a file: each class of fault, over every command it applies to.
+
+The one-line refusals themselves are in the error catalog (``tests/error_catalog.py``, run by
+``tests/test_errors.py``); here is what a refusal must also guarantee, and what must still work:
+
+1. destinations: no writing command touches the working directory, a directory of someone
+   else's files, or its own source, and the files there are byte for byte as before; an earlier
+   output of the same kind is replaced whole;
+3. run directories: two runs into one directory cannot both write (an OS lock); a larger
+   ``--limit`` still resumes;
+4. deploy: results of an earlier run are never pulled back as this run's;
+5. memory: a question's windows reach the model in bounded chunks, and the bound on context
+   length is a clear refusal;
+6. a dataset path that is not UTF-8 still gives valid JSON results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from edgekit.cli import main
+from edgekit.runner import WINDOW_TOKENS_PER_CALL, QAModel, RunConfig, run
+
+SENTINEL = "years of work"
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (not following links) and its sha256."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, dev_examples) -> Path:
+    """Three real dev questions as a small SQuAD file."""
+    from error_catalog import VALID
+
+    path = tmp_path_factory.mktemp("data") / "three.json"
+    obj = json.loads(json.dumps(VALID))
+    qas = obj["data"][0]["paragraphs"][0]["qas"]
+    qas.append({"id": "q3", "question": "Is Paris in France?", "answers": [{"text": "France", "answer_start": 12}]})
+    path.write_text(json.dumps(obj))
+    return path
+
+
+@pytest.fixture(scope="module")
+def a_run(tmp_path_factory, tiny_bundle, dataset) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    run(tiny_bundle.path, dataset, out, RunConfig(warmup=0, progress=False))
+    return out
+
+
+# every command that writes a directory, as (name, argv for OUT); each refuses before its expensive work
+def writers(bundle: Path, dataset: Path, run_dir: Path, work: Path) -> dict[str, Callable[[str], list[str]]]:
+    recipe = work / "recipe.toml"
+
+    def distill(out: str) -> list[str]:
+        path = Path(os.path.abspath(out))
+        recipe.write_text(f'name = "{path.name}"\noutput_dir = "{path.parent}"\n')
+        return ["distill", "--recipe", str(recipe), "--no-eval"]
+
+    return {
+        "export onnx": lambda out: ["export", "onnx", "packaged:all-MiniLM-L6-v2", out, "--validate-n", "0"],
+        "export int8": lambda out: ["export", "int8", str(bundle), out],
+        "export int4": lambda out: ["export", "int4", str(bundle), out],
+        "export fuse": lambda out: ["export", "fuse", str(bundle), out, "--validate-dataset", str(dataset)],
+        "run": lambda out: ["run", str(bundle), "--dataset", str(dataset), "--out", out, "--no-progress"],
+        "report": lambda out: ["report", str(run_dir), "--out", out],
+        "deploy": lambda out: ["deploy", "ssh://127.0.0.1:9", str(bundle), "--dataset", str(dataset), "--out", out],
+        "distill": distill,
+        "demo": lambda out: ["demo", "--out", out],
+    }
+
+
+WRITERS = ["export onnx", "export int8", "export int4", "export fuse", "run", "report", "deploy", "distill", "demo"]
+
+
+@pytest.mark.parametrize("where", ["the working directory", "its parent", "a directory of other files"])
+@pytest.mark.parametrize("command", WRITERS)
+def test_no_command_writes_over_what_it_did_not_make(
+    command, where, tiny_bundle, dataset, a_run, tmp_path, monkeypatch, capsys
+) -> None:
+    home = tmp_path / "home"
+    cwd = home / "project"
+    cwd.mkdir(parents=True)
+    (cwd / "thesis.tex").write_text(SENTINEL)
+    (home / "notes.txt").write_text(SENTINEL)
+    monkeypatch.chdir(cwd)
+    out = {"the working directory": ".", "its parent": "..", "a directory of other files": str(cwd)}[where]
+    argv = writers(tiny_bundle.path, dataset, a_run, tmp_path)[command](out)
+    before = snapshot(tmp_path)  # the recipe file the distill case writes is the test's, not the command's
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and "output directory" in err, err
+    assert snapshot(tmp_path) == before
+
+
+def test_the_sweep_refuses_too(tiny_bundle, dataset, tmp_path) -> None:
+    from device_runners.desktop.sweep import main as sweep
+
+    (tmp_path / "thesis.tex").write_text(SENTINEL)
+    before = snapshot(tmp_path)
+    assert sweep([str(tiny_bundle.path), "--dataset", str(dataset), "--out", str(tmp_path), "--threads", "1"]) == 2
+    assert snapshot(tmp_path) == before
+
+
+def test_a_source_is_never_a_destination(tiny_bundle, tmp_path, capsys) -> None:
+    """The bundle a step reads, its parent and a place inside it are refused, and the bundle still verifies."""
+    before = snapshot(tiny_bundle.path.parent)
+    for out in (tiny_bundle.path, tiny_bundle.path.parent, tiny_bundle.path / "int8"):
+        assert main(["export", "int8", str(tiny_bundle.path), str(out)]) == 2
+        assert "apart from the input" in capsys.readouterr().err
+    assert snapshot(tiny_bundle.path.parent) == before
+    assert main(["verify", str(tiny_bundle.path)]) == 0
+
+
+def test_an_earlier_output_of_the_same_kind_is_replaced_whole(tiny_bundle, a_run, tmp_path) -> None:
+    """Same command, same destination: the new bundle (or report) takes the old one's place, nothing stale stays."""
+    out = tmp_path / "int8"
+    assert main(["export", "int8", str(tiny_bundle.path), str(out)]) == 0
+    first = snapshot(out)
+    assert main(["export", "int8", str(tiny_bundle.path), str(out), "--full-range"]) == 0
+    assert snapshot(out).keys() == first.keys() and snapshot(out) != first
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary sibling left behind
+    rep = tmp_path / "report"
+    assert main(["report", str(a_run), "--out", str(rep)]) == 0
+    (rep / "sizes.png").unlink()
+    assert main(["report", str(a_run), "--out", str(rep)]) == 0
+    assert (rep / "sizes.png").is_file()
+
+
+def test_two_runs_into_one_directory_cannot_both_write(minilm_bundle, dev_path, tmp_path) -> None:
+    """The second ``edgekit run`` is refused while the first holds the lock; the first finishes and resumes cleanly."""
+    out = tmp_path / "shared"
+    argv = [sys.executable, "-m", "edgekit.cli", "run", str(minilm_bundle.path), "--dataset", str(dev_path)]
+    argv += ["--out", str(out), "--limit", "40", "--no-progress", "--threads", "1"]
+    first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "predictions.jsonl").exists() and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.01)
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    _, first_err = first.communicate(timeout=300)
+    assert first.returncode == 0, first_err
+    assert second.returncode == 2 and f"process {first.pid} is" in second.stderr, second.stderr
+    assert second.stderr.count("\n") == 1
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    ids = [json.loads(line)["id"] for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 40
+
+
+def test_a_larger_limit_resumes(tiny_bundle, dev_path, tmp_path) -> None:
+    out = tmp_path / "grow"
+    run(tiny_bundle.path, dev_path, out, RunConfig(limit=3, warmup=0, progress=False))
+    m = run(tiny_bundle.path, dev_path, out, RunConfig(limit=5, warmup=0, progress=False))
+    assert m["resumed_from"] == 3 and m["n_questions"] == 5
+
+
+@pytest.mark.slow
+def test_deploy_never_passes_off_an_earlier_runs_results(sshd, tiny_bundle, dev_path, tmp_path) -> None:
+    """A deploy whose remote run fails pulls no metrics: the earlier run's, still on the device, stay there."""
+    from device_runners.deploy import DeployConfig, deploy
+    from edgekit.errors import DeviceError
+
+    device = tmp_path / "device"
+    ok = DeployConfig(limit=3, warmup=0, remote_dir=str(device), remote_python=sys.executable)
+    deploy(sshd, tiny_bundle.path, dev_path, tmp_path / "first", ok)
+    assert json.loads((tmp_path / "first" / "metrics.json").read_text())["n_questions"] == 3
+    broken = DeployConfig(limit=3, warmup=0, remote_dir=str(device), remote_python=str(tmp_path / "no-python"))
+    with pytest.raises(DeviceError, match="the runner stopped with exit 127"):
+        deploy(sshd, tiny_bundle.path, dev_path, tmp_path / "second", broken)
+    second = tmp_path / "second"
+    assert not (second / "metrics.json").exists() and not (second / "predictions.json").exists()
+    record = json.loads((second / "deploy.json").read_text())
+    assert record["status"].startswith("failed: ") and record["remote_exit"] == 127
+    assert list(device.glob("runs/*/metrics.json"))  # the device's earlier results are where they were
+
+
+def test_windows_reach_the_model_in_bounded_chunks(tiny_bundle) -> None:
+    """A long context is many windows, but no runtime call gets more than the token budget."""
+    qa = QAModel.load(tiny_bundle.path)
+    calls: list[int] = []
+    real = qa.backend
+
+    class Counting:  # the real backend, observed
+        name, fixed_seq_len = real.name, real.fixed_seq_len
+
+        def __call__(self, feeds):
+            calls.append(next(iter(feeds.values())).shape[0])
+            return real(feeds)
+
+    qa.backend = Counting()
+    context = " ".join(f"Paris is the capital of France number {i}." for i in range(2000))  # ~90 KB
+    qa.answer("What is the capital of France?", context)
+    per_call = WINDOW_TOKENS_PER_CALL // tiny_bundle.manifest.max_seq_len
+    assert qa.last_windows > per_call  # the test is long enough to need several calls
+    assert max(calls) <= per_call and len(calls) == math.ceil(qa.last_windows / per_call)
+
+
+def test_a_dataset_path_that_is_not_utf8_still_gives_valid_results(tiny_bundle, dataset, tmp_path) -> None:
+    """Linux file names are bytes: one that is not UTF-8 is recorded as an escape, and the JSON stays valid."""
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.json"))
+    odd.write_bytes(dataset.read_bytes())
+    out = tmp_path / "out"
+    m = run(tiny_bundle.path, odd, out, RunConfig(warmup=0, progress=False))
+    assert m["n_questions"] == 3
+    text = (out / "metrics.json").read_bytes().decode("utf-8")  # valid UTF-8, valid JSON
+    assert json.loads(text)["dataset"]["path"] == str(odd)
