@@ -66,11 +66,24 @@ def cmd_score(args: argparse.Namespace) -> int:
     from edgekit.metric import evaluate, load_predictions
     from edgekit.squad import load_squad
 
-    score = evaluate(load_squad(args.dataset), load_predictions(args.predictions))
-    for qid in score.unanswered:
-        print(f"Unanswered question {qid} will receive score 0.", file=sys.stderr)
-    for qid in score.unknown:
-        print(f"Prediction for unknown question id {qid} ignored.", file=sys.stderr)
+    examples = load_squad(args.dataset)
+    predictions = load_predictions(args.predictions)
+    if args.answered_only:
+        examples = [ex for ex in examples if ex.id in predictions]
+    score = evaluate(examples, predictions)
+    if args.answered_only:
+        print(f"scored only the {score.total:,} answered questions of {args.dataset}", file=sys.stderr)
+    elif score.unanswered:
+        print(
+            f"{len(score.unanswered):,} of {score.total:,} questions unanswered, each scored 0 as the official "
+            f"script does (first: {score.unanswered[0]}); --answered-only scores the answered ones alone",
+            file=sys.stderr,
+        )
+    if score.unknown:
+        print(
+            f"{len(score.unknown):,} predictions for ids not in the dataset ignored (first: {score.unknown[0]})",
+            file=sys.stderr,
+        )
     print(json.dumps(score.as_official()))
     return 0
 
@@ -140,6 +153,11 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument("--dataset", type=Path, default=dev_default(), help="SQuAD v1.1 JSON (default: %(default)s)")
     p.add_argument("--predictions", type=Path, required=True, help="predictions JSON: {question id: answer text}")
+    p.add_argument(
+        "--answered-only",
+        action="store_true",
+        help="score only the questions the predictions answer (e.g. a --limit run), not the whole dataset",
+    )
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser(

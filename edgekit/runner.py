@@ -232,6 +232,10 @@ def _answer(qa: QAModel, ex: Example, dataset_path: Path) -> Span:
 def _answer_all(qa: QAModel, todo: list[Example], log_path: Path, dataset_path: Path, progress: bool) -> None:
     from tqdm import tqdm
 
+    if not todo:
+        print(f"{log_path.parent}: already complete, every question answered; metrics rewritten", file=sys.stderr)
+        return
+
     watch = Stopwatch()
     with predlog.open_log(log_path) as log:
         for ex in tqdm(todo, desc="questions", unit="q", disable=not progress, file=sys.stderr):

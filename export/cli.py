@@ -18,6 +18,27 @@ from edgekit.squad import default_data_dir
 from export.recipes import add_recipe_arguments
 
 
+def quiet_third_party() -> None:
+    """Silence what the libraries edgekit drives say that a user cannot act on; edgekit's own lines stay.
+
+    Called when a workstation command's parser is built, before torch or transformers load: tracer and exporter
+    deprecation warnings, torch's and torchao's import-time logs, transformers' weight notes (edgekit
+    prints its own note for a fresh QA head), ONNX Runtime's and the LiteRT converter's C++ logs.
+    """
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings(
+        "ignore", module=r"(torch|transformers|onnxruntime|onnx|optimum|litert_torch|ai_edge_\w+|jax)"
+    )
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    for name in ("torch", "torchao", "transformers", "absl", "onnxruntime", "jax"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     if args.recipe is None:
         raise EdgekitError(
@@ -165,6 +186,7 @@ def _add_check_args(e: argparse.ArgumentParser, against: str, skippable: bool = 
 
 
 def add_export(sub: argparse._SubParsersAction) -> None:
+    quiet_third_party()  # chosen from the command line: before torch and transformers load
     p = sub.add_parser(
         "export",
         help="convert a model to an edge bundle (needs the export extra)",
@@ -270,6 +292,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def add_distill(sub: argparse._SubParsersAction) -> None:
+    quiet_third_party()  # chosen from the command line: before torch and transformers load
     from export.distill import add_distill_arguments
 
     p = sub.add_parser(
@@ -283,6 +306,7 @@ def add_distill(sub: argparse._SubParsersAction) -> None:
 
 
 def add_report(sub: argparse._SubParsersAction) -> None:
+    quiet_third_party()  # chosen from the command line: before torch and transformers load
     p = sub.add_parser(
         "report",
         help="teacher-vs-students table and plots from metrics.json files (any bundles, any devices)",
@@ -292,12 +316,17 @@ def add_report(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("results", nargs="+", type=Path, help="metrics.json files, run directories, or compress.json")
     p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--baseline", default=None, help="bundle name for speedups (default: the largest model per device)")
+    p.add_argument(
+        "--baseline",
+        default=None,
+        help="bundle name the speedups are against (default: the largest model file on each device)",
+    )
     p.add_argument("--screenshot", action="store_true", help="also render report.html in headless Chromium to a PNG")
     p.set_defaults(func=cmd_report)
 
 
 def add_demo(sub: argparse._SubParsersAction) -> None:
+    quiet_third_party()  # chosen from the command line: before torch and transformers load
     p = sub.add_parser(
         "demo",
         help="the offline demo: packaged weights and data through the whole export chain",

@@ -7,8 +7,9 @@ teacher) become the grey bars of the size plot. Every number in the outputs is
 read from those files; nothing is typed in here.
 
 Speedup is the teacher's median latency per question divided by the row's, on
-the same device; the teacher is the row with the most parameters on that device
-unless ``baseline`` names one (no speedup where a device ran only one model size).
+the same device; the teacher is the row with the largest model file on that device
+(so an fp32 model is the baseline of its own int8 form) unless ``baseline`` names
+one (no speedup where a device ran only one model size).
 """
 
 from __future__ import annotations
@@ -154,13 +155,16 @@ def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = N
                 metrics_path=str(path),
             )
         )
+    if baseline and baseline not in {r.model for r in rows}:
+        names = ", ".join(sorted({r.model for r in rows}))
+        raise InputError(None, f"--baseline {baseline}", f"the name of a bundle in the inputs: {names}")
     out = []
     for r in rows:
         same = [x for x in rows if x.device == r.device]
         if baseline:
             base = next((x for x in same if x.model == baseline), None)
-        else:  # the teacher: the largest model, when the device ran models of different sizes
-            base = max(same, key=lambda x: x.params) if len({x.params for x in same}) > 1 else None
+        else:  # the teacher: the largest model on disk, when the device ran models of different sizes
+            base = max(same, key=lambda x: x.size_mb) if len({x.size_mb for x in same}) > 1 else None
         speed = base.latency_p50_ms / r.latency_p50_ms if base else None
         out.append(replace(r, speedup=speed))
     return sorted(out, key=lambda r: (r.device, -r.params, r.format, r.precision))

@@ -565,6 +565,12 @@ CASES: list[Case] = [
         ],
         "NaN and Infinity are not JSON",
     ),
+    Case(
+        "report",
+        "an unknown --baseline",
+        lambda e: ["report", _finished_run(e, "rep-b")[-1], "--baseline", "bert-huge", "--out", str(e.work / "rep-o3")],
+        "the name of a bundle in the inputs",
+    ),
     # recipes
     Case("recipe", "unknown key", lambda e: _recipe(e, 'name = "x"\n[training]\nepochz = 2\n'), "epochz"),
     Case("recipe", "wrong type", lambda e: _recipe(e, 'name = "x"\n[training]\nepochs = "two"\n'), "epochs"),

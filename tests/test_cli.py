@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
 import pytest
 
-from edgekit.cli import main
+from edgekit.cli import WORKSTATION_COMMANDS, build_parser, main
 
 COMMANDS = [
     [],
@@ -91,3 +92,24 @@ def test_export_static_int8_records_its_calibration_data(tmp_path, tiny_bundle, 
     assert main(["export", "int8", str(tiny_bundle.path), str(out), *flags]) == 0
     q = load_bundle(out).manifest.source["quantization"]
     assert q["calibration"] == "minmax" and q["calibration_data"] == f"4 windows of {train_path.name}"
+
+
+def _parsers(parser: argparse.ArgumentParser, name: str = "edgekit"):
+    """Every parser under ``parser`` (sub-commands and their steps), with its command line."""
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _parsers(sub, f"{name} {sub_name}")
+
+
+@pytest.mark.parametrize("command", [None, *WORKSTATION_COMMANDS])
+def test_every_option_says_what_it_does(command) -> None:
+    missing = [
+        f"{name} {action.dest}"
+        for name, parser in _parsers(build_parser(command))
+        if command is None or name.startswith(f"edgekit {command}")
+        for action in parser._actions
+        if not isinstance(action, argparse._SubParsersAction | argparse._HelpAction) and not action.help
+    ]
+    assert not missing, f"options without help text: {missing}"

@@ -86,17 +86,17 @@ def test_score_cli_prints_official_json(tmp_path, dev_path, dev_examples) -> Non
     preds["not-a-dev-id"] = "x"
     pred_file = tmp_path / "pred.json"
     pred_file.write_text(json.dumps(preds))
-    proc = subprocess.run(
-        [sys.executable, "-m", "edgekit.cli", "score", "--dataset", str(dev_path), "--predictions", str(pred_file)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    score = [sys.executable, "-m", "edgekit.cli", "score", "--dataset", str(dev_path), "--predictions", str(pred_file)]
+    proc = subprocess.run(score, capture_output=True, text=True, check=True)
     out = json.loads(proc.stdout)
     assert set(out) == {"exact_match", "f1"}
-    assert out["exact_match"] == pytest.approx(100 * 100 / 10570)
-    assert proc.stderr.count("Unanswered question") == 10470
-    assert "not-a-dev-id" in proc.stderr
+    assert out["exact_match"] == pytest.approx(100 * 100 / 10570)  # the official rule: unanswered scores 0
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 2, proc.stderr  # one summary line each, not a line per unanswered question
+    assert "10,470 of 10,570 questions unanswered" in lines[0] and "not-a-dev-id" in lines[1]
+    answered = subprocess.run([*score, "--answered-only"], capture_output=True, text=True, check=True)
+    assert json.loads(answered.stdout)["exact_match"] == pytest.approx(100.0)
+    assert "scored only the 100 answered questions" in answered.stderr
 
 
 def test_predictions_file_must_map_ids_to_strings(tmp_path) -> None:

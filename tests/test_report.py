@@ -52,6 +52,16 @@ def test_report_files_rows_and_speedup(student_run, tiny_run, tmp_path) -> None:
     assert json.loads((tmp_path / "rep" / "report.json").read_text())["rows"] == report["rows"]
 
 
+def test_the_int8_form_of_a_model_is_sped_up_against_its_fp32_form(student_run, minilm_bundle, dev_path, tmp_path):
+    """Same parameters, smaller file: the baseline is the largest model on disk, so int8 gets its speedup."""
+    from export.quantize import quantize_dynamic_bundle
+
+    int8 = quantize_dynamic_bundle(minilm_bundle, tmp_path / "int8")
+    run(int8.path, dev_path, tmp_path / "int8-run", RunConfig(limit=8, warmup=1, progress=False))
+    rows = {r["model"]: r for r in write_report([student_run, tmp_path / "int8-run"], tmp_path / "rep")["rows"]}
+    assert rows["minilm-test"]["speedup"] == 1.0 and rows["minilm-test-int8"]["speedup"] is not None
+
+
 def test_report_refuses_files_it_cannot_read(tmp_path) -> None:
     bad = tmp_path / "x.json"
     bad.write_text('{"hello": 1}')
