@@ -1,4 +1,4 @@
-"""BERTScore F1 of a run's answers against the gold answers (max over golds), as the seed paper reports.
+"""BERTScore F1 of a run's answers against the gold answers (max over golds), a measure some QA distillation papers report beside EM/F1.
 
 Uses the ``bert-score`` package with a *local* model (no hub here), so the number
 depends on which model scored it: ``bertscore.json`` records the model and layer.

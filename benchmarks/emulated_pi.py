@@ -17,6 +17,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from device_runners.raspberry_pi.emulate import add_cache_argument
 from edgekit.atomic import write_json
 from edgekit.bundle import load_bundle
 from edgekit.predlog import read_log
@@ -33,12 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("bundle", type=Path, help="edge bundle directory")
     p.add_argument("--dataset", type=Path, default=default_data_dir() / "dev-v1.1.json", help="SQuAD v1.1 JSON")
     p.add_argument("--n", type=int, default=5, help="first N questions (default: %(default)s; ~2 s each emulated)")
-    p.add_argument(
-        "--cache",
-        type=Path,
-        default=Path.home() / ".cache" / "edgekit" / "arm64",
-        help="where the arm64 rootfs and wheels are kept between runs (default: %(default)s)",
-    )
+    add_cache_argument(p)
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory (default: %(default)s)")
     args = p.parse_args(argv)
 

@@ -20,6 +20,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from device_runners.raspberry_pi.emulate import add_cache_argument
 from edgekit.atomic import write_json
 from edgekit.bundle import load_bundle
 from edgekit.device import describe
@@ -55,12 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--emulated-n", type=int, default=100, help="first N on the emulated Pi (default: %(default)s)")
     p.add_argument("--no-emulated", action="store_true", help="this host only (e.g. a model too big to emulate)")
     p.add_argument("--threads", type=int, default=2, help="runtime threads (default: %(default)s)")
-    p.add_argument(
-        "--cache",
-        type=Path,
-        default=Path.home() / ".cache" / "edgekit" / "arm64",
-        help="where the arm64 rootfs and wheels are kept between runs (default: %(default)s)",
-    )
+    add_cache_argument(p)
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory (default: %(default)s)")
     args = p.parse_args(argv)
 

@@ -2,7 +2,7 @@
 
 Systems, all on the same dev questions (spread evenly over the dev set), batch 1:
 
-  hf-pipeline-teacher   transformers ``pipeline("question-answering")``, fp32 PyTorch teacher (the seed's method)
+  hf-pipeline-teacher   transformers ``pipeline("question-answering")``, fp32 PyTorch teacher (what a user runs without edgekit)
   optimum-ort-teacher   Optimum's ``ORTModelForQuestionAnswering`` pipeline, the same teacher exported by Optimum
   edgekit-teacher       the teacher's fp32 ONNX bundle through the edgekit runner
   edgekit-student-*     each student bundle given (ONNX int8, TFLite fp32/int8, ...) through the edgekit runner

@@ -34,9 +34,10 @@ from edgekit.metric import evaluate
 from edgekit.squad import MAX_CONTEXT_CHARS, Example, load_squad
 from edgekit.timing import Stopwatch, summarize
 
-# The most tokens one runtime call gets (windows x window length): 8,192 is 21 windows of 384, a few
-# hundred MB of activations for a BERT-base model at most, and more than any SQuAD question needs.
-WINDOW_TOKENS_PER_CALL = 8192
+# The most tokens one runtime call gets (windows x window length): 2,048 is 5 windows of 384, as many as a
+# long SQuAD question has, in one call. Measured (benchmarks/results/long-context-8192-tokens-per-call.json): 21 a call
+# held ~1 GB of activations for MiniLM on a 100 KB context; memory should not be what grows with a context.
+WINDOW_TOKENS_PER_CALL = 2048
 
 
 @dataclass

@@ -10,6 +10,8 @@ The quick dev check runs every bundle through the device runner on the first
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,7 +21,6 @@ from edgekit.atomic import write_json, write_text
 from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.destination import TRAINING, claim
 from edgekit.errors import EdgekitError
-from edgekit.runner import RunConfig, run
 from edgekit.squad import load_squad
 from export.distill import method_name, run_distill
 from export.models import LoadedQA, load_qa
@@ -58,6 +59,7 @@ class ArtifactRow:
     latency_p50_ms: float
     path: str
     how: str = ""  # quantization / graph optimization, from the manifest
+    peak_rss_mb: float = 0.0  # of the runner's own process (run_fresh)
 
 
 def how_made(source: dict) -> str:
@@ -199,13 +201,7 @@ def check(qa: LoadedQA, bundle_path: Path, recipe: Recipe, n: int, shipped: bool
         )
     # one check directory per model file: a remade bundle is checked afresh, not resumed from the old one's run
     model_sha = m.files[m.model_file].sha256
-    metrics = run(
-        bundle.path,
-        dev,
-        recipe.out / "checks" / f"{bundle.path.name}-{model_sha[:12]}",
-        RunConfig(limit=n, progress=False),
-        argv=["edgekit", "export", "(quick dev check)"],
-    )
+    metrics = run_fresh(bundle.path, dev, recipe.out / "checks" / f"{bundle.path.name}-{model_sha[:12]}", n)
     return ArtifactRow(
         m.name,
         m.model_format,
@@ -220,19 +216,33 @@ def check(qa: LoadedQA, bundle_path: Path, recipe: Recipe, n: int, shipped: bool
         metrics["latency_ms"]["p50"],
         str(bundle.path),
         how_made(m.source),
+        metrics["peak_rss_mb"],
     )
+
+
+def run_fresh(bundle: Path, dataset: Path, out: Path, limit: int) -> dict:
+    """``edgekit run`` in a process of its own: the latency and peak memory are the runner's, not this one's.
+
+    Run in the training process, the runner shares its threads and reports its multi-GB RSS.
+    """
+    argv = [sys.executable, "-m", "edgekit.cli", "run", str(bundle), "--dataset", str(dataset), "--out", str(out)]
+    proc = subprocess.run([*argv, "--limit", str(limit), "--no-progress"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        said = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+        raise EdgekitError(f"{bundle}: the runner's check failed: {said}")
+    return json.loads((out / "metrics.json").read_text())
 
 
 def markdown(rows: list[ArtifactRow]) -> str:
     lines = [
         "| bundle | format | precision | how | params | model MB | max abs Δlogit | same answer | EM | F1 | questions "
-        "| p50 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| p50 ms | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {r.name} | {r.format} | {r.precision} | {r.how or '-'} | {r.params / 1e6:.1f}M | {r.size_mb:.1f} | "
         f"{r.max_abs_diff:.2g} | {100 * r.answer_agreement:.0f}% | {r.exact_match:.1f} | {r.f1:.1f} | "
-        f"{r.n_questions} | {r.latency_p50_ms:.1f} |"
+        f"{r.n_questions} | {r.latency_p50_ms:.1f} | {r.peak_rss_mb:.0f} |"
         for r in rows
     ]
     return "\n".join(lines) + "\n"

@@ -55,6 +55,8 @@ class Row:
     peak_rss_mb: float
     speedup: float | None
     metrics_path: str
+    is_baseline: bool = False  # the row the device's speedups are against (the teacher)
+    emulated: bool = False  # latencies are emulation time (device_runners/raspberry_pi/emulate.py)
 
 
 def device_label(d: dict[str, Any]) -> str:
@@ -153,6 +155,7 @@ def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = N
                 peak_rss_mb=_value(m, "peak_rss_mb", path, float),
                 speedup=None,
                 metrics_path=str(path),
+                emulated=bool(m.get("device", {}).get("emulated")),
             )
         )
     if baseline and baseline not in {r.model for r in rows}:
@@ -165,9 +168,51 @@ def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = N
             base = next((x for x in same if x.model == baseline), None)
         else:  # the teacher: the largest model on disk, when the device ran models of different sizes
             base = max(same, key=lambda x: x.size_mb) if len({x.size_mb for x in same}) > 1 else None
-        speed = base.latency_p50_ms / r.latency_p50_ms if base else None
-        out.append(replace(r, speedup=speed))
+        # emulated latencies are emulation time: their ratios say nothing about the board's speed
+        speed = base.latency_p50_ms / r.latency_p50_ms if base and not r.emulated else None
+        out.append(replace(r, speedup=speed, is_baseline=r is base))
     return sorted(out, key=lambda r: (r.device, -r.params, r.format, r.precision))
+
+
+def headline(rows: list[Row]) -> list[str]:
+    """Per device: the baseline (teacher) against the best student: x smaller, x faster, share of its F1.
+
+    The best student is the smallest one within one F1 point of the most accurate student on that
+    device: what fits a budget without giving up what the other students reach.
+    """
+    lines = []
+    for dev in sorted({r.device for r in rows}):
+        same = [r for r in rows if r.device == dev]
+        base = next((r for r in same if r.is_baseline), None)
+        others = [r for r in same if r is not base]
+        if base is None or not others:
+            continue
+        # the smallest student within one F1 point of the most accurate one (then the faster)
+        top = max(r.f1 for r in others)
+        best = min((r for r in others if r.f1 >= top - 1.0), key=lambda r: (r.size_mb, r.latency_p50_ms))
+        fast = f", {best.speedup:.1f}× faster," if best.speedup else " (latency here is emulation time: not compared)"
+        lines.append(
+            f"{dev}: {best.model} ({best.format} {best.precision}, {best.size_mb:.1f} MB) is "
+            f"{base.size_mb / best.size_mb:.1f}× smaller than {base.model} ({base.size_mb:.1f} MB){fast} "
+            f"and keeps {100 * best.f1 / base.f1:.1f}% of its F1 ({best.f1:.1f} vs {base.f1:.1f}, "
+            f"{_questions([best, base])})."
+        )
+    return lines
+
+
+def _questions(rows: list[Row]) -> str:
+    counts = sorted({r.n_questions for r in rows})
+    return (
+        f"{counts[0]:,} questions" if len(counts) == 1 else "on " + " / ".join(f"{n:,}" for n in counts) + " questions"
+    )
+
+
+def title(rows: list[Row]) -> str:
+    """What the report shows, and no more: 'teacher vs students' only when some device has a baseline."""
+    devices = len({r.device for r in rows})
+    has_teacher = any(r.is_baseline for r in rows)
+    what = "teacher vs students" if has_teacher else f"{len(rows)} run{'s' if len(rows) != 1 else ''}"
+    return f"edgekit report: {what} on {devices} device{'s' if devices > 1 else ''}, {_questions(rows)}"
 
 
 def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -194,11 +239,15 @@ def plot(rows: list[Row], refs: list[dict[str, Any]], out: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     def plain_log_x(ax) -> None:
+        """A log axis with labels a person reads: plain numbers, 1-2-5 in every decade unless that crowds them."""
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(ScalarFormatter())
+        lo, hi = ax.get_xlim()
+        subs = (1.0, 2.0, 5.0) if hi / max(lo, 1e-9) < 10**3.5 else (1.0,)
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
 
     paths = [out / name for name in PLOTS]
@@ -220,23 +269,28 @@ def plot(rows: list[Row], refs: list[dict[str, Any]], out: Path) -> list[Path]:
     fig.savefig(paths[0], dpi=110)
     plt.close(fig)
 
-    # F1 vs latency with the Pareto front per device
+    # F1 vs latency with the Pareto front per device; points carry the row number of the table (#)
     fig, ax = plt.subplots(figsize=(9, 5.5))
     markers = "osD^v<>"
     for i, dev in enumerate(sorted({r.device for r in rows})):
-        pts = [r for r in rows if r.device == dev]
-        ax.scatter([r.latency_p50_ms for r in pts], [r.f1 for r in pts], marker=markers[i % len(markers)], label=dev)
-        for r in pts:
-            ax.annotate(
-                f"{r.model} {r.format}", (r.latency_p50_ms, r.f1), fontsize=7, xytext=(4, 3), textcoords="offset points"
-            )
-        front = pareto([(r.latency_p50_ms, r.f1) for r in pts])
-        ax.step([x for x, _ in front], [y for _, y in front], where="post", linestyle="--", linewidth=1, alpha=0.7)
+        pts = [(n, r) for n, r in enumerate(rows, 1) if r.device == dev]
+        sc = ax.scatter([r.latency_p50_ms for _, r in pts], [r.f1 for _, r in pts], marker=markers[i % len(markers)])
+        for n, r in pts:
+            ax.annotate(str(n), (r.latency_p50_ms, r.f1), fontsize=8, xytext=(4, 3), textcoords="offset points")
+        front = pareto([(r.latency_p50_ms, r.f1) for _, r in pts])
+        ax.step(
+            [x for x, _ in front],
+            [y for _, y in front],
+            where="post",
+            color=sc.get_facecolor()[0],
+            linewidth=2,
+            label=f"{dev}: Pareto front",
+        )
     plain_log_x(ax)
     ax.set_xlabel("median latency per question, ms (log scale)")
     ax.set_ylabel("F1 (SQuAD v1.1 dev)")
-    ax.set_title("Accuracy vs latency (dashed: Pareto front per device)")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(f"F1 vs latency, {_questions(rows)} (numbers: rows of the table; line: Pareto front)")
+    ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(paths[1], dpi=110)
@@ -245,13 +299,21 @@ def plot(rows: list[Row], refs: list[dict[str, Any]], out: Path) -> list[Path]:
     # latency distribution per row, grouped by device
     data = [(r, _latencies(r.metrics_path)) for r in rows]
     data = [(r, lat) for r, lat in data if lat]
-    fig, ax = plt.subplots(figsize=(9, 0.45 * max(len(data), 1) + 1.5))
+    fig, ax = plt.subplots(figsize=(11, 0.45 * max(len(data), 1) + 1.8))
     if data:
-        ax.boxplot([lat for _, lat in data], vert=False, showfliers=False)
-        ax.set_yticks(range(1, len(data) + 1), [f"{r.model} {r.format} | {r.device[:40]}" for r, _ in data], fontsize=7)
+        devices = sorted({r.device for r, _ in data})
+        box = ax.boxplot([lat for _, lat in data], vert=False, showfliers=False, patch_artist=True)
+        palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for patch, (r, _) in zip(box["boxes"], data, strict=True):
+            patch.set_facecolor(palette[devices.index(r.device) % len(palette)])
+            patch.set_alpha(0.6)
+        labels = [f"#{rows.index(r) + 1} {r.model} ({r.format} {r.precision})" for r, _ in data]
+        ax.set_yticks(range(1, len(data) + 1), labels, fontsize=8)
+        handles = [plt.Rectangle((0, 0), 1, 1, color=palette[i % len(palette)], alpha=0.6) for i in range(len(devices))]
+        ax.legend(handles, devices, fontsize=8, loc="best")
         plain_log_x(ax)
-    ax.set_xlabel("latency per question, ms (log scale; boxes: quartiles, whiskers: 1.5 IQR)")
-    ax.set_title("Latency distribution by model and device")
+    ax.set_xlabel(f"ms per question, {_questions(rows)} (log scale; boxes: quartiles, whiskers: 1.5 IQR)")
+    ax.set_title("Latency per question, by run (#) and device")
     ax.invert_yaxis()
     fig.tight_layout()
     fig.savefig(paths[2], dpi=110)
@@ -296,12 +358,15 @@ def _cell(key: str, value: Any) -> str:
 
 
 def table_cells(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
-    return [h for _, h in COLUMNS], [[_cell(k, getattr(r, k)) for k, _ in COLUMNS] for r in rows]
+    """The table, each row numbered as its point in the plots."""
+    head = ["#", *(h for _, h in COLUMNS)]
+    return head, [[str(n), *(_cell(k, getattr(r, k)) for k, _ in COLUMNS)] for n, r in enumerate(rows, 1)]
 
 
 def markdown(rows: list[Row], refs: list[dict[str, Any]], plots: list[Path]) -> str:
     head, body = table_cells(rows)
-    lines = ["# edgekit report", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [f"# {title(rows)}", "", *[f"- {line}" for line in headline(rows)], ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(cells) + " |" for cells in body]
     if refs:
         lines += ["", "Reference sizes (fp32, parameters × 4 bytes): "]
@@ -312,9 +377,11 @@ def markdown(rows: list[Row], refs: list[dict[str, Any]], plots: list[Path]) -> 
 
 NOTES = (
     "Latency: wall time per question (tokenize + model + decode), batch 1, after warm-up, on the device named in "
-    "the row; emulated rows are qemu emulation time, not the board's. Speedup: the teacher's median latency on the "
-    "same device divided by the row's. EM/F1: official SQuAD v1.1 scoring on the row's questions (see the "
-    "questions column; rows over different question sets are not strictly comparable)."
+    "the row; emulated rows are qemu emulation time, not the board's, and get no speedup. Speedup: the median "
+    "latency of the device's largest model file (or --baseline) divided by the row's. Headline: the smallest "
+    "student within one F1 point of the device's most accurate one. Numbers (#) in the plots are table rows. "
+    "EM/F1: official SQuAD v1.1 scoring on the row's questions (see the questions column; rows over different "
+    "question sets are not strictly comparable)."
 )
 
 
@@ -332,8 +399,10 @@ def html_page(rows: list[Row], refs: list[dict[str, Any]], plots: list[Path]) ->
         f"<li>{html.escape(r['name'])}: {r['params'] / 1e6:.1f}M params, {r['size_mb']:.1f} MB</li>" for r in refs
     )
     refs_html = f"<h2>Reference sizes (fp32)</h2><ul>{ref_items}</ul>" if refs else ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in headline(rows))
+    headline_html = f'<ul class="headline">{items}</ul>' if items else ""
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>edgekit report</title>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title(rows))}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 24px; color: #1a202c; }}
 table {{ border-collapse: collapse; font-size: 12px; }}
@@ -341,8 +410,10 @@ th, td {{ border: 1px solid #cbd5e0; padding: 4px 6px; text-align: right; }}
 th {{ background: #edf2f7; }} td:nth-child(-n+2), td:nth-child(6) {{ text-align: left; }}
 figure {{ margin: 18px 0; }} img {{ max-width: 100%; border: 1px solid #e2e8f0; }}
 p.notes {{ font-size: 12px; color: #4a5568; max-width: 900px; }}
+ul.headline {{ font-size: 17px; line-height: 1.5; max-width: 1100px; }}
 </style></head><body>
-<h1>edgekit report: teacher vs students</h1>
+<h1>{html.escape(title(rows))}</h1>
+{headline_html}
 <table><thead><tr>{th}</tr></thead><tbody>
 {trs}
 </tbody></table>
@@ -362,6 +433,8 @@ def write_report(inputs: list[Path], out: Path, baseline: str | None = None, com
         "references": refs,
         "inputs": [str(p) for p in inputs],
         "devices": sorted({r.device for r in rows}),
+        "title": title(rows),
+        "headline": headline(rows),
         "command": command,
         "notes": NOTES,
     }
@@ -373,11 +446,16 @@ def write_report(inputs: list[Path], out: Path, baseline: str | None = None, com
     return report
 
 
-def screenshot(html_path: Path, png_path: Path, width: int = 1500, height: int = 2600) -> Path:
+def screenshot(html_path: Path, png_path: Path, width: int = 1500, height: int = 4200) -> Path:
     """Render ``html_path`` in headless Chromium and save a PNG (what a person would see)."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if not browser:
-        raise InputError(html_path, "screenshot", "Chromium installed (Debian package chromium)")
+        raise InputError(
+            html_path,
+            "screenshot",
+            "Chromium installed: sudo apt-get install chromium (or, as root, make system-deps); the report "
+            "itself is written, only the PNG is missing",
+        )
     tmp_png = png_path.with_name(png_path.name + ".partial.png")
     argv = [
         browser,

@@ -13,7 +13,6 @@ onnxruntime, LiteRT, tokenizers and numpy give the host's answers through edgeki
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -27,16 +26,12 @@ from edgekit.runner import RunConfig, run
 pytestmark = pytest.mark.slow
 
 
-def arm64_cache() -> Path:
-    return Path(os.environ.get("EDGEKIT_ARM64_CACHE", Path.home() / ".cache" / "edgekit" / "arm64"))
-
-
 @pytest.fixture(scope="module")
 def emulated():
     require("qemu-aarch64-static", "qemu-user-static")
-    from device_runners.raspberry_pi.emulate import emulated_python
+    from device_runners.raspberry_pi.emulate import default_cache, emulated_python
 
-    return emulated_python(arm64_cache())
+    return emulated_python(default_cache())
 
 
 @pytest.fixture(scope="module")

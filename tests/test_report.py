@@ -28,7 +28,7 @@ def student_run(tmp_path_factory, minilm_bundle, dev_path) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_bundle, dev_path) -> Path:
-    """A second, smaller model measured on this machine in this session (speedups compare only such runs)."""
+    """A second, smaller model measured on this machine in this test run (speedups compare only such runs)."""
     out = tmp_path_factory.mktemp("runs") / "tiny"
     run(tiny_bundle.path, dev_path, out, RunConfig(limit=8, warmup=1, progress=False))
     return out
@@ -46,6 +46,11 @@ def test_report_files_rows_and_speedup(student_run, tiny_run, tmp_path) -> None:
     assert baseline["speedup"] == 1.0 and baseline["method"] == "untrained head"
     assert small["speedup"] == pytest.approx(baseline["latency_p50_ms"] / small["latency_p50_ms"])
     assert small["n_questions"] == baseline["n_questions"] == 8
+    assert report["title"].startswith("edgekit report: teacher vs students on 1 device, 8 questions")
+    [line] = report["headline"]  # one device: the teacher against its best student
+    assert "tiny-random-bert" in line and "× smaller than minilm-test" in line and "× faster" in line
+    md = (tmp_path / "rep" / "report.md").read_text().splitlines()
+    assert md[0] == f"# {report['title']}" and md[2] == f"- {line}"  # the headline comes first
     page = (tmp_path / "rep" / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3 and 'src="http' not in page  # self-contained
     assert "minilm-test" in (tmp_path / "rep" / "report.md").read_text()
@@ -60,6 +65,11 @@ def test_the_int8_form_of_a_model_is_sped_up_against_its_fp32_form(student_run, 
     run(int8.path, dev_path, tmp_path / "int8-run", RunConfig(limit=8, warmup=1, progress=False))
     rows = {r["model"]: r for r in write_report([student_run, tmp_path / "int8-run"], tmp_path / "rep")["rows"]}
     assert rows["minilm-test"]["speedup"] == 1.0 and rows["minilm-test-int8"]["speedup"] is not None
+
+
+def test_one_run_is_not_called_teacher_vs_students(student_run, tmp_path) -> None:
+    report = write_report([student_run], tmp_path / "one")
+    assert report["title"] == "edgekit report: 1 run on 1 device, 8 questions" and report["headline"] == []
 
 
 def test_report_refuses_files_it_cannot_read(tmp_path) -> None:

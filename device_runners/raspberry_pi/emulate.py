@@ -24,6 +24,7 @@ correctness, and never quote its latency as a Pi's.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import shlex
@@ -55,6 +56,21 @@ PI5_CPUINFO = (
     )
     + "Revision\t: d04170\nSerial\t\t: 0000000000000000\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n"
 )
+
+
+def default_cache() -> Path:
+    """Where the arm64 rootfs and wheels are kept between runs: ``EDGEKIT_ARM64_CACHE`` or ``~/.cache/edgekit/arm64``."""
+    return Path(os.environ.get("EDGEKIT_ARM64_CACHE", Path.home() / ".cache" / "edgekit" / "arm64"))
+
+
+def add_cache_argument(p: argparse.ArgumentParser) -> None:
+    """``--cache``, for every command that starts the emulated Pi."""
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=default_cache(),
+        help="where the arm64 rootfs and wheels are kept between runs (default: %(default)s)",
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,241 @@
+"""docs/results.md and the README's results table, generated from ``benchmarks/results/*.json``.
+
+No figure is typed in: every table is rendered from a results file (by the same ``markdown``
+function the benchmark that wrote it uses, where it has one), and names the command that wrote
+the file. ``--check`` fails when the committed pages differ from what the files say now, which
+is what the test suite runs, so a figure cannot drift from its file.
+
+    python -m benchmarks.results_doc            # rewrite docs/results.md and the README block
+    python -m benchmarks.results_doc --check    # exit 1 if either is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks import compress, distill_table, speed
+from edgekit.atomic import write_text
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOC = ROOT / "docs" / "results.md"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- results:begin (python -m benchmarks.results_doc) -->", "<!-- results:end -->"
+FULL_DEV = 10570
+TEACHER = RESULTS / "teacher-mpnet-fp32-onnx" / "metrics.json"
+
+
+def _load(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def _command(obj: dict[str, Any]) -> str:
+    cmd = obj.get("command") or []
+    return f"`{shlex.join(str(c) for c in cmd)}`" if cmd else "(no command recorded)"
+
+
+def _graph(name: str) -> tuple[str, str] | None:
+    """(architecture, variant) of a bundle name: ``minilm-l6-kd-step400-int8-onnx`` -> ("minilm-l6", "int8-onnx").
+
+    Two bundles with the same key run the same graph (other weights), so one's speed is the other's.
+    """
+    if name in ("mpnet-base-squad-fp32-onnx", "edgekit-teacher-fp32-onnx"):
+        return ("teacher", "fp32-onnx")
+    m = re.search(r"(minilm-l\d+|mpnet-l\d+)-.*?((?:fp32|int8|int4)-(?:onnx|tflite)(?:-[a-z0-9-]+)?)$", name)
+    return (m[1], m[2]) if m else None
+
+
+def full_dev_runs() -> list[dict[str, Any]]:
+    """Every committed run on the full dev set (the teacher's and the students'), one row each."""
+    rows = []
+    for path in sorted([TEACHER, *RESULTS.glob("students/*/metrics.json")]):
+        m = _load(path)
+        if m["n_questions"] != FULL_DEV:
+            continue
+        b = m["bundle"]
+        rows.append(
+            {
+                "name": b["name"],
+                "size_mb": b["model_size_mb"],
+                "f1": m["f1"],
+                "exact_match": m["exact_match"],
+                "device": m["device"]["cpu"],
+                "path": str(path.relative_to(ROOT)),
+            }
+        )
+    return rows
+
+
+def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows no other row beats on both size (smaller) and F1 (higher), smallest first."""
+    front, best = [], -1.0
+    for r in sorted(rows, key=lambda r: (r["size_mb"], -r["f1"])):
+        if r["f1"] > best:
+            front.append(r)
+            best = r["f1"]
+    return front
+
+
+def headline() -> str:
+    """Teacher vs the students on the size/F1 front: size, F1 kept, and speed where one run measured it."""
+    runs = full_dev_runs()
+    teacher = next(r for r in runs if r["path"] == str(TEACHER.relative_to(ROOT)))
+    sp = _load(RESULTS / "speed.json")
+    hf = next(r for r in sp["rows"] if r["name"] == "hf-pipeline-teacher")
+    by_graph = {_graph(r["name"]): r for r in sp["rows"] if _graph(r["name"])}
+    lines = [
+        f"Full dev set ({FULL_DEV:,} questions) through the edgekit runner; size is the model file. "
+        f"Speed: p50 per question, batch 1, {sp['settings']['threads']} threads, {sp['settings']['n']} questions, "
+        f"{sp['device']['cpu']}, against the Hugging Face pipeline on the teacher ({hf['p50_ms']:.0f} ms), one run "
+        "(`benchmarks/results/speed.json`); a student's speed was measured on a bundle of the same graph.",
+        "",
+        "| model | size MB | × smaller | EM | F1 | % of teacher F1 | p50 ms | × faster |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in [teacher, *[x for x in pareto_front(runs) if x is not teacher]]:
+        s = by_graph.get(_graph(r["name"]))
+        fast = f"{s['p50_ms']:.1f} | {hf['p50_ms'] / s['p50_ms']:.1f}×" if s else "not measured | –"
+        lines.append(
+            f"| {r['name']} | {r['size_mb']:.1f} | {teacher['size_mb'] / r['size_mb']:.1f}× | {r['exact_match']:.2f} "
+            f"| {r['f1']:.2f} | {100 * r['f1'] / teacher['f1']:.1f}% | {fast} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def int8_agreement() -> str:
+    lines = [
+        "| bundle | CPU (int8 features) | variant | questions | EM | F1 | same answer as fp32 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    commands = []
+    for path in sorted(RESULTS.glob("int8-agreement/*.json")):
+        d = _load(path)
+        cpu = f"{d['device']['cpu']} ({', '.join(d['device']['cpu_features'])})"
+        for label, v in d["variants"].items():
+            lines.append(
+                f"| {d['bundle']} | {cpu} | {label} | {v['n_questions']} | {v['exact_match']:.2f} | {v['f1']:.2f} "
+                f"| {100 * v['same_answer_as_fp32']:.1f}% |"
+            )
+        e = d.get("emulated_arm64_int8_default")
+        if e:
+            lines.append(
+                f"| {d['bundle']} | {e['device']['cpu']}, emulated ({', '.join(e['device']['cpu_features'])}) "
+                f"| int8 7-bit (default); same answer as this host: {100 * e['same_answer_as_this_host']:.0f}% "
+                f"| {e['n_questions']} | {e['exact_match']:.2f} | {e['f1']:.2f} | {100 * e['same_answer_as_fp32']:.1f}% |"
+            )
+        commands.append(f"- `{path.relative_to(ROOT)}`: {_command(d)}")
+    return "\n".join(lines) + "\n\n" + "\n".join(commands) + "\n"
+
+
+def emulated_pi() -> str:
+    lines = ["| bundle | questions | same answers as the host | max confidence diff |", "|---|---|---|---|"]
+    for path in sorted(RESULTS.glob("devices/*-comparison.json")):
+        d = _load(path)
+        lines.append(
+            f"| {d['bundle']} | {d['n_questions']} | {d['same_answers']} / {d['n_questions']} "
+            f"| {d['max_confidence_diff']:.2g} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def long_context() -> str:
+    path = RESULTS / "long-context.json"
+    if not path.exists():
+        return "(not measured yet: `python -m benchmarks.long_context BUNDLE`)\n"
+    d = _load(path)
+    lines = [
+        f"Bundle `{d['bundle']}`, {d['threads']} threads, at most {d['window_tokens_per_call']:,} tokens per runtime "
+        f"call, {d['device']['cpu']}; {_command(d)}.",
+        "",
+        "| context chars | --low-memory | windows | s per question | model s | peak RSS MB | × RSS of the smallest |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in d["rows"]:
+        lines.append(
+            f"| {r['context_chars']:,} | {'yes' if r['low_memory'] else 'no'} | {r['windows']:,} "
+            f"| {r['seconds_per_question']:.2f} | {r['model_seconds']:.2f} | {r['peak_rss_mb']:.0f} "
+            f"| {r['peak_rss_vs_smallest']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def document() -> str:
+    t = _load(TEACHER)
+    c, dt, sp = (_load(RESULTS / f) for f in ("compress.json", "distill.json", "speed.json"))
+    sections = [
+        "# Results",
+        "",
+        "Generated by `python -m benchmarks.results_doc` from the files in `benchmarks/results/`; each table "
+        "names the command that wrote its file. Numbers are comparable only within one table (one run, one "
+        "machine); every file records the device it ran on.",
+        "",
+        "## Teacher vs students",
+        "",
+        headline(),
+        "## The teacher through edgekit",
+        "",
+        f"`{TEACHER.relative_to(ROOT)}` ({_command(t)}): EM {t['exact_match']:.2f}, F1 {t['f1']:.2f} on "
+        f"{t['n_questions']:,} dev questions.",
+        "",
+        "## Distillation",
+        "",
+        "`benchmarks/results/distill.json`, from each run's `result.json` (`benchmarks/results/students/`) by "
+        "`python -m benchmarks.distill_table RUN_DIR...`. KD vs fine-tuning pairs differ only in the loss's alpha.",
+        "",
+        distill_table.markdown(dt["records"], dt["kd_vs_ft"], dt["bf16_vs_fp32"]),
+        "## Size and INT8",
+        "",
+        f"`benchmarks/results/compress.json` ({_command(c)}).",
+        "",
+        compress.markdown(c["rows"]),
+        "## INT8 on this CPU and on the emulated Raspberry Pi",
+        "",
+        int8_agreement(),
+        "## Speed",
+        "",
+        f"`benchmarks/results/speed.json` ({_command(sp)}); {sp['notes']}; device: {sp['device']['cpu']}.",
+        "",
+        speed.markdown(sp["rows"]),
+        "## The emulated Raspberry Pi: same answers as the host",
+        "",
+        "`python -m benchmarks.emulated_pi BUNDLE --n N` (`benchmarks/results/devices/`); emulation time is not a "
+        "Pi's, so only answers are compared.",
+        "",
+        emulated_pi(),
+        "## Long contexts: memory per question",
+        "",
+        long_context(),
+    ]
+    return "\n".join(sections)
+
+
+def readme_with(block: str, readme: str) -> str:
+    start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
+    return readme[:start] + "\n" + block + readme[end:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 if a page is out of date")
+    args = p.parse_args(argv)
+    doc, readme = document(), readme_with(headline(), README.read_text())
+    if args.check:
+        stale = [str(f.relative_to(ROOT)) for f, text in ((DOC, doc), (README, readme)) if f.read_text() != text]
+        if stale:
+            print(f"out of date: {', '.join(stale)}; run python -m benchmarks.results_doc", file=sys.stderr)
+            return 1
+        return 0
+    write_text(DOC, doc)
+    write_text(README, readme)
+    print(f"wrote {DOC.relative_to(ROOT)} and the README's results table")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
