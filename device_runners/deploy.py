@@ -43,6 +43,7 @@ from edgekit.backends import RuntimeOptions, open_backend
 from edgekit.bundle import load_bundle, sha256_file
 from edgekit.destination import DEPLOY, claim
 from edgekit.errors import DeviceError, EdgekitError, InputError
+from edgekit.runner import RunConfig
 from edgekit.squad import load_squad
 
 RESULT_FILES = ("metrics.json", "predictions.json", "predictions.jsonl", "run.json")
@@ -143,15 +144,14 @@ class Remote:
         argv = [*self.target.ssh_argv(), command]
         pipe = subprocess.PIPE if capture else None
         proc = subprocess.run(argv, input=stdin, stdout=pipe, stderr=pipe)
-        err = proc.stderr.decode(errors="replace").strip()[-2000:] if capture else "(see above)"
+        # what ssh or the device said, on one line: the error is one line
+        err = " ".join(proc.stderr.decode(errors="replace").split())[-500:] if capture else "(see above)"
         if not check:
             return proc  # 255 here can also be a remote process killed by a signal; the caller decides
         if proc.returncode == 255:
             raise DeviceError(f"{self.target.describe()}: ssh failed: {err}")
         if proc.returncode != 0:
-            raise DeviceError(
-                f"{self.target.describe()}: remote command failed (exit {proc.returncode}): {command}\n{err}"
-            )
+            raise DeviceError(f"{self.target.describe()}: remote command failed (exit {proc.returncode}): {err}")
         return proc
 
     def hashes(self, root: str, names: Sequence[str]) -> dict[str, str]:
@@ -258,6 +258,12 @@ def deploy(
 ) -> DeployReport:
     """Push code, bundle and dataset (skipping what is there), run on the device, pull the results."""
     config = config or DeployConfig()
+    # what the device would refuse, refused here, before anything travels
+    RunConfig(limit=config.limit, warmup=config.warmup, runtime=RuntimeOptions(config.threads, config.low_memory))
+    if not config.remote_dir.strip() or not config.remote_python.strip():
+        raise InputError(None, "--remote-dir/--remote-python", "a non-empty path on the device")
+    if target.identity is not None and not Path(target.identity).is_file():
+        raise InputError(target.identity, "-i/--identity", "an existing ssh private key file")
     bundle = load_bundle(bundle_path)  # never ship a bundle that does not verify here: files, then model
     open_backend(bundle, RuntimeOptions())
     dataset = Path(dataset)

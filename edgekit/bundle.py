@@ -151,7 +151,7 @@ def write_bundle(
             for name in (manifest.model_file, manifest.tokenizer_file)
         }
         final = replace(manifest, files=files)
-        _check_manifest(final, tmp / MANIFEST)
+        _check_manifest(final, Path(out_dir) / MANIFEST)  # named as the user will find it
         write_json(tmp / MANIFEST, final.to_json())
     return load_bundle(out_dir)
 
@@ -245,6 +245,11 @@ def _check_plain_name(name: Any, path: Path, where: str) -> None:
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
 
+def name_from(text: str) -> str:
+    """A bundle name made from any text (a hub id, a ``packaged:`` name): the characters a name may hold."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:128] or "bundle"
+
+
 def _check_manifest(m: Manifest, path: Path) -> None:
     for name, kind in _TYPES.items():
         _check_type(getattr(m, name), kind, path, f"field '{name}'")
@@ -268,6 +273,8 @@ def _check_manifest(m: Manifest, path: Path) -> None:
         raise BundleError(path, "fields 'max_seq_len'/'doc_stride'", f"settings that fit together ({exc})") from None
     for field_name in ("model_file", "tokenizer_file"):
         _check_plain_name(getattr(m, field_name), path, f"field '{field_name}'")
+    if not _PLAIN_NAME.fullmatch(m.name):  # deploy and the report build file and remote names from it
+        raise BundleError(path, "field 'name'", f"a bundle name of letters, digits, '.', '_', '-', got {m.name!a}")
 
 
 def load_bundle(path: str | Path, verify: bool = True) -> Bundle:

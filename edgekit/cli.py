@@ -76,12 +76,12 @@ def cmd_score(args: argparse.Namespace) -> int:
     elif score.unanswered:
         print(
             f"{len(score.unanswered):,} of {score.total:,} questions unanswered, each scored 0 as the official "
-            f"script does (first: {score.unanswered[0]}); --answered-only scores the answered ones alone",
+            f"script does (first: {score.unanswered[0]!r}); --answered-only scores the answered ones alone",
             file=sys.stderr,
         )
     if score.unknown:
         print(
-            f"{len(score.unknown):,} predictions for ids not in the dataset ignored (first: {score.unknown[0]})",
+            f"{len(score.unknown):,} predictions for ids not in the dataset ignored (first: {score.unknown[0]!r})",
             file=sys.stderr,
         )
     print(json.dumps(score.as_official()))
@@ -224,6 +224,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"edgekit: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a path the system refused (too long, a link loop, a directory for a file, ...)
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"edgekit: error: {where}expected a usable path ({exc.strerror or exc})", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("edgekit: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

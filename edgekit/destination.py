@@ -57,6 +57,11 @@ def _inside(inner: Path, outer: Path) -> bool:
     return inner == outer or outer in inner.parents
 
 
+def _own_lock(p: Path) -> bool:
+    """A lock file a failed edgekit command left behind: a regular file of that name, not a link to one."""
+    return p.name == LOCK_FILE and p.is_file() and not p.is_symlink()
+
+
 def check_destination(out: str | Path, kind: OutputKind, sources: Iterable[str | Path] = ()) -> Path:
     """Refuse ``out`` unless this command may write ``kind`` there (see the module docstring); returns it."""
     out = Path(out)
@@ -73,7 +78,7 @@ def check_destination(out: str | Path, kind: OutputKind, sources: Iterable[str |
     if out.is_symlink() or out.exists():
         if not out.is_dir():
             raise InputError(out, "output directory", "a directory; this is a file")
-        if any(p.name != LOCK_FILE for p in out.iterdir()) and not kind.owns(out):
+        if any(not _own_lock(p) for p in out.iterdir()) and not kind.owns(out):
             marker = " or ".join(kind.markers)
             raise InputError(
                 out,
@@ -104,6 +109,9 @@ def replacing(out: str | Path, kind: OutputKind, sources: Iterable[str | Path] =
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+        mask = os.umask(0)
+        os.umask(mask)
+        tmp.chmod(0o777 & ~mask)  # mkdtemp makes 0700; the output gets what a plain mkdir would give
     except OSError as exc:
         raise InputError(out, "output directory", f"a writable place ({exc.strerror})") from None
     try:
@@ -130,7 +138,12 @@ def locked(out: Path) -> Iterator[None]:
     """
     import fcntl
 
-    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # O_NOFOLLOW: a link planted at the lock's name is refused, never followed and truncated
+        fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise InputError(
+            out / LOCK_FILE, "lock file", f"a regular file edgekit made, not a link ({exc.strerror})"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -84,11 +84,15 @@ def read_json(path: str | Path, what: str = "JSON") -> Any:
     """Read a JSON file, turning every decoding failure into an :class:`InputError`."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO or device never ends
+            raise InputError(path, "file", f"a regular {what} file, not a device or a pipe")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise InputError(path, "file", f"an existing {what} file") from None
     except IsADirectoryError:
         raise InputError(path, "file", f"a {what} file, not a directory") from None
+    except OSError as exc:  # a path through a file, too long, a link loop, an unreadable device
+        raise InputError(path, "file", f"a readable {what} file ({exc.strerror or exc})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -101,6 +105,8 @@ def read_json(path: str | Path, what: str = "JSON") -> Any:
         raise InputError(path, "nesting", "JSON nested a few hundred levels deep at most") from None
     except NotJsonNumber as exc:
         raise InputError(path, f"value {exc}", "valid JSON (NaN and Infinity are not JSON numbers)") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise InputError(path, "value", f"valid JSON within edgekit's limits ({exc})") from None
 
 
 def _field(obj: Any, key: str, kind: type, path: Path, where: str) -> Any:

@@ -8,6 +8,7 @@ Each function adds one sub-parser; heavy libraries load inside the command funct
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def quiet_third_party() -> None:
         "ignore", module=r"(torch|transformers|onnxruntime|onnx|optimum|litert_torch|ai_edge_\w+|jax)"
     )
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    # ONNX Runtime's quantizer and the LiteRT converter warn on the root logger; edgekit itself prints
+    logging.getLogger().setLevel(logging.ERROR)
     for name in ("torch", "torchao", "transformers", "absl", "onnxruntime", "jax"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
@@ -177,10 +181,18 @@ def _add_bundle_step_io(e: argparse.ArgumentParser, suffix: str) -> None:
     e.add_argument("--name", default=None, help=f"bundle name (default: source name + '{suffix}')")
 
 
+def _tolerance(text: str) -> float:
+    """A logit tolerance: a finite number of 0 or more (NaN would let every comparison pass)."""
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite tolerance of 0 or more, got {text}")
+    return value
+
+
 def _add_check_args(e: argparse.ArgumentParser, against: str, skippable: bool = False) -> None:
     """How an export step checks its output's logits against what it was made from (same flags for every step)."""
     skip = "0: skip; " if skippable else ""
-    e.add_argument("--atol", type=float, default=1e-3, help=f"max |Δlogit| vs {against} (default: %(default)s)")
+    e.add_argument("--atol", type=_tolerance, default=1e-3, help=f"max |Δlogit| vs {against} (default: %(default)s)")
     e.add_argument("--validate-dataset", type=Path, default=dev_default(), help="questions for the check")
     e.add_argument("--validate-n", type=int, default=8, help=f"questions to check on ({skip}default: %(default)s)")
 
@@ -228,7 +240,14 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         "--max-seq-len", type=int, default=384, help="tokens per window, fixed in the graph (default: %(default)s)"
     )
     e.add_argument("--doc-stride", type=int, default=128, help="context tokens shared by consecutive windows")
-    e.add_argument("--opset", type=int, default=17, help="ONNX opset of the exported graph (default: %(default)s)")
+    e.add_argument(
+        "--opset",
+        type=int,
+        default=17,
+        choices=range(14, 21),
+        metavar="{14..20}",
+        help="ONNX opset of the exported graph (default: %(default)s)",
+    )
     _add_check_args(e, "PyTorch", skippable=True)
     e.set_defaults(func=cmd_export_onnx)
 

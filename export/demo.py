@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from edgekit.atomic import write_text
+from edgekit.errors import EdgekitError
 from export.pipeline import export_all, markdown
 from export.recipes import RECIPES_DIR, load_recipe
 
@@ -22,6 +23,8 @@ DEMO_RECIPE = RECIPES_DIR / "demo.toml"
 
 def run_demo(out: Path, threads: int | None = None) -> Path:
     """Run the demo into ``out``; returns the path of the Markdown summary."""
+    if threads is not None and threads <= 0:
+        raise EdgekitError(f"threads={threads}: expected a positive thread count")
     out = Path(os.path.abspath(out))  # "." or ".." name a directory too (and are refused as the working directory)
     overrides = [f'output_dir="{out.parent}"', f'name="{out.name}"']
     if threads:

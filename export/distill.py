@@ -33,7 +33,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from edgekit.atomic import write_json
-from edgekit.bundle import Bundle, load_bundle, sha256_file
+from edgekit.bundle import Bundle, load_bundle, name_from, sha256_file
 from edgekit.destination import TRAINING, claim
 from edgekit.errors import EdgekitError, InputError
 from edgekit.features import QATokenizer
@@ -197,7 +197,7 @@ class DistillTrainer(Trainer):
 
 def _teacher_bundle(teacher: LoadedQA, recipe: Recipe) -> Bundle:
     """The teacher's fp32 ONNX bundle, exported once and reused while it verifies."""
-    name = Path(recipe.teacher.model.rstrip("/")).name + "-fp32-onnx"
+    name = name_from(Path(recipe.teacher.model.rstrip("/")).name) + "-fp32-onnx"
     path = Path(recipe.output_dir) / "teachers" / name
     try:
         return load_bundle(path)

@@ -13,6 +13,7 @@ logits within ``atol``) before it is written.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -42,7 +43,9 @@ def fuse_bundle(
         out_model = Path(tmp) / "model.onnx"
         # num_heads/hidden_size 0: read from the graph; opt_level 0: only the optimizer's own fusions, so the
         # saved graph stays portable across ORT versions (the session applies its own optimizations at load)
-        opt = optimize_model(str(src.model_path), model_type=MODEL_TYPE, num_heads=0, hidden_size=0, opt_level=0)
+        source_model = Path(tmp) / "source.onnx"  # the optimizer reads a copy: nothing is written beside the source
+        shutil.copyfile(src.model_path, source_model)
+        opt = optimize_model(str(source_model), model_type=MODEL_TYPE, num_heads=0, hidden_size=0, opt_level=0)
         opt.save_model_to_file(str(out_model))
         fusions = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
         source = {

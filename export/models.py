@@ -63,8 +63,9 @@ def load_qa(name_or_path: str, seed: int = 0) -> LoadedQA:
     try:
         model, info = AutoModelForQuestionAnswering.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
-    except OSError as exc:
-        raise EdgekitError(f"{name_or_path}: expected a transformers model directory or hub name ({exc})") from None
+    except (OSError, ValueError) as exc:  # missing files, an invalid hub name, a directory of another kind
+        said = " ".join(str(exc).split())[:300]
+        raise EdgekitError(f"{name_or_path}: expected a transformers QA model directory or hub name ({said})") from None
     if not tokenizer.is_fast:
         raise EdgekitError(f"{name_or_path}: expected a fast (Rust) tokenizer; edge devices read tokenizer.json")
     fresh = any("qa_outputs" in k for k in info.get("missing_keys", []))

@@ -24,6 +24,7 @@ scale per block instead of a byte.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -62,6 +63,8 @@ class WindowReader(CalibrationDataReader):
     """
 
     def __init__(self, bundle: Bundle, examples: list[Example], max_windows: int = 64) -> None:
+        if max_windows <= 0:
+            raise EdgekitError(f"calibration windows {max_windows}: expected a positive number")
         m, tok = bundle.manifest, bundle.tokenizer()
         feeds: list[dict[str, np.ndarray]] = []
         for ex in examples[:: max(1, len(examples) // max_windows)]:
@@ -94,8 +97,11 @@ def _quantized_bundle(
     if m.model_format != "onnx" or m.precision != "fp32":
         raise EdgekitError(f"{src.path}: expected an fp32 ONNX bundle to quantize, got {m.model_format}/{m.precision}")
     with tempfile.TemporaryDirectory() as tmp:
-        out_model = Path(tmp) / "model.onnx"
-        quantize(src.model_path, out_model)
+        # ONNX Runtime's quantizers write scratch files (model-inferred.onnx) beside the model they read:
+        # they read a copy here, so the source bundle is never written to
+        source_model, out_model = Path(tmp) / "source.onnx", Path(tmp) / "model.onnx"
+        shutil.copyfile(src.model_path, source_model)
+        quantize(source_model, out_model)
         source = {**m.source, "quantized_from": m.files[m.model_file].sha256, "quantization": info}
         manifest = replace(m, name=name, precision=precision, source=source)
         return write_bundle(out_dir, out_model, src.tokenizer_path, manifest, (src.path,))
@@ -229,8 +235,8 @@ def quantize_int4_bundle(
     src: Bundle, out_dir: str | Path, name: str | None = None, settings: Int4Weights = Int4Weights()
 ) -> Bundle:
     """4-bit weight-only quantization of an fp32 ONNX bundle into a new bundle."""
-    if settings.block_size < 16 or settings.block_size & (settings.block_size - 1):
-        raise EdgekitError(f"block size {settings.block_size}: expected a power of two, at least 16")
+    if not 16 <= settings.block_size <= 1024 or settings.block_size & (settings.block_size - 1):
+        raise EdgekitError(f"block size {settings.block_size}: expected a power of two from 16 to 1024")
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer  # needs onnx-ir
 

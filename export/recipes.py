@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import tomllib
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
@@ -272,9 +273,10 @@ def _validate(r: Recipe, path: Path | None) -> None:
             raise InputError(path, f"key '{key}'", f"{expected}, got {value!r}")
     if any(i < 0 for i in [*r.student.layers, *r.loss.layer_map]):
         raise InputError(path, "key 'student.layers'/'loss.layer_map'", "layer indices of 0 or more")
-    for key, name in (("name", r.name), ("output_dir", r.output_dir)):
-        if not name.strip() or "\x00" in name or (key == "name" and ("/" in name or name in (".", ".."))):
-            raise InputError(path, f"key '{key}'", "a non-empty " + ("plain name" if key == "name" else "path"))
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,100}", r.name):  # it names a directory and its bundles
+        raise InputError(path, "key 'name'", f"a name of letters, digits, '.', '_', '-', got {r.name!r}")
+    if not r.output_dir.strip() or "\x00" in r.output_dir:
+        raise InputError(path, "key 'output_dir'", "a non-empty path")
 
 
 def add_recipe_arguments(p: argparse.ArgumentParser) -> None:

@@ -92,6 +92,7 @@ def read_inputs(paths: list[Path]) -> tuple[list[tuple[Path, dict[str, Any]]], l
                 if isinstance(r, dict) and r.get("kind") == "reference":
                     _value(r, "name", f, str, where=f"rows[{i}]")
                     _value(r, "size_mb", f, float, where=f"rows[{i}]")
+                    _value(r, "params", f, int, where=f"rows[{i}]")
                     refs.append(r)
         else:
             raise InputError(f, "top level", "a runner metrics.json (f1, latency_ms, bundle) or compress.json (rows)")
@@ -113,12 +114,23 @@ def _value(obj: Any, dotted: str, path: Path, kind: type, where: str = "") -> An
         value = value.get(key) if isinstance(value, dict) else None
     place = f"{where}: field '{dotted}'" if where else f"field '{dotted}'"
     if kind is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise InputError(path, place, f"a finite number, got {value!r}")
+        try:
+            ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(float(value))
+        except OverflowError:  # an integer beyond any float
+            ok = False
+        if not ok:
+            raise InputError(path, place, f"a finite number, got {_short(value)}")
         return float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise InputError(path, place, f"a {kind.__name__}, got {value!r}")
+        raise InputError(path, place, f"a {kind.__name__}, got {_short(value)}")
+    if kind is str and not value.isprintable():
+        raise InputError(path, place, f"printable text, got {_short(value)}")
     return value
+
+
+def _short(value: Any) -> str:
+    text = ascii(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = None) -> list[Row]:
@@ -128,6 +140,9 @@ def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = N
         b = m["bundle"]
         if not isinstance(b, dict) or not isinstance(m.get("device", {}), dict):
             raise InputError(path, "fields 'bundle'/'device'", "JSON objects")
+        for key in ("cpu", "arch", "emulated"):  # named in labels and plots
+            if key in m.get("device", {}):
+                _value(m, f"device.{key}", path, str)
         p50 = _value(m, "latency_ms.p50", path, float)
         if p50 <= 0:
             raise InputError(path, "field 'latency_ms.p50'", f"a positive time, got {p50}")

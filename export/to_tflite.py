@@ -27,7 +27,14 @@ def convert_tflite(qa: LoadedQA, out_path: str | Path, seq_len: int) -> list[str
     qa.model.set_attn_implementation("eager")  # the converter lowers eager attention, not SDPA
     wrapper = _LogitsOnly(qa.model, names).eval()
     sample = tuple(torch.ones((1, seq_len), dtype=torch.long) for _ in names)
-    litert_torch.convert(wrapper, sample).export(str(out_path))
+    # the converter prints a tree of its internal stages (a rich console); edgekit says one line per bundle
+    from litert_torch import progress
+
+    was, progress.console.quiet = progress.console.quiet, True
+    try:
+        litert_torch.convert(wrapper, sample).export(str(out_path))
+    finally:
+        progress.console.quiet = was
     return names
 
 

@@ -12,6 +12,7 @@ import contextlib
 import copy
 import io
 import json
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -203,6 +204,13 @@ def _metrics_file(env: Env, name: str, edit: Callable[[dict], None]) -> str:
     path = env.work / f"{name}-metrics.json"
     path.write_text(json.dumps(m))
     return str(path)
+
+
+def _fifo(env: Env) -> Path:
+    path = env.work / "fifo.json"
+    if not path.exists():
+        os.mkfifo(path)
+    return path
 
 
 def _deep(depth: int) -> bytes:
@@ -570,6 +578,73 @@ CASES: list[Case] = [
         "an unknown --baseline",
         lambda e: ["report", _finished_run(e, "rep-b")[-1], "--baseline", "bert-huge", "--out", str(e.work / "rep-o3")],
         "the name of a bundle in the inputs",
+    ),
+    # found by a hostile user's round
+    Case(
+        "dataset",
+        "an integer of 5,000 digits",
+        lambda e: e.run(e.raw("big.json", b'{"version": "1.1", "data": [' + b"9" * 5000 + b"]}")),
+        "within edgekit's limits",
+    ),
+    Case("dataset", "a pipe, not a file", lambda e: e.run(_fifo(e)), "not a device or a pipe"),
+    Case(
+        "predictions",
+        "a path through a file",
+        lambda e: ["score", "--dataset", str(e.dataset("pp.json")), "--predictions", str(e.dataset("pf.json") / "x")],
+        "a readable predictions JSON file",
+    ),
+    Case(
+        "run",
+        "an output name longer than the system allows",
+        lambda e: [*e.run(e.dataset("ln.json"))[:4], "--out", str(e.work / ("x" * 300))],
+        "File name too long",
+    ),
+    Case("run", "--threads 100000", lambda e: e.run(e.dataset("th.json"), "--threads", "100000"), "from 1 to 256"),
+    Case(
+        "bundle",
+        "a name with a newline and a terminal escape",
+        lambda e: ["verify", str(e.bundle_copy("u14", _manifest(name="x\nedgekit: error: \x1b[31mfake")))],
+        "field 'name'",
+    ),
+    Case(
+        "bundle",
+        "a name that climbs out of a path",
+        lambda e: [*_deploy(e, bundle=e.bundle_copy("u15", _manifest(name="../../etc"))), "--out", str(e.work / "d15")],
+        "field 'name'",
+    ),
+    Case(
+        "report",
+        "an F1 of 400 digits",
+        lambda e: ["report", _metrics_file(e, "big", lambda m: m.update(f1=10**400)), "--out", str(e.work / "rep-o4")],
+        "a finite number",
+    ),
+    Case(
+        "export",
+        "int4 block size beyond 1024",
+        lambda e: ["export", "int4", str(e.bundle), str(e.work / "q4"), "--block-size", str(2**40)],
+        "from 16 to 1024",
+    ),
+    Case(
+        "export",
+        "static int8 with 0 calibration windows",
+        lambda e: [
+            *["export", "int8", str(e.bundle), str(e.work / "qs"), "--static", "minmax"],
+            *["--calibration-data", str(e.dataset("cal.json")), "--calibration-windows", "0"],
+        ],
+        "calibration windows 0",
+    ),
+    Case(
+        "export",
+        "onnx of a model that does not exist",
+        lambda e: ["export", "onnx", str(e.work / "no-such-model"), str(e.work / "o1"), "--validate-n", "0"],
+        "expected a transformers QA model directory or hub name",
+    ),
+    Case("deploy", "--limit 0", lambda e: [*_deploy(e, "--limit", "0"), "--out", str(e.work / "d-l")], "limit=0"),
+    Case(
+        "deploy",
+        "an ssh key that does not exist",
+        lambda e: [*_deploy(e, "-i", str(e.work / "no-key")), "--out", str(e.work / "d-i")],
+        "an existing ssh private key file",
     ),
     # recipes
     Case("recipe", "unknown key", lambda e: _recipe(e, 'name = "x"\n[training]\nepochz = 2\n'), "epochz"),

@@ -54,7 +54,8 @@ def test_bad_threads_and_limit(tmp_path, minilm_bundle, dev_path, capsys) -> Non
     for flag, value in (("--threads", "0"), ("--limit", "0")):
         code = main(["run", str(minilm_bundle.path), "--dataset", str(dev_path), "--out", str(tmp_path), flag, value])
         assert code == 2
-        assert "expected a positive" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert f"{flag[2:]}=0: expected a" in err and err.count("\n") == 1, err
 
 
 def test_unwritable_output_directory(tmp_path, minilm_bundle, dev_path, capsys) -> None:

@@ -31,8 +31,8 @@ def test_every_shipped_recipe_loads() -> None:
 
 
 def test_overrides_and_bad_recipes(tmp_path: Path) -> None:
-    r = load_recipe(RECIPES_DIR / "tiny-test.toml", ["training.max_steps=3", "loss.alpha=1", "name=x y"])
-    assert (r.training.max_steps, r.loss.alpha, r.name) == (3, 1.0, "x y")
+    r = load_recipe(RECIPES_DIR / "tiny-test.toml", ["training.max_steps=3", "loss.alpha=1", "name=x-y"])
+    assert (r.training.max_steps, r.loss.alpha, r.name) == (3, 1.0, "x-y")
     bad = tmp_path / "r.toml"
     cases = [
         ("[training]\nepochz = 2\n", "key 'training.epochz'"),

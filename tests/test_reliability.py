@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from edgekit.cli import main
+from edgekit.destination import LOCK_FILE
 from edgekit.runner import WINDOW_TOKENS_PER_CALL, QAModel, RunConfig, run
 
 SENTINEL = "years of work"
@@ -126,6 +127,32 @@ def test_a_source_is_never_a_destination(tiny_bundle, tmp_path, capsys) -> None:
         assert "apart from the input" in capsys.readouterr().err
     assert snapshot(tiny_bundle.path.parent) == before
     assert main(["verify", str(tiny_bundle.path)]) == 0
+
+
+def test_making_a_bundle_never_writes_into_its_source(tiny_bundle, dataset, tmp_path) -> None:
+    """ONNX Runtime's quantizers and optimizer write scratch files beside the model they read: never the source's."""
+    before, touched = snapshot(tiny_bundle.path), tiny_bundle.path.stat().st_mtime_ns
+    for step, extra in (("int8", []), ("int8", ["--static", "minmax", "--calibration-data", str(dataset)])):
+        out = tmp_path / f"{step}-{len(extra)}"
+        assert main(["export", step, str(tiny_bundle.path), str(out), *extra]) == 0
+    assert main(["export", "int4", str(tiny_bundle.path), str(tmp_path / "int4")]) == 0
+    assert main(["export", "fuse", str(tiny_bundle.path), str(tmp_path / "fused"), "--validate-n", "2"]) == 0
+    # a scratch file made and deleted again still changes the directory's mtime
+    assert tiny_bundle.path.stat().st_mtime_ns == touched
+    assert snapshot(tiny_bundle.path) == before and sorted(p.name for p in tiny_bundle.path.iterdir()) == sorted(
+        ["manifest.json", "model.onnx", "tokenizer.json"]
+    )
+
+
+def test_a_link_planted_as_the_lock_is_refused_and_its_target_kept(tiny_bundle, dataset, tmp_path, capsys) -> None:
+    precious = tmp_path / "precious.txt"
+    precious.write_text(SENTINEL)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_FILE).symlink_to(precious)
+    assert main(["run", str(tiny_bundle.path), "--dataset", str(dataset), "--out", str(out), "--no-progress"]) == 2
+    assert "holds other files" in capsys.readouterr().err  # a link is not edgekit's lock: the directory is not empty
+    assert precious.read_text() == SENTINEL
 
 
 def test_an_earlier_output_of_the_same_kind_is_replaced_whole(tiny_bundle, a_run, tmp_path) -> None:

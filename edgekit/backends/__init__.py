@@ -14,6 +14,8 @@ import numpy as np
 from edgekit.bundle import Bundle
 from edgekit.errors import BundleError, EdgekitError
 
+MAX_THREADS = 256  # more intra-op threads than any device has cores; ONNX Runtime stalls starting 100,000
+
 
 @dataclass(frozen=True)
 class RuntimeOptions:
@@ -28,8 +30,8 @@ class RuntimeOptions:
     low_memory: bool = False
 
     def __post_init__(self) -> None:
-        if self.threads is not None and self.threads <= 0:
-            raise EdgekitError(f"threads={self.threads}: expected a positive thread count")
+        if self.threads is not None and not 0 < self.threads <= MAX_THREADS:
+            raise EdgekitError(f"threads={self.threads}: expected a thread count from 1 to {MAX_THREADS}")
 
 
 class Backend(Protocol):
