@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 
-def _umask() -> int:
+def umask() -> int:
+    """This process's file-mode creation mask (reading it means setting it: put straight back)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -25,7 +26,7 @@ def write_bytes(path: str | Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600 files
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

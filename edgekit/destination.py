@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgekit.atomic import umask
 from edgekit.errors import InputError
 
 
@@ -40,12 +41,12 @@ class OutputKind:
         return any((path / m).is_file() and not (path / m).is_symlink() for m in self.markers)
 
 
+LOCK_FILE = ".edgekit.lock"  # see locked(); a directory holding only it counts as empty
 BUNDLE = OutputKind("an edge bundle", ("manifest.json",))
 RUN = OutputKind("an edgekit run directory", ("run.json",))
 REPORT = OutputKind("an edgekit report", ("report.json",))
 SWEEP = OutputKind("an edgekit thread sweep", ("sweep.json",))
 DEPLOY = OutputKind("an edgekit deploy's results", ("deploy.json",))
-LOCK_FILE = ".edgekit.lock"  # see locked(); a directory holding only it counts as empty
 TRAINING = OutputKind("an edgekit training output", ("checkpoint-settings.json", "result.json"))
 
 
@@ -109,9 +110,7 @@ def replacing(out: str | Path, kind: OutputKind, sources: Iterable[str | Path] =
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-        mask = os.umask(0)
-        os.umask(mask)
-        tmp.chmod(0o777 & ~mask)  # mkdtemp makes 0700; the output gets what a plain mkdir would give
+        tmp.chmod(0o777 & ~umask())  # mkdtemp makes 0700; the output gets what a plain mkdir would give
     except OSError as exc:
         raise InputError(out, "output directory", f"a writable place ({exc.strerror})") from None
     try:

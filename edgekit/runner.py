@@ -35,8 +35,8 @@ from edgekit.squad import MAX_CONTEXT_CHARS, Example, load_squad
 from edgekit.timing import Stopwatch, summarize
 
 # The most tokens one runtime call gets (windows x window length): 2,048 is 5 windows of 384, as many as a
-# long SQuAD question has, in one call. Measured (benchmarks/results/long-context-8192-tokens-per-call.json): 21 a call
-# held ~1 GB of activations for MiniLM on a 100 KB context; memory should not be what grows with a context.
+# long SQuAD question has, in one call. 21 windows a call held ~1 GB of activations for MiniLM on a 100 KB
+# context (benchmarks/results/long-context-8192-tokens-per-call.json); 5 held 398 MB (long-context.json).
 WINDOW_TOKENS_PER_CALL = 2048
 
 
