@@ -11,12 +11,13 @@ from pathlib import Path
 
 from device_runners.deploy import DEFAULT_REMOTE_DIR, DEFAULT_REMOTE_PYTHON
 from edgekit.cli import add_runtime_args, dev_default
+from edgekit.errors import EdgekitError
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from device_runners.deploy import DeployConfig, deploy, target_for
+    from device_runners.deploy import DeployConfig, deploy, deploy_fleet, read_targets, target_for
 
-    target = target_for(args.target, args.identity, args.ssh_option, args.user)
+    specs = [*args.targets, *(read_targets(args.targets_file) if args.targets_file else [])]
     config = DeployConfig(
         limit=args.limit,
         threads=args.threads,
@@ -26,9 +27,29 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         remote_python=args.remote_python,
         fresh=args.fresh,
     )
-    report = deploy(target, args.bundle, args.dataset, args.out, config)
-    print(f"{report.target}: pushed {len(report.pushed)} files, skipped {len(report.skipped)}; results in {args.out}")
-    return 0
+    if len(specs) == 1 and not args.targets_file:
+        report = deploy(
+            target_for(specs[0], args.identity, args.ssh_option, args.user), args.bundle, args.dataset, args.out, config
+        )
+        print(
+            f"{report.target}: pushed {len(report.pushed)} files, skipped {len(report.skipped)}; results in {args.out}"
+        )
+        return 0
+    if not specs:
+        raise EdgekitError(
+            f"edgekit deploy: expected a TARGET or a --targets-file with at least one ({args.targets_file})"
+        )
+    if args.jobs is not None and args.jobs <= 0:
+        raise EdgekitError(f"--jobs {args.jobs}: expected a positive number of devices at once")
+    targets = [(spec, target_for(spec, args.identity, args.ssh_option, args.user)) for spec in specs]
+    results = deploy_fleet(targets, args.bundle, args.dataset, args.out, config, jobs=args.jobs)
+    for r in results:
+        print(r.summary())
+    failed = [r for r in results if r.report is None]
+    print(
+        f"{len(results) - len(failed)} of {len(results)} devices finished; results in {args.out} (edgekit report {args.out})"
+    )
+    return max((r.exit_code for r in failed), default=0)
 
 
 def add_deploy(sub: argparse._SubParsersAction) -> None:
@@ -37,9 +58,17 @@ def add_deploy(sub: argparse._SubParsersAction) -> None:
         help="push a bundle to a Raspberry Pi or phone, run it there, pull the results",
         description="Copy the runner, a bundle and a SQuAD file to a device over ssh (or adb + Termux sshd), "
         "skipping files already there; run `edgekit run` on the device, streaming its progress; copy "
-        "predictions and metrics.json back. Deploying again with the same arguments resumes an interrupted run.",
+        "predictions and metrics.json back. Deploying again with the same arguments resumes an interrupted run. "
+        "Several targets (or --targets-file) are a fleet: all at once, one summary line per device, and a device "
+        "that fails does not stop the others.",
     )
-    p.add_argument("target", help="ssh://[user@]host[:port], adb or adb:SERIAL (forwards to Termux sshd on 8022)")
+    p.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help="ssh://[user@]host[:port][/remote/dir], adb or adb:SERIAL (forwards to Termux sshd on 8022); several: a fleet, "
+        "deployed in parallel, each device's results in --out/<target>",
+    )
     p.add_argument("bundle", type=Path, help="edge bundle directory")
     p.add_argument("--dataset", type=Path, default=dev_default(), help="SQuAD v1.1 JSON (default: %(default)s)")
     p.add_argument("--out", type=Path, required=True, help="local directory for the results")
@@ -59,5 +88,9 @@ def add_deploy(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-i", "--identity", type=Path, default=None, help="ssh private key")
     p.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="extra ssh -o option (repeatable)")
     p.add_argument("--fresh", action="store_true", help="discard an earlier remote run of the same settings")
+    p.add_argument(
+        "--targets-file", type=Path, default=None, help="more targets, one per line (# comments); implies a fleet"
+    )
+    p.add_argument("--jobs", type=int, default=None, help="devices deployed at once in a fleet (default: all)")
     add_runtime_args(p)
     p.set_defaults(func=cmd_deploy)

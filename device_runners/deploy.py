@@ -34,14 +34,14 @@ import tarfile
 import tempfile
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import edgekit
 from edgekit.atomic import write_json
 from edgekit.backends import RuntimeOptions, open_backend
 from edgekit.bundle import load_bundle, sha256_file
-from edgekit.destination import DEPLOY, claim
+from edgekit.destination import DEPLOY, FLEET, claim
 from edgekit.errors import DeviceError, EdgekitError, InputError
 from edgekit.runner import RunConfig
 from edgekit.squad import load_squad
@@ -61,6 +61,7 @@ class SshTarget:
     port: int | None = None
     identity: Path | None = None
     options: tuple[str, ...] = ()
+    remote_dir: str | None = None  # from ssh://host/PATH: this device's working directory, over --remote-dir
 
     @property
     def destination(self) -> str:
@@ -83,9 +84,9 @@ class SshTarget:
 # Names that can never be read as an option by ssh or adb: no leading '-', no spaces, no shell syntax.
 USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 _HOST = r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[(?P<ipv6>[0-9A-Fa-f:.]+(?:%[A-Za-z0-9]+)?)\])"
-_SSH_RE = re.compile(rf"ssh://(?:(?P<user>[^@/]*)@)?{_HOST}(?::(?P<port>[0-9]+))?/?")
+_SSH_RE = re.compile(rf"ssh://(?:(?P<user>[^@/]*)@)?{_HOST}(?::(?P<port>[0-9]+))?(?P<path>/[A-Za-z0-9._~/ -]*)?")
 SERIAL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
-TARGET_FORMS = "ssh://[user@]host[:port] or adb[:SERIAL]"
+TARGET_FORMS = "ssh://[user@]host[:port][/remote/dir] or adb[:SERIAL]"
 
 
 def check_user(user: str, spec: str) -> str:
@@ -112,7 +113,8 @@ def parse_target(spec: str) -> tuple[str, str | None] | SshTarget:
     if port is not None and not 0 < port < 65536:
         raise InputError(spec, "port", f"a port number from 1 to 65535, got {port}")
     user = check_user(m["user"], spec) if m["user"] is not None else None
-    return SshTarget(host=m["ipv6"] or m["host"], user=user, port=port)
+    remote_dir = m["path"] if m["path"] and m["path"].strip("/") else None
+    return SshTarget(host=m["ipv6"] or m["host"], user=user, port=port, remote_dir=remote_dir)
 
 
 def remote_path(path: str) -> str:
@@ -217,6 +219,7 @@ class DeployConfig:
     remote_dir: str = DEFAULT_REMOTE_DIR
     remote_python: str = DEFAULT_REMOTE_PYTHON
     fresh: bool = False
+    stream: bool = True  # the runner's progress to this terminal; a fleet keeps each device's to itself
 
 
 @dataclass
@@ -278,7 +281,7 @@ def deploy(
 
     out = claim(out, DEPLOY, (bundle.path, dataset))
     remote = Remote(target)
-    root = config.remote_dir
+    root = target.remote_dir or config.remote_dir
     there = remote.hashes(root, list(files))
     changed = {name: p for name, p in files.items() if there.get(name) != sha256_file(p)}
     # one remote run directory per bundle, dataset, limit and measuring settings: a deploy with other
@@ -325,8 +328,8 @@ def _push_and_run(
     if config.low_memory:
         args.append("--low-memory")
     command = f"cd -- {remote_path(root)} && PYTHONPATH=code exec {_join(args)}"
-    # the runner's progress bar and summary stream straight to this terminal
-    proc = remote.run(command, capture=False, check=False)
+    # the runner's progress bar and summary stream straight to this terminal (one device at a time)
+    proc = remote.run(command, capture=not config.stream, check=False)
     report.remote_exit = proc.returncode
     report.pulled = _pull_this_run(remote, f"{root}/{run_dir}", out, report.run_id)
     if proc.returncode != 0:
@@ -363,7 +366,90 @@ def target_for(spec: str, identity: Path | None, options: Sequence[str], user: s
     if user is not None:
         check_user(user, "--user")
     if isinstance(parsed, SshTarget):
-        return SshTarget(parsed.host, parsed.user or user, parsed.port, identity, tuple(options))
+        return replace(parsed, user=parsed.user or user, identity=identity, options=tuple(options))
     _, serial = parsed
     port = adb_forward(serial)
     return SshTarget("127.0.0.1", user, port, identity, tuple(options))
+
+
+@dataclass(frozen=True)
+class FleetResult:
+    """How one device of a fleet deploy ended: its report, or the one-line error that stopped it."""
+
+    target: str
+    out: Path
+    report: DeployReport | None = None
+    error: str | None = None
+    exit_code: int = 0
+
+    def summary(self) -> str:
+        """The device's line of the fleet summary."""
+        if self.report is None:
+            return f"{self.target}: FAILED (exit {self.exit_code}): {self.error}"
+        m = json.loads((self.out / "metrics.json").read_text())
+        return (
+            f"{self.target}: EM {m['exact_match']:.2f} F1 {m['f1']:.2f} on {m['n_questions']} questions, "
+            f"p50 {m['latency_ms']['p50']:.1f} ms, peak RSS {m['peak_rss_mb']:.0f} MB -> {self.out}"
+        )
+
+
+def target_dir_name(spec: str) -> str:
+    """A results directory name for a target spec: ``ssh://pi@host:22`` -> ``pi@host-22``."""
+    return re.sub(r"[^A-Za-z0-9@._-]+", "-", spec.removeprefix("ssh://")).strip("-.") or "device"
+
+
+def read_targets(path: Path) -> list[str]:
+    """Targets from a file: one per line; blank lines and ``#`` comments ignored."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, "file", f"a readable UTF-8 list of targets, one per line ({exc})") from None
+    targets = [line.split("#", 1)[0].strip() for line in lines]
+    return [t for t in targets if t]
+
+
+def deploy_fleet(
+    targets: Sequence[tuple[str, SshTarget]],
+    bundle_path: str | Path,
+    dataset: str | Path,
+    out: str | Path,
+    config: DeployConfig,
+    jobs: int | None = None,
+) -> list[FleetResult]:
+    """Deploy to every target at once, each into ``out/<target>``; a device that fails does not stop the others.
+
+    ``targets`` pairs each spec as given with its resolved :class:`SshTarget`. The runs' output is kept
+    per device (no interleaved progress bars); :meth:`FleetResult.summary` gives each one's line.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = [target_dir_name(spec) for spec, _ in targets]
+    if len(set(names)) != len(names):
+        raise InputError(None, "targets", f"each device once (results directories {sorted(names)})")
+    out = claim(out, FLEET, (bundle_path, dataset))
+    record = {"bundle": str(bundle_path), "targets": [spec for spec, _ in targets]}
+    write_json(out / "fleet.json", {**record, "status": "running"})  # first: an interrupted fleet resumes
+    quiet = replace(config, stream=False)
+
+    def one(item: tuple[tuple[str, SshTarget], str]) -> FleetResult:
+        (spec, target), name = item
+        dest = out / name
+        try:
+            return FleetResult(spec, dest, report=deploy(target, bundle_path, dataset, dest, quiet))
+        except EdgekitError as exc:
+            return FleetResult(spec, dest, error=" ".join(str(exc).split()), exit_code=exc.exit_code)
+
+    with ThreadPoolExecutor(max_workers=jobs or len(targets)) as pool:
+        results = list(pool.map(one, zip(targets, names, strict=True)))
+    write_json(
+        out / "fleet.json",
+        {
+            **record,
+            "status": "finished",
+            "devices": [
+                {"target": r.target, "results": r.out.name, "ok": r.report is not None, "error": r.error}
+                for r in results
+            ],
+        },
+    )
+    return results

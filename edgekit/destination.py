@@ -47,6 +47,7 @@ RUN = OutputKind("an edgekit run directory", ("run.json",))
 REPORT = OutputKind("an edgekit report", ("report.json",))
 SWEEP = OutputKind("an edgekit thread sweep", ("sweep.json",))
 DEPLOY = OutputKind("an edgekit deploy's results", ("deploy.json",))
+FLEET = OutputKind("an edgekit fleet deploy's results", ("fleet.json",))
 TRAINING = OutputKind("an edgekit training output", ("checkpoint-settings.json", "result.json"))
 
 

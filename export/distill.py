@@ -6,8 +6,8 @@
 2. windows the training data with the student's tokenizer (the same code the
    device runs) and labels gold spans;
 3. fills or reuses the teacher-logits cache (aligned to student positions);
-4. trains with ``Trainer`` (checkpoints every ``save_steps``, resume, progress,
-   multi-GPU via torchrun/accelerate) on the loss of ``export.losses``;
+4. trains with ``Trainer`` (checkpoints every ``save_steps``, resume, progress; runs
+   under torchrun/accelerate are not tested yet) on the loss of ``export.losses``;
 5. saves the student (safetensors, config, tokenizer) and the training log, and
    evaluates it through the device path: ONNX bundle -> edgekit runner -> official
    scorer, writing ``result.json``.

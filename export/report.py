@@ -79,10 +79,17 @@ def _metrics_file(path: Path) -> Path:
     return path / "metrics.json" if path.is_dir() else path
 
 
+def _expand(path: Path) -> list[Path]:
+    """A fleet deploy's directory stands for the results of its devices inside it; anything else for itself."""
+    if (path / "fleet.json").is_file():
+        return sorted(q.parent for q in path.glob("*/metrics.json"))
+    return [path]
+
+
 def read_inputs(paths: list[Path]) -> tuple[list[tuple[Path, dict[str, Any]]], list[dict[str, Any]]]:
     """Split inputs into runner metrics and size-reference rows, refusing anything else by name."""
     runs, refs = [], []
-    for p in paths:
+    for p in [d for given in paths for d in _expand(Path(given))]:
         f = _metrics_file(Path(p))
         obj = read_json(f, "results")
         if isinstance(obj, dict) and "latency_ms" in obj and "f1" in obj and "bundle" in obj:

@@ -642,6 +642,24 @@ CASES: list[Case] = [
     Case("deploy", "--limit 0", lambda e: [*_deploy(e, "--limit", "0"), "--out", str(e.work / "d-l")], "limit=0"),
     Case(
         "deploy",
+        "a targets file with no target",
+        lambda e: [
+            *["deploy", str(e.bundle), "--targets-file", str(e.raw("none.txt", b"# nobody\n"))],
+            *["--dataset", str(e.dataset("tf.json")), "--out", str(e.work / "d-tf")],
+        ],
+        "expected a TARGET or a --targets-file with at least one",
+    ),
+    Case(
+        "deploy",
+        "a fleet with --jobs 0",
+        lambda e: [
+            *["deploy", "ssh://127.0.0.1:9", *_deploy(e, "--jobs", "0", target="ssh://127.0.0.1:10")[1:]],
+            *["--out", str(e.work / "d-j")],
+        ],
+        "a positive number of devices at once",
+    ),
+    Case(
+        "deploy",
         "an ssh key that does not exist",
         lambda e: [*_deploy(e, "-i", str(e.work / "no-key")), "--out", str(e.work / "d-i")],
         "an existing ssh private key file",

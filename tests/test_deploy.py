@@ -42,6 +42,8 @@ def test_parse_target() -> None:
     assert parse_target("ssh://pi@raspberrypi.local:2222") == SshTarget("raspberrypi.local", "pi", 2222)
     assert parse_target("ssh://10.0.0.7") == SshTarget("10.0.0.7")
     assert parse_target("ssh://u@[fe80::1]:22") == SshTarget("fe80::1", "u", 22)
+    assert parse_target("ssh://pi@pi5:22/home/pi/edgekit") == SshTarget("pi5", "pi", 22, remote_dir="/home/pi/edgekit")
+    assert parse_target("ssh://pi@pi5/") == SshTarget("pi5", "pi")
     assert parse_target("adb") == ("adb", None)
     assert parse_target("adb:R58M123") == ("adb", "R58M123")
     with pytest.raises(EdgekitError, match="expected ssh://"):
@@ -147,3 +149,39 @@ def test_adb_with_no_device_attached_is_a_clear_error(tmp_path, minilm_bundle, d
         subprocess.run([adb, "kill-server"], env=env, capture_output=True)
     assert result.returncode == 3  # the device is not there: DeviceError, not bad input
     assert "adb could not reach device emulator-5554" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_fleet_deploys_in_parallel_and_a_failing_device_does_not_stop_the_others(
+    sshd, tiny_bundle, dev_path, tmp_path
+):
+    """Two real sshd on loopback and one target nobody answers: two results, one failure reported, exit 3."""
+    from device_tools import loopback_sshd
+
+    from export.report import write_report
+
+    with loopback_sshd(tmp_path / "sshd2") as second:
+        # one key for the fleet: the second device also accepts the first's client key
+        (tmp_path / "sshd2" / "authorized_keys").write_text(Path(f"{sshd.identity}.pub").read_text())
+        targets = tmp_path / "fleet.txt"
+        # both "devices" are this machine: each gets its own working directory in its target (ssh://host/DIR)
+        second_spec = f"ssh://{second.user}@127.0.0.1:{second.port}{tmp_path}/device two"
+        targets.write_text(f"# two devices and one that is off\n{second_spec}\n")
+        argv = [sys.executable, "-m", "edgekit.cli", "deploy", f"ssh://{sshd.user}@127.0.0.1:{sshd.port}"]
+        argv += [f"ssh://{sshd.user}@127.0.0.1:{free_port()}", str(tiny_bundle.path), "--targets-file", str(targets)]
+        argv += ["--dataset", str(dev_path), "--out", str(tmp_path / "fleet"), "--limit", "3", "--warmup", "0"]
+        argv += ["--remote-dir", str(tmp_path / "devices"), "--remote-python", sys.executable, "-i", str(sshd.identity)]
+        argv += ["--ssh-option", sshd.options[0], "--ssh-option", "ConnectTimeout=5"]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 3, proc.stderr  # a device failed: DeviceError's exit status
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 4 and lines[-1].startswith("2 of 3 devices finished"), proc.stdout
+    ok = [line for line in lines[:3] if " F1 " in line]
+    failed = [line for line in lines[:3] if "FAILED (exit 3)" in line and "ssh failed" in line]
+    assert len(ok) == 2 and len(failed) == 1, proc.stdout
+    runs = sorted((tmp_path / "fleet").glob("*/metrics.json"))
+    assert len(runs) == 2 and all(json.loads(p.read_text())["n_questions"] == 3 for p in runs)
+    fleet = json.loads((tmp_path / "fleet" / "fleet.json").read_text())
+    assert fleet["status"] == "finished" and [d["ok"] for d in fleet["devices"]].count(True) == 2
+    report = write_report([tmp_path / "fleet"], tmp_path / "report")  # the fleet's directory merges its devices
+    assert len(report["rows"]) == 2
