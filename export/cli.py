@@ -158,12 +158,16 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from export.report import screenshot, write_report
+    from export.report import page_height, screenshot, write_report
 
     report = write_report(args.results, args.out, args.baseline, command=args.command_line)
-    print(f"{len(report['rows'])} rows from {len(report['devices'])} devices -> {args.out}/report.{{md,html,json}}")
+    rows, devices = len(report["rows"]), len(report["devices"])
+    print(
+        f"{rows} row{'s' * (rows != 1)} from {devices} device{'s' * (devices != 1)} -> {args.out}/report.{{md,html,json}}"
+    )
     if args.screenshot:
-        print(f"screenshot: {screenshot(args.out / 'report.html', args.out / 'report-screenshot.png')}")
+        png = screenshot(args.out / "report.html", args.out / "report-screenshot.png", height=page_height(rows))
+        print(f"screenshot: {png}")
     return 0
 
 

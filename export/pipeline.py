@@ -235,7 +235,7 @@ def run_fresh(bundle: Path, dataset: Path, out: Path, limit: int) -> dict:
 
 def markdown(rows: list[ArtifactRow]) -> str:
     lines = [
-        "| bundle | format | precision | how | params | model MB | max abs Δlogit | same answer | EM | F1 | questions "
+        "| bundle | format | precision | how | params | model MB | max abs Δlogit | same answer (16 q) | EM | F1 | questions "
         "| p50 ms | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]

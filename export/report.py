@@ -232,9 +232,14 @@ def _questions(rows: list[Row]) -> str:
 def title(rows: list[Row]) -> str:
     """What the report shows, and no more: 'teacher vs students' only when some device has a baseline."""
     devices = len({r.device for r in rows})
-    has_teacher = any(r.is_baseline for r in rows)
+    # a teacher is a baseline of another model than some row (not the fp32 form of the same one)
+    has_teacher = any(b.is_baseline and any(r.device == b.device and r.params != b.params for r in rows) for b in rows)
     what = "teacher vs students" if has_teacher else f"{len(rows)} run{'s' if len(rows) != 1 else ''}"
-    return f"edgekit report: {what} on {devices} device{'s' if devices > 1 else ''}, {_questions(rows)}"
+    return f"edgekit report: {what} on {_plural(devices, 'device')}, {_questions(rows)}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -324,7 +329,7 @@ def plot(rows: list[Row], refs: list[dict[str, Any]], out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(11, 0.45 * max(len(data), 1) + 1.8))
     if data:
         devices = sorted({r.device for r, _ in data})
-        box = ax.boxplot([lat for _, lat in data], vert=False, showfliers=False, patch_artist=True)
+        box = ax.boxplot([lat for _, lat in data], orientation="horizontal", showfliers=False, patch_artist=True)
         palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         for patch, (r, _) in zip(box["boxes"], data, strict=True):
             patch.set_facecolor(palette[devices.index(r.device) % len(palette)])
@@ -466,6 +471,11 @@ def write_report(inputs: list[Path], out: Path, baseline: str | None = None, com
         write_text(tmp / "report.html", html_page(rows, refs, plots))
         write_json(tmp / "report.json", report)
     return report
+
+
+def page_height(n_rows: int) -> int:
+    """About the height of a report page of ``n_rows`` rows at 1500 px wide: a screenshot without a blank third."""
+    return min(1800 + 150 * n_rows, 9000)
 
 
 def screenshot(html_path: Path, png_path: Path, width: int = 1500, height: int = 4200) -> Path:

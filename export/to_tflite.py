@@ -3,12 +3,16 @@
 ``litert-torch`` converts the model at a fixed sequence length (TFLite shapes are
 static; inputs become int32); ``ai-edge-quantizer``'s ``dynamic_wi8_afp32`` recipe
 makes the int8 variant (weights int8, activations fp32 with dynamic-range
-kernels). Both need the ``tflite`` extra (a ~2 GB install: jax, the converter).
+kernels). Both need the ``tflite`` extra (jax and the converter).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -27,24 +31,48 @@ def convert_tflite(qa: LoadedQA, out_path: str | Path, seq_len: int) -> list[str
     qa.model.set_attn_implementation("eager")  # the converter lowers eager attention, not SDPA
     wrapper = _LogitsOnly(qa.model, names).eval()
     sample = tuple(torch.ones((1, seq_len), dtype=torch.long) for _ in names)
-    # the converter prints a tree of its internal stages (a rich console); edgekit says one line per bundle
-    from litert_torch import progress
-
-    was, progress.console.quiet = progress.console.quiet, True
-    try:
+    with captured_output():  # the converter's stage tree and its C++ logs; edgekit says one line per bundle
         litert_torch.convert(wrapper, sample).export(str(out_path))
-    finally:
-        progress.console.quiet = was
     return names
+
+
+@contextmanager
+def captured_output() -> Iterator[None]:
+    """Send this process's stdout and stderr (file descriptors 1 and 2, so C++ logs too) to a scratch file.
+
+    The converter and quantizer print their internal stages, progress bars and TensorFlow's C++ notices;
+    none is anything a user can act on. On failure the captured tail is printed, so nothing useful is lost.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            if failed:
+                log.seek(0)
+                sys.stderr.write(log.read()[-4000:].decode(errors="replace"))
 
 
 def quantize_tflite(src: str | Path, out_path: str | Path) -> None:
     """Dynamic-range int8 (weights int8, activations fp32) with ai-edge-quantizer."""
     from ai_edge_quantizer import quantizer, recipe
 
-    q = quantizer.Quantizer(str(src))
-    q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
-    q.quantize().export_model(str(out_path), overwrite=True)
+    with captured_output():  # its progress bars and size summary
+        q = quantizer.Quantizer(str(src))
+        q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+        q.quantize().export_model(str(out_path), overwrite=True)
 
 
 def tflite_bundles(

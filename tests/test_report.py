@@ -63,8 +63,10 @@ def test_the_int8_form_of_a_model_is_sped_up_against_its_fp32_form(student_run, 
 
     int8 = quantize_dynamic_bundle(minilm_bundle, tmp_path / "int8")
     run(int8.path, dev_path, tmp_path / "int8-run", RunConfig(limit=8, warmup=1, progress=False))
-    rows = {r["model"]: r for r in write_report([student_run, tmp_path / "int8-run"], tmp_path / "rep")["rows"]}
+    report = write_report([student_run, tmp_path / "int8-run"], tmp_path / "rep")
+    rows = {r["model"]: r for r in report["rows"]}
     assert rows["minilm-test"]["speedup"] == 1.0 and rows["minilm-test-int8"]["speedup"] is not None
+    assert report["title"].startswith("edgekit report: 2 runs on 1 device")  # one model's forms: no "teacher"
 
 
 def test_one_run_is_not_called_teacher_vs_students(student_run, tmp_path) -> None:
