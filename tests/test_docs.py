@@ -8,7 +8,11 @@ from pathlib import Path
 from benchmarks import results_doc
 
 ROOT = Path(__file__).resolve().parents[1]
-TEXTS = [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+TEXTS = [
+    ROOT / "README.md",
+    *(ROOT / "docs").glob("*.md"),
+    *(p for ext in ("md", "log") for p in (ROOT / "benchmarks" / "results").rglob(f"*.{ext}")),
+]
 SOURCES = [p for d in ("edgekit", "export", "device_runners", "benchmarks", "tests") for p in (ROOT / d).rglob("*.py")]
 
 
