@@ -171,11 +171,9 @@ def _manifest_from_json(obj: Any, path: Path) -> Manifest:
     unknown = sorted(set(obj) - set(known))
     if unknown:
         raise BundleError(path, f"field '{unknown[0]}'", f"one of the manifest fields {sorted(known)}")
-    for name, kind in _TYPES.items():
-        if name in obj:
-            _check_type(obj[name], kind, path, f"field '{name}'")
     kwargs = dict(obj)
     files = obj.get("files", {})
+    _check_type(files, dict, path, "field 'files'")  # the rest is typed by _check_manifest, once built
     for name, entry in files.items():
         where = f"field 'files' entry {name!r}"
         _check_plain_name(name, path, where)
