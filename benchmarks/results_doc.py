@@ -165,6 +165,30 @@ def long_context() -> str:
     return "\n".join(lines) + "\n"
 
 
+def ddp() -> str:
+    path = RESULTS / "ddp.json"
+    if not path.exists():
+        return "(not measured yet: `python -m benchmarks.ddp`)\n"
+    d = _load(path)
+    lines = [
+        f"Recipe `{d['recipe']}` on {d['train_limit']} training questions, global batch {d['global_batch']}, "
+        f"dropout off, each count in a fresh output directory through `torchrun`; {d['device']['cpu']}, "
+        f"{d['device']['cores_logical']} cores shared by the processes; {_command(d)}. Loss curves are compared step by "
+        f"step with the first row's (tolerance {d['tolerance']:g} relative).",
+        "",
+        "| processes | batch per process | steps | s per step | × first row | teacher logits s | loss curve | "
+        "max rel. loss difference |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in d["runs"]:
+        lines.append(
+            f"| {r['processes']} | {r['per_process_batch']} | {r['steps']} | {r['step_s']:.2f} "
+            f"| {r['step_time_vs_first']:.2f} | {r['teacher_logits_s']:.0f} "
+            f"| {'equal' if r['loss_curve_equal'] else 'different'} | {r['max_relative_loss_difference']:.1e} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def document() -> str:
     t = _load(TEACHER)
     c, dt, sp = (_load(RESULTS / f) for f in ("compress.json", "distill.json", "speed.json"))
@@ -211,6 +235,9 @@ def document() -> str:
         "## Long contexts: memory per question",
         "",
         long_context(),
+        "## Distillation on 1 and 2 processes (DDP)",
+        "",
+        ddp(),
     ]
     return "\n".join(sections)
 

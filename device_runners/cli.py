@@ -15,7 +15,15 @@ from edgekit.errors import EdgekitError
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from device_runners.deploy import DeployConfig, deploy, deploy_fleet, read_targets, target_for
+    from device_runners.deploy import (
+        DeployConfig,
+        SshTarget,
+        check_user,
+        deploy,
+        deploy_fleet,
+        read_targets,
+        target_for,
+    )
 
     specs = [*args.targets, *(read_targets(args.targets_file) if args.targets_file else [])]
     config = DeployConfig(
@@ -41,8 +49,13 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         )
     if args.jobs is not None and args.jobs <= 0:
         raise EdgekitError(f"--jobs {args.jobs}: expected a positive number of devices at once")
-    targets = [(spec, target_for(spec, args.identity, args.ssh_option, args.user)) for spec in specs]
-    results = deploy_fleet(targets, args.bundle, args.dataset, args.out, config, jobs=args.jobs)
+    if args.user is not None:
+        check_user(args.user, "--user")
+
+    def resolve(spec: str) -> SshTarget:
+        return target_for(spec, args.identity, args.ssh_option, args.user)
+
+    results = deploy_fleet(specs, resolve, args.bundle, args.dataset, args.out, config, jobs=args.jobs)
     for r in results:
         print(r.summary())
     failed = [r for r in results if r.report is None]

@@ -33,7 +33,7 @@ import sys
 import tarfile
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -409,7 +409,8 @@ def read_targets(path: Path) -> list[str]:
 
 
 def deploy_fleet(
-    targets: Sequence[tuple[str, SshTarget]],
+    targets: Sequence[str],
+    resolve: Callable[[str], SshTarget],
     bundle_path: str | Path,
     dataset: str | Path,
     out: str | Path,
@@ -418,24 +419,28 @@ def deploy_fleet(
 ) -> list[FleetResult]:
     """Deploy to every target at once, each into ``out/<target>``; a device that fails does not stop the others.
 
-    ``targets`` pairs each spec as given with its resolved :class:`SshTarget`. The runs' output is kept
-    per device (no interleaved progress bars); :meth:`FleetResult.summary` gives each one's line.
+    ``targets`` are specs as given (checked by :func:`parse_target` first); ``resolve`` turns one into its
+    :class:`SshTarget` inside that device's own job, so a phone ``adb`` cannot reach is that device's
+    failure. The runs' output is kept per device (no interleaved progress bars);
+    :meth:`FleetResult.summary` gives each one's line.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    names = [target_dir_name(spec) for spec, _ in targets]
+    for spec in targets:
+        parse_target(spec)  # every spec is good input before any device is touched
+    names = [target_dir_name(spec) for spec in targets]
     if len(set(names)) != len(names):
         raise InputError(None, "targets", f"each device once (results directories {sorted(names)})")
     out = claim(out, FLEET, (bundle_path, dataset))
-    record = {"bundle": str(bundle_path), "targets": [spec for spec, _ in targets]}
+    record = {"bundle": str(bundle_path), "targets": list(targets)}
     write_json(out / "fleet.json", {**record, "status": "running"})  # first: an interrupted fleet resumes
     quiet = replace(config, stream=False)
 
-    def one(item: tuple[tuple[str, SshTarget], str]) -> FleetResult:
-        (spec, target), name = item
+    def one(item: tuple[str, str]) -> FleetResult:
+        spec, name = item
         dest = out / name
         try:
-            return FleetResult(spec, dest, report=deploy(target, bundle_path, dataset, dest, quiet))
+            return FleetResult(spec, dest, report=deploy(resolve(spec), bundle_path, dataset, dest, quiet))
         except EdgekitError as exc:
             return FleetResult(spec, dest, error=" ".join(str(exc).split()), exit_code=exc.exit_code)
 

@@ -6,23 +6,32 @@
 2. windows the training data with the student's tokenizer (the same code the
    device runs) and labels gold spans;
 3. fills or reuses the teacher-logits cache (aligned to student positions);
-4. trains with ``Trainer`` (checkpoints every ``save_steps``, resume, progress; runs
-   under torchrun/accelerate are not tested yet) on the loss of ``export.losses``;
+4. trains with ``Trainer`` (checkpoints every ``save_steps``, resume, progress) on the
+   loss of ``export.losses``;
 5. saves the student (safetensors, config, tokenizer) and the training log, and
    evaluates it through the device path: ONNX bundle -> edgekit runner -> official
    scorer, writing ``result.json``.
 
 With ``loss.alpha = 1`` no teacher is used: that is plain fine-tuning, for
 teachers brought as bare encoders and for the no-KD baselines.
+
+Under ``torchrun``/``accelerate launch`` the Trainer's own DDP trains on every process.
+The recipe's ``training.batch_size`` is the global batch, split evenly over the processes,
+so one recipe trains the same way on 1 or N. Process 0 alone writes: it claims the output
+directory, exports the teacher bundle and fills the logits cache while the others wait at
+a barrier, then reads what it wrote (so ``output_dir`` must be one directory every node
+sees). Logging, checkpoints and the evaluation are process 0's too.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import time
 from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +39,10 @@ import numpy as np
 import torch
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
-from transformers.trainer_utils import get_last_checkpoint
 
 from edgekit.atomic import write_json
 from edgekit.bundle import Bundle, load_bundle, name_from, sha256_file
-from edgekit.destination import TRAINING, claim
+from edgekit.destination import RUN, TRAINING, check_destination, claim, replacing
 from edgekit.errors import EdgekitError, InputError
 from edgekit.features import QATokenizer
 from edgekit.provenance import module_command
@@ -45,7 +53,7 @@ from export.models import LoadedQA, load_qa
 from export.recipes import LossSpec, Recipe, add_recipe_arguments, checkpoint_settings, load_recipe
 from export.students import from_teacher_layers
 from export.teacher_cache import CacheKey, TeacherLogits, teacher_logits
-from export.to_onnx import onnx_bundle, save_tokenizer_json, validate
+from export.to_onnx import input_names_of, onnx_bundle, save_tokenizer_json, validate
 from export.train_features import TrainFeatures, build_train_features
 
 
@@ -135,7 +143,9 @@ class DistillTrainer(Trainer):
             return super()._get_train_sampler(train_dataset)
         dataset = self.train_dataset if train_dataset is None else train_dataset
         lengths = dataset.f.attention_mask.sum(axis=1).tolist()
-        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        # grouped by the global batch: every process draws the same order, and accelerate deals its
+        # consecutive per-process slices out, so N processes train on the batches one process would
+        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
         return EpochLengthGroupedSampler(batch, lengths, self.args.seed)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -188,20 +198,32 @@ class DistillTrainer(Trainer):
         return total
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        # every process logs at the same steps; the parts are averaged over them, like the Trainer's loss
         for k, vals in self._parts.items():
             if vals:
-                logs[f"loss_{k}"] = round(sum(vals) / len(vals), 5)
+                mean = torch.tensor(sum(vals) / len(vals), device=self.args.device)
+                logs[f"loss_{k}"] = round(float(self.accelerator.reduce(mean, "mean")), 5)
         self._parts = {}
         super().log(logs, *args, **kwargs)
 
 
-def _teacher_bundle(teacher: LoadedQA, recipe: Recipe) -> Bundle:
+def _written_by_process_0(path: Path, what: str) -> EdgekitError:
+    """A file process 0 wrote before the barrier that another process cannot read."""
+    return EdgekitError(
+        f"{path}: {what}, written by process 0, is not there for this process: output_dir must be one "
+        "directory that every process of the run sees (a shared file system on every node)"
+    )
+
+
+def _teacher_bundle(teacher: LoadedQA, recipe: Recipe, write: bool) -> Bundle:
     """The teacher's fp32 ONNX bundle, exported once and reused while it verifies."""
     name = name_from(Path(recipe.teacher.model.rstrip("/")).name) + "-fp32-onnx"
     path = Path(recipe.output_dir) / "teachers" / name
     try:
         return load_bundle(path)
     except EdgekitError:
+        if not write:
+            raise _written_by_process_0(path, "the teacher's ONNX bundle") from None
         bundle = onnx_bundle(teacher, path, name, recipe.data.max_seq_len, recipe.data.doc_stride)
         v = validate(teacher, bundle, load_squad(recipe.data.dev_path())[:4])
         if not v.ok:
@@ -210,22 +232,55 @@ def _teacher_bundle(teacher: LoadedQA, recipe: Recipe) -> Bundle:
 
 
 def build_student(recipe: Recipe, teacher: LoadedQA | None) -> LoadedQA:
+    dropout = None if recipe.training.dropout == -1 else recipe.training.dropout
     if recipe.student.init == "teacher-layers":
         if teacher is None:
             raise EdgekitError("student.init = 'teacher-layers' needs the teacher")
-        return from_teacher_layers(teacher, recipe.student.layers)
-    return load_qa(recipe.student.model, seed=recipe.training.seed)
+        return from_teacher_layers(teacher, recipe.student.layers, dropout)
+    return load_qa(recipe.student.model, seed=recipe.training.seed, dropout=dropout)
 
 
-def training_windows(recipe: Recipe, student: LoadedQA, tok_file: Path) -> tuple[list[Example], TrainFeatures]:
+def training_windows(
+    recipe: Recipe, student: LoadedQA, tok_file: Path, write: bool = True
+) -> tuple[list[Example], TrainFeatures]:
     """The recipe's training questions, windowed and labelled with the student's tokenizer (written to
-    ``tok_file``: the same tokenizer.json the device will run)."""
-    save_tokenizer_json(student, tok_file)
+    ``tok_file`` unless ``write`` is false: the same tokenizer.json the device will run)."""
+    if write:
+        save_tokenizer_json(student, tok_file)
+    elif not tok_file.is_file():
+        raise _written_by_process_0(tok_file, "the student's tokenizer")
     tok = QATokenizer.from_file(tok_file, recipe.data.max_seq_len, recipe.data.doc_stride)
     examples = load_squad(recipe.data.train_path())
     if recipe.data.train_limit:
         examples = examples[: recipe.data.train_limit]
-    return examples, build_train_features(examples, tok, int(student.tokenizer.pad_token_id or 0))
+    return examples, build_train_features(examples, tok, int(student.tokenizer.pad_token_id or 0), progress=write)
+
+
+def cached_teacher_logits(
+    recipe: Recipe,
+    teacher: LoadedQA,
+    examples: list[Example],
+    features: TrainFeatures,
+    tok_file: Path,
+    write: bool = True,
+) -> TeacherLogits:
+    """The teacher's logits for every training window, from the cache (filled first when ``write``)."""
+    t_bundle = _teacher_bundle(teacher, recipe, write)
+    train_path = recipe.data.train_path()
+    key = CacheKey(
+        teacher_sha256=t_bundle.manifest.files[t_bundle.manifest.model_file].sha256,
+        student_tokenizer_sha256=sha256_file(tok_file),
+        max_seq_len=recipe.data.max_seq_len,
+        doc_stride=recipe.data.doc_stride,
+        data_sha256=hashlib.sha256(sha256_file(train_path).encode() + str(len(examples)).encode()).hexdigest(),
+        n_features=len(features),
+    )
+    cache = Path(recipe.output_dir) / "cache" / f"teacher-logits-{key.digest()}"
+    threads = recipe.training.threads or None
+    try:
+        return teacher_logits(cache, key, t_bundle, examples, features, threads=threads, write=write)
+    except FileNotFoundError:
+        raise _written_by_process_0(cache, "the teacher-logits cache") from None
 
 
 def method_name(recipe: Recipe) -> str:
@@ -245,61 +300,46 @@ def method_name(recipe: Recipe) -> str:
     )
 
 
-def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = None) -> dict[str, Any]:
-    """Train the recipe's student (resuming if checkpoints exist) and evaluate it; returns result.json."""
-    t0 = time.time()
-    out = claim(recipe.out, TRAINING, recipe.inputs())
-    ckpt_dir = out / "checkpoints"
-    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
-    _check_resumable(recipe, out / "checkpoint-settings.json", resuming=last is not None)
-    tr = recipe.training
-    if tr.threads > 0:
-        torch.set_num_threads(tr.threads)
-    needs_teacher = (
-        recipe.loss.uses_teacher_logits or recipe.loss.uses_intermediate or recipe.student.init == "teacher-layers"
-    )
-    teacher = load_qa(recipe.teacher.model) if needs_teacher else None
-    student = build_student(recipe, teacher)
-    tok_file = out / "student-tokenizer.json"
-    examples, features = training_windows(recipe, student, tok_file)
-    train_path = recipe.data.train_path()
-    from export.to_onnx import input_names_of
+# Process 0 fills the teacher-logits cache while the others wait at a barrier: hours on a CPU for a large
+# training set, so the wait may be long (torch's default timeout would end it after 30 minutes).
+DDP_TIMEOUT = timedelta(hours=24)
 
-    names = input_names_of(student)
 
-    logits = None
-    if recipe.loss.uses_teacher_logits:
-        t_bundle = _teacher_bundle(teacher, recipe)
-        key = CacheKey(
-            teacher_sha256=t_bundle.manifest.files[t_bundle.manifest.model_file].sha256,
-            student_tokenizer_sha256=sha256_file(tok_file),
-            max_seq_len=recipe.data.max_seq_len,
-            doc_stride=recipe.data.doc_stride,
-            data_sha256=hashlib.sha256(sha256_file(train_path).encode() + str(len(examples)).encode()).hexdigest(),
-            n_features=len(features),
+def world_size() -> int:
+    """The number of training processes a launcher (torchrun, accelerate launch) started; 1 without one."""
+    raw = os.environ.get("WORLD_SIZE", "1")
+    if not raw.isdigit() or int(raw) < 1:
+        raise InputError(None, f"environment variable WORLD_SIZE={raw!r}", "a positive number of processes")
+    return int(raw)
+
+
+class _TrainingArguments(TrainingArguments):
+    """accelerate names the device of a multi-process CPU run ``cpu:0``; the Trainer loads the optimizer
+    state of a checkpoint with ``map_location=args.device`` (and weights_only=True), and torch cannot map
+    storages to that name. The CPU is called ``cpu`` here."""
+
+    @property
+    def device(self) -> torch.device:
+        device = super().device
+        return torch.device("cpu") if device.type == "cpu" else device
+
+
+def training_arguments(recipe: Recipe, ckpt_dir: Path, uses_all_parameters: bool = True) -> TrainingArguments:
+    """The Trainer's arguments for the recipe; under a launcher, building them joins the process group.
+
+    ``training.batch_size`` is the global batch: each of N processes takes 1/N of it."""
+    tr, n = recipe.training, world_size()
+    if tr.batch_size % n:
+        raise InputError(
+            None,
+            "key 'training.batch_size'",
+            f"a global batch that {n} processes can split evenly, got {tr.batch_size}",
         )
-        cache = Path(recipe.output_dir) / "cache" / f"teacher-logits-{key.digest()}"
-        logits = teacher_logits(cache, key, t_bundle, examples, features, threads=tr.threads or None)
-
-    layer_map = recipe.loss.layer_map or recipe.student.layers
-    teacher_model = None
-    if recipe.loss.uses_intermediate:
-        if student.tokenizer.get_vocab() != teacher.tokenizer.get_vocab():
-            raise EdgekitError("intermediate-layer losses need the student to share the teacher's tokenizer")
-        if len(layer_map) != student.model.config.num_hidden_layers:
-            raise EdgekitError(f"loss.layer_map {layer_map}: expected one teacher layer per student layer")
-        teacher_model = teacher.model.eval()
-    module = DistillModule(
-        student.model.train(),
-        teacher.model.config.hidden_size if teacher else None,
-        len(layer_map) if recipe.loss.uses_intermediate else 0,
-    )
-
-    args = TrainingArguments(
+    return _TrainingArguments(
         output_dir=str(ckpt_dir),
         num_train_epochs=tr.epochs,
         max_steps=tr.max_steps,
-        per_device_train_batch_size=tr.batch_size,
+        per_device_train_batch_size=tr.batch_size // n,
         gradient_accumulation_steps=tr.grad_accum,
         learning_rate=tr.learning_rate,
         weight_decay=tr.weight_decay,
@@ -311,9 +351,10 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
         save_total_limit=tr.save_total_limit,
         seed=tr.seed,
         bf16=tr.bf16,
-        # bf16 with no CUDA device is CPU autocast (AVX512-BF16/AMX: a step x0.45 of fp32 on mpnet-l6 here,
-        # benchmarks.train_precision); transformers only accepts it when told the run is on the CPU
-        use_cpu=tr.bf16 and not torch.cuda.is_available(),
+        # Without CUDA, transformers accepts bf16 (CPU autocast; AVX512-BF16/AMX: a step x0.45 of fp32 on
+        # mpnet-l6 here, benchmarks.train_precision) and DDP over gloo only when told the run is on the CPU.
+        # Otherwise it is left to choose (a Mac's MPS).
+        use_cpu=not torch.cuda.is_available() and (tr.bf16 or n > 1 or not torch.backends.mps.is_available()),
         group_by_length=tr.group_by_length,
         report_to=[],
         remove_unused_columns=False,
@@ -321,29 +362,98 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
         dataloader_num_workers=0,
         save_safetensors=True,
         label_names=["start_positions", "end_positions"],
+        ddp_timeout=int(DDP_TIMEOUT.total_seconds()),
+        ddp_find_unused_parameters=not uses_all_parameters,
+    )
+
+
+def last_checkpoint(ckpt_dir: Path) -> str | None:
+    """The newest complete checkpoint. The Trainer writes ``trainer_state.json`` last, so a run killed
+    while saving leaves a directory without it, which ``get_last_checkpoint`` would pick and fail on."""
+    done = [
+        d
+        for d in (ckpt_dir.glob("checkpoint-*") if ckpt_dir.is_dir() else [])
+        if d.name.removeprefix("checkpoint-").isdigit() and (d / "trainer_state.json").is_file()
+    ]
+    return str(max(done, key=lambda d: int(d.name.removeprefix("checkpoint-")))) if done else None
+
+
+def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = None) -> dict[str, Any] | None:
+    """Train the recipe's student (resuming if checkpoints exist) and evaluate it; returns result.json
+    (None on the processes other than 0 of a multi-process run)."""
+    t0 = time.time()
+    out = check_destination(recipe.out, TRAINING, recipe.inputs())
+    ckpt_dir = out / "checkpoints"
+    spec, tr = recipe.loss, recipe.training
+    # PKD uses the first projection only, and DDP must be told of parameters without gradients
+    uses_all = not (spec.uses_intermediate and spec.hidden_weight == 0 and spec.pkd_weight > 0)
+    args = training_arguments(recipe, ckpt_dir, uses_all)
+    main = args.process_index == 0
+    if tr.threads > 0:
+        torch.set_num_threads(tr.threads)
+    last = last_checkpoint(ckpt_dir)
+    needs_teacher = spec.uses_teacher_logits or spec.uses_intermediate or recipe.student.init == "teacher-layers"
+    with args.main_process_first(local=False, desc="the run's directory, student tokenizer and teacher logits"):
+        if main:
+            claim(recipe.out, TRAINING, recipe.inputs())
+            _check_resumable(recipe, out / "checkpoint-settings.json", resuming=last is not None)
+        teacher = load_qa(recipe.teacher.model) if needs_teacher else None
+        student = build_student(recipe, teacher)
+        tok_file = out / "student-tokenizer.json"
+        examples, features = training_windows(recipe, student, tok_file, write=main)
+        t_cache = time.time()
+        logits = (
+            cached_teacher_logits(recipe, teacher, examples, features, tok_file, main)
+            if spec.uses_teacher_logits
+            else None
+        )
+    cache_s = time.time() - t_cache  # process 0: filling it (or finding it full) and the others reading it
+    # An epoch's last, partial batch is dropped (a different one each epoch, the order being reshuffled):
+    # with N processes accelerate would fill it up with repeated windows, so 1 and N would train on other
+    # batches. Kept when the data holds less than one batch.
+    args.dataloader_drop_last = len(features) >= tr.batch_size * tr.grad_accum
+    names = input_names_of(student)
+
+    layer_map = spec.layer_map or recipe.student.layers
+    teacher_model = None
+    if spec.uses_intermediate:
+        if student.tokenizer.get_vocab() != teacher.tokenizer.get_vocab():
+            raise EdgekitError("intermediate-layer losses need the student to share the teacher's tokenizer")
+        if len(layer_map) != student.model.config.num_hidden_layers:
+            raise EdgekitError(f"loss.layer_map {layer_map}: expected one teacher layer per student layer")
+        teacher_model = teacher.model.eval().to(args.device)
+    module = DistillModule(
+        student.model.train(),
+        teacher.model.config.hidden_size if teacher else None,
+        len(layer_map) if spec.uses_intermediate else 0,
     )
     trainer = DistillTrainer(
         model=module,
         args=args,
         train_dataset=QADataset(features, names, logits),
         data_collator=collate,
-        loss_spec=recipe.loss,
+        loss_spec=spec,
         teacher_model=teacher_model,
         layer_map=layer_map,
         input_names=names,
     )
-    if last:
+    if last and main:
         print(f"resuming from {last}", file=sys.stderr)
     trainer.train(resume_from_checkpoint=last)
+    if not main:
+        return None
 
     result: dict[str, Any] = {
         "n_train_features": len(features),
         "n_train_questions": len(examples),
         "steps": trainer.state.global_step,
         "resumed_from_step": int(Path(last).name.split("-")[-1]) if last else 0,
+        "processes": args.world_size,
+        "teacher_logits_s": round(cache_s, 1),
         "train_wall_s": round(time.time() - t0, 1),
     }
     write_json(out / "training_log.json", trainer.state.log_history)
+    student.model.to("cpu")  # saved and exported from the CPU, wherever it trained
     return _save_student(student, recipe, result, evaluate, argv, t0)
 
 
@@ -442,13 +552,15 @@ def evaluate_student(student: LoadedQA, recipe: Recipe, out: Path) -> dict[str, 
     threads = recipe.training.threads or None
     from edgekit.backends import RuntimeOptions
 
-    m = run(
-        bundle.path,
-        dev,
-        out / "eval-dev",
-        RunConfig(limit=recipe.data.dev_limit or None, runtime=RuntimeOptions(threads=threads)),
-        argv=["edgekit", "distill", "(evaluation)"],
-    )
+    # a fresh evaluation each time: the student changed since any earlier one (a run trained on)
+    with replacing(out / "eval-dev", RUN, [bundle.path, dev]) as tmp:
+        m = run(
+            bundle.path,
+            dev,
+            tmp,
+            RunConfig(limit=recipe.data.dev_limit or None, runtime=RuntimeOptions(threads=threads)),
+            argv=["edgekit", "distill", "(evaluation)"],
+        )
     return {
         "exact_match": m["exact_match"],
         "f1": m["f1"],
@@ -466,6 +578,8 @@ def main_args(args: argparse.Namespace, argv: list[str]) -> int:
         result = student_from_checkpoint(recipe, args.from_checkpoint, evaluate=not args.no_eval, argv=argv)
     else:
         result = run_distill(recipe, evaluate=not args.no_eval, argv=argv)
+        if result is None:  # another process than 0 of a multi-process run: process 0 reports
+            return 0
     score = (
         f"EM {result['exact_match']:.2f} F1 {result['f1']:.2f} on {result['n_questions']} dev questions"
         if "f1" in result

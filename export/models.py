@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForQuestionAnswering, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
+from transformers import (
+    AutoConfig,
+    AutoModelForQuestionAnswering,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
 
 from edgekit.errors import EdgekitError
 
@@ -56,12 +63,30 @@ class LoadedQA:
         return (Path(self.source),) if Path(self.source).is_dir() else ()
 
 
-def load_qa(name_or_path: str, seed: int = 0) -> LoadedQA:
-    """Load a question-answering model (or an encoder plus a fresh, seeded QA head) as fp32."""
+def set_dropout(config: PretrainedConfig, p: float) -> PretrainedConfig:
+    """Every dropout probability of ``config`` set to ``p``. Architectures name them differently
+    (``hidden_dropout_prob``, ``attention_dropout``, ``qa_dropout``...), so all float settings whose name
+    says dropout are set; they must be set before the model is built (attention reads them directly)."""
+    for name, value in vars(config).items():
+        if "dropout" in name and isinstance(value, float):
+            setattr(config, name, p)
+    return config
+
+
+def load_qa(name_or_path: str, seed: int = 0, dropout: float | None = None) -> LoadedQA:
+    """Load a question-answering model (or an encoder plus a fresh, seeded QA head) as fp32, with every
+    dropout probability set to ``dropout`` unless it is None (the checkpoint's own)."""
     path = resolve(name_or_path)
+    if path.startswith(("/", "./", "../", "~")) and not Path(path).expanduser().is_dir():
+        raise EdgekitError(f"{name_or_path}: no such directory; expected a transformers QA model directory or hub name")
     torch.manual_seed(seed)
     try:
-        model, info = AutoModelForQuestionAnswering.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
+        config = AutoConfig.from_pretrained(path)
+        if dropout is not None:
+            set_dropout(config, dropout)
+        model, info = AutoModelForQuestionAnswering.from_pretrained(
+            path, config=config, dtype=torch.float32, output_loading_info=True
+        )
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
     except (OSError, ValueError) as exc:  # missing files, an invalid hub name, a directory of another kind
         said = " ".join(str(exc).split())[:300]

@@ -103,6 +103,9 @@ class TrainingSpec:
     logging_steps: int = 10
     bf16: bool = False
     threads: int = 0  # 0: torch's default
+    # The student's dropout probabilities (every one its config names); -1: the checkpoint's own. 0 makes a
+    # run deterministic, e.g. to compare 1 and N processes step by step (benchmarks.ddp).
+    dropout: float = -1.0
     # Batches of windows of similar length (transformers' length grouping, reseeded per epoch), each cut to its
     # longest window: at seq len 256 on the SQuAD subset, random batches pad to ~252 tokens, grouped ones to
     # ~161, and an epoch takes about half the CPU time (`python -m benchmarks.batching`). Off by default: runs
@@ -253,6 +256,7 @@ _BOUNDS: tuple[tuple[str, typing.Callable[[Any], bool], str], ...] = (
     ("training.save_total_limit", lambda v: v > 0, "a positive number of checkpoints to keep"),
     ("training.logging_steps", lambda v: v > 0, "a positive number of steps between log lines"),
     ("training.threads", lambda v: v >= 0, "0 (torch's default) or a positive number of threads"),
+    ("training.dropout", lambda v: v == -1 or 0 <= v < 1, "-1 (the model's own) or a probability in [0, 1)"),
     ("data.max_seq_len", lambda v: v > 0, "a positive window length"),
     ("data.doc_stride", lambda v: v > 0, "a positive stride"),
     ("data.bundle_max_seq_len", lambda v: v >= 0, "0 (the training length) or a positive window length"),

@@ -14,18 +14,21 @@ import re
 from transformers import AutoModelForQuestionAnswering
 
 from edgekit.errors import EdgekitError
-from export.models import LoadedQA
+from export.models import LoadedQA, set_dropout
 
 _LAYER = re.compile(r"^(.*\.layer\.)(\d+)(\..*)$")
 
 
-def from_teacher_layers(teacher: LoadedQA, layers: list[int]) -> LoadedQA:
-    """A student made of the teacher's layers ``layers`` (in that order), all else copied."""
+def from_teacher_layers(teacher: LoadedQA, layers: list[int], dropout: float | None = None) -> LoadedQA:
+    """A student made of the teacher's layers ``layers`` (in that order), all else copied; its dropout
+    probabilities are the teacher's unless ``dropout`` is given."""
     n = teacher.model.config.num_hidden_layers
     if not layers or any(not 0 <= i < n for i in layers):
         raise EdgekitError(f"student layers {layers}: expected indices in 0..{n - 1}")
     config = copy.deepcopy(teacher.model.config)
     config.num_hidden_layers = len(layers)
+    if dropout is not None:
+        set_dropout(config, dropout)
     student = AutoModelForQuestionAnswering.from_config(config)
     source = teacher.model.state_dict()
     target = {}

@@ -12,13 +12,15 @@ aligned to *student* positions as memory-mapped ``.npy`` arrays (never pickle):
     CACHE/progress.json  features done so far
 
 A cache is reused only when teacher weights, student tokenizer, sequence length,
-stride and training data are all the same; anything else is refused.
+stride and training data are all the same; anything else is refused. One process
+fills it (``write=True``); the other processes of a multi-process run only read it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -60,9 +62,9 @@ class TeacherLogits:
     mask: np.ndarray
 
 
-def _check_key(cache: Path, key: CacheKey) -> None:
+def _check_key(cache: Path, key: CacheKey, write: bool) -> None:
     key_file = cache / "key.json"
-    if key_file.exists():
+    if key_file.exists() or not write:
         found = json.loads(key_file.read_text())
         if found != asdict(key):
             diff = sorted(k for k in asdict(key) if found.get(k) != asdict(key)[k])
@@ -86,16 +88,21 @@ def teacher_logits(
     batch_size: int = 8,
     threads: int | None = None,
     progress: bool = True,
+    write: bool = True,
 ) -> TeacherLogits:
-    """Load the cache, computing (or finishing) it first when needed."""
+    """Load the cache, computing (or finishing) it first when needed and ``write`` is true; without
+    ``write`` an incomplete cache is an error (FileNotFoundError when there is none)."""
     if key.n_features != len(features):
         raise EdgekitError(f"cache key is for {key.n_features} features, got {len(features)}")
-    _check_key(cache, key)
+    _check_key(cache, key, write)
     n, length = len(features), features.input_ids.shape[1]
     files = {name: cache / f"{name}.npy" for name in ("start", "end", "mask")}
     progress_file = cache / "progress.json"
     done = json.loads(progress_file.read_text())["done"] if progress_file.exists() else 0
+    if done < n and not write:
+        raise EdgekitError(f"{progress_file}: expected a complete teacher-logits cache, found {done} of {n} windows")
     if done < n:
+        print(f"teacher logits: computing {n - done} of {n} windows into {cache}", file=sys.stderr)
         if done == 0:
             arrays = {
                 k: open_memmap(f, mode="w+", dtype=np.bool_ if k == "mask" else np.float32, shape=(n, length))

@@ -111,6 +111,39 @@ def _resume_other_dataset(env: Env) -> list[str]:
     return ["run", str(env.bundle), "--dataset", str(other), "--out", str(out)]
 
 
+def _checkpoint(env: Env, model_type: str, **config: object) -> Path:
+    """A tiny checkpoint of ``model_type`` whose config is then changed by ``config``."""
+    from export.tiny import tiny_checkpoint
+
+    out = tiny_checkpoint(model_type, env.work / f"ckpt-{model_type}")
+    settings = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**settings, **config}))
+    if config:  # weights of the changed shapes, as a checkpoint of that config would hold
+        from transformers import AutoConfig, AutoModelForQuestionAnswering
+
+        AutoModelForQuestionAnswering.from_config(AutoConfig.from_pretrained(out)).save_pretrained(out)
+    return out
+
+
+def _template_without_its_tokens(env: Env) -> Path:
+    """A checkpoint whose tokenizer's template names [CLS]/[SEP], tokens its vocabulary lacks."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    out = _checkpoint(env, "bert")
+    for f in out.glob("*token*"):
+        f.unlink()
+    (out / "vocab.txt").unlink()
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0, "[PAD]": 1, "where": 2, "here": 3}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 0), ("[SEP]", 0)]
+    )
+    tok.save(str(out / "tokenizer.json"))
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "[UNK]", "pad_token": "[PAD]"}
+    (out / "tokenizer_config.json").write_text(json.dumps({**config, "cls_token": "[CLS]", "sep_token": "[SEP]"}))
+    return out
+
+
 def _recipe_with(key: str, value: str) -> str:
     section, name = key.split(".")
     return f'name = "bad"\n[{section}]\n{name} = {value}\n'
@@ -130,6 +163,7 @@ def _resume_other_recipe(env: Env) -> list[str]:
     argv = _recipe(env, f'name = "r"\noutput_dir = "{env.work}"\n[training]\nlearning_rate = 3e-5\n')
     first = load_recipe(argv[2], ["training.learning_rate=1e-4"])
     (first.out / "checkpoints" / "checkpoint-100").mkdir(parents=True)
+    (first.out / "checkpoints" / "checkpoint-100" / "trainer_state.json").write_text("{}")  # a complete one
     write_json(first.out / "checkpoint-settings.json", checkpoint_settings(first))
     return argv
 
@@ -639,6 +673,18 @@ CASES: list[Case] = [
         lambda e: ["export", "onnx", str(e.work / "no-such-model"), str(e.work / "o1"), "--validate-n", "0"],
         "expected a transformers QA model directory or hub name",
     ),
+    Case(
+        "export",
+        "onnx of a checkpoint whose tokenizer has more tokens than its embedding",
+        lambda e: ["export", "onnx", str(_checkpoint(e, "bert", vocab_size=1000)), str(e.work / "o2")],
+        "expected the tokenizer the model was trained with",
+    ),
+    Case(
+        "export",
+        "onnx of a checkpoint whose tokenizer template names tokens its vocabulary lacks",
+        lambda e: ["export", "onnx", str(_template_without_its_tokens(e)), str(e.work / "o3")],
+        "expected a tokenizer whose special tokens",
+    ),
     Case("deploy", "--limit 0", lambda e: [*_deploy(e, "--limit", "0"), "--out", str(e.work / "d-l")], "limit=0"),
     Case(
         "deploy",
@@ -681,6 +727,7 @@ CASES: list[Case] = [
             ("training.learning_rate", "inf"),
             ("training.batch_size", "0"),
             ("training.save_steps", "0"),
+            ("training.dropout", "1.0"),
             ("data.max_seq_len", "-384"),
         )
     ],

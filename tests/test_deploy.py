@@ -155,7 +155,8 @@ def test_adb_with_no_device_attached_is_a_clear_error(tmp_path, minilm_bundle, d
 def test_a_fleet_deploys_in_parallel_and_a_failing_device_does_not_stop_the_others(
     sshd, tiny_bundle, dev_path, tmp_path
 ):
-    """Two real sshd on loopback and one target nobody answers: two results, one failure reported, exit 3."""
+    """Two real sshd on loopback, one target nobody answers and a phone adb cannot find: two results, the
+    failures reported each on its own line, exit 3."""
     from device_tools import loopback_sshd
 
     from export.report import write_report
@@ -166,19 +167,27 @@ def test_a_fleet_deploys_in_parallel_and_a_failing_device_does_not_stop_the_othe
         targets = tmp_path / "fleet.txt"
         # both "devices" are this machine: each gets its own working directory in its target (ssh://host/DIR)
         second_spec = f"ssh://{second.user}@127.0.0.1:{second.port}{tmp_path}/device two"
-        targets.write_text(f"# two devices and one that is off\n{second_spec}\n")
+        targets.write_text(
+            f"# two devices, one that is off, a phone not plugged in\n{second_spec}\nadb:NO-SUCH-PHONE\n"
+        )
         argv = [sys.executable, "-m", "edgekit.cli", "deploy", f"ssh://{sshd.user}@127.0.0.1:{sshd.port}"]
         argv += [f"ssh://{sshd.user}@127.0.0.1:{free_port()}", str(tiny_bundle.path), "--targets-file", str(targets)]
         argv += ["--dataset", str(dev_path), "--out", str(tmp_path / "fleet"), "--limit", "3", "--warmup", "0"]
         argv += ["--remote-dir", str(tmp_path / "devices"), "--remote-python", sys.executable, "-i", str(sshd.identity)]
         argv += ["--ssh-option", sshd.options[0], "--ssh-option", "ConnectTimeout=5"]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        adb = require("adb", "adb")
+        env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(free_port()), "HOME": str(tmp_path)}  # adb of its own
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+        finally:
+            subprocess.run([adb, "kill-server"], env=env, capture_output=True)
     assert proc.returncode == 3, proc.stderr  # a device failed: DeviceError's exit status
     lines = proc.stdout.splitlines()
-    assert len(lines) == 4 and lines[-1].startswith("2 of 3 devices finished"), proc.stdout
-    ok = [line for line in lines[:3] if " F1 " in line]
-    failed = [line for line in lines[:3] if "FAILED (exit 3)" in line and "ssh failed" in line]
-    assert len(ok) == 2 and len(failed) == 1, proc.stdout
+    assert len(lines) == 5 and lines[-1].startswith("2 of 4 devices finished"), proc.stdout
+    ok = [line for line in lines[:4] if " F1 " in line]
+    failed = [line for line in lines[:4] if "FAILED (exit 3)" in line and "ssh failed" in line]
+    phone = [line for line in lines[:4] if "FAILED (exit 3)" in line and "NO-SUCH-PHONE" in line]
+    assert len(ok) == 2 and len(failed) == 1 and len(phone) == 1, proc.stdout
     runs = sorted((tmp_path / "fleet").glob("*/metrics.json"))
     assert len(runs) == 2 and all(json.loads(p.read_text())["n_questions"] == 3 for p in runs)
     fleet = json.loads((tmp_path / "fleet" / "fleet.json").read_text())
