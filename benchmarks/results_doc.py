@@ -165,6 +165,32 @@ def long_context() -> str:
     return "\n".join(lines) + "\n"
 
 
+def stages() -> str:
+    path = RESULTS / "stages.json"
+    if not path.exists():
+        return "(not measured yet: `python -m benchmarks.stages BUNDLE...`)\n"
+    d = _load(path)
+    lines = [
+        f"{d['settings']['n']} dev questions spread over the set, batch 1, {d['device']['cpu']}; {_command(d)}. "
+        "Medians per question; the model time by the number of windows a context needs.",
+        "",
+        "| bundle | runtime | threads | tokenize ms | model ms | decode ms | model share | model ms by windows (1 / 2 / 3+) "
+        "| model ms per 1k tokens |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in d["rows"]:
+        by = r["model_ms_p50_by_windows"]
+        windows = " / ".join(f"{by[k]:.1f}" if k in by else "–" for k in ("1", "2", "3+"))
+        lines.append(
+            f"| {r['bundle']} | {r['backend']} | {r['threads']} | {r['tokenize_ms_p50']:.2f} | {r['model_ms_p50']:.1f} "
+            f"| {r['decode_ms_p50']:.2f} | {100 * r['share_of_time']['model']:.0f}% | {windows} "
+            f"| {r['model_ms_per_1k_tokens']:.1f} |"
+        )
+    if d["unavailable"]:
+        lines += ["", "Not measured here: " + "; ".join(f"{k}: {v}" for k, v in d["unavailable"].items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def ddp() -> str:
     path = RESULTS / "ddp.json"
     if not path.exists():
@@ -226,6 +252,9 @@ def document() -> str:
         f"`benchmarks/results/speed.json` ({_command(sp)}); {sp['notes']}; device: {sp['device']['cpu']}.",
         "",
         speed.markdown(sp["rows"]),
+        "## Where a question's time goes",
+        "",
+        stages(),
         "## The emulated Raspberry Pi: same answers as the host",
         "",
         "`python -m benchmarks.emulated_pi BUNDLE --n N` (`benchmarks/results/devices/`); emulation time is not a "

@@ -4,9 +4,11 @@ Systems, all on the same dev questions (spread evenly over the dev set), batch 1
 
   hf-pipeline-teacher   transformers ``pipeline("question-answering")``, fp32 PyTorch teacher (what a user runs without edgekit)
   optimum-ort-teacher   Optimum's ``ORTModelForQuestionAnswering`` pipeline, the same teacher exported by Optimum
-  edgekit-teacher       the teacher's fp32 ONNX bundle through the edgekit runner
+  edgekit-teacher       the teacher's fp32 ONNX bundle through the edgekit runner (ONNX Runtime; where the
+                        openvino package is installed also OpenVINO f32 and, on a CPU with bfloat16, bf16)
   edgekit-student-*     each student bundle given (ONNX int8, TFLite fp32/int8, ...) through the edgekit runner
-                        (with --low-memory also the int8 ONNX students with the arena off and one window per call)
+                        (with --low-memory also the int8 ONNX students with the arena off and one window per call;
+                        fp32 ONNX students also through OpenVINO bf16 where it runs)
 
 Each (system, repeat) runs in a fresh process, so peak RSS is that system's own,
 and repeats are interleaved (a, b, c, d, a, b, ...) so that machine noise spreads
@@ -43,10 +45,18 @@ RESULTS = ROOT / "benchmarks" / "results"
 TEACHER = ROOT.parent / "shared" / "models" / "mpnet-base-squad"
 TEACHER_BUNDLE = ROOT / "runs" / "bundles" / "mpnet-base-squad-fp32-onnx"
 GOALS = {
-    "student_int8_vs_hf_speedup_min": 10.0,
+    "student_int8_vs_hf_speedup_min": 20.0,
     "edgekit_teacher_vs_hf_speedup_min": 2.0,
-    "runner_overhead_max_pct": 15.0,
+    "edgekit_teacher_vs_optimum_speedup_min": 1.0,
+    "runner_overhead_max_pct": 10.0,
     "student_int8_peak_rss_max_mb": 150.0,
+}
+# worker system -> edgekit runtime backend (None: the bundle format's own)
+EDGEKIT_SYSTEMS = {
+    "edgekit": None,
+    "edgekit-low-memory": None,
+    "edgekit-openvino": "openvino",
+    "edgekit-openvino-bf16": "openvino-bf16",
 }
 
 
@@ -98,7 +108,10 @@ def worker(system: str, target: str, dataset: Path, n: int, threads: int, warmup
         from edgekit.backends import RuntimeOptions
         from edgekit.runner import QAModel
 
-        qa = QAModel.load(target, RuntimeOptions(threads=threads, low_memory=system == "edgekit-low-memory"))
+        options = RuntimeOptions(
+            threads=threads, low_memory=system == "edgekit-low-memory", backend=EDGEKIT_SYSTEMS[system]
+        )
+        qa = QAModel.load(target, options)
 
         def answer(ex: Example) -> str:
             text = qa.answer(ex.question, ex.context).text
@@ -126,6 +139,16 @@ def worker(system: str, target: str, dataset: Path, n: int, threads: int, warmup
     }
 
 
+def openvino_backends() -> list[str]:
+    """The OpenVINO backends this machine runs: none without the package, bf16 only on a CPU with bfloat16."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return []
+    bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return ["openvino", "openvino-bf16"] if bf16 else ["openvino"]
+
+
 def optimum_export(teacher: Path, out: Path) -> Path:
     """Optimum's own ONNX export of the teacher (done once, reused)."""
     if (out / "model.onnx").exists():
@@ -145,7 +168,9 @@ def _median(runs: list[dict[str, Any]], key: str) -> float | None:
 
 
 def summarize(name: str, runs: list[dict[str, Any]], base: dict[str, Any] | None) -> dict[str, Any]:
-    s = {k: _median(runs, k) for k in ("p50_ms", "p90_ms", "throughput_qps", "peak_rss_mb", "model_p50_ms", "load_ms")}
+    keys = ("p50_ms", "p90_ms", "throughput_qps", "peak_rss_mb", "model_p50_ms", "load_ms")
+    s = {k: _median(runs, k) for k in keys}
+    s["mean_ms"] = statistics.median(r["total_ms"] / r["n"] for r in runs)
     s.update(name=name, target=runs[0]["target"], n=runs[0]["n"], repeats=len(runs))
     s.update(exact_match=runs[0]["exact_match"], f1=runs[0]["f1"])
     s["p50_ms_each_repeat"] = [round(r["p50_ms"], 2) for r in runs]
@@ -203,16 +228,20 @@ def main(argv: list[str] | None = None) -> int:
     from edgekit.bundle import load_bundle
 
     optimum_dir = optimum_export(args.teacher, args.work / "optimum-teacher")
+    openvino = openvino_backends()
     systems = [
         ("hf-pipeline-teacher", "hf-pipeline", str(args.teacher)),
         ("optimum-ort-teacher", "optimum-ort", str(optimum_dir)),
         ("edgekit-teacher-fp32-onnx", "edgekit", str(args.teacher_bundle)),
+        *((f"edgekit-teacher-fp32-onnx-{b}", f"edgekit-{b}", str(args.teacher_bundle)) for b in openvino),
     ]
     for b in args.students:
         m = load_bundle(b).manifest
         systems.append((f"edgekit-student-{m.name}", "edgekit", str(b)))
         if args.low_memory and m.model_format == "onnx" and m.precision == "int8":
             systems.append((f"edgekit-student-{m.name}-low-memory", "edgekit-low-memory", str(b)))
+        if m.model_format == "onnx" and m.precision == "fp32" and "openvino-bf16" in openvino:
+            systems.append((f"edgekit-student-{m.name}-openvino-bf16", "edgekit-openvino-bf16", str(b)))
 
     from tqdm import tqdm
 
@@ -237,12 +266,21 @@ def main(argv: list[str] | None = None) -> int:
     int8 = [r for r in rows if r["name"].startswith("edgekit-student") and r["name"].endswith("int8-onnx")]
     low = [r for r in rows if r["name"].endswith("int8-onnx-low-memory")]
     edge = by["edgekit-teacher-fp32-onnx"]
+    teacher_rows = [r for r in rows if r["name"].startswith("edgekit-teacher")]
+    fastest = min(teacher_rows, key=lambda r: r["p50_ms"])
+    optimum = by["optimum-ort-teacher"]
     checks = {
         "edgekit_teacher_vs_hf_speedup": edge["speedup_vs_hf_pipeline"],
+        "edgekit_teacher_vs_optimum_speedup": optimum["p50_ms"] / edge["p50_ms"],
+        "fastest_edgekit_teacher": fastest["name"],
+        "fastest_edgekit_teacher_vs_hf_speedup": fastest["speedup_vs_hf_pipeline"],
+        "fastest_edgekit_teacher_vs_optimum_speedup": optimum["p50_ms"] / fastest["p50_ms"],
+        "fastest_edgekit_teacher_f1_minus_hf_f1": fastest["f1"] - base["f1"],
         "runner_overhead_pct_teacher": edge.get("runner_overhead_pct"),
     }
     if int8:
         checks["student_int8_vs_hf_speedup"] = int8[0]["speedup_vs_hf_pipeline"]
+        checks["student_int8_vs_hf_mean_speedup"] = base["mean_ms"] / int8[0]["mean_ms"]
         checks["student_int8_peak_rss_mb"] = int8[0]["peak_rss_mb"]
         checks["runner_overhead_pct_student_int8"] = int8[0].get("runner_overhead_pct")
     if low:

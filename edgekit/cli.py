@@ -96,7 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         limit=args.limit,
         warmup=args.warmup,
         n_best=args.n_best,
-        runtime=RuntimeOptions(threads=args.threads, low_memory=args.low_memory),
+        runtime=RuntimeOptions(threads=args.threads, low_memory=args.low_memory, backend=args.backend),
         progress=not args.no_progress,
         run_id=args.run_id,
     )
@@ -182,6 +182,14 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
         "--run-id", default=None, help="a name recorded in metrics.json as run_id (deploy ties pulled results to it)"
     )
     add_runtime_args(p)
+    p.add_argument(
+        "--backend",
+        choices=["auto", "onnxruntime", "openvino", "openvino-bf16", "litert"],
+        default=None,
+        help="runtime for the bundle (default: ONNX Runtime for ONNX, LiteRT for TFLite); openvino computes in f32, "
+        "openvino-bf16 in bfloat16 (needs the openvino package, and for bf16 a CPU with AVX512-BF16 or AMX); auto: "
+        "the fastest here whose answers on the first questions equal the default runtime's (measured once, remembered)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(

@@ -15,7 +15,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,9 +51,12 @@ class QAModel:
     # windows per runtime call: never more than WINDOW_TOKENS_PER_CALL tokens, so activation memory does not
     # grow with the context (a SQuAD context is a few windows: one call); 1 with --low-memory
     window_batch: int = 1
-    # the last call's model time alone (to separate runner overhead) and window count
+    # the last call's stages (to separate runner overhead from the model; benchmarks.stages), windows, tokens
+    last_tokenize_ms: float = 0.0
     last_model_ms: float = 0.0
+    last_decode_ms: float = 0.0
     last_windows: int = 0
+    last_tokens: int = 0
 
     @classmethod
     def load(
@@ -69,19 +72,23 @@ class QAModel:
         m = self.bundle.manifest
         if len(context) > MAX_CONTEXT_CHARS:
             raise InputError(None, "context", f"at most {MAX_CONTEXT_CHARS:,} characters, got {len(context):,}")
-        windows = self.tokenizer.windows(question, context)
+        tokenize, model, decode = Stopwatch(), Stopwatch(), Stopwatch()
+        with tokenize.time():
+            windows = self.tokenizer.windows(question, context)
         step = self.window_batch
         start: list[np.ndarray] = []
         end: list[np.ndarray] = []
-        watch = Stopwatch()
-        with watch.time():
+        with model.time():
             for i in range(0, len(windows), step):
                 feeds = batch_inputs(windows[i : i + step], m.input_names, m.pad_id, self.backend.fixed_seq_len)
                 s, e = self.backend(feeds)
                 start.extend(s)
                 end.extend(e)
-        self.last_model_ms, self.last_windows = watch.ms, len(windows)
-        return best_span(context, windows, start, end, self.n_best, m.max_answer_len)
+        with decode.time():
+            span = best_span(context, windows, start, end, self.n_best, m.max_answer_len)
+        self.last_tokenize_ms, self.last_model_ms, self.last_decode_ms = tokenize.ms, model.ms, decode.ms
+        self.last_windows, self.last_tokens = len(windows), sum(len(w) for w in windows)
+        return span
 
 
 @dataclass(frozen=True)
@@ -189,8 +196,14 @@ def _run(
     if config.limit is not None:
         examples = examples[: config.limit]
 
+    runtime, choice = config.runtime, None
+    if runtime.backend == "auto":
+        from edgekit.backends.choose import choose_backend
+
+        name, choice = choose_backend(bundle_path, runtime, examples, config.n_best)
+        runtime = replace(runtime, backend=name)
     t_cold = time.perf_counter()
-    qa = QAModel.load(bundle_path, config.runtime, config.n_best)
+    qa = QAModel.load(bundle_path, runtime, config.n_best)
     load_ms = (time.perf_counter() - t_cold) * 1000.0
     _check_resume(out, _run_identity(qa.bundle, sha256_file(dataset_path), config, qa.backend.name))
 
@@ -218,6 +231,8 @@ def _run(
     write_json(out / "predictions.json", predictions)
     metrics = _metrics(qa, examples, records, predictions, dataset_path, config, argv)
     metrics.update(cold_start_ms=cold_start_ms, load_ms=load_ms, resumed_from=resumed_from)
+    if choice is not None:
+        metrics["backend_choice"] = choice
     write_json(out / "metrics.json", metrics)
     return metrics
 

@@ -545,6 +545,18 @@ CASES: list[Case] = [
     Case("run", "limit <= 0", lambda e: e.run(e.dataset("q.json"), "--limit", "0"), "limit=0"),
     Case(
         "run",
+        "a runtime for another model format (--backend litert, ONNX bundle)",
+        lambda e: e.run(e.dataset("q.json"), "--backend", "litert"),
+        "does not run onnx models",
+    ),
+    Case(
+        "run",
+        "resuming with another --backend",
+        lambda e: [*_finished_run(e, "r-b"), "--backend", "openvino"],
+        "backend",
+    ),
+    Case(
+        "run",
         "output directory not writable",
         lambda e: [
             *e.run(e.dataset("r.json"))[:4],

@@ -28,10 +28,18 @@ class RuntimeOptions:
 
     threads: int | None = None
     low_memory: bool = False
+    # None: the format's own runtime (ONNX Runtime, LiteRT); one of BACKENDS; or "auto" (edgekit.backends.choose)
+    backend: str | None = None
 
     def __post_init__(self) -> None:
         if self.threads is not None and not 0 < self.threads <= MAX_THREADS:
             raise EdgekitError(f"threads={self.threads}: expected a thread count from 1 to {MAX_THREADS}")
+        if self.backend is not None and self.backend not in {*BACKENDS, "auto"}:
+            raise EdgekitError(f"backend {self.backend!r}: expected 'auto' or one of {sorted(BACKENDS)}")
+
+
+# runtime -> the model format it runs
+BACKENDS = {"onnxruntime": "onnx", "openvino": "onnx", "openvino-bf16": "onnx", "litert": "tflite"}
 
 
 class Backend(Protocol):
@@ -46,10 +54,21 @@ class Backend(Protocol):
 def open_backend(bundle: Bundle, options: RuntimeOptions) -> Backend:
     """Load the bundle's model with the runtime its format needs, and check the manifest against it."""
     fmt = bundle.manifest.model_format
-    if fmt == "onnx":
+    if options.backend == "auto":
+        raise EdgekitError("backend 'auto' is chosen by the runner (edgekit.backends.choose) before a model is opened")
+    if options.backend is not None and BACKENDS[options.backend] != fmt:
+        runs = sorted(b for b, f in BACKENDS.items() if f == fmt)
+        raise EdgekitError(
+            f"{bundle.path}: backend {options.backend} does not run {fmt} models; expected one of {runs}"
+        )
+    if options.backend in ("openvino", "openvino-bf16"):
+        from edgekit.backends.openvino import OpenVinoBackend
+
+        backend: Backend = OpenVinoBackend(bundle, options, bf16=options.backend == "openvino-bf16")
+    elif fmt == "onnx":
         from edgekit.backends.onnx import OnnxBackend
 
-        backend: Backend = OnnxBackend(bundle, options)
+        backend = OnnxBackend(bundle, options)
     elif fmt == "tflite":
         from edgekit.backends.tflite import TfliteBackend
 

@@ -21,9 +21,12 @@ class OnnxBackend:
         so.inter_op_num_threads = 1
         if options.threads is not None:
             so.intra_op_num_threads = options.threads
+        # ORT's memory pattern plans the buffers of one input shape; bundles take windows of any length, so
+        # it keeps a plan per length seen and pays off for none (MiniLM int8, 300 dev questions, 2 threads:
+        # RSS 194 -> 164 MB, latency unchanged; benchmarks/results/speed.json measures the runner with it off)
+        so.enable_mem_pattern = False
         if options.low_memory:
             so.enable_cpu_mem_arena = False
-            so.enable_mem_pattern = False
         so.log_severity_level = 4  # fatal only: failures reach the user as edgekit's one line, not ORT's log
         try:
             self.session = ort.InferenceSession(
