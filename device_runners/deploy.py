@@ -39,7 +39,7 @@ from pathlib import Path
 
 import edgekit
 from edgekit.atomic import write_json
-from edgekit.backends import RuntimeOptions, open_backend
+from edgekit.backends import RuntimeOptions, check_format, open_backend
 from edgekit.bundle import load_bundle, sha256_file
 from edgekit.destination import DEPLOY, FLEET, claim
 from edgekit.errors import DeviceError, EdgekitError, InputError
@@ -215,6 +215,7 @@ class DeployConfig:
     limit: int | None = None
     threads: int | None = None
     low_memory: bool = False
+    backend: str | None = None  # the device's runtime (edgekit run --backend); auto: measured there
     warmup: int = 3
     remote_dir: str = DEFAULT_REMOTE_DIR
     remote_python: str = DEFAULT_REMOTE_PYTHON
@@ -262,13 +263,15 @@ def deploy(
     """Push code, bundle and dataset (skipping what is there), run on the device, pull the results."""
     config = config or DeployConfig()
     # what the device would refuse, refused here, before anything travels
-    RunConfig(limit=config.limit, warmup=config.warmup, runtime=RuntimeOptions(config.threads, config.low_memory))
+    runtime = RuntimeOptions(config.threads, config.low_memory, config.backend)
+    RunConfig(limit=config.limit, warmup=config.warmup, runtime=runtime)
     if not config.remote_dir.strip() or not config.remote_python.strip():
         raise InputError(None, "--remote-dir/--remote-python", "a non-empty path on the device")
     if target.identity is not None and not Path(target.identity).is_file():
         raise InputError(target.identity, "-i/--identity", "an existing ssh private key file")
     bundle = load_bundle(bundle_path)  # never ship a bundle that does not verify here: files, then model
     open_backend(bundle, RuntimeOptions())
+    check_format(bundle, config.backend)
     dataset = Path(dataset)
     load_squad(dataset)  # a bad dataset is refused here, with its own message, before anything travels
     m = bundle.manifest
@@ -287,6 +290,7 @@ def deploy(
     # one remote run directory per bundle, dataset, limit and measuring settings: a deploy with other
     # settings gets its own instead of being refused by the runner's resume check
     settings = f"t{config.threads or 'auto'}-w{config.warmup}" + ("-lowmem" if config.low_memory else "")
+    settings += f"-{config.backend}" if config.backend else ""
     run_dir = f"runs/{m.name}-{m.files[m.model_file].sha256[:12]}-{data_sha[:12]}-n{config.limit or 'all'}-{settings}"
     report = DeployReport(
         target.describe(), f"{root}/{run_dir}", uuid.uuid4().hex, sorted(changed), sorted(set(files) - set(changed))
@@ -327,6 +331,8 @@ def _push_and_run(
         args += ["--threads", str(config.threads)]
     if config.low_memory:
         args.append("--low-memory")
+    if config.backend is not None:
+        args += ["--backend", config.backend]
     command = f"cd -- {remote_path(root)} && PYTHONPATH=code exec {_join(args)}"
     # the runner's progress bar and summary stream straight to this terminal (one device at a time)
     proc = remote.run(command, capture=not config.stream, check=False)

@@ -60,6 +60,14 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
     """How the runtime runs the model: the same flags for ``run`` here and ``deploy`` on a device."""
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: runtime's choice)")
     p.add_argument("--low-memory", action="store_true", help="turn the runtime's memory arena off (smaller peak RSS)")
+    p.add_argument(
+        "--backend",
+        choices=["auto", "onnxruntime", "openvino", "openvino-bf16", "litert"],
+        default=None,
+        help="runtime for the bundle (default: ONNX Runtime for ONNX, LiteRT for TFLite); openvino computes in f32, "
+        "openvino-bf16 in bfloat16 (needs the openvino package, and for bf16 a CPU with AVX512-BF16 or AMX); auto: "
+        "the fastest here whose answers on the first questions equal the default runtime's (measured once, remembered)",
+    )
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -182,14 +190,6 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
         "--run-id", default=None, help="a name recorded in metrics.json as run_id (deploy ties pulled results to it)"
     )
     add_runtime_args(p)
-    p.add_argument(
-        "--backend",
-        choices=["auto", "onnxruntime", "openvino", "openvino-bf16", "litert"],
-        default=None,
-        help="runtime for the bundle (default: ONNX Runtime for ONNX, LiteRT for TFLite); openvino computes in f32, "
-        "openvino-bf16 in bfloat16 (needs the openvino package, and for bf16 a CPU with AVX512-BF16 or AMX); auto: "
-        "the fastest here whose answers on the first questions equal the default runtime's (measured once, remembered)",
-    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(

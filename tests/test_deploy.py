@@ -78,6 +78,17 @@ def test_deploy_over_ssh_matches_local_run_and_skips_present_files(sshd, minilm_
     assert json.loads((tmp_path / "pulled2" / "metrics.json").read_text())["resumed_from"] == 6
 
 
+def test_deploy_runs_the_device_side_runtime_asked_for(sshd, minilm_bundle, dev_path, tmp_path) -> None:
+    """--backend travels to the device's runner (here OpenVINO, where the device has it); a runtime that does
+    not run the bundle's format is refused before anything travels."""
+    pytest.importorskip("openvino")
+    deploy(sshd, minilm_bundle.path, dev_path, tmp_path / "ov", _config(tmp_path, limit=3, backend="openvino"))
+    assert json.loads((tmp_path / "ov" / "metrics.json").read_text())["backend"] == "openvino"
+    with pytest.raises(EdgekitError, match="backend litert does not run onnx models"):
+        deploy(sshd, minilm_bundle.path, dev_path, tmp_path / "lr", _config(tmp_path, limit=3, backend="litert"))
+    assert not (tmp_path / "lr").exists()
+
+
 @pytest.mark.slow
 def test_deploy_resumes_after_the_remote_runner_is_killed(sshd, minilm_bundle, dev_path, tmp_path) -> None:
     n = 60

@@ -51,16 +51,20 @@ class Backend(Protocol):
     def __call__(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]: ...
 
 
+def check_format(bundle: Bundle, backend: str | None) -> None:
+    """Refuse a runtime that does not run the bundle's model format (``auto`` and None always do)."""
+    fmt = bundle.manifest.model_format
+    if backend not in (None, "auto") and BACKENDS[backend] != fmt:
+        runs = sorted(b for b, f in BACKENDS.items() if f == fmt)
+        raise EdgekitError(f"{bundle.path}: backend {backend} does not run {fmt} models; expected one of {runs}")
+
+
 def open_backend(bundle: Bundle, options: RuntimeOptions) -> Backend:
     """Load the bundle's model with the runtime its format needs, and check the manifest against it."""
     fmt = bundle.manifest.model_format
     if options.backend == "auto":
         raise EdgekitError("backend 'auto' is chosen by the runner (edgekit.backends.choose) before a model is opened")
-    if options.backend is not None and BACKENDS[options.backend] != fmt:
-        runs = sorted(b for b, f in BACKENDS.items() if f == fmt)
-        raise EdgekitError(
-            f"{bundle.path}: backend {options.backend} does not run {fmt} models; expected one of {runs}"
-        )
+    check_format(bundle, options.backend)
     if options.backend in ("openvino", "openvino-bf16"):
         from edgekit.backends.openvino import OpenVinoBackend
 
