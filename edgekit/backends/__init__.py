@@ -23,7 +23,7 @@ class RuntimeOptions:
 
     ``threads`` is the intra-op thread count (None: the runtime's default, usually
     all cores); ``low_memory`` trades a little speed for a smaller footprint
-    (ONNX Runtime: CPU memory arena and memory pattern off).
+    (ONNX Runtime: CPU memory arena off).
     """
 
     threads: int | None = None
