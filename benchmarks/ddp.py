@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS / "ddp.json", help="result file")
     args = p.parse_args(argv)
     recipe = args.recipe or RECIPES_DIR / "minilm-l6-kd.toml"
-    load_recipe(recipe, args.overrides)  # a bad recipe is one line before anything starts
+    settings = load_recipe(recipe, args.overrides)  # a bad recipe is one line before anything starts
 
     runs = [train(recipe, args.overrides, n, args.work, args.steps, args.train_limit) for n in args.processes]
     base = runs[0]
@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         r["loss_curve_equal"] = max(diffs) <= args.tolerance
         r["step_time_vs_first"] = r["step_s"] / base["step_s"]
     result = {
-        "recipe": load_recipe(recipe, args.overrides).name,
-        "global_batch": load_recipe(recipe, args.overrides).training.batch_size,
+        "recipe": settings.name,
+        "global_batch": settings.training.batch_size,
         "train_limit": args.train_limit,
         "tolerance": args.tolerance,
         "runs": runs,

@@ -36,6 +36,7 @@ from typing import Any
 
 from edgekit import device
 from edgekit.atomic import write_json, write_text
+from edgekit.errors import EdgekitError
 from edgekit.metric import evaluate
 from edgekit.provenance import module_command
 from edgekit.squad import Example, default_data_dir, load_squad
@@ -141,11 +142,12 @@ def worker(system: str, target: str, dataset: Path, n: int, threads: int, warmup
 
 def openvino_backends() -> list[str]:
     """The OpenVINO backends this machine runs: none without the package, bf16 only on a CPU with bfloat16."""
+    from edgekit.backends.openvino import cpu_has_bf16
+
     try:
-        import openvino as ov
-    except ImportError:
+        bf16 = cpu_has_bf16()
+    except EdgekitError:  # no openvino package
         return []
-    bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     return ["openvino", "openvino-bf16"] if bf16 else ["openvino"]
 
 

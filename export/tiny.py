@@ -99,18 +99,12 @@ def _sentencepiece(cls_name: str, **trainer: Any) -> Callable[[Path], Any]:
     return make
 
 
-# model type -> (config settings beyond SMALL, tokenizer of its own kind)
+# model type -> (config settings beyond SMALL, tokenizer of its own kind); special token ids come from the tokenizer
 ARCHITECTURES: dict[str, tuple[dict[str, Any], Callable[[Path], Any]]] = {
     "bert": ({}, _wordpiece("BertTokenizerFast")),
-    "distilbert": (
-        {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64},
-        _wordpiece("DistilBertTokenizerFast"),
-    ),
-    "roberta": ({"max_position_embeddings": 514, "pad_token_id": 1}, _byte_bpe),
-    "xlm-roberta": (
-        {"max_position_embeddings": 514, "pad_token_id": 1},
-        _sentencepiece("XLMRobertaTokenizerFast"),
-    ),
+    "distilbert": ({"hidden_dim": 64}, _wordpiece("DistilBertTokenizerFast")),  # its config maps SMALL's names
+    "roberta": ({"max_position_embeddings": 514}, _byte_bpe),
+    "xlm-roberta": ({"max_position_embeddings": 514}, _sentencepiece("XLMRobertaTokenizerFast")),
     "electra": ({"embedding_size": 16}, _wordpiece("ElectraTokenizerFast")),
     "albert": (
         {"embedding_size": 16},
@@ -159,8 +153,7 @@ def tiny_checkpoint(model_type: str, out: Path, seed: int = 0) -> Path:
     settings, make_tokenizer = ARCHITECTURES[model_type]
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = make_tokenizer(Path(tmp))
-    base = {} if model_type == "distilbert" else SMALL
-    config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), **{**base, **settings})
+    config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), **{**SMALL, **settings})
     for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
         token_id = getattr(tokenizer, name, None)
         if token_id is not None and hasattr(config, name):

@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from benchmarks.ddp import launcher
 from edgekit.errors import InputError
 from export.recipes import RECIPES_DIR, load_recipe
 
@@ -46,10 +47,8 @@ def tiny(out: Path, name: str) -> list[str]:
     return ["--recipe", str(RECIPES_DIR / "tiny-test.toml"), *(a for s in sets for a in ("--set", s))]
 
 
-def torchrun(args: list[str], cwd: Path) -> list[str]:
-    launcher = Path(sys.executable).with_name("torchrun")
-    head = [str(launcher)] if launcher.is_file() else [sys.executable, "-m", "torch.distributed.run"]
-    return [*head, "--standalone", "--nproc-per-node", "2", "-m", "export.distill", *args]
+def torchrun(args: list[str]) -> list[str]:
+    return [*launcher(), "--standalone", "--nproc-per-node", "2", "-m", "export.distill", *args]
 
 
 def env() -> dict[str, str]:
@@ -57,7 +56,7 @@ def env() -> dict[str, str]:
 
 
 def launch(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(torchrun(args, cwd), cwd=cwd, env=env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(torchrun(args), cwd=cwd, env=env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -100,7 +99,7 @@ def test_two_processes_share_one_cache_and_resume_after_a_kill(tmp_path: Path) -
 
     # the same run killed once it has a checkpoint, then resumed
     killed = subprocess.Popen(
-        torchrun(tiny(out, "killed"), tmp_path),
+        torchrun(tiny(out, "killed")),
         cwd=tmp_path,
         env=env(),
         stdout=subprocess.DEVNULL,

@@ -17,20 +17,30 @@ from edgekit.bundle import Bundle
 from edgekit.errors import BundleError, EdgekitError
 
 
+def _openvino():
+    try:
+        import openvino
+    except ImportError:
+        raise EdgekitError("backend openvino needs the openvino package: pip install openvino") from None
+    return openvino
+
+
+def cpu_has_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin computes in bfloat16 here (AVX512-BF16 or AMX)."""
+    return "BF16" in _openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
 class OpenVinoBackend:
     """An OpenVINO compiled model for the CPU, checked against the bundle manifest."""
 
     def __init__(self, bundle: Bundle, options: RuntimeOptions, bf16: bool = False) -> None:
-        try:
-            import openvino as ov
-        except ImportError:
-            raise EdgekitError("backend openvino needs the openvino package: pip install openvino") from None
+        ov = _openvino()
         self.name = "openvino-bf16" if bf16 else "openvino"
-        core = ov.Core()
-        if bf16 and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        if bf16 and not cpu_has_bf16():
             raise EdgekitError(
                 "backend openvino-bf16 needs a CPU with bfloat16 (AVX512-BF16 or AMX); this one has none"
             )
+        core = ov.Core()
         try:
             model = core.read_model(str(bundle.model_path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
