@@ -215,6 +215,57 @@ def ddp() -> str:
     return "\n".join(lines) + "\n"
 
 
+def budget() -> str:
+    path = RESULTS / "budget.json"
+    if not path.exists():
+        return "(not measured yet: `python -m benchmarks.budget`)\n"
+    d = _load(path)
+    t = d["timing"]
+    lines = [
+        f"Every variant measured on the full dev set, smallest first ({_command(d)}); the teacher's F1 is "
+        f"{d['teacher_f1']:.2f}. Latency: variants whose bundle was on the machine, all in one run, p50 per question "
+        f"on the first {t['n']} dev questions, {t['threads']} threads, {t['device']['cpu']}. "
+        "Plot: [budget.png](../benchmarks/results/budget.png).",
+        "",
+        "| variant | MB | budget | EM | F1 | % of teacher F1 | on the front | p50 ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in d["rows"]:
+        fits = next((f"≤ {mb:.0f} MB" for mb in d["budgets_mb"] if r["size_mb"] <= mb), "over")
+        lat = f"{r['latency']['p50_ms']:.1f}" if r["latency"] else "–"
+        lines.append(
+            f"| {r['name']} | {r['size_mb']:.1f} | {fits} | {r['exact_match']:.2f} | {r['f1']:.2f} "
+            f"| {100 * r['f1_kept']:.1f}% | {'yes' if r['front'] else ''} | {lat} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def vocab_curves() -> str:
+    paths = sorted(RESULTS.glob("vocab-*.json"))
+    if not paths:
+        return "(not measured yet: `python -m benchmarks.vocab BUNDLE --keep ...`)\n"
+    out = []
+    for path in paths:
+        d = _load(path)
+        out += [
+            f"`{path.relative_to(ROOT)}` ({_command(d)}): `{d['bundle']}` pruned on `{d['train_corpus']}` and "
+            f"wordfreq's {d['english_words']:,} most frequent English words, then dynamic INT8; "
+            f"{d['rows'][0]['n_questions']:,} dev questions, {d['device']['cpu']}. Dev coverage: the share of dev's "
+            "tokens (full vocabulary) still in the vocabulary; growth: how many more tokens dev's text takes.",
+            "",
+            "| pieces kept | embedding bits | int8 model MB | MB saved | EM | F1 | ΔF1 | dev coverage | token growth |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in d["rows"]:
+            out.append(
+                f"| {r['keep']:,} | {r['embedding_bits']} | {r['int8_model_mb']:.1f} | {r['mb_saved']:.1f} "
+                f"| {r['exact_match']:.2f} | {r['f1']:.2f} | {r['delta_f1']:+.2f} | {100 * r['dev_tokens_covered']:.1f}% "
+                f"| {100 * r['dev_tokens_growth']:+.1f}% |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
 def document() -> str:
     t = _load(TEACHER)
     c, dt, sp = (_load(RESULTS / f) for f in ("compress.json", "distill.json", "speed.json"))
@@ -239,6 +290,12 @@ def document() -> str:
         "`python -m benchmarks.distill_table RUN_DIR...`. KD vs fine-tuning pairs differ only in the loss's alpha.",
         "",
         distill_table.markdown(dt["records"], dt["kd_vs_ft"], dt["bf16_vs_fp32"]),
+        "## The size budget",
+        "",
+        budget(),
+        "## Vocabulary pruning",
+        "",
+        vocab_curves(),
         "## Size and INT8",
         "",
         f"`benchmarks/results/compress.json` ({_command(c)}).",

@@ -112,6 +112,7 @@ class Bundle:
             "precision": m.precision,
             "size_mb": round(self.size_mb, 3),
             "model_size_mb": round(self.model_size_mb, 3),
+            "model_sha256": m.files[m.model_file].sha256,  # which model file the figures are of
             "params": m.params,
             "layers": m.layers,
             "hidden_size": m.hidden_size,

@@ -46,7 +46,7 @@ def quiet_third_party() -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     if args.recipe is None:
         raise EdgekitError(
-            "edgekit export: give a STEP (onnx, fuse, int8, int4) or --recipe RECIPE for the whole chain"
+            "edgekit export: give a STEP (onnx, fuse, prune-vocab, int8, int4) or --recipe RECIPE for the whole chain"
         )
     from export.pipeline import Variants, export_all, markdown
     from export.recipes import load_recipe
@@ -105,9 +105,12 @@ def cmd_export_int8(args: argparse.Namespace) -> int:
             per_channel=per_channel,
             reduce_range=not args.full_range,
             nodes_to_exclude=tuple(args.keep_fp32),
+            embedding_bits=args.embedding_bits,
         )
         out = quantize.quantize_dynamic_bundle(src, args.out, args.name, settings)
     else:
+        if args.embedding_bits != 8:
+            raise EdgekitError("--embedding-bits 4: expected dynamic quantization (no --static)")
         from edgekit.squad import load_squad
 
         reader = quantize.WindowReader(src, load_squad(args.calibration_data), args.calibration_windows)
@@ -147,6 +150,24 @@ def cmd_export_fuse(args: argparse.Namespace) -> int:
     print(f"wrote {out.path}: fused {fused}")
     print(
         f"checked on {v.n_questions} questions: max |Δlogit| {v.max_abs_diff:.2e}, same answer {100 * v.answer_agreement:.0f}%"
+    )
+    return 0
+
+
+def cmd_export_prune_vocab(args: argparse.Namespace) -> int:
+    from edgekit.bundle import load_bundle
+    from edgekit.squad import load_squad
+    from export.vocab import prune_bundle
+
+    check_destination(args.out, BUNDLE, [args.bundle])
+    src = load_bundle(args.bundle)
+    corpus = args.corpus or [default_data_dir() / "train-v1.1-subset.json"]
+    examples = [ex for f in corpus for ex in load_squad(f)]
+    name = args.name or f"{src.manifest.name}-vocab{args.keep}"
+    out = prune_bundle(src, args.out, name, args.keep, examples, corpus, args.english_words)
+    print(
+        f"wrote {out.path}: {out.manifest.vocab_size} of {src.manifest.vocab_size} pieces, "
+        f"{out.model_size_mb:.1f} MB model (was {src.model_size_mb:.1f} MB)"
     )
     return 0
 
@@ -288,6 +309,13 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         help="ONNX node name to leave in fp32 (repeatable), e.g. /model/qa_outputs/MatMul",
     )
     e.add_argument(
+        "--embedding-bits",
+        type=int,
+        choices=[8, 4],
+        default=8,
+        help="4: the word embedding in 4-bit blocks (the encoder stays int8), for a size budget (default: 8)",
+    )
+    e.add_argument(
         "--static",
         choices=["minmax", "entropy", "percentile"],
         default=None,
@@ -301,6 +329,31 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     )
     e.add_argument("--calibration-windows", type=int, default=64, help="windows to calibrate on (default: 64)")
     e.set_defaults(func=cmd_export_int8)
+
+    e = esub.add_parser(
+        "prune-vocab",
+        help="fp32 ONNX bundle -> the same with a smaller WordPiece vocabulary and embedding table",
+        description="Keep the special, added and single-character pieces (so every word still tokenizes) and "
+        "the pieces most frequent in training text mixed with general English (wordfreq), never evaluation "
+        "text; the embedding rows and tokenizer.json are renumbered together. Quantize the result afterwards.",
+    )
+    _add_bundle_step_io(e, "-vocabKEEP")
+    e.add_argument("--keep", type=int, required=True, help="pieces to keep in all")
+    e.add_argument(
+        "--corpus",
+        type=Path,
+        action="append",
+        default=None,
+        help="SQuAD JSON whose questions and contexts rank the pieces (repeatable; default: the training subset)",
+    )
+    e.add_argument(
+        "--english-words",
+        type=int,
+        default=100_000,
+        help="wordfreq's most frequent English words mixed in, half the weight (0: training text only; "
+        "default: %(default)s)",
+    )
+    e.set_defaults(func=cmd_export_prune_vocab)
 
     e = esub.add_parser(
         "int4",

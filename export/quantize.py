@@ -124,10 +124,36 @@ class DynamicInt8:
     per_channel: bool = True  # one scale per output channel: half the logit error at no speed cost
     reduce_range: bool = True
     nodes_to_exclude: tuple[str, ...] = ()  # ONNX node names left in fp32
+    # 4: the word-embedding table in 4-bit blocks (GatherBlockQuantized, block 32) instead of a byte a weight;
+    # for a size budget, since a small student's embedding is up to half its weights and only indexed, never multiplied
+    embedding_bits: int = 8
 
     def record(self) -> dict:
         """The manifest's ``source.quantization``: what a later export compares to reuse a bundle."""
         return {"method": "onnxruntime dynamic", **asdict(self), "nodes_to_exclude": list(self.nodes_to_exclude)}
+
+
+def _int4_word_embedding(model: Path, out: Path, block_size: int = 32) -> None:
+    """Write ``model`` with only its word-embedding Gather as 4-bit blocks (ONNX Runtime's MatMulNBits quantizer)."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer  # needs onnx-ir
+
+    from export.vocab import word_embedding_node
+
+    graph = onnx.load(str(model))
+    word = word_embedding_node(graph, model).name
+    q = MatMulNBitsQuantizer(
+        graph,
+        bits=4,
+        block_size=block_size,
+        is_symmetric=True,
+        # its nodes_to_include does not limit Gathers: the position and token-type tables stay int8 this way
+        nodes_to_exclude=[n.name for n in graph.graph.node if n.op_type == "Gather" and n.name != word],
+        op_types_to_quantize=("Gather",),
+        quant_axes=(("Gather", 1),),
+    )
+    q.process()
+    q.model.save_model_to_file(str(out), use_external_data_format=False)
 
 
 def quantize_dynamic_bundle(
@@ -136,8 +162,12 @@ def quantize_dynamic_bundle(
     """Dynamic int8 quantization of an fp32 ONNX bundle into a new bundle (weights int8 ahead of time)."""
     if settings.weight_type not in WEIGHT_TYPES:
         raise EdgekitError(f"weight type {settings.weight_type!r}: expected one of {sorted(WEIGHT_TYPES)}")
+    if settings.embedding_bits not in (4, 8):
+        raise EdgekitError(f"embedding bits {settings.embedding_bits}: expected 8 or 4")
 
     def quantize(model: Path, out: Path) -> None:
+        if settings.embedding_bits == 4:
+            _int4_word_embedding(model, model)  # a copy in the step's scratch directory
         quantize_dynamic(
             model,
             out,

@@ -672,6 +672,24 @@ CASES: list[Case] = [
     ),
     Case(
         "export",
+        "prune-vocab to fewer pieces than every word needs",
+        lambda e: ["export", "prune-vocab", str(e.bundle), str(e.work / "pv1"), "--keep", "10"],
+        "the special, added and single-character pieces",
+    ),
+    Case(
+        "export",
+        "prune-vocab keeping the whole vocabulary",
+        lambda e: ["export", "prune-vocab", str(e.bundle), str(e.work / "pv2"), "--keep", "999999"],
+        "expected fewer than the",
+    ),
+    Case(
+        "export",
+        "static int8 with a 4-bit word embedding",
+        lambda e: ["export", "int8", str(e.bundle), str(e.work / "qe4"), "--static", "minmax", "--embedding-bits", "4"],
+        "expected dynamic quantization",
+    ),
+    Case(
+        "export",
         "static int8 with 0 calibration windows",
         lambda e: [
             *["export", "int8", str(e.bundle), str(e.work / "qs"), "--static", "minmax"],

@@ -1,0 +1,145 @@
+"""The size budget: every variant's size against its full-dev F1, the Pareto front, and latency from one run.
+
+Rows are every committed full-dev run (``benchmarks/results/students/*/metrics.json`` and the
+teacher's) and every row of the vocabulary curves (``benchmarks/results/vocab-*.json``). A variant
+whose bundle is on this machine is also timed here, all in one run: ``edgekit run`` in a fresh
+process per bundle on the same ``--n`` dev questions, ``--threads`` threads, p50 per question.
+Variants whose bundle is elsewhere keep no latency (a figure from another machine is not comparable).
+
+    python -m benchmarks.budget [--n 200] [--threads 2]
+
+Writes ``benchmarks/results/budget.json`` and ``budget.png`` (F1 against size, log scale, with the
+25 MB and 50 MB budgets, 90% and 95% of the teacher's F1, and the front).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks.results_doc import FULL_DEV, RESULTS, ROOT, TEACHER, full_dev_runs, pareto_front
+from edgekit.atomic import write_json
+from edgekit.bundle import load_bundle
+from edgekit.device import describe
+from edgekit.errors import EdgekitError
+from edgekit.provenance import module_command
+from edgekit.squad import default_data_dir
+
+BUDGETS_MB = (25.0, 50.0)
+
+
+def rows() -> list[dict[str, Any]]:
+    """One row per variant measured on the full dev set: name, model size, EM/F1, bundle path, source file."""
+    out = []
+    for r in full_dev_runs():
+        m = json.loads((ROOT / r["path"]).read_text())
+        out.append({**r, "bundle": m["bundle"]["path"], "model_sha256": m["bundle"].get("model_sha256")})
+    for path in sorted(RESULTS.glob("vocab-*.json")):
+        d = json.loads(path.read_text())
+        for v in d["rows"]:
+            if v["full"] and v["embedding_bits"] == 8:
+                continue  # the baseline: the student's own int8 bundle, a full-dev run of its own
+            if v["n_questions"] != FULL_DEV:
+                continue
+            out.append(
+                {
+                    "name": f"{d['bundle']}-vocab{v['keep']}-int8" + ("-emb4" if v["embedding_bits"] == 4 else ""),
+                    "size_mb": v["int8_model_mb"],
+                    "f1": v["f1"],
+                    "exact_match": v["exact_match"],
+                    "device": d["device"]["cpu"],
+                    "path": str(path.relative_to(ROOT)),
+                    "bundle": v["bundle_path"],
+                    "model_sha256": v["model_sha256"],
+                }
+            )
+    return out
+
+
+def time_bundle(bundle: Path, dataset: Path, n: int, threads: int) -> dict[str, float]:
+    """p50 and mean per question of ``edgekit run`` on the first ``n`` questions, in a fresh process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "edgekit.cli", "run", str(bundle), "--dataset", str(dataset)]
+        cmd += ["--out", f"{tmp}/run", "--limit", str(n), "--threads", str(threads), "--no-progress"]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        m = json.loads(Path(f"{tmp}/run/metrics.json").read_text())
+    return {"p50_ms": m["latency_ms"]["p50"], "mean_ms": m["latency_ms"]["mean"], "peak_rss_mb": m["peak_rss_mb"]}
+
+
+def plot(table: list[dict[str, Any]], teacher_f1: float, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    front = [r for r in table if r["front"]]
+    ax.scatter([r["size_mb"] for r in table], [r["f1"] for r in table], color="#999", s=24, label="variant")
+    ax.plot([r["size_mb"] for r in front], [r["f1"] for r in front], "o-", color="#1f77b4", label="Pareto front")
+    for r in front:
+        ax.annotate(r["name"], (r["size_mb"], r["f1"]), fontsize=7, xytext=(4, -10), textcoords="offset points")
+    for mb in BUDGETS_MB:
+        ax.axvline(mb, color="#d62728", ls="--", lw=1)
+        ax.text(mb, ax.get_ylim()[0], f" {mb:.0f} MB", color="#d62728", fontsize=8, va="bottom")
+    for share in (0.90, 0.95):
+        ax.axhline(share * teacher_f1, color="#2ca02c", ls=":", lw=1)
+        ax.text(ax.get_xlim()[0], share * teacher_f1, f"{share:.0%} of teacher", color="#2ca02c", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("model size, MB (log)")
+    ax.set_ylabel(f"F1, full SQuAD v1.1 dev ({FULL_DEV:,} questions)")
+    ax.set_title("Size against accuracy: every variant, the teacher at the right")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=200, help="dev questions to time each bundle on (0: no timing)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dataset", type=Path, default=default_data_dir() / "dev-v1.1.json")
+    p.add_argument("--out", type=Path, default=RESULTS / "budget.json")
+    args = p.parse_args(argv)
+
+    table = rows()
+    teacher = next(r for r in table if r["path"] == str(TEACHER.relative_to(ROOT)))
+    front = {id(r) for r in pareto_front(table)}
+    for r in table:
+        r["front"] = id(r) in front
+        r["f1_kept"] = r["f1"] / teacher["f1"]
+        r["latency"] = None
+        bundle, sha = Path(r.pop("bundle")), r.pop("model_sha256")
+        if args.n > 0 and bundle.is_dir() and sha:
+            try:
+                b = load_bundle(bundle)
+            except EdgekitError:
+                continue
+            if b.manifest.files[b.manifest.model_file].sha256 != sha:
+                continue  # another bundle now lives there: not the one the F1 is of
+            print(f"timing {r['name']} ({bundle})", flush=True)
+            r["latency"] = time_bundle(bundle, args.dataset, args.n, args.threads)
+    table.sort(key=lambda r: (r["size_mb"], -r["f1"]))
+    write_json(
+        args.out,
+        {
+            "teacher": teacher["name"],
+            "teacher_f1": teacher["f1"],
+            "budgets_mb": list(BUDGETS_MB),
+            "timing": {"n": args.n, "threads": args.threads, "device": describe()},
+            "command": module_command("benchmarks.budget", argv),
+            "rows": table,
+        },
+    )
+    plot(table, teacher["f1"], args.out.with_suffix(".png"))
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

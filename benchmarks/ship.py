@@ -1,0 +1,142 @@
+"""Put a trained student bundle in ``models/`` with its model card, every figure read from results files.
+
+    python -m benchmarks.ship BUNDLE --run RUN_DIR --training RESULT.json \\
+        --made-by "edgekit distill ..." --made-by "edgekit export int8 ..." [--teacher-run DIR]
+
+``BUNDLE`` is verified and copied to ``models/<name>/`` (a bundle holds only its own files), and
+``models/<name>.md`` is written beside it: what the bundle is, the teacher it was distilled from,
+the training recipe and the commands that made it (``--made-by``, in order), and the full-dev
+EM/F1, latency and memory of ``RUN_DIR`` (an ``edgekit run`` of this very bundle: its model file's
+sha256 must match), with the F1 kept against the teacher's own full-dev run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgekit.atomic import write_text
+from edgekit.bundle import MANIFEST, load_bundle
+from edgekit.destination import BUNDLE, replacing
+from edgekit.errors import EdgekitError
+from edgekit.provenance import module_command
+from edgekit.squad import read_json
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+TEACHER_RUN = ROOT / "benchmarks" / "results" / "teacher-mpnet-fp32-onnx"
+MAX_MB = 50.0
+
+
+def _command(cmd: Any) -> str:
+    return cmd if isinstance(cmd, str) else " ".join(cmd)
+
+
+def card(name: str, manifest: dict, metrics: dict, training: dict, teacher: dict, made_by: list[str], argv) -> str:
+    """The model card's Markdown."""
+    b, dev = metrics["bundle"], metrics["device"]
+    lat, recipe = metrics["latency_ms"], training["recipe"]
+    src = manifest["source"]
+    pruning = src.get("vocab_pruning")
+    q = src.get("quantization", {})
+    vocab = f"{manifest['vocab_size']:,} word pieces"
+    if pruning:
+        corpus = ", ".join(c["file"] for c in pruning["corpus"])
+        vocab += (
+            f" (pruned from {pruning['of']:,}: the special, added and single-character pieces, then the most "
+            f"frequent in {corpus} mixed with wordfreq's {pruning['english_words']:,} most frequent English words)"
+        )
+    quant = "fp32"
+    if q:
+        emb = q.get("embedding_bits", 8)
+        quant = (
+            f"{q['method']} int8 ({q['weight_type']}, {'per channel' if q['per_channel'] else 'per tensor'}, "
+            f"{'7' if q['reduce_range'] else '8'}-bit weights), word embedding {emb}-bit"
+        )
+    kept = metrics["f1"] / teacher["f1"]
+    lines = [
+        f"# {name}",
+        "",
+        f"An extractive question-answering student for SQuAD-style questions, {b['size_mb']:.1f} MB as an edgekit "
+        f"bundle ({manifest['model_format']}, {quant}). Distilled from the MPNet-base teacher "
+        f"`mpnet-base-squad` ({teacher['bundle']['size_mb']:.0f} MB as fp32 ONNX).",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| full SQuAD v1.1 dev ({metrics['n_questions']:,} questions, official scoring) | "
+        f"**EM {metrics['exact_match']:.2f}, F1 {metrics['f1']:.2f}** |",
+        f"| teacher on the same questions, same runner | EM {teacher['exact_match']:.2f}, F1 {teacher['f1']:.2f} "
+        f"(F1 kept: **{100 * kept:.1f}%**) |",
+        f"| size | {b['size_mb']:.1f} MB bundle, {b['model_size_mb']:.1f} MB model |",
+        f"| model | {manifest['source'].get('model_type', '?')}, {manifest['layers']} layers, hidden "
+        f"{manifest['hidden_size']}, {manifest['params']:,} parameters, {vocab} |",
+        f"| windows | {manifest['max_seq_len']} tokens, doc stride {manifest['doc_stride']} |",
+        f"| training | {training['method']}; {training['steps']} steps on {training['n_train_questions']:,} "
+        f"questions ({training['n_train_features']:,} windows) of `train-v1.1-subset.json`, "
+        f"{recipe['training']['epochs']:g} epochs, batch {recipe['training']['batch_size']}, "
+        f"lr {recipe['training']['learning_rate']:g}, max length {recipe['data']['max_seq_len']}"
+        f"{', bf16 autocast' if recipe['training'].get('bf16') else ''}, seed {recipe['training']['seed']} |",
+        f"| latency on the run's machine | p50 {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms per question "
+        f"({metrics['threads']} threads, {dev['cpu']}, {dev['arch']}); peak RSS {metrics['peak_rss_mb']:.0f} MB |",
+        "",
+        "## Made by",
+        "",
+        "```bash",
+        *made_by,
+        "```",
+        "",
+        f"Full-dev run: `{_command(metrics['command'])}`.",
+        f"This card and the copy: `{_command(argv)}`.",
+        "",
+        "## Use",
+        "",
+        "```bash",
+        f"edgekit run models/{name} --dataset ../shared/data/squad/dev-v1.1.json --out runs/{name}-dev",
+        "```",
+        "",
+        "Base weights: all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0) where the recipe says so, else the "
+        "teacher's own layers (all-mpnet-base-v2, Apache-2.0). Training and evaluation data: SQuAD v1.1 "
+        "(CC BY-SA 4.0). Trained on 13% of SQuAD's training articles, as the teacher was.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bundle", type=Path, help="the bundle to ship")
+    p.add_argument("--run", type=Path, required=True, help="full-dev edgekit run of this bundle")
+    p.add_argument("--training", type=Path, required=True, help="result.json of the distillation run")
+    p.add_argument("--made-by", action="append", required=True, help="a command that made the bundle (in order)")
+    p.add_argument("--teacher-run", type=Path, default=TEACHER_RUN, help="the teacher's full-dev run")
+    p.add_argument("--name", default=None, help="name under models/ (default: the bundle's)")
+    args = p.parse_args(argv)
+
+    bundle = load_bundle(args.bundle)
+    metrics = read_json(args.run / "metrics.json", "metrics")
+    teacher = read_json(args.teacher_run / "metrics.json", "metrics")
+    training = read_json(args.training, "distillation result")
+    manifest = read_json(bundle.path / MANIFEST, "manifest")
+    identity = read_json(args.run / "run.json", "run identity")
+    if identity.get("model_sha256") != bundle.manifest.files[bundle.manifest.model_file].sha256:
+        raise EdgekitError(f"{args.run / 'run.json'}: a run of another model file, not {args.bundle}")
+    if metrics["n_questions"] != teacher["n_questions"]:
+        raise EdgekitError(f"{args.run}: {metrics['n_questions']} questions; expected the teacher's full dev set")
+    if bundle.size_mb > MAX_MB:
+        raise EdgekitError(f"{args.bundle}: {bundle.size_mb:.1f} MB; a shipped student is at most {MAX_MB:.0f} MB")
+    name = args.name or bundle.manifest.name
+    with replacing(MODELS / name, BUNDLE, (bundle.path,)) as tmp:
+        for f in [MANIFEST, *bundle.manifest.files]:
+            shutil.copyfile(bundle.path / f, tmp / f)
+    load_bundle(MODELS / name)
+    text = card(name, manifest, metrics, training, teacher, args.made_by, module_command("benchmarks.ship", argv))
+    write_text(MODELS / f"{name}.md", text)
+    print(f"wrote {MODELS / name} ({bundle.size_mb:.1f} MB) and {MODELS / name}.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
