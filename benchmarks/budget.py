@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +28,7 @@ from edgekit.device import describe
 from edgekit.errors import EdgekitError
 from edgekit.provenance import module_command
 from edgekit.squad import default_data_dir
+from export.pipeline import run_fresh
 
 BUDGETS_MB = (25.0, 50.0)
 
@@ -64,10 +64,7 @@ def rows() -> list[dict[str, Any]]:
 def time_bundle(bundle: Path, dataset: Path, n: int, threads: int) -> dict[str, float]:
     """p50 and mean per question of ``edgekit run`` on the first ``n`` questions, in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "edgekit.cli", "run", str(bundle), "--dataset", str(dataset)]
-        cmd += ["--out", f"{tmp}/run", "--limit", str(n), "--threads", str(threads), "--no-progress"]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        m = json.loads(Path(f"{tmp}/run/metrics.json").read_text())
+        m = run_fresh(bundle, dataset, Path(tmp) / "run", n, ["--threads", str(threads)])
     return {"p50_ms": m["latency_ms"]["p50"], "mean_ms": m["latency_ms"]["mean"], "peak_rss_mb": m["peak_rss_mb"]}
 
 

@@ -35,8 +35,10 @@ def _command(cmd: Any) -> str:
     return cmd if isinstance(cmd, str) else " ".join(cmd)
 
 
-def card(name: str, manifest: dict, metrics: dict, training: dict, teacher: dict, made_by: list[str], argv) -> str:
-    """The model card's Markdown."""
+def card(
+    name: str, manifest: dict, metrics: dict, results: str, training: dict, teacher: dict, made_by: list[str], argv
+) -> str:
+    """The model card's Markdown; ``results`` names the committed metrics file its figures come from."""
     b, dev = metrics["bundle"], metrics["device"]
     lat, recipe = metrics["latency_ms"], training["recipe"]
     src = manifest["source"]
@@ -88,7 +90,7 @@ def card(name: str, manifest: dict, metrics: dict, training: dict, teacher: dict
         *made_by,
         "```",
         "",
-        f"Full-dev run: `{_command(metrics['command'])}`.",
+        f"Full-dev run: `{_command(metrics['command'])}`; its results: `{results}`.",
         f"This card and the copy: `{_command(argv)}`.",
         "",
         "## Use",
@@ -108,7 +110,12 @@ def card(name: str, manifest: dict, metrics: dict, training: dict, teacher: dict
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", type=Path, help="the bundle to ship")
-    p.add_argument("--run", type=Path, required=True, help="full-dev edgekit run of this bundle")
+    p.add_argument(
+        "--run",
+        type=Path,
+        required=True,
+        help="full-dev edgekit run of this bundle, committed under benchmarks/results",
+    )
     p.add_argument("--training", type=Path, required=True, help="result.json of the distillation run")
     p.add_argument("--made-by", action="append", required=True, help="a command that made the bundle (in order)")
     p.add_argument("--teacher-run", type=Path, default=TEACHER_RUN, help="the teacher's full-dev run")
@@ -132,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         for f in [MANIFEST, *bundle.manifest.files]:
             shutil.copyfile(bundle.path / f, tmp / f)
     load_bundle(MODELS / name)
-    text = card(name, manifest, metrics, training, teacher, args.made_by, module_command("benchmarks.ship", argv))
+    run = args.run.resolve()
+    if not run.is_relative_to(ROOT / "benchmarks" / "results"):
+        raise EdgekitError(f"{args.run}: expected a run committed under benchmarks/results/, which the card cites")
+    results = str((run / "metrics.json").relative_to(ROOT))
+    argv_rec = module_command("benchmarks.ship", argv)
+    text = card(name, manifest, metrics, results, training, teacher, args.made_by, argv_rec)
     write_text(MODELS / f"{name}.md", text)
     print(f"wrote {MODELS / name} ({bundle.size_mb:.1f} MB) and {MODELS / name}.md")
     return 0

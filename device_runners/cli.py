@@ -30,6 +30,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         limit=args.limit,
         threads=args.threads,
         low_memory=args.low_memory,
+        spin=args.spin,
         backend=args.backend,
         warmup=args.warmup,
         remote_dir=args.remote_dir,

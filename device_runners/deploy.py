@@ -215,6 +215,7 @@ class DeployConfig:
     limit: int | None = None
     threads: int | None = None
     low_memory: bool = False
+    spin: bool = True
     backend: str | None = None  # the device's runtime (edgekit run --backend); auto: measured there
     warmup: int = 3
     remote_dir: str = DEFAULT_REMOTE_DIR
@@ -263,7 +264,7 @@ def deploy(
     """Push code, bundle and dataset (skipping what is there), run on the device, pull the results."""
     config = config or DeployConfig()
     # what the device would refuse, refused here, before anything travels
-    runtime = RuntimeOptions(config.threads, config.low_memory, config.backend)
+    runtime = RuntimeOptions(config.threads, config.low_memory, config.spin, config.backend)
     RunConfig(limit=config.limit, warmup=config.warmup, runtime=runtime)
     if not config.remote_dir.strip() or not config.remote_python.strip():
         raise InputError(None, "--remote-dir/--remote-python", "a non-empty path on the device")
@@ -290,6 +291,7 @@ def deploy(
     # one remote run directory per bundle, dataset, limit and measuring settings: a deploy with other
     # settings gets its own instead of being refused by the runner's resume check
     settings = f"t{config.threads or 'auto'}-w{config.warmup}" + ("-lowmem" if config.low_memory else "")
+    settings += "" if config.spin else "-nospin"
     settings += f"-{config.backend}" if config.backend else ""
     run_dir = f"runs/{m.name}-{m.files[m.model_file].sha256[:12]}-{data_sha[:12]}-n{config.limit or 'all'}-{settings}"
     report = DeployReport(
@@ -331,6 +333,8 @@ def _push_and_run(
         args += ["--threads", str(config.threads)]
     if config.low_memory:
         args.append("--low-memory")
+    if not config.spin:
+        args.append("--no-spin")
     if config.backend is not None:
         args += ["--backend", config.backend]
     command = f"cd -- {remote_path(root)} && PYTHONPATH=code exec {_join(args)}"

@@ -61,6 +61,12 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: runtime's choice)")
     p.add_argument("--low-memory", action="store_true", help="turn the runtime's memory arena off (smaller peak RSS)")
     p.add_argument(
+        "--no-spin",
+        dest="spin",
+        action="store_false",
+        help="ONNX Runtime's threads sleep between calls instead of spinning: for cores shared with other work",
+    )
+    p.add_argument(
         "--backend",
         choices=["auto", "onnxruntime", "openvino", "openvino-bf16", "litert"],
         default=None,
@@ -104,7 +110,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         limit=args.limit,
         warmup=args.warmup,
         n_best=args.n_best,
-        runtime=RuntimeOptions(threads=args.threads, low_memory=args.low_memory, backend=args.backend),
+        runtime=RuntimeOptions(
+            threads=args.threads, low_memory=args.low_memory, spin=args.spin, backend=args.backend
+        ),
         progress=not args.no_progress,
         run_id=args.run_id,
     )

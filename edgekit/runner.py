@@ -125,6 +125,7 @@ def _run_identity(bundle: Bundle, dataset_sha: str, config: RunConfig, backend: 
         "backend": backend,
         "threads": config.runtime.threads,
         "low_memory": config.runtime.low_memory,
+        **({} if config.runtime.spin else {"spin": False}),  # absent when default: earlier runs resume as they were
         "warmup": config.warmup,
     }
 
@@ -298,6 +299,7 @@ def _metrics(
         "warmup_runs": config.warmup,
         "threads": config.runtime.threads,
         "low_memory": config.runtime.low_memory,
+        "spin": config.runtime.spin,
         "backend": qa.backend.name,
         "n_best": config.n_best,
         "bundle": qa.bundle.summary(),

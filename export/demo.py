@@ -15,10 +15,38 @@ from pathlib import Path
 
 from edgekit.atomic import write_text
 from edgekit.errors import EdgekitError
-from export.pipeline import export_all, markdown
+from edgekit.squad import sample_path
+from export.pipeline import export_all, markdown, run_fresh
 from export.recipes import RECIPES_DIR, load_recipe
 
 DEMO_RECIPE = RECIPES_DIR / "demo.toml"
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def shipped_students(out: Path, threads: int | None = None) -> list[str]:
+    """The trained students in ``models/`` answering the same 105 dev questions: the summary's second table."""
+    bundles = sorted(p for p in MODELS.glob("*/manifest.json")) if MODELS.is_dir() else []
+    if not bundles:
+        return []
+    lines = [
+        "## The shipped students",
+        "",
+        "Distilled from the MPNet teacher on the full training subset (44 articles), as `models/` ships them; "
+        "the same 105 dev questions, the same runner. Full-dev figures and the commands that made them: each "
+        "model card.",
+        "",
+        "| student | bundle MB | EM | F1 | p50 ms | peak RSS MB | model card |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for manifest in bundles:
+        bundle = manifest.parent
+        extra = ["--threads", str(threads)] if threads else []
+        m = run_fresh(bundle, sample_path("dev"), out / bundle.name, 105, extra)
+        lines.append(
+            f"| {bundle.name} | {m['bundle']['size_mb']:.1f} | {m['exact_match']:.1f} | {m['f1']:.1f} "
+            f"| {m['latency_ms']['p50']:.1f} | {m['peak_rss_mb']:.0f} | `models/{bundle.name}.md` |"
+        )
+    return [*lines, ""]
 
 
 def run_demo(out: Path, threads: int | None = None) -> Path:
@@ -46,6 +74,7 @@ def run_demo(out: Path, threads: int | None = None) -> Path:
             markdown(rows),
             *[f"- `{r.path}`" for r in rows],
             "",
+            *shipped_students(recipe.out / "shipped", threads),
         ]
     )
     path = recipe.out / "summary.md"

@@ -13,7 +13,7 @@ import importlib.util
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -220,13 +220,13 @@ def check(qa: LoadedQA, bundle_path: Path, recipe: Recipe, n: int, shipped: bool
     )
 
 
-def run_fresh(bundle: Path, dataset: Path, out: Path, limit: int) -> dict:
+def run_fresh(bundle: Path, dataset: Path, out: Path, limit: int, extra: Sequence[str] = ()) -> dict:
     """``edgekit run`` in a process of its own: the latency and peak memory are the runner's, not this one's.
 
     Run in the training process, the runner shares its threads and reports its multi-GB RSS.
     """
     argv = [sys.executable, "-m", "edgekit.cli", "run", str(bundle), "--dataset", str(dataset), "--out", str(out)]
-    proc = subprocess.run([*argv, "--limit", str(limit), "--no-progress"], capture_output=True, text=True)
+    proc = subprocess.run([*argv, "--limit", str(limit), "--no-progress", *extra], capture_output=True, text=True)
     if proc.returncode != 0:
         said = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
         raise EdgekitError(f"{bundle}: the runner's check failed: {said}")

@@ -205,3 +205,9 @@ def test_a_fleet_deploys_in_parallel_and_a_failing_device_does_not_stop_the_othe
     assert fleet["status"] == "finished" and [d["ok"] for d in fleet["devices"]].count(True) == 2
     report = write_report([tmp_path / "fleet"], tmp_path / "report")  # the fleet's directory merges its devices
     assert len(report["rows"]) == 2
+
+
+def test_no_spin_reaches_the_devices_session_and_names_its_run(sshd, tiny_bundle, dev_path, tmp_path) -> None:
+    report = deploy(sshd, tiny_bundle.path, dev_path, tmp_path / "ns", _config(tmp_path, limit=2, spin=False))
+    assert report.remote_run_dir.endswith("-nospin")
+    assert json.loads((tmp_path / "ns" / "metrics.json").read_text())["spin"] is False

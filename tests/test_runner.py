@@ -216,3 +216,20 @@ def test_disk_full_keeps_old_file(tmp_path: Path) -> None:
         assert [p.name for p in mnt.iterdir()] == ["metrics.json"]
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_no_spin_turns_onnx_runtimes_spinning_off_and_is_part_of_a_runs_identity(tiny_bundle, dev_path, tmp_path):
+    from edgekit.backends import RuntimeOptions, open_backend
+    from edgekit.cli import main
+
+    key = "session.intra_op.allow_spinning"
+    assert (
+        open_backend(tiny_bundle, RuntimeOptions(spin=False))
+        .session.get_session_options()
+        .get_session_config_entry(key)
+        == "0"
+    )
+    argv = ["run", str(tiny_bundle.path), "--dataset", str(dev_path), "--out", str(tmp_path / "r"), "--limit", "2"]
+    assert main([*argv, "--no-spin", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["spin"] is False
+    assert main([*argv, "--no-progress"]) == 2  # resuming with spinning on would mix two measurements

@@ -54,6 +54,7 @@ def choose_backend(
     m = bundle.manifest
     key = "|".join(
         [m.files[m.model_file].sha256, device.cpu_model(), str(options.threads), str(options.low_memory), str(n_best)]
+        + ([] if options.spin else ["no-spin"])
     )
     path = cache_file()
     known = _remembered(path).get(key)

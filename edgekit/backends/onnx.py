@@ -27,6 +27,8 @@ class OnnxBackend:
         so.enable_mem_pattern = False
         if options.low_memory:
             so.enable_cpu_mem_arena = False
+        if not options.spin:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.log_severity_level = 4  # fatal only: failures reach the user as edgekit's one line, not ORT's log
         try:
             self.session = ort.InferenceSession(

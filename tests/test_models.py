@@ -1,0 +1,45 @@
+"""The trained students shipped in models/: verified bundles within budget, cards that match their results files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgekit.bundle import load_bundle
+from edgekit.metric import evaluate
+from edgekit.runner import QAModel
+from edgekit.squad import load_squad, sample_path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+SHIPPED = sorted(p.parent for p in MODELS.glob("*/manifest.json"))
+
+
+def test_one_or_two_students_within_50_mb() -> None:
+    assert 1 <= len(SHIPPED) <= 2, [p.name for p in SHIPPED]
+    for path in SHIPPED:
+        assert load_bundle(path).size_mb <= 50.0
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_the_card_names_its_commands_and_says_what_its_results_file_says(path: Path) -> None:
+    bundle = load_bundle(path)
+    text = (MODELS / f"{path.name}.md").read_text()
+    assert "export.distill" in text or "edgekit distill" in text
+    cited = [w.strip("`;.") for w in text.split() if w.strip("`;.").endswith("/metrics.json")]
+    metrics = json.loads((ROOT / cited[0]).read_text())
+    assert metrics["bundle"]["model_sha256"] == bundle.manifest.files[bundle.manifest.model_file].sha256
+    assert metrics["n_questions"] == 10570
+    assert f"EM {metrics['exact_match']:.2f}, F1 {metrics['f1']:.2f}" in text
+    assert f"{metrics['bundle']['size_mb']:.1f} MB" in text
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_a_shipped_student_answers_like_a_trained_one(path: Path) -> None:
+    """On the shipped dev excerpt: a trained student scores far above an untrained QA head (under 10 F1)."""
+    qa = QAModel.load(path)
+    examples = load_squad(sample_path("dev"))
+    predictions = {ex.id: qa.answer(ex.question, ex.context).text for ex in examples}
+    assert evaluate(examples, predictions).f1 > 50.0
