@@ -1,7 +1,6 @@
 """Peak memory and time of one question as its context grows: 1 KB, 100 KB, 1 MB of text.
 
-The runner hands a question's windows to the model in chunks of at most
-``edgekit.runner.WINDOW_TOKENS_PER_CALL`` tokens, so the model's activations do not grow
+The runner hands a question's windows to the model one per call, so the model's activations do not grow
 with the context; what still grows is the tokenizer's output and one row of logits per
 window. Each size runs in a fresh ``edgekit run`` process (peak RSS is per process), in the
 normal mode and with ``--low-memory``. The context is real dev text (paragraphs joined in
@@ -92,13 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         base = next(b for b in rows if b["low_memory"] == r["low_memory"] and b["context_chars"] == min(args.sizes))
         r["peak_rss_vs_smallest"] = round(r["peak_rss_mb"] / base["peak_rss_mb"], 3)
-    from edgekit.runner import WINDOW_TOKENS_PER_CALL
-
     write_json(
         args.out,
         {
             "bundle": load_bundle(args.bundle).manifest.name,
-            "window_tokens_per_call": WINDOW_TOKENS_PER_CALL,
+            "windows_per_call": 1,
             "threads": args.threads,
             "rows": rows,
             "device": describe(),

@@ -149,9 +149,13 @@ def long_context() -> str:
     if not path.exists():
         return "(not measured yet: `python -m benchmarks.long_context BUNDLE`)\n"
     d = _load(path)
+    per_call = (
+        f"at most {d['window_tokens_per_call']:,} tokens per runtime call"
+        if "window_tokens_per_call" in d
+        else f"{d['windows_per_call']} window per runtime call"
+    )
     lines = [
-        f"Bundle `{d['bundle']}`, {d['threads']} threads, at most {d['window_tokens_per_call']:,} tokens per runtime "
-        f"call, {d['device']['cpu']}; {_command(d)}.",
+        f"Bundle `{d['bundle']}`, {d['threads']} threads, {per_call}, {d['device']['cpu']}; {_command(d)}.",
         "",
         "| context chars | --low-memory | windows | s per question | model s | peak RSS MB | × RSS of the smallest |",
         "|---|---|---|---|---|---|---|",

@@ -7,7 +7,7 @@ Systems, all on the same dev questions (spread evenly over the dev set), batch 1
   edgekit-teacher       the teacher's fp32 ONNX bundle through the edgekit runner (ONNX Runtime; where the
                         openvino package is installed also OpenVINO f32 and, on a CPU with bfloat16, bf16)
   edgekit-student-*     each student bundle given (ONNX int8, TFLite fp32/int8, ...) through the edgekit runner
-                        (with --low-memory also the int8 ONNX students with the arena off and one window per call;
+                        (with --low-memory also the int8 ONNX students with the memory arena off;
                         fp32 ONNX students also through OpenVINO bf16 where it runs)
 
 Each (system, repeat) runs in a fresh process, so peak RSS is that system's own,

@@ -110,9 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         limit=args.limit,
         warmup=args.warmup,
         n_best=args.n_best,
-        runtime=RuntimeOptions(
-            threads=args.threads, low_memory=args.low_memory, spin=args.spin, backend=args.backend
-        ),
+        runtime=RuntimeOptions(threads=args.threads, low_memory=args.low_memory, spin=args.spin, backend=args.backend),
         progress=not args.no_progress,
         run_id=args.run_id,
     )

@@ -34,10 +34,12 @@ from edgekit.metric import evaluate
 from edgekit.squad import MAX_CONTEXT_CHARS, Example, load_squad
 from edgekit.timing import Stopwatch, summarize
 
-# The most tokens one runtime call gets (windows x window length): 2,048 is 5 windows of 384, as many as a
-# long SQuAD question has, in one call. 21 windows a call held ~1 GB of activations for MiniLM on a 100 KB
-# context (benchmarks/results/long-context-8192-tokens-per-call.json); 5 held 398 MB (long-context.json).
-WINDOW_TOKENS_PER_CALL = 2048
+# Windows go to the runtime one per call. Batching them saves nothing on a CPU and costs both ways: a batch
+# is padded to its longest window, and its activations (attention grows with windows x length^2) set the
+# peak memory. Measured on 2 x86 cores: 21 windows a call held ~1 GB for MiniLM on a 100 KB context
+# (benchmarks/results/long-context-8192-tokens-per-call.json); for the int8 MiniLM on 500 dev questions,
+# 8 windows of 256 a call peaked at 173 MB RSS, one at 152 MB, same latency; the MPNet teacher answered
+# questions of 2+ windows of 384 in 0.85x the time of 5-window calls.
 
 
 @dataclass
@@ -48,9 +50,6 @@ class QAModel:
     tokenizer: QATokenizer
     backend: Backend
     n_best: int = DEFAULT_N_BEST
-    # windows per runtime call: never more than WINDOW_TOKENS_PER_CALL tokens, so activation memory does not
-    # grow with the context (a SQuAD context is a few windows: one call); 1 with --low-memory
-    window_batch: int = 1
     # the last call's stages (to separate runner overhead from the model; benchmarks.stages), windows, tokens
     last_tokenize_ms: float = 0.0
     last_model_ms: float = 0.0
@@ -64,26 +63,23 @@ class QAModel:
     ) -> QAModel:
         options = options or RuntimeOptions()
         bundle = load_bundle(bundle_path)
-        batch = 1 if options.low_memory else max(1, WINDOW_TOKENS_PER_CALL // bundle.manifest.max_seq_len)
-        return cls(bundle, bundle.tokenizer(), open_backend(bundle, options), n_best, batch)
+        return cls(bundle, bundle.tokenizer(), open_backend(bundle, options), n_best)
 
     def answer(self, question: str, context: str) -> Span:
-        """Tokenize into windows, run them ``window_batch`` at a time, decode the best span."""
+        """Tokenize into windows, run them one at a time, decode the best span."""
         m = self.bundle.manifest
         if len(context) > MAX_CONTEXT_CHARS:
             raise InputError(None, "context", f"at most {MAX_CONTEXT_CHARS:,} characters, got {len(context):,}")
         tokenize, model, decode = Stopwatch(), Stopwatch(), Stopwatch()
         with tokenize.time():
             windows = self.tokenizer.windows(question, context)
-        step = self.window_batch
         start: list[np.ndarray] = []
         end: list[np.ndarray] = []
         with model.time():
-            for i in range(0, len(windows), step):
-                feeds = batch_inputs(windows[i : i + step], m.input_names, m.pad_id, self.backend.fixed_seq_len)
-                s, e = self.backend(feeds)
-                start.extend(s)
-                end.extend(e)
+            for w in windows:
+                s, e = self.backend(batch_inputs([w], m.input_names, m.pad_id, self.backend.fixed_seq_len))
+                start.append(s[0])
+                end.append(e[0])
         with decode.time():
             span = best_span(context, windows, start, end, self.n_best, m.max_answer_len)
         self.last_tokenize_ms, self.last_model_ms, self.last_decode_ms = tokenize.ms, model.ms, decode.ms
