@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument(
-        "--low-memory", action="store_true", help="also run int8 ONNX students with --low-memory (arena off, 1 window)"
+        "--low-memory", action="store_true", help="also run int8 ONNX students with --low-memory (memory arena off)"
     )
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "speed")
     p.add_argument("--out", type=Path, default=RESULTS / "speed.json")
