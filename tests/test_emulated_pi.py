@@ -36,15 +36,21 @@ def emulated():
 
 @pytest.fixture(scope="module")
 def tiny_bundles(tiny_bundle, tmp_path_factory) -> list[Path]:
-    """The tiny model as the bundles a Pi runs: fp32 ONNX, default int8 ONNX and int8 TFLite."""
+    """The tiny model as the bundles a Pi runs: fp32 ONNX, default int8 ONNX, int8 TFLite, and the size-budget
+    form (pruned vocabulary, int8 layers over a 4-bit word embedding: ONNX Runtime's GatherBlockQuantized)."""
+    from edgekit.squad import default_data_dir, load_squad
     from export.quantize import DynamicInt8, quantize_dynamic_bundle
     from export.tiny import tiny_qa
     from export.to_tflite import tflite_bundles
+    from export.vocab import prune_bundle
 
     out = tmp_path_factory.mktemp("pi-bundles")
     int8 = quantize_dynamic_bundle(tiny_bundle, out / "tiny-int8", None, DynamicInt8())
     tflite = tflite_bundles(tiny_qa(), out, "tiny", max_seq_len=128, doc_stride=64)[1]
-    return [tiny_bundle.path, int8.path, tflite.path]
+    train = default_data_dir() / "train-v1.1-subset.json"
+    pruned = prune_bundle(tiny_bundle, out / "tiny-v5k", "tiny-v5k", 5000, load_squad(train)[:500], [train])
+    small = quantize_dynamic_bundle(pruned, out / "tiny-v5k-int8-emb4", None, DynamicInt8(embedding_bits=4))
+    return [tiny_bundle.path, int8.path, tflite.path, small.path]
 
 
 def assert_answers_like_the_host(arm_dir: Path, host_dir: Path, n: int) -> None:
@@ -73,7 +79,7 @@ def test_emulated_arm64_runner_gives_the_hosts_answers(emulated, tiny_bundle, de
 
 
 def test_deploy_over_ssh_to_an_emulated_pi(emulated, sshd, tiny_bundles, dev_path, tmp_path) -> None:
-    """``edgekit deploy`` to a real sshd whose Python is the emulated Pi's: fp32 ONNX, int8 ONNX, int8 TFLite."""
+    """``edgekit deploy`` to a real sshd whose Python is the emulated Pi's: every bundle of ``tiny_bundles``."""
     n = 5
     launcher = emulated.write_launcher(tmp_path / "pi-python")
     config = DeployConfig(limit=n, warmup=0, remote_dir=str(tmp_path / "pi home"), remote_python=str(launcher))
