@@ -48,7 +48,7 @@ def rows() -> list[dict[str, Any]]:
                 continue
             out.append(
                 {
-                    "name": f"{d['bundle']}-vocab{v['keep']}-int8" + ("-emb4" if v["embedding_bits"] == 4 else ""),
+                    "name": v["name"],
                     "size_mb": v["int8_model_mb"],
                     "f1": v["f1"],
                     "exact_match": v["exact_match"],
@@ -70,23 +70,39 @@ def time_bundle(bundle: Path, dataset: Path, n: int, threads: int) -> dict[str, 
 
 def plot(table: list[dict[str, Any]], teacher_f1: float, out: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    fig, ax = plt.subplots(figsize=(10, 6))
+    sizes = [r["size_mb"] for r in table]
+    ax.set_xscale("log")
+    ax.set_xlim(min(sizes) / 1.25, max(sizes) * 1.6)
+    ticks = sorted({10.0, *BUDGETS_MB, 100.0, 200.0, round(max(sizes))})
+    ax.set_xticks([t for t in ticks if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]])
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     front = [r for r in table if r["front"]]
-    ax.scatter([r["size_mb"] for r in table], [r["f1"] for r in table], color="#999", s=24, label="variant")
+    ax.scatter(sizes, [r["f1"] for r in table], color="#999", s=24, label="variant")
     ax.plot([r["size_mb"] for r in front], [r["f1"] for r in front], "o-", color="#1f77b4", label="Pareto front")
     for r in front:
-        ax.annotate(r["name"], (r["size_mb"], r["f1"]), fontsize=7, xytext=(4, -10), textcoords="offset points")
+        ax.annotate(r["name"], (r["size_mb"], r["f1"]), fontsize=7, xytext=(5, -11), textcoords="offset points")
+    low = ax.get_ylim()[0]
     for mb in BUDGETS_MB:
         ax.axvline(mb, color="#d62728", ls="--", lw=1)
-        ax.text(mb, ax.get_ylim()[0], f" {mb:.0f} MB", color="#d62728", fontsize=8, va="bottom")
+        ax.text(mb * 1.03, low + 0.5, f"{mb:.0f} MB", color="#d62728", fontsize=8, va="bottom")
     for share in (0.90, 0.95):
         ax.axhline(share * teacher_f1, color="#2ca02c", ls=":", lw=1)
-        ax.text(ax.get_xlim()[0], share * teacher_f1, f"{share:.0%} of teacher", color="#2ca02c", fontsize=8)
-    ax.set_xscale("log")
+        ax.text(
+            ax.get_xlim()[1] / 1.03,
+            share * teacher_f1 + 0.2,
+            f"{share:.0%} of the teacher's F1",
+            color="#2ca02c",
+            fontsize=8,
+            ha="right",
+            va="bottom",
+        )
     ax.set_xlabel("model size, MB (log)")
     ax.set_ylabel(f"F1, full SQuAD v1.1 dev ({FULL_DEV:,} questions)")
     ax.set_title("Size against accuracy: every variant, the teacher at the right")

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_third_party()
 
     src = load_bundle(args.bundle)
-    name = src.manifest.name
+    name = src.manifest.name.removesuffix("-fp32-onnx")
     work = args.work / name
     train = load_squad(args.train)
     dev = load_squad(args.dataset)[: args.limit]
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             else _bundle(
                 work / f"vocab{label}",
                 lambda out, k=keep: prune_bundle(
-                    src, out, f"{name}-vocab{k}", k, train, [args.train], args.english_words
+                    src, out, f"{name}-vocab{k}-fp32-onnx", k, train, [args.train], args.english_words
                 ),
             )
         )
@@ -99,13 +99,17 @@ def main(argv: list[str] | None = None) -> int:
             int8 = _bundle(
                 work / f"vocab{tag}-int8",
                 lambda out, b=fp32, e=bits: quantize_dynamic_bundle(
-                    b, out, f"{b.manifest.name}-int8" + ("-emb4" if e == 4 else ""), DynamicInt8(embedding_bits=e)
+                    b,
+                    out,
+                    b.manifest.name.removesuffix("-fp32-onnx") + ("-int8-onnx" if e == 8 else "-int8-onnx-emb4"),
+                    DynamicInt8(embedding_bits=e),
                 ),
             )
             print(f"{tag}: {int8.manifest.vocab_size} pieces, {int8.model_size_mb:.1f} MB; running dev", flush=True)
             run_dir = work / f"run-{tag}"
             metrics = run(int8.path, args.dataset, run_dir, config, argv=module_command("benchmarks.vocab", argv))
             row = {
+                "name": int8.manifest.name,
                 "keep": int8.manifest.vocab_size,
                 "full": keep is None,
                 "embedding_bits": bits,
