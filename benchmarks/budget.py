@@ -23,7 +23,7 @@ from typing import Any
 
 from benchmarks.results_doc import FULL_DEV, RESULTS, ROOT, TEACHER, full_dev_runs, pareto_front
 from edgekit.atomic import write_json
-from edgekit.bundle import load_bundle
+from edgekit.bundle import Bundle, load_bundle
 from edgekit.device import describe
 from edgekit.errors import EdgekitError
 from edgekit.provenance import module_command
@@ -61,6 +61,15 @@ def rows() -> list[dict[str, Any]]:
     return out
 
 
+def same_model(bundle: Bundle, row: dict[str, Any], sha: str | None) -> bool:
+    """Whether ``bundle`` holds the model the row's F1 is of: by the model file's sha256 where the run recorded it
+    (runs before that recorded only name and size: then both must match, to the kilobyte)."""
+    entry = bundle.manifest.files[bundle.manifest.model_file]
+    if sha:
+        return entry.sha256 == sha
+    return bundle.manifest.name == row["name"] and round(entry.size / 1e6, 3) == round(row["size_mb"], 3)
+
+
 def time_bundle(bundle: Path, dataset: Path, n: int, threads: int) -> dict[str, float]:
     """p50 and mean per question of ``edgekit run`` on the first ``n`` questions, in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,15 +88,23 @@ def plot(table: list[dict[str, Any]], teacher_f1: float, out: Path) -> None:
     sizes = [r["size_mb"] for r in table]
     ax.set_xscale("log")
     ax.set_xlim(min(sizes) / 1.25, max(sizes) * 1.6)
-    ticks = sorted({10.0, *BUDGETS_MB, 100.0, 200.0, round(max(sizes))})
+    ticks = sorted({10.0, 15.0, *BUDGETS_MB, 100.0, 200.0, round(max(sizes))})
     ax.set_xticks([t for t in ticks if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]])
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     front = [r for r in table if r["front"]]
     ax.scatter(sizes, [r["f1"] for r in table], color="#999", s=24, label="variant")
     ax.plot([r["size_mb"] for r in front], [r["f1"] for r in front], "o-", color="#1f77b4", label="Pareto front")
-    for r in front:
-        ax.annotate(r["name"], (r["size_mb"], r["f1"]), fontsize=7, xytext=(5, -11), textcoords="offset points")
+    for i, r in enumerate(front):  # labels alternate above and below the line: neighbours on the front are close
+        up = i % 2 == 1
+        ax.annotate(
+            r["name"].removesuffix("-onnx").replace("-onnx-", "-"),
+            (r["size_mb"], r["f1"]),
+            fontsize=7,
+            xytext=(-4 if up else 5, 9 if up else -12),
+            textcoords="offset points",
+            ha="right" if up else "left",
+        )
     low = ax.get_ylim()[0]
     for mb in BUDGETS_MB:
         ax.axvline(mb, color="#d62728", ls="--", lw=1)
@@ -128,12 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         r["f1_kept"] = r["f1"] / teacher["f1"]
         r["latency"] = None
         bundle, sha = Path(r.pop("bundle")), r.pop("model_sha256")
-        if args.n > 0 and bundle.is_dir() and sha:
+        if args.n > 0 and bundle.is_dir():
             try:
                 b = load_bundle(bundle)
             except EdgekitError:
                 continue
-            if b.manifest.files[b.manifest.model_file].sha256 != sha:
+            if not same_model(b, r, sha):
                 continue  # another bundle now lives there: not the one the F1 is of
             print(f"timing {r['name']} ({bundle})", flush=True)
             r["latency"] = time_bundle(bundle, args.dataset, args.n, args.threads)

@@ -59,12 +59,18 @@ def card(
             f"{'7' if q['reduce_range'] else '8'}-bit weights), word embedding {emb}-bit"
         )
     kept = metrics["f1"] / teacher["f1"]
+    student = recipe["student"]
+    base = (
+        f"`{student['model']}`" + (" (all-MiniLM-L6-v2, Apache-2.0)" if "MiniLM" in student["model"] else "")
+        if student["init"] == "pretrained"
+        else f"the teacher's layers {student['layers']} (all-mpnet-base-v2 fine-tuned, Apache-2.0)"
+    )
     lines = [
         f"# {name}",
         "",
         f"An extractive question-answering student for SQuAD-style questions, {b['size_mb']:.1f} MB as an edgekit "
         f"bundle ({manifest['model_format']}, {quant}). Distilled from the MPNet-base teacher "
-        f"`mpnet-base-squad` ({teacher['bundle']['size_mb']:.0f} MB as fp32 ONNX).",
+        f"`mpnet-base-squad` ({teacher['bundle']['model_size_mb']:.0f} MB as fp32 ONNX).",
         "",
         "| | |",
         "|---|---|",
@@ -81,8 +87,8 @@ def card(
         f"{recipe['training']['epochs']:g} epochs, batch {recipe['training']['batch_size']}, "
         f"lr {recipe['training']['learning_rate']:g}, max length {recipe['data']['max_seq_len']}"
         f"{', bf16 autocast' if recipe['training'].get('bf16') else ''}, seed {recipe['training']['seed']} |",
-        f"| latency on the run's machine | p50 {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms per question "
-        f"({metrics['threads']} threads, {dev['cpu']}, {dev['arch']}); peak RSS {metrics['peak_rss_mb']:.0f} MB |",
+        f"| latency in the full-dev run | p50 {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms per question "
+        f"({metrics['threads'] or 'default'} threads, {dev['cpu']}, {dev['arch']}) |",
         "",
         "## Made by",
         "",
@@ -99,9 +105,8 @@ def card(
         f"edgekit run models/{name} --dataset ../shared/data/squad/dev-v1.1.json --out runs/{name}-dev",
         "```",
         "",
-        "Base weights: all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0) where the recipe says so, else the "
-        "teacher's own layers (all-mpnet-base-v2, Apache-2.0). Training and evaluation data: SQuAD v1.1 "
-        "(CC BY-SA 4.0). Trained on 13% of SQuAD's training articles, as the teacher was.",
+        f"Initial weights: {base}. Training and evaluation data: SQuAD v1.1 (CC BY-SA 4.0). Trained on 13% of "
+        "SQuAD's training articles, as the teacher was.",
         "",
     ]
     return "\n".join(lines)

@@ -34,6 +34,9 @@ def test_the_card_names_its_commands_and_says_what_its_results_file_says(path: P
     assert metrics["n_questions"] == 10570
     assert f"EM {metrics['exact_match']:.2f}, F1 {metrics['f1']:.2f}" in text
     assert f"{metrics['bundle']['size_mb']:.1f} MB" in text
+    readme = (ROOT / "README.md").read_text()
+    if path.name in readme:  # the README quotes the card's figures: they must be the file's too
+        assert f"F1 {metrics['f1']:.2f}" in readme and f"{metrics['bundle']['size_mb']:.1f} MB" in readme
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
