@@ -42,10 +42,8 @@ def rows() -> list[dict[str, Any]]:
     for path in sorted(RESULTS.glob("vocab-*.json")):
         d = json.loads(path.read_text())
         for v in d["rows"]:
-            if v["full"] and v["embedding_bits"] == 8:
-                continue  # the baseline: the student's own int8 bundle, a full-dev run of its own
-            if v["n_questions"] != FULL_DEV:
-                continue
+            if v["n_questions"] != FULL_DEV or v["model_sha256"] in {r["model_sha256"] for r in out}:
+                continue  # not full dev, or a model file already in the table (a committed run of its own)
             out.append(
                 {
                     "name": v["name"],
