@@ -139,15 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         raise EdgekitError(f"{args.run}: {metrics['n_questions']} questions; expected the teacher's full dev set")
     if bundle.size_mb > MAX_MB:
         raise EdgekitError(f"{args.bundle}: {bundle.size_mb:.1f} MB; a shipped student is at most {MAX_MB:.0f} MB")
+    run = args.run.resolve()
+    if not run.is_relative_to(ROOT / "benchmarks" / "results"):
+        raise EdgekitError(f"{args.run}: expected a run committed under benchmarks/results/, which the card cites")
+    results = str((run / "metrics.json").relative_to(ROOT))
     name = args.name or bundle.manifest.name
     with replacing(MODELS / name, BUNDLE, (bundle.path,)) as tmp:
         for f in [MANIFEST, *bundle.manifest.files]:
             shutil.copyfile(bundle.path / f, tmp / f)
     load_bundle(MODELS / name)
-    run = args.run.resolve()
-    if not run.is_relative_to(ROOT / "benchmarks" / "results"):
-        raise EdgekitError(f"{args.run}: expected a run committed under benchmarks/results/, which the card cites")
-    results = str((run / "metrics.json").relative_to(ROOT))
     argv_rec = module_command("benchmarks.ship", argv)
     text = card(name, manifest, metrics, results, training, teacher, args.made_by, argv_rec)
     write_text(MODELS / f"{name}.md", text)
