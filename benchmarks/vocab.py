@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             )
         )
+        covered = coverage(src, fp32, dev_texts)  # a property of the vocabulary: the same for every bit width
         for bits in sorted(set(args.embedding_bits) | {8}, reverse=True):  # the 8-bit row first: the baseline
             tag = label if bits == 8 else f"{label}-emb4"
             int8 = _bundle(
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 "exact_match": metrics["exact_match"],
                 "f1": metrics["f1"],
                 "n_questions": metrics["n_questions"],
-                **coverage(src, fp32, dev_texts),
+                **covered,
                 "run": str(run_dir),
                 "bundle_path": str(int8.path),
                 "model_sha256": int8.manifest.files[int8.manifest.model_file].sha256,
