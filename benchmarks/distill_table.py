@@ -103,10 +103,24 @@ def _trained_alike(r: dict[str, Any]) -> str:
     return json.dumps(fields, sort_keys=True)
 
 
+def _scored_students(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if r["role"] == "student" and r["f1"] is not None]
+
+
+def _deltas(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """What a pair's rows share, and ``a``'s EM/F1 minus ``b``'s."""
+    return {
+        "steps": a["training"]["steps"],
+        "n_questions": a["n_questions"],
+        "delta_exact_match": a["exact_match"] - b["exact_match"],
+        "delta_f1": a["f1"] - b["f1"],
+    }
+
+
 def kd_vs_ft(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each KD student against the plain fine-tuned one trained alike, when both were scored: one of the
     same precision if there is one, else one trained in the other precision (``same_precision`` false)."""
-    scored = [r for r in records if r["role"] == "student" and r["f1"] is not None]
+    scored = _scored_students(records)
     plain: dict[str, list[dict[str, Any]]] = {}
     for r in scored:
         if r["training"]["loss"]["alpha"] == 1.0:
@@ -125,10 +139,7 @@ def kd_vs_ft(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "precision_kd": precision(kd),
                     "precision_ft": precision(ft),
                     "same_precision": precision(kd) == precision(ft),
-                    "steps": kd["training"]["steps"],
-                    "n_questions": kd["n_questions"],
-                    "delta_exact_match": kd["exact_match"] - ft["exact_match"],
-                    "delta_f1": kd["f1"] - ft["f1"],
+                    **_deltas(kd, ft),
                     "kd_better": kd["f1"] > ft["f1"],
                 }
             )
@@ -138,27 +149,47 @@ def kd_vs_ft(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def bf16_vs_fp32(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each bf16-trained student against an fp32 one trained alike with the same loss: what the cheaper
     arithmetic costs in accuracy, measured rather than assumed."""
-    scored = [r for r in records if r["role"] == "student" and r["f1"] is not None]
+    scored = _scored_students(records)
 
     def key(r: dict[str, Any]) -> str:
         return _trained_alike(r) + json.dumps(r["training"]["loss"], sort_keys=True)
 
     fp32 = {key(r): r for r in scored if precision(r) == "fp32"}
-    pairs = []
-    for b in scored:
-        f = fp32.get(key(b)) if precision(b) == "bf16" else None
-        if f is not None:
-            pairs.append(
-                {
-                    "bf16": b["name"],
-                    "fp32": f["name"],
-                    "steps": b["training"]["steps"],
-                    "n_questions": b["n_questions"],
-                    "delta_exact_match": b["exact_match"] - f["exact_match"],
-                    "delta_f1": b["f1"] - f["f1"],
-                }
-            )
-    return pairs
+    return [
+        {"bf16": b["name"], "fp32": fp32[key(b)]["name"], **_deltas(b, fp32[key(b)])}
+        for b in scored
+        if precision(b) == "bf16" and key(b) in fp32
+    ]
+
+
+INTERMEDIATE_TERMS = ("hidden", "attention", "pkd")
+
+
+def intermediate_vs_logits(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each student trained with intermediate-layer terms against the logit-KD-only one trained alike (same
+    student, schedule, seed and so data order, precision, alpha and T): what each term gave."""
+    scored = [r for r in _scored_students(records) if r["training"]["loss"]["alpha"] < 1.0]
+
+    def terms(r: dict[str, Any]) -> dict[str, float]:
+        loss = r["training"]["loss"]
+        return {k: loss[f"{k}_weight"] for k in INTERMEDIATE_TERMS if loss.get(f"{k}_weight", 0) > 0}
+
+    def key(r: dict[str, Any]) -> str:
+        loss = r["training"]["loss"]
+        return _trained_alike(r) + json.dumps([precision(r), loss["alpha"], loss["temperature"]])
+
+    logits_only = {key(r): r for r in scored if not terms(r)}
+    return [
+        {
+            "variant": v["name"],
+            "logits_only": logits_only[key(v)]["name"],
+            "terms": terms(v),
+            "layer_map": v["training"]["loss"]["layer_map"],
+            **_deltas(v, logits_only[key(v)]),
+        }
+        for v in scored
+        if terms(v) and key(v) in logits_only
+    ]
 
 
 def with_teacher_share(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -169,7 +200,12 @@ def with_teacher_share(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return records
 
 
-def markdown(records: list[dict[str, Any]], pairs: list[dict[str, Any]], precision_pairs: list[dict[str, Any]]) -> str:
+def markdown(
+    records: list[dict[str, Any]],
+    pairs: list[dict[str, Any]],
+    precision_pairs: list[dict[str, Any]],
+    term_pairs: list[dict[str, Any]],
+) -> str:
     lines = [
         "| model | params | layers | hidden | method | trained | seq len (train / dev) | dev questions | EM | F1 | F1 vs teacher |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -218,6 +254,21 @@ def markdown(records: list[dict[str, Any]], pairs: list[dict[str, Any]], precisi
             f"| {p['delta_exact_match']:+.2f} | {p['delta_f1']:+.2f} |"
             for p in precision_pairs
         ]
+    if term_pairs:
+        lines += [
+            "",
+            "Intermediate-layer terms added to logit KD, trained alike (same student, schedule, seed, data order):",
+            "",
+            "| with the term | logit KD only | terms (weight) | teacher layers matched | steps | dev questions "
+            "| ΔEM | ΔF1 |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {p['variant']} | {p['logits_only']} | {', '.join(f'{k} x{w:g}' for k, w in p['terms'].items())} "
+            f"| {p['layer_map']} | {p['steps']} | {p['n_questions']} "
+            f"| {p['delta_exact_match']:+.2f} | {p['delta_f1']:+.2f} |"
+            for p in term_pairs
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -235,9 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     records = [teacher_record(args.teacher)] if args.teacher.exists() else []
     records += [student_record(d / "result.json") for d in args.runs]
     records = with_teacher_share(records)
-    pairs, precision_pairs = kd_vs_ft(records), bf16_vs_fp32(records)
-    write_json(args.out, {"records": records, "kd_vs_ft": pairs, "bf16_vs_fp32": precision_pairs})
-    table = markdown(records, pairs, precision_pairs)
+    pairs, precision_pairs, term_pairs = kd_vs_ft(records), bf16_vs_fp32(records), intermediate_vs_logits(records)
+    write_json(
+        args.out,
+        {"records": records, "kd_vs_ft": pairs, "bf16_vs_fp32": precision_pairs, "intermediate_vs_logits": term_pairs},
+    )
+    table = markdown(records, pairs, precision_pairs, term_pairs)
     write_text(args.out.with_suffix(".md"), table)
     print(table)
     print(json.dumps({"wrote": [str(args.out), str(args.out.with_suffix(".md"))]}))

@@ -169,6 +169,32 @@ def long_context() -> str:
     return "\n".join(lines) + "\n"
 
 
+def tflite_lengths() -> str:
+    path = RESULTS / "tflite-lengths.json"
+    if not path.exists():
+        return "(not measured yet: `python -m benchmarks.tflite_lengths`)\n"
+    d = _load(path)
+    st = d["settings"]
+    lines = [
+        f"The same int8 TFLite student at one length and with a signature per length, {st['n']} dev questions, "
+        f"{st['repeats']} repeats in fresh processes, {st['threads']} threads, {d['device']['cpu']}; {_command(d)}.",
+        "",
+        "| bundle | lengths | model MB | p50 ms | mean ms | peak RSS MB | F1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['name']} | {', '.join(map(str, r['lengths']))} | {r['model_size_mb']:.1f} | {r['p50_ms']:.2f} "
+        f"| {r['mean_ms']:.2f} | {r['peak_rss_mb']:.0f} | {r['f1']:.2f} |"
+        for r in d["rows"]
+    ]
+    lines += [
+        "",
+        f"Per length against one: {d['per_length_vs_fixed_p50']:.2f}× the p50 time, "
+        f"{d['per_length_vs_fixed_mean']:.2f}× the mean, F1 {d['per_length_minus_fixed_f1']:+.2f}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def stages() -> str:
     path = RESULTS / "stages.json"
     if not path.exists():
@@ -291,9 +317,10 @@ def document() -> str:
         "## Distillation",
         "",
         "`benchmarks/results/distill.json`, from each run's `result.json` (`benchmarks/results/students/`) by "
-        "`python -m benchmarks.distill_table RUN_DIR...`. KD vs fine-tuning pairs differ only in the loss's alpha.",
+        "`python -m benchmarks.distill_table RUN_DIR...`. KD vs fine-tuning pairs differ only in the loss's alpha; "
+        "intermediate-layer pairs only in the terms added to logit KD.",
         "",
-        distill_table.markdown(dt["records"], dt["kd_vs_ft"], dt["bf16_vs_fp32"]),
+        distill_table.markdown(dt["records"], dt["kd_vs_ft"], dt["bf16_vs_fp32"], dt.get("intermediate_vs_logits", [])),
         "## The size budget",
         "",
         budget(),
@@ -313,6 +340,14 @@ def document() -> str:
         f"`benchmarks/results/speed.json` ({_command(sp)}); {sp['notes']}; device: {sp['device']['cpu']}.",
         "",
         speed.markdown(sp["rows"]),
+        *(
+            ["By thread count (same questions and repeats, a fresh process each):", "", speed.sweep_markdown(sw)]
+            if (sw := sp.get("thread_sweep"))
+            else []
+        ),
+        "## TFLite: a signature per window length",
+        "",
+        tflite_lengths(),
         "## Where a question's time goes",
         "",
         stages(),

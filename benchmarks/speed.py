@@ -16,9 +16,11 @@ over all systems. Reported per system: medians over repeats of the median latenc
 per question, throughput, peak RSS, EM/F1 on those questions (a check that every
 system answers the same task), and for edgekit the bare model time, so the
 runner's own overhead (tokenize + decode) is visible. Ratios are to the HF
-pipeline measured in the same run.
+pipeline measured in the same run. A thread sweep then times the edgekit teacher and the int8
+students, the same way, at each ``--sweep-threads`` count (by default 1 and twice the cores: how
+far fewer threads fall behind and what oversubscribing costs).
 
-    python -m benchmarks.speed --students B1 B2 ... [--n 500] [--repeats 3] [--threads 2]
+    python -m benchmarks.speed --students B1 B2 ... [--n 500] [--repeats 3] [--threads 2] [--sweep-threads 1 4]
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from edgekit import device
 from edgekit.atomic import write_json, write_text
+from edgekit.decode import DEFAULT_N_BEST
 from edgekit.errors import EdgekitError
 from edgekit.metric import evaluate
 from edgekit.provenance import module_command
@@ -58,6 +62,7 @@ EDGEKIT_SYSTEMS = {
     "edgekit-low-memory": None,
     "edgekit-openvino": "openvino",
     "edgekit-openvino-bf16": "openvino-bf16",
+    "edgekit-auto": "auto",  # what `edgekit run --backend auto` picks on this machine (edgekit.backends.choose)
 }
 
 
@@ -83,6 +88,7 @@ def worker(system: str, target: str, dataset: Path, n: int, threads: int, warmup
     examples = pick_questions(dataset, n)
     t0 = time.perf_counter()
     model_ms: list[float] = []
+    choice: dict[str, Any] | None = None
     if system in ("hf-pipeline", "optimum-ort"):
         import torch
         from transformers import AutoTokenizer, pipeline
@@ -112,6 +118,11 @@ def worker(system: str, target: str, dataset: Path, n: int, threads: int, warmup
         options = RuntimeOptions(
             threads=threads, low_memory=system == "edgekit-low-memory", backend=EDGEKIT_SYSTEMS[system]
         )
+        if options.backend == "auto":  # chosen (or remembered) before the model is opened, as `edgekit run` does
+            from edgekit.backends.choose import choose_backend
+
+            chosen, choice = choose_backend(target, options, examples, DEFAULT_N_BEST)
+            options = replace(options, backend=chosen)
         qa = QAModel.load(target, options)
 
         def answer(ex: Example) -> str:
@@ -137,6 +148,7 @@ def worker(system: str, target: str, dataset: Path, n: int, threads: int, warmup
         "peak_rss_mb": device.peak_rss_mb(),
         "exact_match": score.exact_match,
         "f1": score.f1,
+        **({"auto_choice": choice} if choice else {}),
     }
 
 
@@ -164,6 +176,51 @@ def optimum_export(teacher: Path, out: Path) -> Path:
     return out
 
 
+def measure(
+    systems: list[tuple[str, str, str]], args: argparse.Namespace, threads: int, desc: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Every (system, repeat) in a fresh worker process at ``threads`` threads, repeats interleaved. The
+    backend choice of ``--backend auto`` is remembered in ``args.choice_cache`` (this run's own), if set: its first
+    repeat measures the candidates (in its load time), the later ones reuse that choice as a user's runs do."""
+    from tqdm import tqdm
+
+    cache = getattr(args, "choice_cache", None)
+    env = {**os.environ, **({"XDG_CACHE_HOME": str(cache)} if cache else {})}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in systems}
+    common = ["--dataset", str(args.dataset), "--n", str(args.n), "--threads", str(threads)]
+    common += ["--warmup", str(args.warmup)]
+    with tqdm(total=len(systems) * args.repeats, desc=desc) as bar:
+        for _ in range(args.repeats):
+            for name, system, target in systems:
+                cmd = [sys.executable, "-m", "benchmarks.speed", "--worker", system, target, *common]
+                with tempfile.TemporaryFile() as err:
+                    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT, env=env)
+                    if proc.returncode != 0:
+                        err.seek(0)
+                        raise SystemExit(f"{name} failed:\n{err.read().decode(errors='replace')[-3000:]}")
+                runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                bar.update()
+    return runs
+
+
+def thread_sweep(
+    rows: list[dict[str, Any]], systems: list[tuple[str, str, str]], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """The edgekit teacher (ONNX Runtime) and the int8 students at each of ``--sweep-threads``: how latency
+    scales with threads on this CPU. The main table's own thread count is taken from its rows."""
+    swept = [s for s in systems if s[0] == "edgekit-teacher-fp32-onnx" or s[0].endswith("int8-onnx")]
+    keys = ("p50_ms", "mean_ms", "model_p50_ms", "runner_overhead_pct", "peak_rss_mb", "f1")
+    out = []
+    for threads in sorted({*args.sweep_threads, args.threads}):
+        if threads == args.threads:
+            got = [r for r in rows if r["name"] in {n for n, _, _ in swept}]
+        else:
+            runs = measure(swept, args, threads, f"{threads} threads: system x repeat")
+            got = [summarize(name, runs[name], None) for name, _, _ in swept]
+        out += [{"threads": threads, "name": r["name"], **{k: r.get(k) for k in keys}} for r in got]
+    return out
+
+
 def _median(runs: list[dict[str, Any]], key: str) -> float | None:
     vals = [r[key] for r in runs if r.get(key) is not None]
     return statistics.median(vals) if vals else None
@@ -176,6 +233,9 @@ def summarize(name: str, runs: list[dict[str, Any]], base: dict[str, Any] | None
     s.update(name=name, target=runs[0]["target"], n=runs[0]["n"], repeats=len(runs))
     s.update(exact_match=runs[0]["exact_match"], f1=runs[0]["f1"])
     s["p50_ms_each_repeat"] = [round(r["p50_ms"], 2) for r in runs]
+    if runs[0].get("auto_choice"):
+        s["auto_backend_each_repeat"] = [r["auto_choice"]["backend"] for r in runs]
+        s["auto_choice"] = runs[0]["auto_choice"]  # the first repeat's: it measured the candidates
     if runs[0].get("model_total_ms"):
         # overhead of tokenize + decode + Python around the runtime call, as a share of the bare model time
         s["runner_overhead_pct"] = statistics.median(
@@ -204,6 +264,20 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def sweep_markdown(sweep: list[dict[str, Any]]) -> str:
+    """Latency by thread count, one row per system and thread count."""
+    lines = [
+        "| system | threads | p50 ms | mean ms | model p50 ms | runner overhead | peak RSS MB | F1 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(sweep, key=lambda r: (r["name"], r["threads"])):
+        lines.append(
+            f"| {r['name']} | {r['threads']} | {r['p50_ms']:.1f} | {r['mean_ms']:.1f} | {r['model_p50_ms']:.1f} "
+            f"| {r['runner_overhead_pct']:.1f}% | {r['peak_rss_mb']:.0f} | {r['f1']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--students", nargs="*", type=Path, default=[], help="student bundles to measure")
@@ -214,6 +288,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument(
+        "--sweep-threads",
+        type=int,
+        nargs="*",
+        default=[1, 2 * (os.cpu_count() or 1)],
+        help="also time the edgekit teacher and int8 students at these thread counts (default: %(default)s)",
+    )
     p.add_argument(
         "--low-memory", action="store_true", help="also run int8 ONNX students with --low-memory (memory arena off)"
     )
@@ -230,12 +311,15 @@ def main(argv: list[str] | None = None) -> int:
     from edgekit.bundle import load_bundle
 
     optimum_dir = optimum_export(args.teacher, args.work / "optimum-teacher")
+    choice_cache = tempfile.TemporaryDirectory(prefix="backend-choice-")
+    args.choice_cache = Path(choice_cache.name)
     openvino = openvino_backends()
     systems = [
         ("hf-pipeline-teacher", "hf-pipeline", str(args.teacher)),
         ("optimum-ort-teacher", "optimum-ort", str(optimum_dir)),
         ("edgekit-teacher-fp32-onnx", "edgekit", str(args.teacher_bundle)),
         *((f"edgekit-teacher-fp32-onnx-{b}", f"edgekit-{b}", str(args.teacher_bundle)) for b in openvino),
+        ("edgekit-teacher-fp32-onnx-auto", "edgekit-auto", str(args.teacher_bundle)),
     ]
     for b in args.students:
         m = load_bundle(b).manifest
@@ -245,23 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         if m.model_format == "onnx" and m.precision == "fp32" and "openvino-bf16" in openvino:
             systems.append((f"edgekit-student-{m.name}-openvino-bf16", "edgekit-openvino-bf16", str(b)))
 
-    from tqdm import tqdm
-
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in systems}
-    common = ["--dataset", str(args.dataset), "--n", str(args.n), "--threads", str(args.threads)]
-    common += ["--warmup", str(args.warmup)]
-    with tqdm(total=len(systems) * args.repeats, desc="system x repeat") as bar:
-        for _ in range(args.repeats):
-            for name, system, target in systems:
-                cmd = [sys.executable, "-m", "benchmarks.speed", "--worker", system, target, *common]
-                with tempfile.TemporaryFile() as err:
-                    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT)
-                    if proc.returncode != 0:
-                        err.seek(0)
-                        raise SystemExit(f"{name} failed:\n{err.read().decode(errors='replace')[-3000:]}")
-                runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
-                bar.update()
-
+    runs = measure(systems, args, args.threads, "system x repeat")
     base = summarize("hf-pipeline-teacher", runs["hf-pipeline-teacher"], None)
     rows = [base] + [summarize(name, runs[name], base) for name, _, _ in systems[1:]]
     by = {r["name"]: r for r in rows}
@@ -271,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     teacher_rows = [r for r in rows if r["name"].startswith("edgekit-teacher")]
     fastest = min(teacher_rows, key=lambda r: r["p50_ms"])
     optimum = by["optimum-ort-teacher"]
+    auto = by["edgekit-teacher-fp32-onnx-auto"]
     checks = {
         "edgekit_teacher_vs_hf_speedup": edge["speedup_vs_hf_pipeline"],
         "edgekit_teacher_vs_optimum_speedup": optimum["p50_ms"] / edge["p50_ms"],
@@ -279,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
         "fastest_edgekit_teacher_vs_optimum_speedup": optimum["p50_ms"] / fastest["p50_ms"],
         "fastest_edgekit_teacher_f1_minus_hf_f1": fastest["f1"] - base["f1"],
         "runner_overhead_pct_teacher": edge.get("runner_overhead_pct"),
+        "edgekit_teacher_auto_backend": auto["auto_backend_each_repeat"],
+        "edgekit_teacher_auto_vs_optimum_speedup": optimum["p50_ms"] / auto["p50_ms"],
+        "edgekit_teacher_auto_f1_minus_hf_f1": auto["f1"] - base["f1"],
     }
     if int8:
         checks["student_int8_vs_hf_speedup"] = int8[0]["speedup_vs_hf_pipeline"]
@@ -288,18 +360,26 @@ def main(argv: list[str] | None = None) -> int:
     if low:
         checks["student_int8_low_memory_peak_rss_mb"] = low[0]["peak_rss_mb"]
         checks["student_int8_low_memory_vs_hf_speedup"] = low[0]["speedup_vs_hf_pipeline"]
+    sweep = thread_sweep(rows, systems, args)
     result = {
         "rows": rows,
+        "thread_sweep": sweep,
         "ratios": checks,
         "goals": GOALS,
-        "settings": {"n": args.n, "repeats": args.repeats, "warmup": args.warmup, "threads": args.threads},
+        "settings": {
+            "n": args.n,
+            "repeats": args.repeats,
+            "warmup": args.warmup,
+            "threads": args.threads,
+            "sweep_threads": sorted({*args.sweep_threads, args.threads}),
+        },
         "device": device.describe(),
         "command": module_command("benchmarks.speed", argv),
         "notes": "medians over repeats of per-question median latency; each (system, repeat) in a fresh process; "
         "runner overhead = (wall - bare model time) / bare model time, summed over questions",
     }
     write_json(args.out, result)
-    table = markdown(rows)
+    table = markdown(rows) + "\n" + sweep_markdown(sweep)
     write_text(args.out.with_suffix(".md"), table)
     print(table)
     print(json.dumps(checks, indent=1))

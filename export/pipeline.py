@@ -165,12 +165,12 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
         if importlib.util.find_spec("litert_torch") is None:
             print("skip TFLite: litert-torch is not installed (pip install 'edgekit[tflite]')", file=sys.stderr)
         else:
-            from export.to_tflite import tflite_bundles
+            from export.to_tflite import signature_lengths, tflite_bundles
 
             t32, t8 = d / f"{name}-fp32-tflite", d / f"{name}-int8-tflite"
             _reuse(
                 t8,
-                same,
+                {**same, "tflite_lengths": signature_lengths(data.bundle_len)},
                 lambda: tflite_bundles(
                     load_qa(str(recipe.out / "model")), d, name, data.bundle_len, data.doc_stride, source=src
                 ),

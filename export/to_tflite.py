@@ -1,7 +1,11 @@
 """PyTorch QA model -> TFLite edge bundles (fp32 and dynamic-range int8), via LiteRT.
 
-``litert-torch`` converts the model at a fixed sequence length (TFLite shapes are
-static; inputs become int32); ``ai-edge-quantizer``'s ``dynamic_wi8_afp32`` recipe
+``litert-torch`` converts the model at fixed sequence lengths (TFLite shapes are
+static; inputs become int32): one signature per length of ``signature_lengths`` in one
+file, the weights shared between them (+5% size on the tiny test model), so the device
+pads a window only to the shortest length that holds it, not always to ``max_seq_len``.
+(Dynamic lengths do not lower: the converter fails on the position-id slice.)
+``ai-edge-quantizer``'s ``dynamic_wi8_afp32`` recipe
 makes the int8 variant (weights int8, activations fp32 with dynamic-range
 kernels). Both need the ``tflite`` extra (jax and the converter).
 """
@@ -18,21 +22,33 @@ from pathlib import Path
 import torch
 
 from edgekit.bundle import Bundle, write_bundle
+from edgekit.errors import EdgekitError
 from edgekit.features import DEFAULT_DOC_STRIDE, DEFAULT_MAX_SEQ_LEN
 from export.models import LoadedQA
 from export.to_onnx import _LogitsOnly, input_names_of, manifest_for, save_tokenizer_json
 
+SIGNATURE_LENGTHS = (64, 128, 256)  # below max_seq_len; SQuAD windows are mostly 100-250 tokens
 
-def convert_tflite(qa: LoadedQA, out_path: str | Path, seq_len: int) -> list[str]:
-    """Write ``qa`` as an fp32 .tflite with [1, seq_len] inputs; returns the input names in order."""
+
+def signature_lengths(max_seq_len: int) -> list[int]:
+    """The window lengths a TFLite bundle has a signature for: ``SIGNATURE_LENGTHS`` below ``max_seq_len``,
+    and ``max_seq_len`` itself (the longest window)."""
+    return [n for n in SIGNATURE_LENGTHS if n < max_seq_len] + [max_seq_len]
+
+
+def convert_tflite(qa: LoadedQA, out_path: str | Path, lengths: list[int]) -> list[str]:
+    """Write ``qa`` as an fp32 .tflite with one signature ``len<N>`` of [1, N] inputs per length; returns
+    the input names in order."""
     import litert_torch
 
     names = input_names_of(qa)
     qa.model.set_attn_implementation("eager")  # the converter lowers eager attention, not SDPA
     wrapper = _LogitsOnly(qa.model, names).eval()
-    sample = tuple(torch.ones((1, seq_len), dtype=torch.long) for _ in names)
+    converter = litert_torch
+    for n in sorted(lengths):
+        converter = converter.signature(f"len{n}", wrapper, tuple(torch.ones((1, n), dtype=torch.long) for _ in names))
     with captured_output():  # the converter's stage tree and its C++ logs; edgekit says one line per bundle
-        litert_torch.convert(wrapper, sample).export(str(out_path))
+        converter.convert().export(str(out_path))
     return names
 
 
@@ -83,24 +99,28 @@ def tflite_bundles(
     doc_stride: int = DEFAULT_DOC_STRIDE,
     int8: bool = True,
     source: dict | None = None,
+    lengths: list[int] | None = None,
 ) -> list[Bundle]:
-    """fp32 (and int8) TFLite bundles ``out_dir/<name>-fp32-tflite`` and ``-int8-tflite``."""
+    """fp32 (and int8) TFLite bundles ``out_dir/<name>-fp32-tflite`` and ``-int8-tflite``, with a signature
+    per window length of ``lengths`` (default: ``signature_lengths(max_seq_len)``)."""
     out_dir = Path(out_dir)
+    lengths = sorted(lengths or signature_lengths(max_seq_len))
+    if lengths[-1] != max_seq_len:
+        raise EdgekitError(f"TFLite lengths {lengths}: expected the longest to be max_seq_len ({max_seq_len})")
+    source = {**(source or {}), "tflite_lengths": lengths}
     bundles = []
     with tempfile.TemporaryDirectory() as tmp:
         fp32, tok = Path(tmp) / "model.tflite", Path(tmp) / "tokenizer.json"
-        names = convert_tflite(qa, fp32, max_seq_len)
+        names = convert_tflite(qa, fp32, lengths)
         save_tokenizer_json(qa, tok)
         import litert_torch
 
         exporter = f"litert-torch {litert_torch.__version__} (torch {torch.__version__})"
-        variants = [("fp32", fp32, source or {})]
+        variants = [("fp32", fp32, source)]
         if int8:
             q8 = Path(tmp) / "model-int8.tflite"
             quantize_tflite(fp32, q8)
-            variants.append(
-                ("int8", q8, {**(source or {}), "quantization": {"method": "ai-edge-quantizer dynamic_wi8_afp32"}})
-            )
+            variants.append(("int8", q8, {**source, "quantization": {"method": "ai-edge-quantizer dynamic_wi8_afp32"}}))
         for precision, model, src in variants:
             bundle_name = f"{name}-{precision}-tflite"
             manifest = manifest_for(qa, bundle_name, "tflite", precision, names, max_seq_len, doc_stride, exporter, src)

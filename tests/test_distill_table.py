@@ -68,6 +68,33 @@ def test_pairs_only_students_trained_alike(tmp_path: Path) -> None:
     assert "| 256 / 384 | 10570 | 53.00 | 66.00 |" in table and "| 256 | 10570 | 50.00 | 63.00 |" in table
 
 
+def test_intermediate_terms_pair_with_logit_kd_trained_alike(tmp_path: Path) -> None:
+    def with_terms(d: Path, layer_map: list[int], **weights: float) -> Path:
+        r = json.loads((d / "result.json").read_text())
+        r["recipe"]["loss"].update(layer_map=layer_map, **{f"{k}_weight": w for k, w in weights.items()})
+        (d / "result.json").write_text(json.dumps(r))
+        return d
+
+    runs = [
+        _result(tmp_path, "logits", 0.5, 60.0, 48.0, bf16=True),
+        with_terms(_result(tmp_path, "hidden", 0.5, 62.5, 50.0, bf16=True), [3, 7, 11], hidden=25.0),
+        with_terms(_result(tmp_path, "pkd", 0.5, 59.0, 47.0, bf16=True), [3, 7, 11], pkd=3.5),
+        with_terms(_result(tmp_path, "pkd-fp32", 0.5, 59.0, 47.0), [3, 7, 11], pkd=3.5),  # no fp32 logit-only run
+        with_terms(_result(tmp_path, "hidden-ft", 1.0, 58.0, 46.0, bf16=True), [3, 7, 11], hidden=25.0),  # no KD
+    ]
+    out = tmp_path / "distill.json"
+    assert distill_table.main([*map(str, runs), "--teacher", str(tmp_path / "none.json"), "--out", str(out)]) == 0
+    got = json.loads(out.read_text())["intermediate_vs_logits"]
+    assert [(p["variant"], p["logits_only"], p["terms"], p["delta_f1"]) for p in got] == [
+        ("hidden", "logits", {"hidden": 25.0}, 2.5),
+        ("pkd", "logits", {"pkd": 3.5}, -1.0),
+    ]
+    assert (
+        "| hidden | logits | hidden x25 | [3, 7, 11] | 400 | 10570 | +2.00 | +2.50 |"
+        in out.with_suffix(".md").read_text()
+    )
+
+
 def _tiny_timing_argv(out: Path) -> list[str]:
     """A step-timing benchmark's command line on a 2-layer MiniLM and a dozen short windows."""
     tiny = ['teacher.model="packaged:all-MiniLM-L6-v2"', "student.layers=[0, 5]", "data.train_limit=12"]

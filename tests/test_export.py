@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
-from edgekit.features import QATokenizer
+from edgekit.backends import RuntimeOptions, open_backend
+from edgekit.features import QATokenizer, batch_inputs
 from export.models import load_qa
 from export.to_onnx import validate
 from tests.conftest import TEACHER_DIR
@@ -106,7 +108,8 @@ def test_static_int8_with_calibration_reader(tmp_path, minilm_qa, minilm_bundle,
 
 
 def test_tflite_fp32_and_int8_bundles(tmp_path, minilm_qa, dev_examples, dev_path) -> None:
-    """litert-torch conversion at a fixed length, ai-edge-quantizer int8, run by the LiteRT backend."""
+    """litert-torch conversion at fixed lengths (a signature each), ai-edge-quantizer int8, run by the LiteRT
+    backend at the shortest length that holds each window."""
     from edgekit.runner import RunConfig, run
     from export.models import PACKAGED_MINILM
     from export.to_tflite import tflite_bundles
@@ -122,6 +125,18 @@ def test_tflite_fp32_and_int8_bundles(tmp_path, minilm_qa, dev_examples, dev_pat
     assert 0 < v8.max_abs_diff < 1.0
     m = run(int8.path, dev_path, tmp_path / "run", RunConfig(limit=5, progress=False))
     assert m["backend"] in ("ai_edge_litert", "tflite_runtime") and m["n_answered"] == 5
+    assert fp32.manifest.source["tflite_lengths"] == int8.manifest.source["tflite_lengths"] == [64, 128]
+
+    # a short window runs at 64 tokens, with the logits it has when padded to 128
+    backend = open_backend(fp32, RuntimeOptions(threads=1))
+    assert backend.lengths == [64, 128] and backend.fixed_seq_len is None
+    w = fp32.tokenizer().windows("Who?", "Ada wrote the first program.")[0]
+    m32 = fp32.manifest
+    short = backend(batch_inputs([w], m32.input_names, m32.pad_id))
+    padded = backend(batch_inputs([w], m32.input_names, m32.pad_id, 128))
+    assert short[0].shape == (1, len(w)) and padded[0].shape == (1, 128)
+    np.testing.assert_allclose(short[0], padded[0][:, : len(w)], atol=1e-4)
+    np.testing.assert_allclose(short[1], padded[1][:, : len(w)], atol=1e-4)
 
 
 def test_reference_sizes_from_configs() -> None:

@@ -1,8 +1,9 @@
 """LiteRT / TFLite backend: ``ai-edge-litert`` (preferred) or the older ``tflite-runtime``.
 
-TFLite models have a static shape: [1, max_seq_len] int32 inputs, in the order of
-the manifest's ``input_names`` (the converter names them ``args_0``, ``args_1``,
-...). Windows are therefore padded to ``max_seq_len`` and run one at a time.
+TFLite models have static shapes: [1, N] int32 inputs, in the order of the
+manifest's ``input_names`` (the converter names them ``args_0``, ``args_1``, ...), one
+signature per length N. Windows are padded to the shortest N that holds them and run
+one at a time.
 """
 
 from __future__ import annotations
@@ -28,45 +29,58 @@ def _interpreter_class():
 
 
 class TfliteBackend:
-    """A LiteRT interpreter driven through its default signature."""
+    """A LiteRT interpreter driven through its signatures: one per window length the bundle was converted at
+    (``len<N>``; bundles made before that have one, the default). A window is padded to the shortest length
+    that holds it, so a short question does not pay for ``max_seq_len`` tokens."""
 
     def __init__(self, bundle: Bundle, options: RuntimeOptions) -> None:
         interpreter = _interpreter_class()
+        m = bundle.manifest
         try:
             self.interpreter = interpreter(model_path=str(bundle.model_path), num_threads=options.threads)
-            self.runner = self.interpreter.get_signature_runner()
+            keys = list(self.interpreter.get_signature_list())
+            runners = [self.interpreter.get_signature_runner(k) for k in keys] or [
+                self.interpreter.get_signature_runner()
+            ]
         except (ValueError, RuntimeError) as exc:
             raise BundleError(bundle.model_path, "model", f"a TFLite model the interpreter can load ({exc})") from None
         self.name = interpreter.__module__.split(".")[0]
-        m = bundle.manifest
-        details = self.runner.get_input_details()
-        self.arg_names = sorted(details, key=lambda k: int(k.rsplit("_", 1)[-1]) if k[-1].isdigit() else 0)
-        if len(self.arg_names) != len(m.input_names):
-            raise BundleError(
-                bundle.path / "manifest.json",
-                "field 'input_names'",
-                f"{len(self.arg_names)} inputs as the TFLite model has, got {m.input_names}",
-            )
-        self.input_names = m.input_names
-        shape = details[self.arg_names[0]]["shape"]
-        self.fixed_seq_len = int(shape[1])
-        if self.fixed_seq_len != m.max_seq_len:
+        self.input_names, self.pad_id = m.input_names, m.pad_id
+        self.runners: dict[int, tuple[object, list[str], list[str]]] = {}  # length -> runner, its args, outputs
+        for runner in runners:
+            details = runner.get_input_details()
+            args = sorted(details, key=lambda k: int(k.rsplit("_", 1)[-1]) if k[-1].isdigit() else 0)
+            if len(args) != len(m.input_names):
+                raise BundleError(
+                    bundle.path / "manifest.json",
+                    "field 'input_names'",
+                    f"{len(args)} inputs as the TFLite model has, got {m.input_names}",
+                )
+            self.runners[int(details[args[0]]["shape"][1])] = (runner, args, sorted(runner.get_output_details()))
+        self.lengths = sorted(self.runners)
+        if self.lengths[-1] != m.max_seq_len:
             raise BundleError(
                 bundle.path / "manifest.json",
                 "field 'max_seq_len'",
-                f"the TFLite model's fixed length {self.fixed_seq_len}, got {m.max_seq_len}",
+                f"the TFLite model's longest fixed length {self.lengths[-1]}, got {m.max_seq_len}",
             )
-        self.output_keys = sorted(self.runner.get_output_details())
+        # one length: the runner pads every window to it; several: each window is padded here, to its own
+        self.fixed_seq_len = self.lengths[0] if len(self.lengths) == 1 else None
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        n = feeds[self.input_names[0]].shape[0]
+        n, width = feeds[self.input_names[0]].shape
+        length = next((k for k in self.lengths if k >= width), None)
+        if length is None:
+            raise EdgekitError(f"a window of {width} tokens: this TFLite model takes at most {self.lengths[-1]}")
+        runner, arg_names, output_keys = self.runners[length]
         starts, ends = [], []
         for row in range(n):
-            args = {
-                a: feeds[name][row : row + 1].astype(np.int32)
-                for a, name in zip(self.arg_names, self.input_names, strict=True)
-            }
-            out = self.runner(**args)
-            starts.append(out[self.output_keys[0]][0])
-            ends.append(out[self.output_keys[1]][0])
+            args = {}
+            for a, name in zip(arg_names, self.input_names, strict=True):
+                padded = np.full((1, length), self.pad_id if name == "input_ids" else 0, dtype=np.int32)
+                padded[0, :width] = feeds[name][row]
+                args[a] = padded
+            out = runner(**args)
+            starts.append(out[output_keys[0]][0][:width])
+            ends.append(out[output_keys[1]][0][:width])
         return np.stack(starts), np.stack(ends)
