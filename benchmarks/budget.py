@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.results_doc import FULL_DEV, RESULTS, ROOT, TEACHER, full_dev_runs, pareto_front
+from benchmarks.results_doc import FULL_DEV, RESULTS, ROOT, TEACHER, full_dev_runs, pareto_front, shipped_bundles
 from edgekit.atomic import write_json
 from edgekit.bundle import Bundle, load_bundle
 from edgekit.device import describe
@@ -66,6 +66,18 @@ def same_model(bundle: Bundle, row: dict[str, Any], sha: str | None) -> bool:
     if sha:
         return entry.sha256 == sha
     return bundle.manifest.name == row["name"] and round(entry.size / 1e6, 3) == round(row["size_mb"], 3)
+
+
+def find_bundle(recorded: Path, row: dict[str, Any], sha: str | None, shipped: dict[str, Path]) -> Path | None:
+    """The bundle holding the model the row's F1 is of: the run's own directory where it is still here and
+    unchanged, else a shipped bundle with the same model file; None when neither is on this machine."""
+    if recorded.is_dir():
+        try:
+            if same_model(load_bundle(recorded), row, sha):
+                return recorded
+        except EdgekitError:
+            pass  # unreadable now: fall back to a shipped copy
+    return shipped.get(sha) if sha else None
 
 
 def time_bundle(bundle: Path, dataset: Path, n: int, threads: int) -> dict[str, float]:
@@ -136,21 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     table = rows()
+    shipped = shipped_bundles()
     teacher = next(r for r in table if r["path"] == str(TEACHER.relative_to(ROOT)))
     front = {id(r) for r in pareto_front(table)}
     for r in table:
         r["front"] = id(r) in front
         r["f1_kept"] = r["f1"] / teacher["f1"]
         r["latency"] = None
-        bundle, sha = Path(r.pop("bundle")), r.pop("model_sha256")
-        if args.n > 0 and bundle.is_dir():
-            try:
-                b = load_bundle(bundle)
-            except EdgekitError:
-                continue
-            if not same_model(b, r, sha):
-                continue  # another bundle now lives there: not the one the F1 is of
+        bundle = find_bundle(Path(r.pop("bundle")), r, r.pop("model_sha256"), shipped)
+        r["timed_bundle"] = None
+        if args.n > 0 and bundle is not None:
             print(f"timing {r['name']} ({bundle})", flush=True)
+            r["timed_bundle"] = str(bundle.relative_to(ROOT) if bundle.is_relative_to(ROOT) else bundle)
             r["latency"] = time_bundle(bundle, args.dataset, args.n, args.threads)
     table.sort(key=lambda r: (r["size_mb"], -r["f1"]))
     write_json(

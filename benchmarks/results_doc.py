@@ -21,6 +21,8 @@ from typing import Any
 
 from benchmarks import compress, distill_table, speed
 from edgekit.atomic import write_text
+from edgekit.bundle import load_bundle
+from edgekit.errors import EdgekitError
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -82,8 +84,21 @@ def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return front
 
 
+def shipped_bundles(models: Path = ROOT / "models") -> dict[str, Path]:
+    """The bundles shipped in ``models/``, by their model file's sha256 (verified: a changed file is no match)."""
+    out = {}
+    for d in sorted(p for p in models.iterdir() if p.is_dir()) if models.is_dir() else []:
+        try:
+            b = load_bundle(d)
+        except EdgekitError:
+            continue
+        out[b.manifest.files[b.manifest.model_file].sha256] = d
+    return out
+
+
 def headline() -> str:
-    """Teacher vs the students on the size/F1 front: size, F1 kept, and speed where one run measured it."""
+    """Teacher vs the students on the size/F1 front and those shipped in ``models/``: size, F1 kept, and speed
+    where one run measured it."""
     runs = full_dev_runs()
     teacher = next(r for r in runs if r["path"] == str(TEACHER.relative_to(ROOT)))
     sp = _load(RESULTS / "speed.json")
@@ -93,16 +108,24 @@ def headline() -> str:
         f"Full dev set ({FULL_DEV:,} questions) through the edgekit runner; size is the model file. "
         f"Speed: p50 per question, batch 1, {sp['settings']['threads']} threads, {sp['settings']['n']} questions, "
         f"{sp['device']['cpu']}, against the Hugging Face pipeline on the teacher ({hf['p50_ms']:.0f} ms), one run "
-        "(`benchmarks/results/speed.json`); a student's speed was measured on a bundle of the same graph.",
+        "(`benchmarks/results/speed.json`); a student's speed was measured on a bundle of the same graph. "
+        "The students on the size/F1 front, and those shipped in `models/` (by the path they ship at).",
         "",
         "| model | size MB | × smaller | EM | F1 | % of teacher F1 | p50 ms | × faster |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in [teacher, *[x for x in pareto_front(runs) if x is not teacher]]:
+    shipped = {sha: d.name for sha, d in shipped_bundles().items()}
+    for r in runs:
+        m = _load(ROOT / r["path"])
+        r["shipped"] = shipped.get(m["bundle"].get("model_sha256", ""))
+    front = pareto_front(runs)
+    students = [x for x in runs if x is not teacher and (x in front or x["shipped"])]
+    for r in [teacher, *sorted(students, key=lambda r: (r["size_mb"], -r["f1"]))]:
         s = by_graph.get(_graph(r["name"]))
         fast = f"{s['p50_ms']:.1f} | {hf['p50_ms'] / s['p50_ms']:.1f}×" if s else "not measured | –"
+        name = f"`models/{r['shipped']}`" if r["shipped"] else r["name"]
         lines.append(
-            f"| {r['name']} | {r['size_mb']:.1f} | {teacher['size_mb'] / r['size_mb']:.1f}× | {r['exact_match']:.2f} "
+            f"| {name} | {r['size_mb']:.1f} | {teacher['size_mb'] / r['size_mb']:.1f}× | {r['exact_match']:.2f} "
             f"| {r['f1']:.2f} | {100 * r['f1'] / teacher['f1']:.1f}% | {fast} |"
         )
     return "\n".join(lines) + "\n"

@@ -46,3 +46,29 @@ def test_a_shipped_student_answers_like_a_trained_one(path: Path) -> None:
     examples = load_squad(sample_path("dev"))
     predictions = {ex.id: qa.answer(ex.question, ex.context).text for ex in examples}
     assert evaluate(examples, predictions).f1 > 50.0
+
+
+def test_the_readme_front_table_names_every_shipped_student() -> None:
+    from benchmarks.results_doc import headline, shipped_bundles
+
+    assert sorted(shipped_bundles().values()) == SHIPPED
+    for path in SHIPPED:
+        assert f"`models/{path.name}`" in headline()
+
+
+def test_the_budget_times_a_shipped_copy_only_of_the_same_model(tmp_path: Path) -> None:
+    """A run's own bundle directory is gone with its machine: the budget times the shipped bundle with the same
+    model file instead, never one holding another model."""
+    from benchmarks.budget import find_bundle
+    from benchmarks.results_doc import shipped_bundles
+
+    shipped = shipped_bundles()
+    if len(shipped) < 2:
+        pytest.skip("needs two shipped students: one's directory stands for a directory reused by another model")
+    (sha, path), (_, other) = list(shipped.items())[:2]
+    row = {"name": "x", "size_mb": 1.0}
+    assert find_bundle(tmp_path / "gone", row, sha, shipped) == path
+    assert find_bundle(other, row, sha, shipped) == path  # the recorded directory now holds another model
+    assert find_bundle(path, row, sha, shipped) == path
+    assert find_bundle(tmp_path / "gone", row, None, shipped) is None
+    assert find_bundle(tmp_path / "gone", row, "0" * 64, shipped) is None
