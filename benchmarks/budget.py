@@ -2,9 +2,10 @@
 
 Rows are every committed full-dev run (``benchmarks/results/students/*/metrics.json`` and the
 teacher's) and every row of the vocabulary curves (``benchmarks/results/vocab-*.json``). A variant
-whose bundle is on this machine is also timed here, all in one run: ``edgekit run`` in a fresh
-process per bundle on the same ``--n`` dev questions, ``--threads`` threads, p50 per question.
-Variants whose bundle is elsewhere keep no latency (a figure from another machine is not comparable).
+whose bundle is on this machine (its run's directory, or the bundle in ``models/`` with the same model
+file) is also timed here, all in one run: ``edgekit run`` in a fresh process per bundle on the same
+``--n`` dev questions, ``--threads`` threads, p50 per question. Variants whose bundle is elsewhere
+keep no latency (a figure from another machine is not comparable).
 
     python -m benchmarks.budget [--n 200] [--threads 2]
 

@@ -42,6 +42,11 @@ def _command(obj: dict[str, Any]) -> str:
     return f"`{shlex.join(str(c) for c in cmd)}`" if cmd else "(no command recorded)"
 
 
+def _cpu(device: dict[str, Any]) -> str:
+    """The CPU and the vector features its speed depends on: machines of one name differ (AVX-512, VNNI, bf16)."""
+    return f"{device['cpu']} ({', '.join(device['cpu_features']) or 'no AVX2'})"
+
+
 def _graph(name: str) -> tuple[str, str] | None:
     """(architecture, variant) of a bundle name: ``minilm-l6-kd-step400-int8-onnx`` -> ("minilm-l6", "int8-onnx").
 
@@ -139,7 +144,7 @@ def int8_agreement() -> str:
     commands = []
     for path in sorted(RESULTS.glob("int8-agreement/*.json")):
         d = _load(path)
-        cpu = f"{d['device']['cpu']} ({', '.join(d['device']['cpu_features'])})"
+        cpu = _cpu(d["device"])
         for label, v in d["variants"].items():
             lines.append(
                 f"| {d['bundle']} | {cpu} | {label} | {v['n_questions']} | {v['exact_match']:.2f} | {v['f1']:.2f} "
@@ -268,6 +273,66 @@ def ddp() -> str:
     return "\n".join(lines) + "\n"
 
 
+def kd_terms() -> str:
+    """Each intermediate-layer term's size at step 0 (its weight) and its cost per training step."""
+    lines = []
+    if (path := RESULTS / "kd-scales.json").exists():
+        d = _load(path)
+        lines += [
+            f"Size at step 0 ({_command(d)}; {d['recipe']}, student layers {d['student_layers']} matched to teacher "
+            f"layers {d['layer_map']}, {d['batches']} batches of {d['batch_size']}): the logit loss "
+            f"{d['term_at_step_0']['logits']:.3g}; "
+            + ", ".join(
+                f"{k} {v:.3g} (weight {d['weight_equal_to_logit_loss'][k]:.3g} to equal it)"
+                for k, v in d["term_at_step_0"].items()
+                if k != "logits"
+            )
+            + ".",
+            "",
+        ]
+    if (path := RESULTS / "kd-cost.json").exists():
+        d = _load(path)
+        lines += [
+            f"Cost per training step ({_command(d)}; the Trainer's own time over {d['steps']} steps, one run, "
+            f"{_cpu(d['device'])}); an epoch is {d['windows_per_epoch']:,} windows. Logit KD reads the teacher's "
+            "cached logits; the other terms run the teacher forward on every step.",
+            "",
+            "| recipe | terms logged | bf16 autocast | s / step | × logit KD | one epoch, min |",
+            "|---|---|---|---|---|---|",
+            *(
+                f"| {r['recipe']} | {', '.join(t.removeprefix('loss_') for t in r['loss_terms'])} "
+                f"| {'yes' if r.get('bf16') else 'no'} | {r['s_per_step']:.2f} | {r['x_baseline']:.2f}× "
+                f"| {r['epoch_min']:.0f} |"
+                for r in d["rows"]
+            ),
+            "",
+        ]
+    return "\n".join(lines) if lines else "(not measured yet: `python -m benchmarks.kd_scales`, `kd_cost`)\n"
+
+
+def _best_within(d: dict[str, Any]) -> list[str]:
+    """Per budget, the best variant within it (and the best with int8 layers, where that is another): how far from
+    90% and 95% of the teacher's F1."""
+    out = []
+    for mb in d["budgets_mb"]:
+        fits = [r for r in d["rows"] if r["size_mb"] <= mb]
+        best = max(fits, key=lambda r: r["f1"], default=None)
+        best_int8 = max((r for r in fits if "-int8-" in r["name"]), key=lambda r: r["f1"], default=None)
+        for label, r in (("", best), (" with int8 layers", best_int8 if best_int8 is not best else None)):
+            if r is None:
+                continue
+            gaps = "; ".join(
+                f"{share:.0%} is {share * d['teacher_f1']:.2f}: "
+                + ("held" if r["f1_kept"] >= share else f"{share * d['teacher_f1'] - r['f1']:.2f} F1 short")
+                for share in (0.90, 0.95)
+            )
+            out.append(
+                f"- best within {mb:.0f} MB{label}: {r['name']} ({r['size_mb']:.1f} MB), F1 {r['f1']:.2f} "
+                f"= {100 * r['f1_kept']:.1f}% of the teacher's; {gaps}"
+            )
+    return out
+
+
 def budget() -> str:
     path = RESULTS / "budget.json"
     if not path.exists():
@@ -277,8 +342,10 @@ def budget() -> str:
     lines = [
         f"Every variant measured on the full dev set, smallest first ({_command(d)}); the teacher's F1 is "
         f"{d['teacher_f1']:.2f}. Latency: variants whose bundle was on the machine, all in one run, p50 per question "
-        f"on the first {t['n']} dev questions, {t['threads']} threads, {t['device']['cpu']}. "
+        f"on the first {t['n']} dev questions, {t['threads']} threads, {_cpu(t['device'])}. "
         "Plot: [budget.png](../benchmarks/results/budget.png).",
+        "",
+        *_best_within(d),
         "",
         "| variant | MB | budget | EM | F1 | % of teacher F1 | on the front | p50 ms |",
         "|---|---|---|---|---|---|---|---|",
@@ -344,6 +411,9 @@ def document() -> str:
         "intermediate-layer pairs only in the terms added to logit KD.",
         "",
         distill_table.markdown(dt["records"], dt["kd_vs_ft"], dt["bf16_vs_fp32"], dt.get("intermediate_vs_logits", [])),
+        "### Intermediate-layer terms: scale and cost",
+        "",
+        kd_terms(),
         "## The size budget",
         "",
         budget(),

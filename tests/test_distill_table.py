@@ -128,3 +128,20 @@ def test_precision_benchmark_times_both(tmp_path: Path) -> None:
     assert all(len(got["step_s_all"][k]) == 2 and got["mean_step_s"][k] > 0 for k in ("fp32", "bf16"))
     assert got["bf16_vs_fp32_step_time"] == got["mean_step_s"]["bf16"] / got["mean_step_s"]["fp32"]
     assert got["command"][:3] == ["python", "-m", "benchmarks.train_precision"]
+
+
+def test_kd_cost_times_each_recipe_through_the_training_command(tmp_path: Path) -> None:
+    from benchmarks import kd_cost
+
+    tiny = (RECIPES_DIR / "tiny-test.toml").read_text()
+    hidden = tmp_path / "tiny-hidden.toml"
+    hidden.write_text(tiny.replace("[loss]\n", "[loss]\nhidden_weight = 1.0\nlayer_map = [2, 5]\n"))
+    out = tmp_path / "kd-cost.json"
+    sets = ['teacher.model="packaged:all-MiniLM-L6-v2"', "student.layers=[0, 5]", "data.max_seq_len=96"]
+    sets += ["data.doc_stride=32", "training.batch_size=4"]
+    argv = [str(RECIPES_DIR / "tiny-test.toml"), str(hidden), "--steps", "2", "--train-limit", "6", "--out", str(out)]
+    assert kd_cost.main([*argv, *(a for s in sets for a in ("--set", s))]) == 0
+    base, inter = json.loads(out.read_text())["rows"]
+    assert base["steps"] == inter["steps"] == 2 and base["x_baseline"] == 1.0
+    assert "loss_hidden" in inter["loss_terms"] and "loss_hidden" not in base["loss_terms"]
+    assert inter["s_per_step"] > 0 and inter["epoch_min"] > 0
