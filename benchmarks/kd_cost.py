@@ -1,8 +1,8 @@
 """What each distillation loss costs per training step, measured by the real training command.
 
 Hidden-state, attention and PKD terms need the teacher's intermediate states, which are too large to cache
-(a 768-wide state per token per layer), so training runs the teacher forward on every step under bf16 autocast;
-logit-only KD reads the teacher's logits from the cache instead. This runs ``python -m export.distill`` on each
+(a 768-wide state per token per layer), so training runs the teacher forward on every step (under bf16
+autocast where the recipe trains so); logit-only KD reads the teacher's logits from the cache instead. This runs ``python -m export.distill`` on each
 recipe for ``--steps`` steps on the first ``--train-limit`` training questions, one after another in one
 output directory (so the teacher's bundle and logits cache are made once, by the first run), and writes the
 Trainer's own seconds per step and what a full epoch of the recipe would take at that rate::
@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         "--windows-per-epoch",
         type=int,
         default=13291,
-        help="the full training set's windows, for the "
-        "epoch estimate (default: %(default)s, the 44-article subset at 256/128)",
+        help="the full training set's windows, for the epoch estimate (default: %(default)s, the 44-article "
+        "subset at 256/128)",
     )
     p.add_argument("--out", type=Path, default=RESULTS / "kd-cost.json", help="JSON result (default: %(default)s)")
     a = p.parse_args(argv)
