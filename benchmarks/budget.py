@@ -36,10 +36,7 @@ BUDGETS_MB = (25.0, 50.0)
 
 def rows() -> list[dict[str, Any]]:
     """One row per variant measured on the full dev set: name, model size, EM/F1, bundle path, source file."""
-    out = []
-    for r in full_dev_runs():
-        m = json.loads((ROOT / r["path"]).read_text())
-        out.append({**r, "bundle": m["bundle"]["path"], "model_sha256": m["bundle"].get("model_sha256")})
+    out = full_dev_runs()
     for path in sorted(RESULTS.glob("vocab-*.json")):
         d = json.loads(path.read_text())
         for v in d["rows"]:

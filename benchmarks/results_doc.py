@@ -74,6 +74,8 @@ def full_dev_runs() -> list[dict[str, Any]]:
                 "exact_match": m["exact_match"],
                 "device": m["device"]["cpu"],
                 "path": str(path.relative_to(ROOT)),
+                "bundle": b["path"],
+                "model_sha256": b.get("model_sha256"),
             }
         )
     return rows
@@ -121,8 +123,7 @@ def headline() -> str:
     ]
     shipped = {sha: d.name for sha, d in shipped_bundles().items()}
     for r in runs:
-        m = _load(ROOT / r["path"])
-        r["shipped"] = shipped.get(m["bundle"].get("model_sha256", ""))
+        r["shipped"] = shipped.get(r["model_sha256"] or "")
     front = pareto_front(runs)
     students = [x for x in runs if x is not teacher and (x in front or x["shipped"])]
     for r in [teacher, *sorted(students, key=lambda r: (r["size_mb"], -r["f1"]))]:
@@ -301,7 +302,7 @@ def kd_terms() -> str:
             "|---|---|---|---|---|---|",
             *(
                 f"| {r['recipe']} | {', '.join(t.removeprefix('loss_') for t in r['loss_terms'])} "
-                f"| {'yes' if r.get('bf16') else 'no'} | {r['s_per_step']:.2f} | {r['x_baseline']:.2f}× "
+                f"| {'yes' if r['bf16'] else 'no'} | {r['s_per_step']:.2f} | {r['x_baseline']:.2f}× "
                 f"| {r['epoch_min']:.0f} |"
                 for r in d["rows"]
             ),
