@@ -76,6 +76,7 @@ def full_dev_runs() -> list[dict[str, Any]]:
                 "path": str(path.relative_to(ROOT)),
                 "bundle": b["path"],
                 "model_sha256": b.get("model_sha256"),
+                "float_activations": b.get("source", {}).get("quantization", {}).get("float_activations", []),
             }
         )
     return rows
@@ -160,6 +161,45 @@ def int8_agreement() -> str:
             )
         commands.append(f"- `{path.relative_to(ROOT)}`: {_command(d)}")
     return "\n".join(lines) + "\n\n" + "\n".join(commands) + "\n"
+
+
+def int8_sensitivity() -> str:
+    """Per bundle: each MatMul group's activation rounding measured against a graph that rounds weights only."""
+    out = []
+    for path in sorted(RESULTS.glob("int8-sensitivity/*.json")):
+        d = _load(path)
+        out += [
+            f"`{path.relative_to(ROOT)}` ({_command(d)}): {d['bundle']}, {d['windows']} windows of {d['dataset']}, "
+            f"{d['threads']} threads, {_cpu(d['device'])}. Reference: every product with float activations (int8 "
+            f"weights only), {d['reference_ms_per_window']:.1f} ms per window. Roles, most harmful first: "
+            f"{', '.join(d['roles_by_harm'])}.",
+            "",
+            "| variant | KL from reference (start + end, nats) | same start and end | ms per window |",
+            "|---|---|---|---|",
+            *(
+                f"| {'float ' + ' + '.join(r['float_groups']) if r['float_groups'] else 'int8'} | {r['kl']:.4f} "
+                f"| {100 * r['same_argmax']:.1f}% | {r['ms_per_window']:.1f} |"
+                for r in d["variants"]
+            ),
+            "",
+        ]
+        runs = [r for r in full_dev_runs() if r["name"].startswith(d["bundle"])]
+        base = next((r for r in runs if not r["float_activations"]), None)
+        if base and len(runs) > 1:
+            out += [
+                f"On the full dev set (`edgekit run`; the bundle is {d['bundle']}, the rest made from it; their "
+                "latency in one run: the size budget's table):",
+                "",
+                "| bundle | float activations into | EM | F1 | ΔF1 |",
+                "|---|---|---|---|---|",
+                *(
+                    f"| {r['name']} | {', '.join(r['float_activations']) or '-'} | {r['exact_match']:.2f} "
+                    f"| {r['f1']:.2f} | {r['f1'] - base['f1']:+.2f} |"
+                    for r in sorted(runs, key=lambda r: len(r["float_activations"]))
+                ),
+                "",
+            ]
+    return "\n".join(out) if out else "(not measured yet: `python -m benchmarks.int8_sensitivity INT8_BUNDLE`)\n"
 
 
 def emulated_pi() -> str:
@@ -312,16 +352,23 @@ def kd_terms() -> str:
 
 
 def _best_within(d: dict[str, Any]) -> list[str]:
-    """Per budget, the best variant within it (and the best with int8 layers, where that is another): how far from
-    90% and 95% of the teacher's F1."""
+    """Per budget, the best variant within it, and where another, the best with int8 layers (weights and
+    activations) and the best with int8 weights (some products with float activations): how far from 90% and
+    95% of the teacher's F1."""
     out = []
     for mb in d["budgets_mb"]:
         fits = [r for r in d["rows"] if r["size_mb"] <= mb]
-        best = max(fits, key=lambda r: r["f1"], default=None)
-        best_int8 = max((r for r in fits if "-int8-" in r["name"]), key=lambda r: r["f1"], default=None)
-        for label, r in (("", best), (" with int8 layers", best_int8 if best_int8 is not best else None)):
-            if r is None:
+        int8_weights = [r for r in fits if "-int8-" in r["name"]]
+        shown: list[dict[str, Any]] = []
+        for label, among in (
+            ("", fits),
+            (" with int8 layers", [r for r in int8_weights if not r.get("float_activations")]),
+            (" with int8 weights, float activations into some products", int8_weights),
+        ):
+            r = max(among, key=lambda r: r["f1"], default=None)
+            if r is None or r in shown:
                 continue
+            shown.append(r)
             gaps = "; ".join(
                 f"{share:.0%} is {share * d['teacher_f1']:.2f}: "
                 + ("held" if r["f1_kept"] >= share else f"{share * d['teacher_f1'] - r['f1']:.2f} F1 short")
@@ -429,6 +476,14 @@ def document() -> str:
         "## INT8 on this CPU and on the emulated Raspberry Pi",
         "",
         int8_agreement(),
+        "## INT8: which products lose the answers",
+        "",
+        "Dynamic int8 rounds each product's input activations per call; `edgekit export float-activations` undoes "
+        "that for chosen groups and keeps the int8 weights (the file keeps its size). Measured on training "
+        "windows, never dev. A role is one product in every layer; after each group alone, the roles are added "
+        "most harmful first.",
+        "",
+        int8_sensitivity(),
         "## Speed",
         "",
         f"`benchmarks/results/speed.json` ({_command(sp)}); {sp['notes']}; device: {sp['device']['cpu']}.",

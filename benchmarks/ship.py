@@ -58,6 +58,8 @@ def card(
             f"{q['method']} int8 ({q['weight_type']}, {'per channel' if q['per_channel'] else 'per tensor'}, "
             f"{'7' if q['reduce_range'] else '8'}-bit weights), word embedding {emb}-bit"
         )
+        if groups := q.get("float_activations"):
+            quant += f", float activations into {', '.join(groups)} (their weights int8)"
     kept = metrics["f1"] / teacher["f1"]
     student = recipe["student"]
     base = (

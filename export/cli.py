@@ -137,6 +137,17 @@ def cmd_export_int4(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_float_activations(args: argparse.Namespace) -> int:
+    from edgekit.bundle import load_bundle
+    from export import quantize
+
+    check_destination(args.out, BUNDLE, [args.bundle])
+    src = load_bundle(args.bundle)
+    out = quantize.float_activations_bundle(src, args.out, args.group, args.name)
+    print(f"wrote {out.path}: float activations into {', '.join(args.group)}; {out.model_size_mb:.1f} MB model")
+    return 0
+
+
 def cmd_export_fuse(args: argparse.Namespace) -> int:
     from edgekit.bundle import load_bundle
     from edgekit.squad import load_squad
@@ -329,6 +340,26 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     )
     e.add_argument("--calibration-windows", type=int, default=64, help="windows to calibrate on (default: 64)")
     e.set_defaults(func=cmd_export_int8)
+
+    e = esub.add_parser(
+        "float-activations",
+        help="dynamic INT8 ONNX bundle -> the same with unrounded activations into chosen MatMuls",
+        description="Keep the int8 weights (the file keeps its size) and feed the chosen MatMul groups float "
+        "activations instead of per-call int8 ones: for the products whose rounding costs the answers "
+        "(python -m benchmarks.int8_sensitivity ranks them). A group is a role in every layer, e.g. "
+        "output/dense, or a layer, e.g. layer.3; an unknown group lists the bundle's groups.",
+    )
+    e.add_argument("bundle", type=Path, help="dynamic int8 ONNX bundle")
+    e.add_argument("out", type=Path, help="bundle directory to write")
+    e.add_argument("--name", default=None, help="bundle name (default: source name + '-float-act')")
+    e.add_argument(
+        "--group",
+        action="append",
+        required=True,
+        metavar="GROUP",
+        help="MatMul group to give float activations (repeatable)",
+    )
+    e.set_defaults(func=cmd_export_float_activations)
 
     e = esub.add_parser(
         "prune-vocab",

@@ -24,15 +24,16 @@ scale per block instead of a byte.
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from onnx import TensorProto
+from onnx import GraphProto, ModelProto, NodeProto, TensorProto, helper
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -41,6 +42,7 @@ from onnxruntime.quantization import (
     quantize_dynamic,
     quantize_static,
 )
+from onnxruntime.quantization.onnx_model import ONNXModel
 
 from edgekit.bundle import Bundle, write_bundle
 from edgekit.errors import EdgekitError
@@ -286,3 +288,101 @@ def quantize_int4_bundle(
 
     name = name or f"{src.manifest.name}-int4"
     return _quantized_bundle(src, out_dir, name, quantize, settings.record(), precision="int4")
+
+
+def matmul_groups(graph: GraphProto) -> dict[str, list[str]]:
+    """The dynamic-int8 MatMuls of ``graph`` by name, grouped by role and by layer, for a sensitivity sweep.
+
+    A role is the node's path with the model prefix and layer index taken out (``attention/attn/q``,
+    ``output/dense``), so one role holds that product in every layer; a layer (``layer.3``) holds
+    every product of one layer. A node outside a numbered layer (the QA head) is a role of its own.
+    """
+    groups: dict[str, list[str]] = {}
+    for n in graph.node:
+        if n.op_type != "MatMulInteger":
+            continue
+        parts = n.name.strip("/").split("/")
+        layer = next((p for p in parts if re.fullmatch(r"layer\.\d+", p)), None)
+        role = "/".join(
+            p for p in parts[:-1] if p not in ("model", layer) and not p.startswith(("mpnet", "bert", "encoder"))
+        )
+        groups.setdefault(role or parts[0], []).append(n.name)
+        if layer:
+            groups.setdefault(layer, []).append(n.name)
+    return groups
+
+
+def float_activations(model: ModelProto, names: Iterable[str]) -> int:
+    """Give the named ``MatMulInteger`` nodes of a dynamic-int8 graph float activations, in place.
+
+    Each ``DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul(scales)`` chain becomes
+    ``DequantizeLinear(int8 weight) -> MatMul`` on the unquantized input: the weights stay int8 on
+    disk (the bundle does not grow) and only the activation rounding of those products goes. A
+    ``DynamicQuantizeLinear`` still feeding another product stays. Returns how many nodes changed;
+    an unknown name or a chain of another shape is an error, so a typo never passes as a variant.
+    """
+    graph, wanted = model.graph, set(names)
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, list[NodeProto]] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    initializers = {i.name for i in graph.initializer}
+
+    def only(nodes: list[NodeProto], op: str) -> NodeProto | None:
+        return nodes[0] if len(nodes) == 1 and nodes[0].op_type == op else None
+
+    found = {n.name: n for n in graph.node if n.op_type == "MatMulInteger" and n.name in wanted}
+    if missing := sorted(wanted - found.keys()):
+        raise EdgekitError(f"MatMulInteger nodes not in the graph: {', '.join(missing)}")
+    drop: set[int] = set()
+    added: list[NodeProto] = []
+    for name, mm in found.items():
+        quant = producer.get(mm.input[0])
+        cast = only(consumers.get(mm.output[0], []), "Cast")
+        rescale = cast and only(consumers.get(cast.output[0], []), "Mul")
+        scales = rescale and producer.get(rescale.input[1])
+        weight_scale = scales and next((i for i in scales.input if i in initializers), None)
+        if not (quant and quant.op_type == "DynamicQuantizeLinear" and weight_scale and mm.input[1] in initializers):
+            raise EdgekitError(f"{name}: expected a dynamic-int8 MatMul (DynamicQuantizeLinear, Cast, Mul)")
+        weight = [mm.input[1], weight_scale, mm.input[3]]
+        added += [
+            helper.make_node("DequantizeLinear", weight, [f"{name}_weight"], f"{name}_dequant", axis=1),
+            helper.make_node("MatMul", [quant.input[0], f"{name}_weight"], [rescale.output[0]], f"{name}_float"),
+        ]
+        drop |= {id(mm), id(cast), id(rescale), id(scales)}
+    kept = [n for n in graph.node if id(n) not in drop]
+    used = {i for n in kept + added for i in n.input}
+    kept = [n for n in kept if n.op_type != "DynamicQuantizeLinear" or any(o in used for o in n.output)]
+    del graph.node[:]
+    graph.node.extend(kept + added)
+    ONNXModel(model).topological_sort()
+    return len(found)
+
+
+def float_activations_bundle(
+    src: Bundle, out_dir: str | Path, groups: Iterable[str], name: str | None = None
+) -> Bundle:
+    """A dynamic-int8 bundle with float activations into the MatMul ``groups`` (:func:`matmul_groups`).
+
+    Made from the int8 bundle, not its fp32 source, so it also works on a shipped bundle whose fp32
+    weights are not at hand; the file keeps its size. The groups are recorded in the manifest.
+    """
+    import onnx
+
+    m = src.manifest
+    quantization = m.source.get("quantization", {})
+    if m.model_format != "onnx" or quantization.get("method") != "onnxruntime dynamic":
+        raise EdgekitError(f"{src.path}: expected a dynamic int8 ONNX bundle (edgekit export int8)")
+    model = onnx.load(str(src.model_path))
+    table, groups = matmul_groups(model.graph), list(dict.fromkeys(groups))
+    if unknown := [g for g in groups if g not in table]:
+        raise EdgekitError(f"{src.path}: no MatMul group {', '.join(unknown)}; expected one of {', '.join(table)}")
+    float_activations(model, {n for g in groups for n in table[g]})
+    with tempfile.TemporaryDirectory() as tmp:
+        out_model = Path(tmp) / "model.onnx"
+        onnx.save(model, str(out_model))
+        earlier = quantization.get("float_activations", [])  # a bundle already made this way
+        source = {**m.source, "quantization": {**quantization, "float_activations": earlier + groups}}
+        manifest = replace(m, name=name or f"{m.name}-float-act", source=source)
+        return write_bundle(out_dir, out_model, src.tokenizer_path, manifest, (src.path,))

@@ -672,6 +672,12 @@ CASES: list[Case] = [
     ),
     Case(
         "export",
+        "float-activations on an fp32 bundle",
+        lambda e: ["export", "float-activations", str(e.bundle), str(e.work / "fa1"), "--group", "output/dense"],
+        "expected a dynamic int8 ONNX bundle",
+    ),
+    Case(
+        "export",
         "prune-vocab to fewer pieces than every word needs",
         lambda e: ["export", "prune-vocab", str(e.bundle), str(e.work / "pv1"), "--keep", "10"],
         "the special, added and single-character pieces",

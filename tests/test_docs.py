@@ -34,3 +34,29 @@ def test_the_project_speaks_of_itself_not_of_the_work_process() -> None:
         if words.search(line) and p.name != "test_docs.py"
     ]
     assert not hits, hits
+
+
+def test_each_budget_names_its_best_variant_by_kind() -> None:
+    def row(name: str, mb: float, f1: float, float_activations: tuple[str, ...] = ()) -> dict:
+        return {"name": name, "size_mb": mb, "f1": f1, "f1_kept": f1 / 80, "float_activations": list(float_activations)}
+
+    d = {
+        "budgets_mb": [25.0, 50.0],
+        "teacher_f1": 80.0,
+        "rows": [
+            row("s-int8-onnx", 20, 70.0),
+            row("m-int4-onnx", 40, 77.0),
+            row("m-int8-onnx", 49, 74.0),
+            row("m-int8-onnx-float-act", 49, 75.0, ("output/dense",)),
+            row("m-int8-onnx-over", 60, 79.0),
+        ],
+    }
+    lines = results_doc._best_within(d)
+    assert [line.split(":")[0] for line in lines] == [
+        "- best within 25 MB",
+        "- best within 50 MB",
+        "- best within 50 MB with int8 layers",
+        "- best within 50 MB with int8 weights, float activations into some products",
+    ]
+    assert "m-int8-onnx (49.0 MB), F1 74.00 = 92.5%" in lines[2] and "m-int8-onnx-float-act" in lines[3]
+    assert "90% is 72.00: held; 95% is 76.00: 2.00 F1 short" in lines[2]

@@ -208,6 +208,65 @@ def test_int8_keeps_named_nodes_in_fp32(tmp_path, minilm_bundle) -> None:
     assert manifest["source"]["quantization"]["nodes_to_exclude"] == [head]
 
 
+def test_float_activations_keep_int8_weights_and_undo_activation_rounding(
+    tmp_path, minilm_qa, minilm_bundle, dev_examples
+) -> None:
+    import onnx
+
+    from edgekit.bundle import load_bundle
+    from edgekit.cli import main
+    from export.quantize import matmul_groups, quantize_dynamic_bundle
+
+    q = quantize_dynamic_bundle(minilm_bundle, tmp_path / "int8")
+    groups = matmul_groups(onnx.load(str(q.model_path)).graph)
+    assert len(groups["output/dense"]) == 6 and len(groups["layer.0"]) == 6 and groups["qa_outputs"]
+    roles = [g for g in groups if not g.startswith("layer.")]
+    args = ["export", "float-activations", str(q.path), str(tmp_path / "fa")]
+    assert main(args + [a for r in roles for a in ("--group", r)]) == 0
+    fa = load_bundle(tmp_path / "fa")
+    assert fa.manifest.source["quantization"]["float_activations"] == roles
+    ops = [n.op_type for n in onnx.load(str(fa.model_path)).graph.node]
+    assert "MatMulInteger" not in ops and "DynamicQuantizeLinear" not in ops
+    assert abs(fa.model_size_mb - q.model_size_mb) < 0.01 * q.model_size_mb  # the weights are still int8
+    # only the weights are rounded now: closer to PyTorch fp32 than the int8 bundle
+    int8_diff = validate(minilm_qa, q, dev_examples[:6], atol=10.0).max_abs_diff
+    assert validate(minilm_qa, fa, dev_examples[:6], atol=10.0).max_abs_diff < 0.75 * int8_diff
+
+    assert main(["export", "float-activations", str(q.path), str(tmp_path / "one"), "--group", "layer.2"]) == 0
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "one" / "model.onnx")).graph.node]
+    assert ops.count("MatMulInteger") == sum(map(len, (groups[r] for r in roles))) - 6
+
+
+def test_float_activations_refuse_an_unknown_group_and_an_fp32_bundle(tmp_path, minilm_bundle, capsys) -> None:
+    from edgekit.cli import main
+    from export.quantize import quantize_dynamic_bundle
+
+    q = quantize_dynamic_bundle(minilm_bundle, tmp_path / "int8")
+    assert main(["export", "float-activations", str(q.path), str(tmp_path / "bad"), "--group", "ffn"]) == 2
+    err = capsys.readouterr().err
+    assert "no MatMul group ffn; expected one of" in err and "output/dense" in err
+    assert main(["export", "float-activations", str(minilm_bundle.path), str(tmp_path / "bad"), "--group", "x"]) == 2
+    assert "expected a dynamic int8 ONNX bundle" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_int8_sensitivity_ranks_groups_against_rounded_weights(tmp_path, tiny_bundle, train_path) -> None:
+    from benchmarks import int8_sensitivity
+    from export.quantize import quantize_dynamic_bundle
+
+    q = quantize_dynamic_bundle(tiny_bundle, tmp_path / "int8")
+    out = tmp_path / "results"
+    args = [str(q.path), "--dataset", str(train_path), "--windows", "4", "--threads", "1", "--out", str(out)]
+    assert int8_sensitivity.main(args) == 0
+    result = json.loads((out / f"{q.manifest.name}.json").read_text())
+    rows = {r["variant"]: r for r in result["variants"]}
+    assert result["windows"] == 4 and rows["int8"]["float_groups"] == []
+    assert {"float layer.0", "float layer.1", "float qa_outputs"} <= rows.keys()
+    assert all(r["kl"] >= 0 and 0 <= r["same_argmax"] <= 1 for r in rows.values())
+    ranked = result["roles_by_harm"]
+    assert "qa_outputs" in ranked and not any(g.startswith("layer.") for g in ranked)
+
+
 def test_int4_bundle_through_the_cli(tmp_path, minilm_qa, minilm_bundle, dev_examples) -> None:
     import onnx
 
