@@ -34,24 +34,14 @@ import numpy as np
 
 from edgekit.atomic import write_json
 from edgekit.backends import RuntimeOptions, open_backend
-from edgekit.bundle import Bundle, load_bundle
+from edgekit.bundle import load_bundle
 from edgekit.device import describe
 from edgekit.errors import EdgekitError
-from edgekit.features import batch_inputs
 from edgekit.provenance import module_command
 from edgekit.squad import default_data_dir, load_squad
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "int8-sensitivity"
-
-
-def window_feeds(bundle: Bundle, dataset: Path, n: int) -> list[dict[str, np.ndarray]]:
-    """``n`` windows taken evenly across the dataset's questions, each fed at its own length."""
-    m, tok, examples = bundle.manifest, bundle.tokenizer(), load_squad(dataset)
-    feeds: list[dict[str, np.ndarray]] = []
-    for ex in examples[:: max(1, len(examples) // n)]:
-        feeds += [batch_inputs([w], m.input_names, m.pad_id) for w in tok.windows(ex.question, ex.context)]
-    return feeds[:n]
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -97,12 +87,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import onnx
 
-    from export.quantize import float_activations_bundle, matmul_groups
+    from export.quantize import WindowReader, float_activations_bundle, matmul_groups
 
     src = load_bundle(args.bundle)
     groups = matmul_groups(onnx.load(str(src.model_path)).graph)
     roles = [g for g in groups if not g.startswith("layer.")]
-    feeds = window_feeds(src, args.dataset, args.windows)
+    feeds = WindowReader(src, load_squad(args.dataset), args.windows, padded=False).feeds
     with tempfile.TemporaryDirectory() as tmp:
 
         def measure(label: str, chosen: list[str]) -> dict:

@@ -61,21 +61,22 @@ class WindowReader(CalibrationDataReader):
     """Calibration feeds: the bundle's own windows of real questions, one window per call.
 
     Questions are taken evenly across ``examples`` (not the first ones, which all share
-    one article), so the ranges see many contexts.
+    one article), so the ranges see many contexts. Windows are padded to ``max_seq_len``
+    (the calibrators stack activations across calls) unless ``padded`` is False, for a
+    comparison of outputs where padding positions would count.
     """
 
-    def __init__(self, bundle: Bundle, examples: list[Example], max_windows: int = 64) -> None:
+    def __init__(self, bundle: Bundle, examples: list[Example], max_windows: int = 64, padded: bool = True) -> None:
         if max_windows <= 0:
             raise EdgekitError(f"calibration windows {max_windows}: expected a positive number")
         m, tok = bundle.manifest, bundle.tokenizer()
-        feeds: list[dict[str, np.ndarray]] = []
+        self.feeds: list[dict[str, np.ndarray]] = []
         for ex in examples[:: max(1, len(examples) // max_windows)]:
             for w in tok.windows(ex.question, ex.context):
-                if len(feeds) < max_windows:
-                    # one fixed length: the calibrators stack activations across calls
-                    feeds.append(batch_inputs([w], m.input_names, m.pad_id, m.max_seq_len))
-        self._iter: Iterator[dict[str, np.ndarray]] = iter(feeds)
-        self.n = len(feeds)
+                if len(self.feeds) < max_windows:
+                    self.feeds.append(batch_inputs([w], m.input_names, m.pad_id, m.max_seq_len if padded else None))
+        self._iter: Iterator[dict[str, np.ndarray]] = iter(self.feeds)
+        self.n = len(self.feeds)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._iter, None)
