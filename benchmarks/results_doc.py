@@ -331,7 +331,7 @@ def kd_terms() -> str:
             + ".",
             "",
         ]
-    if (path := RESULTS / "kd-cost.json").exists():
+    for path in sorted(RESULTS.glob("kd-cost*.json")):  # one run per machine or precision: compare within one
         d = _load(path)
         lines += [
             f"Cost per training step ({_command(d)}; the Trainer's own time over {d['steps']} steps, one run, "
