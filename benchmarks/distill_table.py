@@ -56,6 +56,17 @@ def teacher_record(metrics_path: Path) -> dict[str, Any]:
     }
 
 
+def late_losses(log_path: Path, steps: int) -> dict[str, float] | None:
+    """Each logged loss component (``loss_hard``, ``loss_soft``, ``loss_hidden``...) averaged over the
+    logged steps of the last tenth of training, from the Trainer's log beside result.json: where the
+    student ended up on each objective, less noisy than one logged step. None without a log."""
+    if not log_path.is_file():
+        return None
+    late = [e for e in read_json(log_path, "training log") if "loss" in e and e.get("step", 0) > 0.9 * steps]
+    keys = sorted({k for e in late for k in e if k.startswith("loss_")})
+    return {k: sum(e[k] for e in late if k in e) / sum(k in e for e in late) for k in keys} or None
+
+
 def student_record(result_path: Path) -> dict[str, Any]:
     r = read_json(result_path, "result")
     rec = r["recipe"]
@@ -80,6 +91,7 @@ def student_record(result_path: Path) -> dict[str, Any]:
             "epoch": r.get("epoch"),
             "from_checkpoint": r.get("from_checkpoint"),  # a snapshot of a run still going or cut short
             "n_train_features": r.get("n_train_features"),
+            "late_losses": late_losses(result_path.parent / "training_log.json", r["steps"]),
         },
         "wall_s": r.get("wall_s"),
         "command": " ".join(r["command"]),
@@ -185,11 +197,34 @@ def intermediate_vs_logits(records: list[dict[str, Any]]) -> list[dict[str, Any]
             "logits_only": logits_only[key(v)]["name"],
             "terms": terms(v),
             "layer_map": v["training"]["loss"]["layer_map"],
+            "late_loss_hard": _late_hard(v),
+            "late_loss_hard_logits_only": _late_hard(logits_only[key(v)]),
             **_deltas(v, logits_only[key(v)]),
         }
         for v in scored
         if terms(v) and key(v) in logits_only
     ]
+
+
+def _late_hard(r: dict[str, Any]) -> float | None:
+    return (r["training"].get("late_losses") or {}).get("loss_hard")
+
+
+def term_verdict(term_pairs: list[dict[str, Any]]) -> str:
+    """One sentence on what the intermediate terms gave: ΔF1 by term and weight, and whether any run
+    beat logit KD only. Written from the pairs so that it cannot drift from the table."""
+    by_term: dict[str, list[str]] = {}
+    for p in term_pairs:
+        for k, w in p["terms"].items():
+            by_term.setdefault(k, []).append(f"x{w:g} {p['delta_f1']:+.2f}")
+    said = "; ".join(f"{k} {', '.join(v)}" for k, v in by_term.items())
+    better = [p["variant"] for p in term_pairs if p["delta_f1"] > 0]
+    verdict = (
+        f"{len(better)} of {len(term_pairs)} runs beat logit KD only ({', '.join(better)})"
+        if better
+        else f"none of the {len(term_pairs)} runs beat logit KD only"
+    )
+    return f"ΔF1 against logit KD only, by term and weight: {said}; {verdict}."
 
 
 def with_teacher_share(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -198,6 +233,10 @@ def with_teacher_share(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in records:
         r["f1_vs_teacher"] = r["f1"] / teacher["f1"] if teacher and r["f1"] is not None else None
     return records
+
+
+def _loss(x: float | None) -> str:
+    return f"{x:.2f}" if x is not None else "n/a"
 
 
 def markdown(
@@ -260,15 +299,17 @@ def markdown(
             "Intermediate-layer terms added to logit KD, trained alike (same student, schedule, seed, data order):",
             "",
             "| with the term | logit KD only | terms (weight) | teacher layers matched | steps | dev questions "
-            "| ΔEM | ΔF1 |",
-            "|---|---|---|---|---|---|---|---|",
+            "| hard loss, last tenth (with / without) | ΔEM | ΔF1 |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         lines += [
             f"| {p['variant']} | {p['logits_only']} | {', '.join(f'{k} x{w:g}' for k, w in p['terms'].items())} "
             f"| {p['layer_map']} | {p['steps']} | {p['n_questions']} "
+            f"| {_loss(p.get('late_loss_hard'))} / {_loss(p.get('late_loss_hard_logits_only'))} "
             f"| {p['delta_exact_match']:+.2f} | {p['delta_f1']:+.2f} |"
             for p in term_pairs
         ]
+        lines += ["", term_verdict(term_pairs)]
     return "\n".join(lines) + "\n"
 
 

@@ -40,6 +40,7 @@ import torch
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from edgekit import device
 from edgekit.atomic import write_json
 from edgekit.bundle import Bundle, load_bundle, name_from, sha256_file
 from edgekit.destination import RUN, TRAINING, check_destination, claim, replacing
@@ -443,18 +444,29 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
     if not main:
         return None
 
+    resumed = int(Path(last).name.split("-")[-1]) if last else 0
     result: dict[str, Any] = {
         "n_train_features": len(features),
         "n_train_questions": len(examples),
         "steps": trainer.state.global_step,
-        "resumed_from_step": int(Path(last).name.split("-")[-1]) if last else 0,
+        "resumed_from_step": resumed,
         "processes": args.world_size,
         "teacher_logits_s": round(cache_s, 1),
         "train_wall_s": round(time.time() - t0, 1),
+        "train_s_per_step": _seconds_per_step(trainer.state.log_history, trainer.state.global_step - resumed),
+        # the machine the run trained on: a step's cost is a fact about it, not about the recipe
+        "device": device.describe(),
     }
     write_json(out / "training_log.json", trainer.state.log_history)
     student.model.to("cpu")  # saved and exported from the CPU, wherever it trained
     return _save_student(student, recipe, result, evaluate, argv, t0)
+
+
+def _seconds_per_step(log: list[dict[str, Any]], steps_run: int) -> float | None:
+    """Trainer's own train_runtime over the steps this process ran (a resumed run's earlier steps ran
+    elsewhere, maybe on another machine); None where the log lacks it."""
+    runtime = next((e["train_runtime"] for e in reversed(log) if "train_runtime" in e), None)
+    return round(runtime / steps_run, 3) if runtime is not None and steps_run > 0 else None
 
 
 def _check_resumable(recipe: Recipe, path: Path, resuming: bool) -> None:

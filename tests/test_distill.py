@@ -157,6 +157,9 @@ def test_tiny_distillation_learns_and_resumes(tmp_path) -> None:
     losses = [e["loss"] for e in log if "loss" in e]
     assert losses[-1] < losses[0]  # the same batch every step: the loss must go down
     assert "loss_soft" in log[0] and "loss_hard" in log[0]
+    runtime = next(e["train_runtime"] for e in reversed(log) if "train_runtime" in e)
+    assert second["train_s_per_step"] == round(runtime / 6, 3)  # the 6 steps this call ran, not the first 4
+    assert second["device"]["arch"] and "cores_logical" in second["device"]
     assert (out / "model" / "model.safetensors").is_file() and (out / "model" / "tokenizer.json").is_file()
     assert second["n_questions"] == 8 and 0 <= second["f1"] <= 100
     assert json.loads((out / "result.json").read_text())["method"].startswith("KD T=2 alpha=0.5")

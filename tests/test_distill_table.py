@@ -82,17 +82,22 @@ def test_intermediate_terms_pair_with_logit_kd_trained_alike(tmp_path: Path) -> 
         with_terms(_result(tmp_path, "pkd-fp32", 0.5, 59.0, 47.0), [3, 7, 11], pkd=3.5),  # no fp32 logit-only run
         with_terms(_result(tmp_path, "hidden-ft", 1.0, 58.0, 46.0, bf16=True), [3, 7, 11], hidden=25.0),  # no KD
     ]
+    # the Trainer's log: the last tenth of 400 steps is steps 361..400; the summary entry has no "loss"
+    log = [{"loss": 9.0, "loss_hard": 9.0, "step": 360}, {"loss": 3.0, "loss_hard": 2.0, "step": 370}]
+    log += [{"loss": 2.0, "loss_hard": 1.0, "loss_hidden": 0.5, "step": 400}, {"train_runtime": 80.0, "step": 400}]
+    (runs[1] / "training_log.json").write_text(json.dumps(log))
     out = tmp_path / "distill.json"
     assert distill_table.main([*map(str, runs), "--teacher", str(tmp_path / "none.json"), "--out", str(out)]) == 0
-    got = json.loads(out.read_text())["intermediate_vs_logits"]
-    assert [(p["variant"], p["logits_only"], p["terms"], p["delta_f1"]) for p in got] == [
+    got = json.loads(out.read_text())
+    assert got["records"][1]["training"]["late_losses"] == {"loss_hard": 1.5, "loss_hidden": 0.5}
+    pairs = got["intermediate_vs_logits"]
+    assert [(p["variant"], p["logits_only"], p["terms"], p["delta_f1"]) for p in pairs] == [
         ("hidden", "logits", {"hidden": 25.0}, 2.5),
         ("pkd", "logits", {"pkd": 3.5}, -1.0),
     ]
-    assert (
-        "| hidden | logits | hidden x25 | [3, 7, 11] | 400 | 10570 | +2.00 | +2.50 |"
-        in out.with_suffix(".md").read_text()
-    )
+    table = out.with_suffix(".md").read_text()
+    assert "| hidden | logits | hidden x25 | [3, 7, 11] | 400 | 10570 | 1.50 / n/a | +2.00 | +2.50 |" in table
+    assert "hidden x25 +2.50; pkd x3.5 -1.00; 1 of 2 runs beat logit KD only (hidden)." in table
 
 
 def _tiny_timing_argv(out: Path) -> list[str]:
