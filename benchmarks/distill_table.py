@@ -224,7 +224,10 @@ def term_verdict(term_pairs: list[dict[str, Any]]) -> str:
         if better
         else f"none of the {len(term_pairs)} runs beat logit KD only"
     )
-    return f"ΔF1 against logit KD only, by term and weight: {said}; {verdict}."
+    return (
+        f"ΔF1 against logit KD only, by term and weight: {said}; {verdict}. Each run is one seed; "
+        "the spread between seeds was not measured, so a difference under a point may be noise."
+    )
 
 
 def with_teacher_share(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
