@@ -238,7 +238,8 @@ def with_teacher_share(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return records
 
 
-def _loss(x: float | None) -> str:
+def _two_places(x: float | None) -> str:
+    """A score or loss as the tables show it; "n/a" where it was not measured."""
     return f"{x:.2f}" if x is not None else "n/a"
 
 
@@ -253,8 +254,7 @@ def markdown(
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
-        em = f"{r['exact_match']:.2f}" if r["exact_match"] is not None else "n/a"
-        f1 = f"{r['f1']:.2f}" if r["f1"] is not None else "n/a"
+        em, f1 = _two_places(r["exact_match"]), _two_places(r["f1"])
         t = r.get("training") or {}
         trained = "given" if not t else f"{t['steps']} steps"
         if t.get("group_by_length"):
@@ -308,7 +308,7 @@ def markdown(
         lines += [
             f"| {p['variant']} | {p['logits_only']} | {', '.join(f'{k} x{w:g}' for k, w in p['terms'].items())} "
             f"| {p['layer_map']} | {p['steps']} | {p['n_questions']} "
-            f"| {_loss(p.get('late_loss_hard'))} / {_loss(p.get('late_loss_hard_logits_only'))} "
+            f"| {_two_places(p.get('late_loss_hard'))} / {_two_places(p.get('late_loss_hard_logits_only'))} "
             f"| {p['delta_exact_match']:+.2f} | {p['delta_f1']:+.2f} |"
             for p in term_pairs
         ]
