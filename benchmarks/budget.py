@@ -16,13 +16,21 @@ Writes ``benchmarks/results/budget.json`` and ``budget.png`` (F1 against size, l
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.results_doc import FULL_DEV, RESULTS, ROOT, TEACHER, full_dev_runs, pareto_front, shipped_bundles
+from benchmarks.results_doc import (
+    BUDGETS_MB,
+    FULL_DEV,
+    RESULTS,
+    ROOT,
+    TEACHER,
+    pareto_front,
+    shipped_bundles,
+    variants,
+)
 from edgekit.atomic import write_json
 from edgekit.bundle import Bundle, load_bundle
 from edgekit.device import describe
@@ -30,31 +38,6 @@ from edgekit.errors import EdgekitError
 from edgekit.provenance import module_command
 from edgekit.squad import default_data_dir
 from export.pipeline import run_fresh
-
-BUDGETS_MB = (25.0, 50.0)
-
-
-def rows() -> list[dict[str, Any]]:
-    """One row per variant measured on the full dev set: name, model size, EM/F1, bundle path, source file."""
-    out = full_dev_runs()
-    for path in sorted(RESULTS.glob("vocab-*.json")):
-        d = json.loads(path.read_text())
-        for v in d["rows"]:
-            if v["n_questions"] != FULL_DEV or v["model_sha256"] in {r["model_sha256"] for r in out}:
-                continue  # not full dev, or a model file already in the table (a committed run of its own)
-            out.append(
-                {
-                    "name": v["name"],
-                    "size_mb": v["int8_model_mb"],
-                    "f1": v["f1"],
-                    "exact_match": v["exact_match"],
-                    "device": d["device"]["cpu"],
-                    "path": str(path.relative_to(ROOT)),
-                    "bundle": v["bundle_path"],
-                    "model_sha256": v["model_sha256"],
-                }
-            )
-    return out
 
 
 def same_model(bundle: Bundle, row: dict[str, Any], sha: str | None) -> bool:
@@ -145,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS / "budget.json")
     args = p.parse_args(argv)
 
-    table = rows()
+    table = variants()
     shipped = shipped_bundles()
     teacher = next(r for r in table if r["path"] == str(TEACHER.relative_to(ROOT)))
     front = {id(r) for r in pareto_front(table)}

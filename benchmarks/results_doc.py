@@ -23,6 +23,7 @@ from benchmarks import compress, distill_table, speed
 from edgekit.atomic import write_text
 from edgekit.bundle import load_bundle
 from edgekit.errors import EdgekitError
+from edgekit.provenance import portable
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -31,6 +32,7 @@ README = ROOT / "README.md"
 BEGIN, END = "<!-- results:begin (python -m benchmarks.results_doc) -->", "<!-- results:end -->"
 FULL_DEV = 10570
 TEACHER = RESULTS / "teacher-mpnet-fp32-onnx" / "metrics.json"
+BUDGETS_MB = (25.0, 50.0)  # the size lines a student is judged against
 
 
 def _load(path: Path) -> Any:
@@ -39,12 +41,18 @@ def _load(path: Path) -> Any:
 
 def _command(obj: dict[str, Any]) -> str:
     cmd = obj.get("command") or []
-    return f"`{shlex.join(str(c) for c in cmd)}`" if cmd else "(no command recorded)"
+    return f"`{shlex.join(portable(cmd, ROOT))}`" if cmd else "(no command recorded)"
 
 
 def _cpu(device: dict[str, Any]) -> str:
-    """The CPU and the vector features its speed depends on: machines of one name differ (AVX-512, VNNI, bf16)."""
-    return f"{device['cpu']} ({', '.join(device['cpu_features']) or 'no AVX2'})"
+    """The CPU, the vector features its speed depends on and its core count: machines of one name differ
+    (AVX-512, VNNI, bf16), and a thread count means little without the cores behind it."""
+    facts = []
+    if "cpu_features" in device:
+        facts.append(", ".join(device["cpu_features"]) or "no AVX2")
+    if device.get("cores_logical"):
+        facts.append(f"{device['cores_logical']} cores")
+    return f"{device['cpu']} ({'; '.join(facts)})" if facts else device["cpu"]
 
 
 def _graph(name: str) -> tuple[str, str] | None:
@@ -82,6 +90,30 @@ def full_dev_runs() -> list[dict[str, Any]]:
     return rows
 
 
+def variants() -> list[dict[str, Any]]:
+    """Every variant measured on the full dev set: the committed runs, then the vocabulary curves' rows
+    (``vocab-*.json``) that are not a committed run of their own; name, model size, EM/F1, bundle path, source."""
+    out = full_dev_runs()
+    for path in sorted(RESULTS.glob("vocab-*.json")):
+        d = _load(path)
+        for v in d["rows"]:
+            if v["n_questions"] != FULL_DEV or v["model_sha256"] in {r["model_sha256"] for r in out}:
+                continue  # not full dev, or a model file already in the table (a committed run of its own)
+            out.append(
+                {
+                    "name": v["name"],
+                    "size_mb": v["int8_model_mb"],
+                    "f1": v["f1"],
+                    "exact_match": v["exact_match"],
+                    "device": d["device"]["cpu"],
+                    "path": str(path.relative_to(ROOT)),
+                    "bundle": v["bundle_path"],
+                    "model_sha256": v["model_sha256"],
+                }
+            )
+    return out
+
+
 def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows no other row beats on both size (smaller) and F1 (higher), smallest first."""
     front, best = [], -1.0
@@ -105,9 +137,9 @@ def shipped_bundles(models: Path = ROOT / "models") -> dict[str, Path]:
 
 
 def headline() -> str:
-    """Teacher vs the students on the size/F1 front and those shipped in ``models/``: size, F1 kept, and speed
-    where one run measured it."""
-    runs = full_dev_runs()
+    """Teacher vs the best student within each size budget and of any size (among every full-dev variant, as
+    the size budget's table), and those shipped in ``models/``: size, F1 kept, and speed where one run measured it."""
+    runs = variants()
     teacher = next(r for r in runs if r["path"] == str(TEACHER.relative_to(ROOT)))
     sp = _load(RESULTS / "speed.json")
     hf = next(r for r in sp["rows"] if r["name"] == "hf-pipeline-teacher")
@@ -115,9 +147,10 @@ def headline() -> str:
     lines = [
         f"Full dev set ({FULL_DEV:,} questions) through the edgekit runner; size is the model file. "
         f"Speed: p50 per question, batch 1, {sp['settings']['threads']} threads, {sp['settings']['n']} questions, "
-        f"{sp['device']['cpu']}, against the Hugging Face pipeline on the teacher ({hf['p50_ms']:.0f} ms), one run "
+        f"{_cpu(sp['device'])}, against the Hugging Face pipeline on the teacher ({hf['p50_ms']:.0f} ms), one run "
         "(`benchmarks/results/speed.json`); a student's speed was measured on a bundle of the same graph. "
-        "The students on the size/F1 front, and those shipped in `models/` (by the path they ship at).",
+        f"The students with the best F1 within {' MB, within '.join(f'{mb:.0f}' for mb in BUDGETS_MB)} MB and "
+        "of any size, and those shipped in `models/` (by the path they ship at).",
         "",
         "| model | size MB | × smaller | EM | F1 | % of teacher F1 | p50 ms | × faster |",
         "|---|---|---|---|---|---|---|---|",
@@ -125,8 +158,11 @@ def headline() -> str:
     shipped = {sha: d.name for sha, d in shipped_bundles().items()}
     for r in runs:
         r["shipped"] = shipped.get(r["model_sha256"] or "")
-    front = pareto_front(runs)
-    students = [x for x in runs if x is not teacher and (x in front or x["shipped"])]
+    students = [x for x in runs if x is not teacher]
+    best = [
+        max((x for x in students if x["size_mb"] <= mb), key=lambda x: x["f1"]) for mb in (*BUDGETS_MB, float("inf"))
+    ]
+    students = [x for x in students if x in best or x["shipped"]]
     for r in [teacher, *sorted(students, key=lambda r: (r["size_mb"], -r["f1"]))]:
         s = by_graph.get(_graph(r["name"]))
         fast = f"{s['p50_ms']:.1f} | {hf['p50_ms'] / s['p50_ms']:.1f}×" if s else "not measured | –"
@@ -156,7 +192,7 @@ def int8_agreement() -> str:
         if e:
             lines.append(
                 f"| {d['bundle']} | {e['device']['cpu']}, emulated ({', '.join(e['device']['cpu_features'])}) "
-                f"| int8 7-bit (default); same answer as this host: {100 * e['same_answer_as_this_host']:.0f}% "
+                f"| int8 7-bit (default); same answer as the host: {100 * e['same_answer_as_this_host']:.0f}% "
                 f"| {e['n_questions']} | {e['exact_match']:.2f} | {e['f1']:.2f} | {100 * e['same_answer_as_fp32']:.1f}% |"
             )
         commands.append(f"- `{path.relative_to(ROOT)}`: {_command(d)}")
@@ -224,7 +260,7 @@ def long_context() -> str:
         else f"{d['windows_per_call']} window per runtime call"
     )
     lines = [
-        f"Bundle `{d['bundle']}`, {d['threads']} threads, {per_call}, {d['device']['cpu']}; {_command(d)}.",
+        f"Bundle `{d['bundle']}`, {d['threads']} threads, {per_call}, {_cpu(d['device'])}; {_command(d)}.",
         "",
         "| context chars | --low-memory | windows | s per question | model s | peak RSS MB | × RSS of the smallest |",
         "|---|---|---|---|---|---|---|",
@@ -246,7 +282,7 @@ def tflite_lengths() -> str:
     st = d["settings"]
     lines = [
         f"The same int8 TFLite student at one length and with a signature per length, {st['n']} dev questions, "
-        f"{st['repeats']} repeats in fresh processes, {st['threads']} threads, {d['device']['cpu']}; {_command(d)}.",
+        f"{st['repeats']} repeats in fresh processes, {st['threads']} threads, {_cpu(d['device'])}; {_command(d)}.",
         "",
         "| bundle | lengths | model MB | p50 ms | mean ms | peak RSS MB | F1 |",
         "|---|---|---|---|---|---|---|",
@@ -270,7 +306,7 @@ def stages() -> str:
         return "(not measured yet: `python -m benchmarks.stages BUNDLE...`)\n"
     d = _load(path)
     lines = [
-        f"{d['settings']['n']} dev questions spread over the set, batch 1, {d['device']['cpu']}; {_command(d)}. "
+        f"{d['settings']['n']} dev questions spread over the set, batch 1, {_cpu(d['device'])}; {_command(d)}. "
         "Medians per question; the model time by the number of windows a context needs.",
         "",
         "| bundle | runtime | threads | tokenize ms | model ms | decode ms | model share | model ms by windows (1 / 2 / 3+) "
@@ -297,8 +333,8 @@ def ddp() -> str:
     d = _load(path)
     lines = [
         f"Recipe `{d['recipe']}` on {d['train_limit']} training questions, global batch {d['global_batch']}, "
-        f"dropout off, each count in a fresh output directory through `torchrun`; {d['device']['cpu']}, "
-        f"{d['device']['cores_logical']} cores shared by the processes; {_command(d)}. Loss curves are compared step by "
+        f"dropout off, each count in a fresh output directory through `torchrun`; {_cpu(d['device'])}, "
+        f"its cores shared by the processes; {_command(d)}. Loss curves are compared step by "
         f"step with the first row's (tolerance {d['tolerance']:g} relative).",
         "",
         "| processes | batch per process | steps | s per step | × first row | teacher logits s | loss curve | "
@@ -334,7 +370,7 @@ def kd_terms() -> str:
     for path in sorted(RESULTS.glob("kd-cost*.json")):  # one run per machine or precision: compare within one
         d = _load(path)
         lines += [
-            f"Cost per training step ({_command(d)}; the Trainer's own time over {d['steps']} steps, one run, "
+            f"Cost per training step (`{path.relative_to(ROOT)}`: {_command(d)}; the Trainer's own time over {d['steps']} steps, one run, "
             f"{_cpu(d['device'])}); an epoch is {d['windows_per_epoch']:,} windows. Logit KD reads the teacher's "
             "cached logits; the other terms run the teacher forward on every step.",
             "",
@@ -349,6 +385,47 @@ def kd_terms() -> str:
             "",
         ]
     return "\n".join(lines) if lines else "(not measured yet: `python -m benchmarks.kd_scales`, `kd_cost`)\n"
+
+
+def training_time() -> str:
+    """What length-grouped batches (``batching-*.json``) and bf16 autocast (``train-precision-*.json``) did to
+    the time of a training step: the two levers that make a CPU epoch fit a session."""
+    lines = []
+    for path in sorted(RESULTS.glob("batching-*.json")):
+        d = _load(path)
+        if not lines:
+            lines += [
+                "Length-grouped batches against random ones, the same windows; the mean over the timed batches of "
+                "each kind (a batch's length is its longest window), one run each:",
+                "",
+                "| command | max length | windows | mean window | padded: random / grouped | s / step: random "
+                "/ grouped | grouped ÷ random | epoch min: random / grouped | CPU |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
+        pad, step, epoch = d["mean_padded_len"], d["mean_step_s"], d["epoch_s_estimate"]
+        lines.append(
+            f"| {_command(d)} | {d['max_seq_len']} | {d['n_windows']:,} | {d['mean_window_len']:.0f} "
+            f"| {pad['random']:.0f} / {pad['grouped']:.0f} | {step['random']:.2f} / {step['grouped']:.2f} "
+            f"| {d['grouped_vs_random_step_time']:.2f} | {epoch['random'] / 60:.0f} / {epoch['grouped'] / 60:.0f} "
+            f"| {_cpu(d['device'])} |"
+        )
+    precision = sorted(RESULTS.glob("train-precision-*.json"))
+    if precision:
+        lines += [
+            "",
+            "bf16 autocast against fp32, the same batches, one run each:",
+            "",
+            "| command | batches (lengths) | s / step: fp32 / bf16 | bf16 ÷ fp32 | CPU | bf16 flags |",
+            "|---|---|---|---|---|---|",
+        ]
+    for path in precision:
+        d = _load(path)
+        lines.append(
+            f"| {_command(d)} | {d['timed_batches']} ({', '.join(map(str, d['timed_batch_len']))}) "
+            f"| {d['mean_step_s']['fp32']:.2f} / {d['mean_step_s']['bf16']:.2f} | {d['bf16_vs_fp32_step_time']:.2f} "
+            f"| {_cpu(d['device'])} | {', '.join(d['cpu_bf16_flags']) or 'none'} |"
+        )
+    return "\n".join(lines) + "\n" if lines else "(not measured yet: `python -m benchmarks.batching`)\n"
 
 
 def _best_within(d: dict[str, Any]) -> list[str]:
@@ -389,7 +466,7 @@ def budget() -> str:
     t = d["timing"]
     lines = [
         f"Every variant measured on the full dev set, smallest first ({_command(d)}); the teacher's F1 is "
-        f"{d['teacher_f1']:.2f}. Latency: variants whose bundle was on the machine, all in one run, p50 per question "
+        f"{d['teacher_f1']:.2f}. Latency: the variants whose bundle was found (in `models/` or its run directory), all in one run, p50 per question "
         f"on the first {t['n']} dev questions, {t['threads']} threads, {_cpu(t['device'])}. "
         "Plot: [budget.png](../benchmarks/results/budget.png).",
         "",
@@ -418,7 +495,7 @@ def vocab_curves() -> str:
         out += [
             f"`{path.relative_to(ROOT)}` ({_command(d)}): `{d['bundle']}` pruned on `{d['train_corpus']}` and "
             f"wordfreq's {d['english_words']:,} most frequent English words, then dynamic INT8; "
-            f"{d['rows'][0]['n_questions']:,} dev questions, {d['device']['cpu']}. Dev coverage: the share of dev's "
+            f"{d['rows'][0]['n_questions']:,} dev questions, {_cpu(d['device'])}. Dev coverage: the share of dev's "
             "tokens (full vocabulary) still in the vocabulary; growth: how many more tokens dev's text takes.",
             "",
             "| pieces kept | embedding bits | int8 model MB | MB saved | EM | F1 | ΔF1 | dev coverage | token growth |",
@@ -462,6 +539,9 @@ def document() -> str:
         "### Intermediate-layer terms: scale and cost",
         "",
         kd_terms(),
+        "### Training time: length-grouped batches and bf16",
+        "",
+        training_time(),
         "## The size budget",
         "",
         budget(),
@@ -473,7 +553,7 @@ def document() -> str:
         f"`benchmarks/results/compress.json` ({_command(c)}).",
         "",
         compress.markdown(c["rows"]),
-        "## INT8 on this CPU and on the emulated Raspberry Pi",
+        "## INT8 on the host CPU and on the emulated Raspberry Pi",
         "",
         int8_agreement(),
         "## INT8: which products lose the answers",
@@ -486,7 +566,7 @@ def document() -> str:
         int8_sensitivity(),
         "## Speed",
         "",
-        f"`benchmarks/results/speed.json` ({_command(sp)}); {sp['notes']}; device: {sp['device']['cpu']}.",
+        f"`benchmarks/results/speed.json` ({_command(sp)}); {sp['notes']}; device: {_cpu(sp['device'])}.",
         "",
         speed.markdown(sp["rows"]),
         *(

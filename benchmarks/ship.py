@@ -22,17 +22,18 @@ from edgekit.atomic import write_text
 from edgekit.bundle import MANIFEST, load_bundle
 from edgekit.destination import BUNDLE, replacing
 from edgekit.errors import EdgekitError
-from edgekit.provenance import module_command
+from edgekit.provenance import module_command, portable
 from edgekit.squad import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 TEACHER_RUN = ROOT / "benchmarks" / "results" / "teacher-mpnet-fp32-onnx"
 MAX_MB = 50.0
+SQUAD_TRAIN_QUESTIONS = 87_599  # the official train-v1.1.json
 
 
 def _command(cmd: Any) -> str:
-    return cmd if isinstance(cmd, str) else " ".join(cmd)
+    return cmd if isinstance(cmd, str) else " ".join(portable(cmd, ROOT))
 
 
 def card(
@@ -107,8 +108,9 @@ def card(
         f"edgekit run models/{name} --dataset ../shared/data/squad/dev-v1.1.json --out runs/{name}-dev",
         "```",
         "",
-        f"Initial weights: {base}. Training and evaluation data: SQuAD v1.1 (CC BY-SA 4.0). Trained on 13% of "
-        "SQuAD's training articles, as the teacher was.",
+        f"Initial weights: {base}. Training and evaluation data: SQuAD v1.1 (CC BY-SA 4.0). Trained on "
+        f"{training['n_train_questions']:,} of SQuAD v1.1's {SQUAD_TRAIN_QUESTIONS:,} training questions "
+        f"({training['n_train_questions'] / SQUAD_TRAIN_QUESTIONS:.1%}), as the teacher was.",
         "",
     ]
     return "\n".join(lines)

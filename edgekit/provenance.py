@@ -7,10 +7,27 @@ machine that ran them; recording the module name instead gives a line that rerun
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def module_command(module: str, argv: Sequence[str] | None = None) -> list[str]:
     """``python -m MODULE ARGS``, with ARGS from ``argv`` or, when ``None``, this process's own."""
     return ["python", "-m", module, *(sys.argv[1:] if argv is None else argv)]
+
+
+def portable(cmd: Sequence[str], root: Path) -> list[str]:
+    """A recorded command as a person reruns it from the checkout ``root``: an interpreter path becomes
+    ``python``, and absolute paths inside ``root`` or beside it (``../shared/...``) become relative, so a
+    results page shows no one machine's directories. Other arguments are kept as recorded."""
+    out = [str(c) for c in cmd]
+    if out and Path(out[0]).name.startswith("python"):
+        out[0] = "python"
+    for i, c in enumerate(out):
+        if os.path.isabs(c):
+            rel = os.path.relpath(c, root)
+            if not rel.startswith(os.pardir + os.sep + os.pardir):
+                out[i] = rel
+    return out

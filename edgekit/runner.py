@@ -146,7 +146,8 @@ def _check_resume(out: Path, identity: dict[str, Any]) -> None:
         except ValueError:
             earlier = None
         if earlier != identity:
-            diff = sorted(k for k in identity if not isinstance(earlier, dict) or earlier.get(k) != identity[k])
+            was = earlier if isinstance(earlier, dict) else {}
+            diff = sorted(k for k in identity.keys() | was.keys() if was.get(k) != identity.get(k))
             raise InputError(
                 run_file,
                 f"fields {diff}",

@@ -46,7 +46,7 @@ def quiet_third_party() -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     if args.recipe is None:
         raise EdgekitError(
-            "edgekit export: give a STEP (onnx, fuse, prune-vocab, int8, int4) or --recipe RECIPE for the whole chain"
+            f"edgekit export: give a STEP ({', '.join(args.steps)}) or --recipe RECIPE for the whole chain"
         )
     from export.pipeline import Variants, export_all, markdown
     from export.recipes import load_recipe
@@ -241,7 +241,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         description="Workstation export: with --recipe, the whole chain (distill -> ONNX -> INT8 -> TFLite -> "
         "bundles -> quick dev check -> summary table), skipping steps whose outputs are valid; or one STEP.",
     )
-    add_recipe_arguments(p)
+    add_recipe_arguments(p, omitted="give a STEP instead")
     p.add_argument("--check-questions", type=int, default=100, help="dev questions for the quick check (default: 100)")
     p.add_argument("--no-tflite", action="store_true", help="skip the TFLite bundles")
     p.add_argument(
@@ -396,6 +396,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--block-size", type=int, default=32, help="weights per scale (power of two; default: 32)")
     e.add_argument("--keep-embeddings", action="store_true", help="leave the embedding tables in fp32")
     e.set_defaults(func=cmd_export_int4)
+    p.set_defaults(steps=list(esub.choices))  # named in the error when neither a step nor --recipe is given
 
 
 def add_distill(sub: argparse._SubParsersAction) -> None:

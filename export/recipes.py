@@ -283,9 +283,11 @@ def _validate(r: Recipe, path: Path | None) -> None:
         raise InputError(path, "key 'output_dir'", "a non-empty path")
 
 
-def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
-    """--recipe and --set, shared by every command that reads a recipe."""
-    p.add_argument("--recipe", type=Path, default=None, help="recipe TOML (export/recipes/*.toml); defaults if omitted")
+def add_recipe_arguments(p: argparse.ArgumentParser, omitted: str = "the built-in defaults") -> None:
+    """--recipe and --set, shared by every command that reads a recipe; ``omitted`` says what no --recipe means."""
+    p.add_argument(
+        "--recipe", type=Path, default=None, help=f"recipe TOML (export/recipes/*.toml); if omitted: {omitted}"
+    )
     p.add_argument(
         "--set",
         dest="overrides",

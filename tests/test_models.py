@@ -48,7 +48,7 @@ def test_a_shipped_student_answers_like_a_trained_one(path: Path) -> None:
     assert evaluate(examples, predictions).f1 > 50.0
 
 
-def test_the_readme_front_table_names_every_shipped_student() -> None:
+def test_the_readme_headline_names_every_shipped_student() -> None:
     from benchmarks.results_doc import headline, shipped_bundles
 
     assert sorted(shipped_bundles().values()) == SHIPPED

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
-from edgekit.provenance import module_command
+from edgekit.provenance import module_command, portable
 
 
 def test_explicit_arguments_are_kept_in_order() -> None:
@@ -23,3 +24,13 @@ def test_shell_arguments_are_taken_from_argv_without_the_script_path(monkeypatch
 def test_an_empty_argument_list_is_not_replaced_by_the_process_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", ["prog", "--leak"])
     assert module_command("m", []) == ["python", "-m", "m"]
+
+
+def test_a_recorded_command_is_shown_relative_to_the_checkout(tmp_path: Path) -> None:
+    root = tmp_path / "work" / "main"
+    cmd = [str(root / ".venv/bin/python3"), "-m", "benchmarks.x", str(root / "runs/b"), "--dataset",
+           str(tmp_path / "work/shared/data/dev.json"), "--out", "/elsewhere/out", "--n", "5"]  # fmt: skip
+    assert portable(cmd, root) == [
+        "python", "-m", "benchmarks.x", "runs/b", "--dataset", "../shared/data/dev.json", "--out", "/elsewhere/out",
+        "--n", "5",
+    ]  # fmt: skip

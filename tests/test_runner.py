@@ -218,7 +218,9 @@ def test_disk_full_keeps_old_file(tmp_path: Path) -> None:
         subprocess.run(["umount", str(mnt)], check=True)
 
 
-def test_no_spin_turns_onnx_runtimes_spinning_off_and_is_part_of_a_runs_identity(tiny_bundle, dev_path, tmp_path):
+def test_no_spin_turns_onnx_runtimes_spinning_off_and_is_part_of_a_runs_identity(
+    tiny_bundle, dev_path, tmp_path, capsys
+):
     from edgekit.backends import RuntimeOptions, open_backend
     from edgekit.cli import main
 
@@ -232,4 +234,6 @@ def test_no_spin_turns_onnx_runtimes_spinning_off_and_is_part_of_a_runs_identity
     argv = ["run", str(tiny_bundle.path), "--dataset", str(dev_path), "--out", str(tmp_path / "r"), "--limit", "2"]
     assert main([*argv, "--no-spin", "--no-progress"]) == 0
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["spin"] is False
+    capsys.readouterr()
     assert main([*argv, "--no-progress"]) == 2  # resuming with spinning on would mix two measurements
+    assert "fields ['spin']" in capsys.readouterr().err  # named, though the default leaves it out of run.json

@@ -11,6 +11,10 @@ arch="$(uname -m)"
 if [ "$arch" != aarch64 ]; then
     echo "note: this is $arch, not aarch64; a 32-bit OS has no onnxruntime wheels, install the 64-bit OS" >&2
 fi
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "edgekit needs Python 3.11 or later; this is $(python3 -V 2>&1): Raspberry Pi OS Bookworm or later has it" >&2
+    exit 1
+fi
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     echo "python3-venv is missing: sudo apt install python3-venv" >&2
     exit 1
