@@ -105,12 +105,14 @@ def precision(r: dict[str, Any]) -> str:
     return "bf16" if (r.get("training") or {}).get("bf16") else "fp32"
 
 
-def _trained_alike(r: dict[str, Any]) -> str:
+def _trained_alike(r: dict[str, Any], seed: bool = True) -> str:
     """What must match for a KD/FT pair to compare the loss: student, lengths, questions, schedule,
-    batching, step. Precision is reported beside the pair rather than matched (see ``kd_vs_ft``)."""
+    batching, step and (unless ``seed`` is false) seed. Precision is reported beside the pair rather than
+    matched (see ``kd_vs_ft``)."""
     t = r["training"]
     fields = [r["student"], r["max_seq_len"], r["eval_max_seq_len"], r["n_questions"], t["steps"]]
-    fields += [t[k] for k in ("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "seed")]
+    fields += [t[k] for k in ("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio")]
+    fields += [t["seed"]] if seed else []
     fields.append(t.get("group_by_length", False))  # absent from results made before the option existed
     return json.dumps(fields, sort_keys=True)
 
@@ -197,6 +199,7 @@ def intermediate_vs_logits(records: list[dict[str, Any]]) -> list[dict[str, Any]
             "logits_only": logits_only[key(v)]["name"],
             "terms": terms(v),
             "layer_map": v["training"]["loss"]["layer_map"],
+            "seed": v["training"]["seed"],
             "late_loss_hard": _late_hard(v),
             "late_loss_hard_logits_only": _late_hard(logits_only[key(v)]),
             **_deltas(v, logits_only[key(v)]),
@@ -206,17 +209,46 @@ def intermediate_vs_logits(records: list[dict[str, Any]]) -> list[dict[str, Any]
     ]
 
 
+def seed_repeats(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs alike in everything but the seed (so data order, dropout and any freshly initialised weights):
+    the F1 of each seed and the spread, the noise a difference between two single runs has to clear."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in _scored_students(records):
+        key = _trained_alike(r, seed=False) + json.dumps([precision(r), r["training"]["loss"]], sort_keys=True)
+        groups.setdefault(key, []).append(r)
+    out = []
+    for runs in groups.values():
+        if len({r["training"]["seed"] for r in runs}) < 2:
+            continue
+        runs = sorted(runs, key=lambda r: r["training"]["seed"])
+        f1s, ems = [r["f1"] for r in runs], [r["exact_match"] for r in runs]
+        out.append(
+            {
+                "runs": [r["name"] for r in runs],
+                "seeds": [r["training"]["seed"] for r in runs],
+                "f1": f1s,
+                "exact_match": ems,
+                "spread_f1": max(f1s) - min(f1s),
+                "spread_exact_match": max(ems) - min(ems),
+            }
+        )
+    return out
+
+
 def _late_hard(r: dict[str, Any]) -> float | None:
     return (r["training"].get("late_losses") or {}).get("loss_hard")
 
 
-def term_verdict(term_pairs: list[dict[str, Any]]) -> str:
-    """One sentence on what the intermediate terms gave: ΔF1 by term and weight, and whether any run
-    beat logit KD only. Written from the pairs so that it cannot drift from the table."""
+def term_verdict(term_pairs: list[dict[str, Any]], repeats: list[dict[str, Any]] | None = None) -> str:
+    """What the intermediate terms gave: ΔF1 by term and weight (and seed, where runs used several), whether
+    any run beat logit KD only, and the seed-to-seed spread to read that against. Written from the pairs and
+    repeats so that it cannot drift from the tables."""
+    seeded = len({p.get("seed") for p in term_pairs}) > 1
     by_term: dict[str, list[str]] = {}
     for p in term_pairs:
         for k, w in p["terms"].items():
-            by_term.setdefault(k, []).append(f"x{w:g} {p['delta_f1']:+.2f}")
+            seed = f" (seed {p['seed']})" if seeded else ""
+            by_term.setdefault(k, []).append(f"x{w:g}{seed} {p['delta_f1']:+.2f}")
     said = "; ".join(f"{k} {', '.join(v)}" for k, v in by_term.items())
     better = [p["variant"] for p in term_pairs if p["delta_f1"] > 0]
     verdict = (
@@ -224,10 +256,15 @@ def term_verdict(term_pairs: list[dict[str, Any]]) -> str:
         if better
         else f"none of the {len(term_pairs)} runs beat logit KD only"
     )
-    return (
-        f"ΔF1 against logit KD only, by term and weight: {said}; {verdict}. Each run is one seed; "
-        "the spread between seeds was not measured, so a difference under a point may be noise."
-    )
+    if repeats:
+        noise = "; ".join(f"{' / '.join(r['runs'])}: F1 spread {r['spread_f1']:.2f}" for r in repeats)
+        caveat = (
+            f"Seed to seed ({noise}), a single run's F1 moves by up to {max(r['spread_f1'] for r in repeats):.2f}: "
+            "a difference under that is not told apart from noise."
+        )
+    else:
+        caveat = "Each run is one seed; the spread between seeds was not measured, so a difference under a point may be noise."
+    return f"ΔF1 against logit KD only, by term and weight: {said}; {verdict}. {caveat}"
 
 
 def with_teacher_share(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -248,6 +285,7 @@ def markdown(
     pairs: list[dict[str, Any]],
     precision_pairs: list[dict[str, Any]],
     term_pairs: list[dict[str, Any]],
+    repeats: list[dict[str, Any]] | None = None,
 ) -> str:
     lines = [
         "| model | params | layers | hidden | method | trained | seq len (train / dev) | dev questions | EM | F1 | F1 vs teacher |",
@@ -301,18 +339,32 @@ def markdown(
             "",
             "Intermediate-layer terms added to logit KD, trained alike (same student, schedule, seed, data order):",
             "",
-            "| with the term | logit KD only | terms (weight) | teacher layers matched | steps | dev questions "
+            "| with the term | logit KD only | terms (weight) | teacher layers matched | steps | seed | dev questions "
             "| hard loss, last tenth (with / without) | ΔEM | ΔF1 |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         lines += [
             f"| {p['variant']} | {p['logits_only']} | {', '.join(f'{k} x{w:g}' for k, w in p['terms'].items())} "
-            f"| {p['layer_map']} | {p['steps']} | {p['n_questions']} "
+            f"| {p['layer_map']} | {p['steps']} | {p.get('seed', 'n/a')} | {p['n_questions']} "
             f"| {_two_places(p.get('late_loss_hard'))} / {_two_places(p.get('late_loss_hard_logits_only'))} "
             f"| {p['delta_exact_match']:+.2f} | {p['delta_f1']:+.2f} |"
             for p in term_pairs
         ]
-        lines += ["", term_verdict(term_pairs)]
+        lines += ["", term_verdict(term_pairs, repeats)]
+    if repeats:
+        lines += [
+            "",
+            "The same run with another seed (data order, dropout); otherwise alike:",
+            "",
+            "| runs | seeds | EM | F1 | F1 spread |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {', '.join(r['runs'])} | {', '.join(map(str, r['seeds']))} "
+            f"| {' / '.join(map(_two_places, r['exact_match']))} | {' / '.join(map(_two_places, r['f1']))} "
+            f"| {r['spread_f1']:.2f} |"
+            for r in repeats
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -331,11 +383,18 @@ def main(argv: list[str] | None = None) -> int:
     records += [student_record(d / "result.json") for d in args.runs]
     records = with_teacher_share(records)
     pairs, precision_pairs, term_pairs = kd_vs_ft(records), bf16_vs_fp32(records), intermediate_vs_logits(records)
+    repeats = seed_repeats(records)
     write_json(
         args.out,
-        {"records": records, "kd_vs_ft": pairs, "bf16_vs_fp32": precision_pairs, "intermediate_vs_logits": term_pairs},
+        {
+            "records": records,
+            "kd_vs_ft": pairs,
+            "bf16_vs_fp32": precision_pairs,
+            "intermediate_vs_logits": term_pairs,
+            "seed_repeats": repeats,
+        },
     )
-    table = markdown(records, pairs, precision_pairs, term_pairs)
+    table = markdown(records, pairs, precision_pairs, term_pairs, repeats)
     write_text(args.out.with_suffix(".md"), table)
     print(table)
     print(json.dumps({"wrote": [str(args.out), str(args.out.with_suffix(".md"))]}))

@@ -535,7 +535,9 @@ def document() -> str:
         "`python -m benchmarks.distill_table RUN_DIR...`. KD vs fine-tuning pairs differ only in the loss's alpha; "
         "intermediate-layer pairs only in the terms added to logit KD.",
         "",
-        distill_table.markdown(dt["records"], dt["kd_vs_ft"], dt["bf16_vs_fp32"], dt.get("intermediate_vs_logits", [])),
+        distill_table.markdown(
+            dt["records"], dt["kd_vs_ft"], dt["bf16_vs_fp32"], dt["intermediate_vs_logits"], dt["seed_repeats"]
+        ),
         "### Intermediate-layer terms: scale and cost",
         "",
         kd_terms(),

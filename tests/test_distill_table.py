@@ -96,8 +96,41 @@ def test_intermediate_terms_pair_with_logit_kd_trained_alike(tmp_path: Path) -> 
         ("pkd", "logits", {"pkd": 3.5}, -1.0),
     ]
     table = out.with_suffix(".md").read_text()
-    assert "| hidden | logits | hidden x25 | [3, 7, 11] | 400 | 10570 | 1.50 / n/a | +2.00 | +2.50 |" in table
+    assert "| hidden | logits | hidden x25 | [3, 7, 11] | 400 | 0 | 10570 | 1.50 / n/a | +2.00 | +2.50 |" in table
     assert "hidden x25 +2.50; pkd x3.5 -1.00; 1 of 2 runs beat logit KD only (hidden)." in table
+    assert "the spread between seeds was not measured" in table and got["seed_repeats"] == []
+
+
+def test_a_second_seed_measures_the_noise_a_term_must_clear(tmp_path: Path) -> None:
+    def hidden(d: Path) -> Path:
+        r = json.loads((d / "result.json").read_text())
+        r["recipe"]["loss"].update(layer_map=[3, 7, 11], hidden_weight=2.5)
+        (d / "result.json").write_text(json.dumps(r))
+        return d
+
+    runs = [
+        _result(tmp_path, "logits", 0.5, 60.0, 48.0),
+        _result(tmp_path, "logits-seed1", 0.5, 61.2, 49.0, seed=1),
+        _result(tmp_path, "logits-lr", 0.5, 55.0, 44.0, seed=1, learning_rate=3e-5),  # another schedule: no repeat
+        hidden(_result(tmp_path, "hidden", 0.5, 60.8, 48.5)),
+        hidden(_result(tmp_path, "hidden-seed1", 0.5, 60.9, 48.6, seed=1)),
+    ]
+    out = tmp_path / "distill.json"
+    assert distill_table.main([*map(str, runs), "--teacher", str(tmp_path / "none.json"), "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert [(r["runs"], r["seeds"]) for r in got["seed_repeats"]] == [
+        (["logits", "logits-seed1"], [0, 1]),
+        (["hidden", "hidden-seed1"], [0, 1]),
+    ]
+    assert abs(got["seed_repeats"][0]["spread_f1"] - 1.2) < 1e-9
+    assert [(p["variant"], p["logits_only"], p["seed"]) for p in got["intermediate_vs_logits"]] == [
+        ("hidden", "logits", 0),
+        ("hidden-seed1", "logits-seed1", 1),
+    ]
+    table = out.with_suffix(".md").read_text()
+    assert "hidden x2.5 (seed 0) +0.80, x2.5 (seed 1) -0.30; 1 of 2 runs beat logit KD only (hidden)." in table
+    assert "a single run's F1 moves by up to 1.20" in table
+    assert "| logits, logits-seed1 | 0, 1 | 48.00 / 49.00 | 60.00 / 61.20 | 1.20 |" in table
 
 
 def _tiny_timing_argv(out: Path) -> list[str]:
