@@ -86,6 +86,15 @@ def _runs_by_bundle(runs: list[Path]) -> dict[str, dict[int, dict[str, Any]]]:
     return out
 
 
+def _with_weight_bits(how: str | None, metrics: dict[str, Any]) -> str | None:
+    """Dynamic int8's weight width where the run's manifest records it and ``how`` does not say it: 7-bit
+    (``reduce_range``) became the default after some bundles were made with 8, under the same name."""
+    q = metrics.get("bundle", {}).get("source", {}).get("quantization", {})
+    if how is None or "reduce_range" not in q or "weights" in how:
+        return how
+    return f"{how}, {7 if q['reduce_range'] else 8}-bit weights"
+
+
 def artifact_rows(summaries: list[Path], runs: list[Path]) -> list[dict[str, Any]]:
     """One row per exported artifact: its quick check, or its largest given run, and its F1 drop vs fp32 ONNX.
 
@@ -117,7 +126,7 @@ def artifact_rows(summaries: list[Path], runs: list[Path]) -> list[dict[str, Any
                     "f1": m["f1"],
                     "n_questions": n,
                     "f1_vs_fp32_onnx": m["f1"] - ref["f1"] if ref else None,
-                    "how": r.get("how"),
+                    "how": _with_weight_bits(r.get("how"), m),
                     "path": r["path"],
                 }
             )

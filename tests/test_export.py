@@ -194,6 +194,20 @@ def test_size_rows_take_the_largest_run_and_compare_on_the_same_questions(tmp_pa
     assert out["tiny-fp32-onnx"]["f1_vs_fp32_onnx"] == 0.0
 
 
+def test_an_older_summarys_int8_row_gets_the_weight_width_its_run_recorded() -> None:
+    """Bundles made before 7-bit became the default say only "onnxruntime dynamic"; their run's manifest knows."""
+    from benchmarks.compress import _with_weight_bits
+
+    def run(reduce_range: bool) -> dict:
+        return {"bundle": {"source": {"quantization": {"reduce_range": reduce_range}}}}
+
+    assert _with_weight_bits("onnxruntime dynamic", run(False)) == "onnxruntime dynamic, 8-bit weights"
+    assert _with_weight_bits("onnxruntime dynamic", run(True)) == "onnxruntime dynamic, 7-bit weights"
+    assert _with_weight_bits("onnxruntime dynamic, quint8 weights", run(False)) == "onnxruntime dynamic, quint8 weights"
+    assert _with_weight_bits("onnxruntime dynamic", {"exact_match": 1.0}) == "onnxruntime dynamic"  # a quick check
+    assert _with_weight_bits(None, run(True)) is None  # fp32
+
+
 def test_int8_keeps_named_nodes_in_fp32(tmp_path, minilm_bundle) -> None:
     import onnx
 
