@@ -73,7 +73,12 @@ def card(
         "",
         f"An extractive question-answering student for SQuAD-style questions, {b['size_mb']:.1f} MB as an edgekit "
         f"bundle ({manifest['model_format']}, {quant}). Distilled from the MPNet-base teacher "
-        f"`mpnet-base-squad` ({teacher['bundle']['model_size_mb']:.0f} MB as fp32 ONNX).",
+        f"`mpnet-base-squad` ({teacher['bundle']['model_size_mb']:.0f} MB as fp32 ONNX)."
+        + (
+            f" Its manifest, and so the results tables, name it `{manifest['name']}`."
+            if manifest["name"] != name
+            else ""
+        ),
         "",
         "| | |",
         "|---|---|",
