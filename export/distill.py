@@ -49,6 +49,7 @@ from edgekit.features import QATokenizer
 from edgekit.provenance import module_command
 from edgekit.runner import RunConfig, run
 from edgekit.squad import Example, load_squad, read_json
+from export.from_bundle import load_bundle_weights
 from export.losses import attention_mse, hidden_mse, pkd_cls, qa_kd_loss
 from export.models import LoadedQA, load_qa
 from export.recipes import LossSpec, Recipe, add_recipe_arguments, checkpoint_settings, load_recipe
@@ -237,8 +238,10 @@ def build_student(recipe: Recipe, teacher: LoadedQA | None) -> LoadedQA:
     if recipe.student.init == "teacher-layers":
         if teacher is None:
             raise EdgekitError("student.init = 'teacher-layers' needs the teacher")
-        return from_teacher_layers(teacher, recipe.student.layers, dropout)
-    return load_qa(recipe.student.model, seed=recipe.training.seed, dropout=dropout)
+        student = from_teacher_layers(teacher, recipe.student.layers, dropout)
+    else:
+        student = load_qa(recipe.student.model, seed=recipe.training.seed, dropout=dropout)
+    return load_bundle_weights(student, recipe.student.weights) if recipe.student.weights else student
 
 
 def training_windows(
@@ -287,6 +290,8 @@ def cached_teacher_logits(
 def method_name(recipe: Recipe) -> str:
     r, loss = recipe, recipe.loss
     init = f"teacher layers {r.student.layers}" if r.student.init == "teacher-layers" else r.student.model
+    if r.student.weights:
+        init += f", weights of {Path(r.student.weights).name}"
     if not loss.uses_teacher_logits and not loss.uses_intermediate:
         return f"fine-tune (no KD), init {init}"
     extra = [

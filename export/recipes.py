@@ -37,11 +37,14 @@ class TeacherSpec:
 class StudentSpec:
     """``init = "pretrained"`` loads ``model`` (any encoder or QA checkpoint, or
     ``packaged:all-MiniLM-L6-v2``); ``init = "teacher-layers"`` copies the teacher's
-    ``layers`` (DistilBERT-style when they are every other layer)."""
+    ``layers`` (DistilBERT-style when they are every other layer). ``weights``, an edgekit ONNX
+    bundle of the same architecture and vocabulary (e.g. a student in ``models/``), replaces the
+    initial weights with the bundle's, so a shipped student can be trained further."""
 
     init: str = "pretrained"
     model: str = "packaged:all-MiniLM-L6-v2"
     layers: list[int] = field(default_factory=list)
+    weights: str = ""
 
 
 @dataclass
@@ -129,7 +132,9 @@ class Recipe:
 
     def inputs(self) -> list[Path]:
         """The local files and directories the recipe reads: its output may be none of them, nor hold one."""
-        models = [Path(m) for m in (self.teacher.model, self.student.model) if Path(m).exists()]
+        models = [
+            Path(m) for m in (self.teacher.model, self.student.model, self.student.weights) if m and Path(m).exists()
+        ]
         return [*models, self.data.train_path(), self.data.dev_path()]
 
 

@@ -773,6 +773,15 @@ CASES: list[Case] = [
         lambda e: ["distill", "--recipe", str(e.raw("r.toml", b"name = '\xff'\n")), "--no-eval"],
         "UTF-8",
     ),
+    Case(
+        "recipe",
+        "student weights from a bundle of another architecture",
+        lambda e: _recipe(
+            e,
+            f'name = "w"\noutput_dir = "{e.work / "w"}"\n[student]\nweights = "{e.bundle}"\n[loss]\nalpha = 1.0\n',
+        ),
+        "a bundle of the student's architecture",
+    ),
     # deploy
     Case(
         "deploy",

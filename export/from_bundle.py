@@ -1,0 +1,114 @@
+"""A student's starting weights read back from an edgekit ONNX bundle (fp32 or dynamic int8).
+
+Why: the bundles in ``models/`` are often the only copy of a trained student that outlives the
+machine it was trained on (no weights other than shipped bundles are kept). Reading their weights
+back lets a run continue training a shipped student (more epochs, new data) instead of starting
+from the pretrained encoder again.
+
+The bundle's graph comes from ``export onnx`` (torch.onnx names: ``model.<parameter>`` for biases,
+norms and embeddings, ``/model/<module path>/MatMul`` for each linear layer, its weight stored
+transposed) and, for int8, from ONNX Runtime's dynamic quantizer (``<name>_quantized``,
+``<name>_scale``, ``<name>_zero_point``: per-channel int8 weights and per-tensor 8-bit embeddings).
+An int8 weight comes back as ``(q - zero_point) * scale``: the rounded weight the bundle answered
+with, not the float one it was rounded from. 4-bit forms (``MatMulNBits``, a block-quantized
+embedding) and pruned vocabularies are refused: they do not fit the architecture's own tensors.
+Nothing is unpickled: ONNX is a protobuf, read by ``onnx``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+from tokenizers import Tokenizer
+
+from edgekit.bundle import load_bundle
+from edgekit.errors import InputError
+from export.models import LoadedQA
+
+# the exporter names a node's output after the module and the operator it came from; int8 forms add a suffix
+_MODULE_OP = re.compile(r"^/model/(.+)/(MatMul|Add|LayerNormalization|Gather)_output_0")
+_QUANTIZED = "_quantized"
+
+
+def _dequantized(inits: dict[str, np.ndarray], quantized: str) -> np.ndarray:
+    """ONNX Runtime's naming: ``X_quantized`` with ``X_scale`` and ``X_zero_point`` beside it
+    (scale and zero point per output channel, the last axis, or one for the whole tensor)."""
+    base = quantized[: -len(_QUANTIZED)]
+    q = inits[quantized].astype(np.float32)
+    return (q - inits[base + "_zero_point"].astype(np.float32)) * inits[base + "_scale"].astype(np.float32)
+
+
+def onnx_weights(model_file: Path) -> dict[str, np.ndarray]:
+    """Every weight of an exported QA graph by its PyTorch parameter name, dequantized where stored as int8.
+
+    Names come from the nodes that use each initializer, not from the initializer's own name: the
+    exporter stores equal tensors once (the zero biases of a fresh model, say) and passes the copies
+    through ``Identity`` nodes, so ``/model/<module>/Add`` is what says whose bias a tensor is.
+    """
+    graph = onnx.load(str(model_file)).graph
+    unsupported = sorted({n.op_type for n in graph.node} & {"MatMulNBits", "GatherBlockQuantized"})
+    if unsupported:
+        raise InputError(
+            model_file, f"operators {unsupported}", "an fp32 or int8 graph (4-bit forms are not read back)"
+        )
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:  # in graph order, so a chain of copies resolves in one pass
+        if node.op_type == "Identity" and node.input[0] in inits:
+            inits[node.output[0]] = inits[node.input[0]]
+
+    def value(name: str) -> np.ndarray:
+        return _dequantized(inits, name) if name.endswith(_QUANTIZED) else inits[name].astype(np.float32)
+
+    weights: dict[str, np.ndarray] = {}
+    for node in graph.node:
+        m = _MODULE_OP.match(node.output[0]) if node.output else None
+        if m is None:
+            continue
+        module, op = m.group(1).replace("/", "."), m.group(2)
+        consts = [name for name in node.input if name in inits]
+        if op == "MatMul" and len(node.input) > 1 and node.input[1] in inits:
+            weights[f"{module}.weight"] = value(node.input[1]).T  # MatMul takes W^T; torch's Linear keeps W
+        elif op == "Add" and len(consts) == 1:
+            weights[f"{module}.bias"] = value(consts[0])
+        elif op == "LayerNormalization" and len(node.input) == 3 and consts == list(node.input[1:]):
+            weights[f"{module}.weight"], weights[f"{module}.bias"] = value(node.input[1]), value(node.input[2])
+        elif op == "Gather" and node.input[0] in inits:
+            weights[f"{module}.weight"] = value(node.input[0])
+    return weights
+
+
+def load_bundle_weights(qa: LoadedQA, bundle_dir: str | Path) -> LoadedQA:
+    """``qa`` with every parameter replaced by the bundle's (same architecture, same vocabulary).
+
+    The bundle is verified against its manifest first; its tokenizer must map every piece to the same id
+    as the student's, and every tensor must be present with the student's shape, or nothing is loaded.
+    """
+    bundle = load_bundle(bundle_dir)
+    m = bundle.manifest
+    if m.model_format != "onnx":
+        raise InputError(bundle.path / "manifest.json", "model_format", f"an ONNX bundle, got {m.model_format!r}")
+    if Tokenizer.from_file(str(bundle.tokenizer_path)).get_vocab() != qa.tokenizer.get_vocab():
+        raise InputError(
+            bundle.tokenizer_path,
+            "vocabulary",
+            f"the student's own word pieces and ids ({len(qa.tokenizer)}; a pruned vocabulary cannot be read back)",
+        )
+    weights = onnx_weights(bundle.model_path)
+    state = qa.model.state_dict()
+    missing = [k for k in state if k not in weights]
+    if missing:
+        raise InputError(
+            bundle.model_path,
+            f"{len(missing)} of the student's {len(state)} tensors absent (first: {missing[0]})",
+            "a bundle of the student's architecture",
+        )
+    for k, v in state.items():
+        if tuple(weights[k].shape) != tuple(v.shape):
+            raise InputError(bundle.model_path, f"tensor {k}", f"shape {tuple(v.shape)}, got {weights[k].shape}")
+    qa.model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(weights[k])) for k in state}, strict=True)
+    return LoadedQA(qa.model, qa.tokenizer, f"{qa.source} with the weights of {m.name}", fresh_head=False)

@@ -1,0 +1,98 @@
+"""A student's weights read back from a bundle (export/from_bundle.py): exact from fp32, the rounded
+weights from int8, and a refusal for any bundle whose tensors or vocabulary are not the student's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import BertConfig, BertForQuestionAnswering
+
+from edgekit.errors import InputError
+from export.from_bundle import load_bundle_weights
+from export.models import LoadedQA
+from export.quantize import quantize_dynamic_bundle, quantize_int4_bundle
+from export.tiny import SHARED_TEACHER, SMALL, tiny_qa
+from export.to_onnx import onnx_bundle
+
+
+@pytest.fixture(scope="module")
+def tiny_fp32(tmp_path_factory):
+    return onnx_bundle(
+        tiny_qa(seed=0), tmp_path_factory.mktemp("fb") / "fp32", "tiny-fp32", max_seq_len=64, doc_stride=32
+    )
+
+
+def _state(qa: LoadedQA) -> dict[str, np.ndarray]:
+    return {k: v.detach().numpy().copy() for k, v in qa.model.state_dict().items()}
+
+
+def test_fp32_bundle_gives_back_every_weight_exactly(tiny_fp32) -> None:
+    want = _state(tiny_qa(seed=0))
+    other = tiny_qa(seed=1)
+    assert any(not np.array_equal(want[k], v) for k, v in _state(other).items())
+    got = load_bundle_weights(other, tiny_fp32.path)
+    assert not got.fresh_head and "tiny-fp32" in got.source
+    state = _state(got)
+    assert state.keys() == want.keys()
+    for k in want:
+        np.testing.assert_array_equal(state[k], want[k], err_msg=k)
+
+
+def test_int8_bundle_gives_back_the_rounded_weights(tiny_fp32, tmp_path) -> None:
+    """Each linear weight within half a quantization step of the float one; the rest as exported."""
+    int8 = quantize_dynamic_bundle(tiny_fp32, tmp_path / "int8", "tiny-int8")
+    want = _state(tiny_qa(seed=0))
+    state = _state(load_bundle_weights(tiny_qa(seed=1), int8.path))
+    linear = [k for k in want if k.endswith(".weight") and want[k].ndim == 2 and "embeddings" not in k]
+    assert len(linear) == 2 * 6 + 1  # q, k, v, attention output, intermediate, output per layer; the QA head
+    for k in want:
+        w, got = want[k], state[k]
+        if k in linear:  # per output channel, 7-bit: step = max|w| / 63
+            step = np.abs(w).max(axis=1, keepdims=True) / 63
+            assert np.all(np.abs(got - w) <= step / 2 + 1e-6), k
+            assert not np.array_equal(got, w), k  # the int8 values, not a float copy
+        elif "embeddings" in k and k.endswith(".weight"):  # one 8-bit scale for the table
+            assert np.abs(got - w).max() <= (w.max() - w.min()) / 255 / 2 + 1e-6, k
+        else:
+            np.testing.assert_array_equal(got, w, err_msg=k)
+
+
+def test_a_student_of_another_shape_is_refused_before_anything_is_loaded(tiny_fp32) -> None:
+    tok = tiny_qa().tokenizer
+    wider = BertForQuestionAnswering(BertConfig(vocab_size=tok.vocab_size, **{**SMALL, "hidden_size": 64})).eval()
+    before = {k: v.clone() for k, v in wider.state_dict().items()}
+    with pytest.raises(InputError, match=r"model\.onnx: tensor bert\.embeddings.*expected shape \(\d+, 64\)"):
+        load_bundle_weights(LoadedQA(wider, tok, "wider", fresh_head=True), tiny_fp32.path)
+    assert all(torch.equal(before[k], v) for k, v in wider.state_dict().items())
+
+
+def test_another_vocabulary_is_refused(tiny_fp32) -> None:
+    if not SHARED_TEACHER.is_dir():
+        pytest.skip(f"the teacher's tokenizer is not at {SHARED_TEACHER}")
+    with pytest.raises(InputError, match=r"tokenizer\.json: vocabulary: expected the student's own word pieces"):
+        load_bundle_weights(tiny_qa(str(SHARED_TEACHER)), tiny_fp32.path)
+
+
+def test_a_4bit_bundle_is_refused(tiny_fp32, tmp_path) -> None:
+    int4 = quantize_int4_bundle(tiny_fp32, tmp_path / "int4", "tiny-int4")
+    with pytest.raises(InputError, match=r"model\.onnx: operators \['GatherBlockQuantized', 'MatMulNBits'\]"):
+        load_bundle_weights(tiny_qa(), int4.path)
+
+
+def test_a_recipe_names_the_bundle_its_student_starts_from(tiny_fp32, tmp_path) -> None:
+    """``student.weights`` in a recipe: the built student carries the bundle's weights and the method says so."""
+    from export.distill import build_student, method_name
+    from export.recipes import load_recipe
+
+    model_dir = tmp_path / "tiny-model"
+    tiny_qa(seed=1).model.save_pretrained(model_dir)
+    tiny_qa().tokenizer.save_pretrained(model_dir)
+    recipe_file = tmp_path / "r.toml"
+    recipe_file.write_text(f'name = "t"\n[student]\nmodel = "{model_dir}"\nweights = "{tiny_fp32.path}"\n')
+    recipe = load_recipe(recipe_file)
+    assert tiny_fp32.path in recipe.inputs()
+    student = build_student(recipe, None)
+    want = _state(tiny_qa(seed=0))
+    assert all(np.array_equal(v, want[k]) for k, v in _state(student).items())
+    assert method_name(recipe).endswith(f"init {model_dir}, weights of fp32")
