@@ -8,7 +8,8 @@ from the pretrained encoder again.
 The bundle's graph comes from ``export onnx`` (torch.onnx names: ``model.<parameter>`` for biases,
 norms and embeddings, ``/model/<module path>/MatMul`` for each linear layer, its weight stored
 transposed) and, for int8, from ONNX Runtime's dynamic quantizer (``<name>_quantized``,
-``<name>_scale``, ``<name>_zero_point``: per-channel int8 weights and per-tensor 8-bit embeddings).
+``<name>_scale``, ``<name>_zero_point``: per-channel int8 weights and per-tensor 8-bit embeddings;
+``export float-activations`` turns some into ``DequantizeLinear`` nodes).
 An int8 weight comes back as ``(q - zero_point) * scale``: the rounded weight the bundle answered
 with, not the float one it was rounded from. 4-bit forms (``MatMulNBits``, a block-quantized
 embedding) and pruned vocabularies are refused: they do not fit the architecture's own tensors.
@@ -57,9 +58,16 @@ def onnx_weights(model_file: Path) -> dict[str, np.ndarray]:
             model_file, f"operators {unsupported}", "an fp32 or int8 graph (4-bit forms are not read back)"
         )
     inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    for node in graph.node:  # in graph order, so a chain of copies resolves in one pass
+    for node in graph.node:  # constants computed from constants, in graph order (a chain resolves in one pass)
         if node.op_type == "Identity" and node.input[0] in inits:
             inits[node.output[0]] = inits[node.input[0]]
+        elif node.op_type == "DequantizeLinear" and all(i in inits for i in node.input):  # float-activation MatMuls
+            q, scale, zero = (inits[i].astype(np.float32) for i in node.input)
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            shape = [1] * q.ndim
+            if scale.ndim:
+                shape[axis] = -1
+            inits[node.output[0]] = (q - zero.reshape(shape)) * scale.reshape(shape)
 
     def value(name: str) -> np.ndarray:
         return _dequantized(inits, name) if name.endswith(_QUANTIZED) else inits[name].astype(np.float32)

@@ -58,6 +58,18 @@ def test_int8_bundle_gives_back_the_rounded_weights(tiny_fp32, tmp_path) -> None
             np.testing.assert_array_equal(got, w, err_msg=k)
 
 
+def test_float_activations_keep_the_int8_weights(tiny_fp32, tmp_path) -> None:
+    """A bundle from ``export float-activations`` (int8 weights dequantized in the graph) reads back alike."""
+    from export.quantize import float_activations_bundle
+
+    int8 = quantize_dynamic_bundle(tiny_fp32, tmp_path / "int8", "tiny-int8")
+    mixed = float_activations_bundle(int8, tmp_path / "mixed", ["output/dense", "intermediate/dense"])
+    want = _state(load_bundle_weights(tiny_qa(seed=1), int8.path))
+    got = _state(load_bundle_weights(tiny_qa(seed=1), mixed.path))
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=0, atol=1e-7, err_msg=k)
+
+
 def test_a_student_of_another_shape_is_refused_before_anything_is_loaded(tiny_fp32) -> None:
     tok = tiny_qa().tokenizer
     wider = BertForQuestionAnswering(BertConfig(vocab_size=tok.vocab_size, **{**SMALL, "hidden_size": 64})).eval()
