@@ -68,6 +68,8 @@ def card(
         if student["init"] == "pretrained"
         else f"the teacher's layers {student['layers']} (all-mpnet-base-v2 fine-tuned, Apache-2.0)"
     )
+    if student.get("weights"):  # a student trained further from a bundle (export/from_bundle.py)
+        base = f"those of the bundle `{student['weights']}`, dequantized where int8, a student that started from {base}"
     lines = [
         f"# {name}",
         "",
