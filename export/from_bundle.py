@@ -36,12 +36,13 @@ _MODULE_OP = re.compile(r"^/model/(.+)/(MatMul|Add|LayerNormalization|Gather)_ou
 _QUANTIZED = "_quantized"
 
 
-def _dequantized(inits: dict[str, np.ndarray], quantized: str) -> np.ndarray:
-    """ONNX Runtime's naming: ``X_quantized`` with ``X_scale`` and ``X_zero_point`` beside it
-    (scale and zero point per output channel, the last axis, or one for the whole tensor)."""
-    base = quantized[: -len(_QUANTIZED)]
-    q = inits[quantized].astype(np.float32)
-    return (q - inits[base + "_zero_point"].astype(np.float32)) * inits[base + "_scale"].astype(np.float32)
+def _dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``(q - zero) * scale``, with one scale and zero point for the tensor or one per slice along ``axis``."""
+    shape = [1] * q.ndim
+    if scale.ndim:
+        shape[axis] = -1
+    f32 = np.float32
+    return (q.astype(f32) - zero.astype(f32).reshape(shape)) * scale.astype(f32).reshape(shape)
 
 
 def onnx_weights(model_file: Path) -> dict[str, np.ndarray]:
@@ -62,15 +63,16 @@ def onnx_weights(model_file: Path) -> dict[str, np.ndarray]:
         if node.op_type == "Identity" and node.input[0] in inits:
             inits[node.output[0]] = inits[node.input[0]]
         elif node.op_type == "DequantizeLinear" and all(i in inits for i in node.input):  # float-activation MatMuls
-            q, scale, zero = (inits[i].astype(np.float32) for i in node.input)
             axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-            shape = [1] * q.ndim
-            if scale.ndim:
-                shape[axis] = -1
-            inits[node.output[0]] = (q - zero.reshape(shape)) * scale.reshape(shape)
+            inits[node.output[0]] = _dequantize(*(inits[i] for i in node.input), axis=axis)
 
     def value(name: str) -> np.ndarray:
-        return _dequantized(inits, name) if name.endswith(_QUANTIZED) else inits[name].astype(np.float32)
+        """ONNX Runtime's naming: ``X_quantized`` beside ``X_scale`` and ``X_zero_point`` (per output channel,
+        the last axis, for a MatMul weight; one for the whole table for an embedding)."""
+        if not name.endswith(_QUANTIZED):
+            return inits[name].astype(np.float32)
+        base = name[: -len(_QUANTIZED)]
+        return _dequantize(inits[name], inits[base + "_scale"], inits[base + "_zero_point"])
 
     weights: dict[str, np.ndarray] = {}
     for node in graph.node:
