@@ -15,7 +15,6 @@ of every student and KD/FT pair).
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,16 +33,6 @@ from edgekit.atomic import write_json
 from edgekit.provenance import module_command
 from export.distill import EpochLengthGroupedSampler
 from export.recipes import load_recipe
-
-
-def bf16_flags() -> list[str]:
-    """The CPU's bfloat16 instructions as Linux lists them (none: autocast still runs, by emulation, slower)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return sorted(f for f in flags if f in {"avx512_bf16", "amx_bf16", "amx_tile"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         "mean_step_s": step_s,  # mean over the timed batches of each one's median time
         "step_s_all": times,
         "bf16_vs_fp32_step_time": step_s["bf16"] / step_s["fp32"],
-        "cpu_bf16_flags": bf16_flags(),
+        "cpu_bf16_flags": device.bf16_features(),
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
         "device": device.describe(),

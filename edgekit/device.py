@@ -56,15 +56,31 @@ KERNEL_FEATURES = (
 )
 
 
-def cpu_features(cpuinfo: str | None = None) -> dict[str, object]:
-    """The int8/bf16-relevant features of this CPU (or of a ``cpuinfo`` text), and whether it has an int8 dot product."""
+def _cpu_flags(cpuinfo: str | None) -> set[str]:
     flags: set[str] = set()
     for line in (_read("/proc/cpuinfo") if cpuinfo is None else cpuinfo or "").splitlines():
         key, _, value = line.partition(":")
         if key.strip().lower() in ("flags", "features"):
             flags.update(value.split())
+    return flags
+
+
+def cpu_features(cpuinfo: str | None = None) -> dict[str, object]:
+    """The int8/bf16-relevant features of this CPU (or of a ``cpuinfo`` text), and whether it has an int8 dot product."""
+    flags = _cpu_flags(cpuinfo)
     present = sorted(f for f in KERNEL_FEATURES if f in flags)
     return {"cpu_features": present, "int8_dot_product": any(f in flags for f in INT8_DOT_FEATURES)}
+
+
+# bfloat16 arithmetic (x86 AVX512-BF16 and AMX, ARM BF16): without one, torch's CPU autocast emulates bf16 and a
+# training step under it is many times slower than in fp32 (benchmarks.train_precision measures both)
+BF16_FEATURES = ("avx512_bf16", "amx_bf16", "bf16")
+
+
+def bf16_features(cpuinfo: str | None = None) -> list[str]:
+    """The CPU's bfloat16 instructions (none: ``training.bf16`` would be emulated)."""
+    flags = _cpu_flags(cpuinfo)
+    return [f for f in BF16_FEATURES if f in flags]
 
 
 def runtime_versions() -> dict[str, str]:

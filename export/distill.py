@@ -397,6 +397,13 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
     main = args.process_index == 0
     if tr.threads > 0:
         torch.set_num_threads(tr.threads)
+    if main and tr.bf16 and args.device.type == "cpu" and not device.bf16_features():
+        print(
+            "warning: training.bf16 on a CPU without bfloat16 instructions (avx512_bf16, amx_bf16, bf16): "
+            "autocast emulates them and a step takes many times longer than in fp32; "
+            "`python -m benchmarks.train_precision --recipe RECIPE` times both here",
+            file=sys.stderr,
+        )
     last = last_checkpoint(ckpt_dir)
     needs_teacher = spec.uses_teacher_logits or spec.uses_intermediate or recipe.student.init == "teacher-layers"
     with args.main_process_first(local=False, desc="the run's directory, student tokenizer and teacher logits"):

@@ -39,6 +39,8 @@ def test_cpu_features_name_the_int8_kernels() -> None:
     }
     assert device.cpu_features(PI5_CPUINFO) == {"cpu_features": ["asimd", "asimddp"], "int8_dot_product": True}
     assert set(device.describe()["cpu_features"]) <= set(device.KERNEL_FEATURES)
+    assert device.bf16_features(no_vnni) == [] and device.bf16_features(PI5_CPUINFO) == []
+    assert device.bf16_features(vnni_amx) == ["avx512_bf16", "amx_bf16"]
 
 
 def test_desktop_thread_sweep(minilm_bundle, dev_path, tmp_path) -> None:

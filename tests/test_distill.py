@@ -192,10 +192,13 @@ def test_tiny_distillation_learns_and_resumes(tmp_path) -> None:
         evaluate_saved(load_recipe(RECIPES_DIR / "tiny-test.toml", [*base, 'name="never-trained"']))
 
 
-def test_bf16_training_runs_under_cpu_autocast(tmp_path) -> None:
+def test_bf16_training_runs_under_cpu_autocast(tmp_path, capsys) -> None:
     """``training.bf16`` on a machine without CUDA trains under CPU autocast: the student's Linear layers
-    compute in bfloat16 while its saved weights stay fp32."""
+    compute in bfloat16 while its saved weights stay fp32. Where the CPU has no bfloat16 instructions the
+    run says that autocast is emulated (a step many times slower than fp32), and only there."""
     import torch
+
+    from edgekit import device
 
     dtypes: set[torch.dtype] = set()
 
@@ -222,6 +225,7 @@ def test_bf16_training_runs_under_cpu_autocast(tmp_path) -> None:
     assert result["steps"] == 2
     if not torch.cuda.is_available():
         assert dtypes == {torch.bfloat16}
+        assert ("without bfloat16 instructions" in capsys.readouterr().err) == (not device.bf16_features())
     from safetensors.torch import load_file
 
     weights = load_file(tmp_path / "tiny-test" / "model" / "model.safetensors")
