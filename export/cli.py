@@ -347,7 +347,8 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         description="Keep the int8 weights (the file keeps its size) and feed the chosen MatMul groups float "
         "activations instead of per-call int8 ones: for the products whose rounding costs the answers "
         "(python -m benchmarks.int8_sensitivity ranks them). A group is a role in every layer, e.g. "
-        "output/dense, or a layer, e.g. layer.3; an unknown group lists the bundle's groups.",
+        "output/dense, or a layer, e.g. layer.3, or all (int8 weights only: nothing rounds activations, so "
+        "8-bit weights, --full-range, are safe on any CPU); an unknown group lists the bundle's groups.",
     )
     e.add_argument("bundle", type=Path, help="dynamic int8 ONNX bundle")
     e.add_argument("out", type=Path, help="bundle directory to write")

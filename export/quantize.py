@@ -364,7 +364,8 @@ def float_activations(model: ModelProto, names: Iterable[str]) -> int:
 def float_activations_bundle(
     src: Bundle, out_dir: str | Path, groups: Iterable[str], name: str | None = None
 ) -> Bundle:
-    """A dynamic-int8 bundle with float activations into the MatMul ``groups`` (:func:`matmul_groups`).
+    """A dynamic-int8 bundle with float activations into the MatMul ``groups`` (:func:`matmul_groups`, or
+    ``all``: every product, int8 weights only).
 
     Made from the int8 bundle, not its fp32 source, so it also works on a shipped bundle whose fp32
     weights are not at hand; the file keeps its size. The groups are recorded in the manifest.
@@ -377,6 +378,7 @@ def float_activations_bundle(
         raise EdgekitError(f"{src.path}: expected a dynamic int8 ONNX bundle (edgekit export int8)")
     model = onnx.load(str(src.model_path))
     table, groups = matmul_groups(model.graph), list(dict.fromkeys(groups))
+    table["all"] = [n.name for n in model.graph.node if n.op_type == "MatMulInteger"]  # int8 weights only
     if unknown := [g for g in groups if g not in table]:
         raise EdgekitError(f"{src.path}: no MatMul group {', '.join(unknown)}; expected one of {', '.join(table)}")
     float_activations(model, {n for g in groups for n in table[g]})

@@ -36,10 +36,11 @@ def emulated():
 
 @pytest.fixture(scope="module")
 def tiny_bundles(tiny_bundle, tmp_path_factory) -> list[Path]:
-    """The tiny model as the bundles a Pi runs: fp32 ONNX, default int8 ONNX, int8 TFLite, and the size-budget
-    form (pruned vocabulary, int8 layers over a 4-bit word embedding: ONNX Runtime's GatherBlockQuantized)."""
+    """The tiny model as the bundles a Pi runs: fp32 ONNX, default int8 ONNX, int8 TFLite, the size-budget
+    form (pruned vocabulary, int8 layers over a 4-bit word embedding: ONNX Runtime's GatherBlockQuantized) and
+    8-bit weights with float activations (DequantizeLinear before each MatMul)."""
     from edgekit.squad import default_data_dir, load_squad
-    from export.quantize import DynamicInt8, quantize_dynamic_bundle
+    from export.quantize import DynamicInt8, float_activations_bundle, quantize_dynamic_bundle
     from export.tiny import tiny_qa
     from export.to_tflite import tflite_bundles
     from export.vocab import prune_bundle
@@ -50,7 +51,9 @@ def tiny_bundles(tiny_bundle, tmp_path_factory) -> list[Path]:
     train = default_data_dir() / "train-v1.1-subset.json"
     pruned = prune_bundle(tiny_bundle, out / "tiny-v5k", "tiny-v5k", 5000, load_squad(train)[:500], [train])
     small = quantize_dynamic_bundle(pruned, out / "tiny-v5k-int8-emb4", None, DynamicInt8(embedding_bits=4))
-    return [tiny_bundle.path, int8.path, tflite.path, small.path]
+    full_range = quantize_dynamic_bundle(tiny_bundle, out / "tiny-int8-fr", None, DynamicInt8(reduce_range=False))
+    weights_only = float_activations_bundle(full_range, out / "tiny-int8-weights", ["all"])
+    return [tiny_bundle.path, int8.path, tflite.path, small.path, weights_only.path]
 
 
 def assert_answers_like_the_host(arm_dir: Path, host_dir: Path, n: int) -> None:

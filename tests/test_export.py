@@ -239,8 +239,8 @@ def test_float_activations_keep_int8_weights_and_undo_activation_rounding(
     assert main(args + [a for r in roles for a in ("--group", r)]) == 0
     fa = load_bundle(tmp_path / "fa")
     assert fa.manifest.source["quantization"]["float_activations"] == roles
-    ops = [n.op_type for n in onnx.load(str(fa.model_path)).graph.node]
-    assert "MatMulInteger" not in ops and "DynamicQuantizeLinear" not in ops
+    fa_ops = sorted(n.op_type for n in onnx.load(str(fa.model_path)).graph.node)
+    assert "MatMulInteger" not in fa_ops and "DynamicQuantizeLinear" not in fa_ops
     assert abs(fa.model_size_mb - q.model_size_mb) < 0.01 * q.model_size_mb  # the weights are still int8
     # only the weights are rounded now: closer to PyTorch fp32 than the int8 bundle
     int8_diff = validate(minilm_qa, q, dev_examples[:6], atol=10.0).max_abs_diff
@@ -249,6 +249,12 @@ def test_float_activations_keep_int8_weights_and_undo_activation_rounding(
     assert main(["export", "float-activations", str(q.path), str(tmp_path / "one"), "--group", "layer.2"]) == 0
     ops = [n.op_type for n in onnx.load(str(tmp_path / "one" / "model.onnx")).graph.node]
     assert ops.count("MatMulInteger") == sum(map(len, (groups[r] for r in roles))) - 6
+
+    # "all": every product, the same graph as every role named
+    assert main(["export", "float-activations", str(q.path), str(tmp_path / "all"), "--group", "all"]) == 0
+    every = load_bundle(tmp_path / "all")
+    assert every.manifest.source["quantization"]["float_activations"] == ["all"]
+    assert sorted(n.op_type for n in onnx.load(str(every.model_path)).graph.node) == fa_ops
 
 
 def test_float_activations_refuse_an_unknown_group_and_an_fp32_bundle(tmp_path, minilm_bundle, capsys) -> None:
