@@ -42,18 +42,10 @@ def cpu_model() -> str:
 # (x86 'flags', ARM 'Features'): without an int8 dot product (VNNI, AMX, ARM dotprod 'asimddp' or i8mm)
 # x86 int8 GEMMs sum u8 x s8 pairs into int16 and saturate, so 8-bit weights answer differently there.
 INT8_DOT_FEATURES = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
-KERNEL_FEATURES = (
-    "avx2",
-    "avx512f",
-    "avx512_bf16",
-    "amx_bf16",
-    "amx_tile",
-    "asimd",
-    "bf16",
-    "sve",
-    "sve2",
-    *INT8_DOT_FEATURES,
-)
+# bfloat16 arithmetic (x86 AVX512-BF16 and AMX, ARM BF16): without one, torch's CPU autocast emulates bf16 and a
+# training step under it is many times slower than in fp32 (benchmarks.train_precision measures both)
+BF16_FEATURES = ("avx512_bf16", "amx_bf16", "bf16")
+KERNEL_FEATURES = ("avx2", "avx512f", "amx_tile", "asimd", "sve", "sve2", *BF16_FEATURES, *INT8_DOT_FEATURES)
 
 
 def _cpu_flags(cpuinfo: str | None) -> set[str]:
@@ -70,11 +62,6 @@ def cpu_features(cpuinfo: str | None = None) -> dict[str, object]:
     flags = _cpu_flags(cpuinfo)
     present = sorted(f for f in KERNEL_FEATURES if f in flags)
     return {"cpu_features": present, "int8_dot_product": any(f in flags for f in INT8_DOT_FEATURES)}
-
-
-# bfloat16 arithmetic (x86 AVX512-BF16 and AMX, ARM BF16): without one, torch's CPU autocast emulates bf16 and a
-# training step under it is many times slower than in fp32 (benchmarks.train_precision measures both)
-BF16_FEATURES = ("avx512_bf16", "amx_bf16", "bf16")
 
 
 def bf16_features(cpuinfo: str | None = None) -> list[str]:

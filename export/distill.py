@@ -399,7 +399,7 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
         torch.set_num_threads(tr.threads)
     if main and tr.bf16 and args.device.type == "cpu" and not device.bf16_features():
         print(
-            "warning: training.bf16 on a CPU without bfloat16 instructions (avx512_bf16, amx_bf16, bf16): "
+            f"warning: training.bf16 on a CPU without bfloat16 instructions ({', '.join(device.BF16_FEATURES)}): "
             "autocast emulates them and a step takes many times longer than in fp32; "
             "`python -m benchmarks.train_precision --recipe RECIPE` times both here",
             file=sys.stderr,
