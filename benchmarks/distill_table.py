@@ -91,6 +91,8 @@ def student_record(result_path: Path) -> dict[str, Any]:
             "epoch": r.get("epoch"),
             "from_checkpoint": r.get("from_checkpoint"),  # a snapshot of a run still going or cut short
             "n_train_features": r.get("n_train_features"),
+            "n_train_questions": r.get("n_train_questions"),
+            "extra_train": rec["data"].get("extra_train", []),  # files trained on beside data.train
             "late_losses": late_losses(result_path.parent / "training_log.json", r["steps"]),
         },
         "wall_s": r.get("wall_s"),
@@ -299,6 +301,9 @@ def markdown(
             trained += ", length-grouped batches"
         if precision(r) == "bf16":
             trained += ", bf16 autocast"
+        if t.get("extra_train"):
+            files = ", ".join(Path(f).parent.name for f in t["extra_train"])
+            trained += f", {t['n_train_questions']} questions with data.extra_train {files}"
         if t.get("from_checkpoint"):
             trained += f" (checkpoint at epoch {t['epoch']:.2f} of {t['epochs']:g})"
         share = f"{100 * r['f1_vs_teacher']:.1f}%" if r["f1_vs_teacher"] is not None else "n/a"

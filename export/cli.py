@@ -183,6 +183,26 @@ def cmd_export_prune_vocab(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_augment_questions(args: argparse.Namespace) -> int:
+    from edgekit.bundle import load_bundle
+    from export.augment import augment_questions, make_spec
+
+    src = load_bundle(args.neighbours_from)
+    spec = make_spec(
+        args.train,
+        src,
+        questions=args.questions,
+        copies=args.copies,
+        p_delete=args.p_delete,
+        p_replace=args.p_replace,
+        neighbours=args.neighbours,
+        seed=args.seed,
+    )
+    path, done = augment_questions(args.train, src, args.out, spec)
+    print(f"wrote {path}: {done.written} question copies (name it in a recipe's data.extra_train)")
+    return 0
+
+
 def cmd_distill(args: argparse.Namespace) -> int:
     from export.distill import main_args
 
@@ -386,6 +406,30 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         "default: %(default)s)",
     )
     e.set_defaults(func=cmd_export_prune_vocab)
+
+    e = esub.add_parser(
+        "augment-questions",
+        help="SQuAD training file -> copies of its questions with words dropped or replaced, for the teacher to label",
+        description="Write OUT/questions.json (SQuAD v1.1: the copies alone, contexts and gold spans unchanged) and "
+        "OUT/augment.json (how). Each word of a copy is dropped (--p-delete) or replaced by a near word in a "
+        "bundle's word-embedding table (--p-replace); question words and answer words stay. Name the file in a "
+        "recipe's data.extra_train: distillation adds the teacher's answers to these inputs to its training data.",
+    )
+    e.add_argument("neighbours_from", type=Path, help="ONNX bundle whose word embeddings rank replacements")
+    e.add_argument("out", type=Path, help="directory to write")
+    e.add_argument(
+        "--train",
+        type=Path,
+        default=default_data_dir() / "train-v1.1-subset.json",
+        help="SQuAD JSON of the questions to copy (default: the training subset)",
+    )
+    e.add_argument("--questions", type=int, default=0, help="questions to copy, a seeded sample (0: all; default)")
+    e.add_argument("--copies", type=int, default=1, help="copies per question (default: 1)")
+    e.add_argument("--p-delete", type=float, default=0.1, help="chance a word is dropped (default: 0.1)")
+    e.add_argument("--p-replace", type=float, default=0.2, help="chance a word is replaced (default: 0.2)")
+    e.add_argument("--neighbours", type=int, default=5, help="replacements to choose from per word (default: 5)")
+    e.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    e.set_defaults(func=cmd_export_augment_questions)
 
     e = esub.add_parser(
         "int4",

@@ -56,7 +56,7 @@ from export.recipes import LossSpec, Recipe, add_recipe_arguments, checkpoint_se
 from export.students import from_teacher_layers
 from export.teacher_cache import CacheKey, TeacherLogits, teacher_logits
 from export.to_onnx import input_names_of, onnx_bundle, save_tokenizer_json, validate
-from export.train_features import TrainFeatures, build_train_features
+from export.train_features import TrainFeatures, build_train_features, concat_features
 
 
 class QADataset(torch.utils.data.Dataset):
@@ -244,47 +244,68 @@ def build_student(recipe: Recipe, teacher: LoadedQA | None) -> LoadedQA:
     return load_bundle_weights(student, recipe.student.weights) if recipe.student.weights else student
 
 
-def training_windows(
+def training_parts(
     recipe: Recipe, student: LoadedQA, tok_file: Path, write: bool = True
-) -> tuple[list[Example], TrainFeatures]:
-    """The recipe's training questions, windowed and labelled with the student's tokenizer (written to
+) -> list[tuple[Path, list[Example], TrainFeatures]]:
+    """Each training file's questions, windowed and labelled with the student's tokenizer (written to
     ``tok_file`` unless ``write`` is false: the same tokenizer.json the device will run)."""
     if write:
         save_tokenizer_json(student, tok_file)
     elif not tok_file.is_file():
         raise _written_by_process_0(tok_file, "the student's tokenizer")
     tok = QATokenizer.from_file(tok_file, recipe.data.max_seq_len, recipe.data.doc_stride)
-    examples = load_squad(recipe.data.train_path())
-    if recipe.data.train_limit:
-        examples = examples[: recipe.data.train_limit]
-    return examples, build_train_features(examples, tok, int(student.tokenizer.pad_token_id or 0), progress=write)
+    pad_id = int(student.tokenizer.pad_token_id or 0)
+    parts = []
+    for path in recipe.data.train_paths():
+        examples = load_squad(path)
+        if recipe.data.train_limit:
+            examples = examples[: recipe.data.train_limit]
+        parts.append((path, examples, build_train_features(examples, tok, pad_id, progress=write)))
+    return parts
+
+
+def joined(parts: list[tuple[Path, list[Example], TrainFeatures]]) -> tuple[list[Example], TrainFeatures]:
+    """The training files' examples and features as one set, in file order."""
+    examples = [ex for _, exs, _ in parts for ex in exs]
+    return examples, concat_features([f for *_, f in parts], [len(exs) for _, exs, _ in parts])
+
+
+def training_windows(
+    recipe: Recipe, student: LoadedQA, tok_file: Path, write: bool = True
+) -> tuple[list[Example], TrainFeatures]:
+    """Every training file's questions and windows as one set (see :func:`training_parts`)."""
+    return joined(training_parts(recipe, student, tok_file, write))
 
 
 def cached_teacher_logits(
     recipe: Recipe,
     teacher: LoadedQA,
-    examples: list[Example],
-    features: TrainFeatures,
+    parts: list[tuple[Path, list[Example], TrainFeatures]],
     tok_file: Path,
     write: bool = True,
 ) -> TeacherLogits:
-    """The teacher's logits for every training window, from the cache (filled first when ``write``)."""
+    """The teacher's logits for every training window, from one cache per training file (filled first when
+    ``write``), joined in file order."""
     t_bundle = _teacher_bundle(teacher, recipe, write)
-    train_path = recipe.data.train_path()
-    key = CacheKey(
-        teacher_sha256=t_bundle.manifest.files[t_bundle.manifest.model_file].sha256,
-        student_tokenizer_sha256=sha256_file(tok_file),
-        max_seq_len=recipe.data.max_seq_len,
-        doc_stride=recipe.data.doc_stride,
-        data_sha256=hashlib.sha256(sha256_file(train_path).encode() + str(len(examples)).encode()).hexdigest(),
-        n_features=len(features),
-    )
-    cache = Path(recipe.output_dir) / "cache" / f"teacher-logits-{key.digest()}"
     threads = recipe.training.threads or None
-    try:
-        return teacher_logits(cache, key, t_bundle, examples, features, threads=threads, write=write)
-    except FileNotFoundError:
-        raise _written_by_process_0(cache, "the teacher-logits cache") from None
+    found = []
+    for train_path, examples, features in parts:
+        key = CacheKey(
+            teacher_sha256=t_bundle.manifest.files[t_bundle.manifest.model_file].sha256,
+            student_tokenizer_sha256=sha256_file(tok_file),
+            max_seq_len=recipe.data.max_seq_len,
+            doc_stride=recipe.data.doc_stride,
+            data_sha256=hashlib.sha256(sha256_file(train_path).encode() + str(len(examples)).encode()).hexdigest(),
+            n_features=len(features),
+        )
+        cache = Path(recipe.output_dir) / "cache" / f"teacher-logits-{key.digest()}"
+        try:
+            found.append(teacher_logits(cache, key, t_bundle, examples, features, threads=threads, write=write))
+        except FileNotFoundError:
+            raise _written_by_process_0(cache, "the teacher-logits cache") from None
+    if len(found) == 1:
+        return found[0]  # memory-mapped, as the cache holds it
+    return TeacherLogits(*(np.concatenate([getattr(t, f) for t in found]) for f in ("start", "end", "mask")))
 
 
 def method_name(recipe: Recipe) -> str:
@@ -413,13 +434,10 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
         teacher = load_qa(recipe.teacher.model) if needs_teacher else None
         student = build_student(recipe, teacher)
         tok_file = out / "student-tokenizer.json"
-        examples, features = training_windows(recipe, student, tok_file, write=main)
+        parts = training_parts(recipe, student, tok_file, write=main)
+        examples, features = joined(parts)
         t_cache = time.time()
-        logits = (
-            cached_teacher_logits(recipe, teacher, examples, features, tok_file, main)
-            if spec.uses_teacher_logits
-            else None
-        )
+        logits = cached_teacher_logits(recipe, teacher, parts, tok_file, main) if spec.uses_teacher_logits else None
     cache_s = time.time() - t_cache  # process 0: filling it (or finding it full) and the others reading it
     # An epoch's last, partial batch is dropped (a different one each epoch, the order being reshuffled):
     # with N processes accelerate would fill it up with repeated windows, so 1 and N would train on other

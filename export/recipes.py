@@ -50,6 +50,9 @@ class StudentSpec:
 @dataclass
 class DataSpec:
     train: str = ""
+    # More SQuAD files to train on, e.g. question copies from `edgekit export augment-questions`; each gets
+    # its own teacher-logits cache, so adding one reuses the logits of the others.
+    extra_train: list[str] = field(default_factory=list)
     dev: str = ""
     max_seq_len: int = 384  # training windows
     doc_stride: int = 128
@@ -65,6 +68,10 @@ class DataSpec:
 
     def train_path(self) -> Path:
         return resolve_data_path(self.train, default_data_dir() / "train-v1.1-subset.json")
+
+    def train_paths(self) -> list[Path]:
+        """Every training file: ``train`` first, then ``extra_train`` in order."""
+        return [self.train_path(), *(resolve_data_path(p, Path(p)) for p in self.extra_train)]
 
     def dev_path(self) -> Path:
         return resolve_data_path(self.dev, default_data_dir() / "dev-v1.1.json")
@@ -135,7 +142,7 @@ class Recipe:
         models = [
             Path(m) for m in (self.teacher.model, self.student.model, self.student.weights) if m and Path(m).exists()
         ]
-        return [*models, self.data.train_path(), self.data.dev_path()]
+        return [*models, *self.data.train_paths(), self.data.dev_path()]
 
 
 # What may change when a run resumes: where it is written, how long it trains, how often it saves or
@@ -265,7 +272,7 @@ _BOUNDS: tuple[tuple[str, typing.Callable[[Any], bool], str], ...] = (
     ("data.max_seq_len", lambda v: v > 0, "a positive window length"),
     ("data.doc_stride", lambda v: v > 0, "a positive stride"),
     ("data.bundle_max_seq_len", lambda v: v >= 0, "0 (the training length) or a positive window length"),
-    ("data.train_limit", lambda v: v >= 0, "0 (all) or a positive number of questions"),
+    ("data.train_limit", lambda v: v >= 0, "0 (all) or a positive number of questions per training file"),
     ("data.dev_limit", lambda v: v >= 0, "0 (all) or a positive number of questions"),
 )
 

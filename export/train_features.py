@@ -33,6 +33,9 @@ class TrainFeatures:
         return len(self.windows)
 
 
+_ARRAYS = ("input_ids", "token_type_ids", "attention_mask", "start_positions", "end_positions")
+
+
 def build_train_features(
     examples: list[Example], tok: QATokenizer, pad_id: int, progress: bool = True
 ) -> TrainFeatures:
@@ -51,4 +54,17 @@ def build_train_features(
     owner_arr = np.asarray(owner, dtype=np.int64)
     return TrainFeatures(
         a["input_ids"], a["token_type_ids"], a["attention_mask"], lab[:, 0], lab[:, 1], owner_arr, windows
+    )
+
+
+def concat_features(parts: list[TrainFeatures], n_examples: list[int]) -> TrainFeatures:
+    """Several files' features as one set; ``n_examples[i]`` is the example count of part i, so that
+    ``example_index`` keeps pointing into the examples of all parts listed in the same order."""
+    if len(parts) == 1:
+        return parts[0]
+    offsets = np.cumsum([0, *n_examples[:-1]])
+    return TrainFeatures(
+        *(np.concatenate([getattr(p, f) for p in parts]) for f in _ARRAYS),
+        np.concatenate([p.example_index + o for p, o in zip(parts, offsets, strict=True)]),
+        [w for p in parts for w in p.windows],
     )

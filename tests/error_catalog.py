@@ -690,6 +690,21 @@ CASES: list[Case] = [
     ),
     Case(
         "export",
+        "augment-questions with chances that add up to more than 1",
+        lambda e: [
+            "export",
+            "augment-questions",
+            str(e.bundle),
+            str(e.work / "aug1"),
+            "--p-delete",
+            "0.6",
+            "--p-replace",
+            "0.6",
+        ],
+        "add up to at most 1",
+    ),
+    Case(
+        "export",
         "static int8 with a 4-bit word embedding",
         lambda e: ["export", "int8", str(e.bundle), str(e.work / "qe4"), "--static", "minmax", "--embedding-bits", "4"],
         "expected dynamic quantization",

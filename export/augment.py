@@ -1,0 +1,165 @@
+"""Question augmentation for distillation: new (question, context) pairs for the teacher to label.
+
+The training subset holds about 8,000 questions. A student distilled on them stops improving after
+a few epochs while its training loss keeps falling: it runs out of inputs, not capacity. For the
+soft loss any input the teacher answers is a lesson, whether or not a person wrote it, so copies of
+the training questions with some words changed give the student new inputs with the teacher's
+answer distribution on them (the masking and replacement of Tang et al., 2019, "Distilling
+task-specific knowledge from BERT into simple neural networks", and TinyBERT's augmentation). Each
+word of a question copy is, independently,
+
+* dropped with probability ``p_delete``, or
+* replaced with probability ``p_replace`` by one of its ``neighbours`` nearest words by cosine in a
+  bundle's word-embedding table (whole-word pieces that are common English words, from wordfreq,
+  not function words: those are only dropped), keeping its capitalisation.
+
+Question words (who, what, when, ...) and words of the gold answer are never changed, and the
+contexts are not touched, so each copy keeps its gold span for the hard loss. The output is a
+SQuAD v1.1 file of the copies alone (ids ``ID-augK``), for a recipe's ``data.extra_train``: it gets
+its own teacher-logits cache, and the original questions' cache is reused.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from edgekit.atomic import write_json
+from edgekit.bundle import Bundle, sha256_file
+from edgekit.destination import OutputKind, replacing
+from edgekit.errors import InputError
+from edgekit.squad import load_squad, reject_constant
+from export.vocab import _wordpiece, english_frequencies, word_embedding_node
+
+AUGMENTED = OutputKind("edgekit augmented questions", ("augment.json",))
+QUESTION_WORDS = frozenset("who whom whose what which when where why how many much did does do is are was were".split())
+FUNCTION_WORDS = 100  # English's most frequent words (the, of, in, ...): dropped at times, never replaced or used
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """How the copies were made, written next to them as ``augment.json``."""
+
+    source: str  # the SQuAD file the questions came from
+    source_sha256: str
+    neighbours_from: str  # the bundle whose word embeddings rank replacements
+    neighbours_sha256: str  # its model file
+    questions: int  # questions copied (0: all)
+    copies: int  # copies per question
+    p_delete: float
+    p_replace: float
+    neighbours: int
+    seed: int
+    written: int = 0  # copies that differ from their question and were kept
+
+
+def neighbour_table(bundle: Bundle, words: set[str], k: int, english_words: int = 30_000) -> dict[str, list[str]]:
+    """For each of ``words`` that is one whole-word piece of ``bundle``'s vocabulary, its ``k`` nearest
+    common English words by cosine of their embedding rows."""
+    vocab = _wordpiece(json.loads(bundle.tokenizer_path.read_text()), bundle.tokenizer_path)
+    model = onnx.load(str(bundle.model_path))
+    name = word_embedding_node(model, bundle.model_path).input[0]
+    table = numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == name)).astype(np.float32)
+    table /= np.linalg.norm(table, axis=1, keepdims=True) + 1e-8
+    ranked = [w for w in english_frequencies(english_words) if w.isalpha() and w.islower() and len(w) > 1]
+    function_words = set(ranked[:FUNCTION_WORDS])
+    cand = sorted(w for w in ranked[FUNCTION_WORDS:] if w in vocab)
+    cand_rows = table[[vocab[w] for w in cand]]
+    asked = sorted(w for w in words if w in vocab and w not in function_words)
+    out: dict[str, list[str]] = {}
+    for lo in range(0, len(asked), 1024):
+        chunk = asked[lo : lo + 1024]
+        sims = table[[vocab[w] for w in chunk]] @ cand_rows.T
+        for w, row in zip(chunk, sims, strict=True):
+            best = [cand[j] for j in np.argsort(-row)[: k + 1] if cand[j] != w][:k]
+            out[w] = best
+    return out
+
+
+def perturb(question: str, keep: set[str], table: dict[str, list[str]], a: Augmentation, rng: random.Random) -> str:
+    """One copy of ``question``: words dropped or replaced by neighbours, ``keep`` (lower case) untouched."""
+    words = []
+    for token in question.split():
+        m = _WORD.search(token)
+        if not m or any(w.lower() in keep or w.lower() in QUESTION_WORDS for w in _WORD.findall(token)):
+            words.append(token)
+            continue
+        word = m.group(0)
+        low = word.lower()
+        r = rng.random()
+        if r < a.p_delete:
+            tail = token[m.end() :]
+            if words and tail and not any(c.isalnum() for c in tail):
+                words[-1] += tail  # "... in Paris?" loses "Paris", keeps "?"
+            continue
+        if r < a.p_delete + a.p_replace and table.get(low):
+            new = rng.choice(table[low])
+            new = new.capitalize() if word[0].isupper() else new
+            token = token[: m.start()] + new + token[m.end() :]
+        words.append(token)
+    return " ".join(words)
+
+
+def augment_questions(train: Path, neighbours_from: Bundle, out: Path, spec: Augmentation) -> tuple[Path, Augmentation]:
+    """Write ``out/questions.json`` (the copies, SQuAD v1.1) and ``out/augment.json``; returns both."""
+    load_squad(train)  # every problem in the file is reported with its place before anything is built
+    data = json.loads(train.read_text(encoding="utf-8"), parse_constant=reject_constant)
+    qas = [(p, qa) for art in data["data"] for p in art["paragraphs"] for qa in p["qas"]]
+    rng = random.Random(spec.seed)
+    chosen = sorted(rng.sample(range(len(qas)), spec.questions)) if 0 < spec.questions < len(qas) else range(len(qas))
+    words = {w.lower() for i in chosen for w in _WORD.findall(qas[i][1]["question"])}
+    table = neighbour_table(neighbours_from, words, spec.neighbours)
+    copies: dict[int, list[dict[str, Any]]] = {}
+    for i in chosen:
+        p, qa = qas[i]
+        keep = {w.lower() for a in qa["answers"] for w in _WORD.findall(a["text"])}
+        for k in range(1, spec.copies + 1):
+            q = perturb(qa["question"], keep, table, spec, rng)
+            if q != qa["question"]:
+                copies.setdefault(id(p), []).append({**qa, "id": f"{qa['id']}-aug{k}", "question": q})
+    written = sum(len(v) for v in copies.values())
+    articles = []
+    for art in data["data"]:
+        paragraphs = [{"context": p["context"], "qas": copies[id(p)]} for p in art["paragraphs"] if id(p) in copies]
+        if paragraphs:
+            articles.append({"title": art["title"], "paragraphs": paragraphs})
+    spec = Augmentation(**{**asdict(spec), "written": written})
+    with replacing(out, AUGMENTED, [train, neighbours_from.path]) as tmp:
+        write_json(tmp / "questions.json", {"version": "1.1", "data": articles})
+        write_json(tmp / "augment.json", asdict(spec))
+    return out / "questions.json", spec
+
+
+def make_spec(train: Path, neighbours_from: Bundle, **settings: Any) -> Augmentation:
+    """The record of an augmentation: its settings (refused when out of range) and its inputs by sha256."""
+    s = settings
+    checks = (
+        (f"--questions {s['questions']}", s["questions"] >= 0, "0 (all) or a positive number of questions"),
+        (f"--copies {s['copies']}", s["copies"] >= 1, "1 or more copies per question"),
+        (f"--neighbours {s['neighbours']}", s["neighbours"] >= 1, "1 or more replacements per word"),
+        (
+            f"--p-delete {s['p_delete']} --p-replace {s['p_replace']}",
+            0 <= s["p_delete"] and 0 <= s["p_replace"] and s["p_delete"] + s["p_replace"] <= 1,
+            "chances of 0 or more that add up to at most 1",
+        ),
+    )
+    for flag, ok, expected in checks:
+        if not ok:
+            raise InputError(None, flag, expected)
+    m = neighbours_from.manifest
+    return Augmentation(
+        source=train.name,
+        source_sha256=sha256_file(train),
+        neighbours_from=m.name,
+        neighbours_sha256=m.files[m.model_file].sha256,
+        **settings,
+    )
