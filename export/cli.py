@@ -185,8 +185,9 @@ def cmd_export_prune_vocab(args: argparse.Namespace) -> int:
 
 def cmd_export_augment_questions(args: argparse.Namespace) -> int:
     from edgekit.bundle import load_bundle
-    from export.augment import augment_questions, make_spec
+    from export.augment import AUGMENTED, augment_questions, make_spec
 
+    check_destination(args.out, AUGMENTED, [args.train, args.neighbours_from])
     src = load_bundle(args.neighbours_from)
     spec = make_spec(
         args.train,

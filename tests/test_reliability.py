@@ -77,6 +77,14 @@ def writers(bundle: Path, dataset: Path, run_dir: Path, work: Path) -> dict[str,
         "export int8": lambda out: ["export", "int8", str(bundle), out],
         "export int4": lambda out: ["export", "int4", str(bundle), out],
         "export fuse": lambda out: ["export", "fuse", str(bundle), out, "--validate-dataset", str(dataset)],
+        "export augment-questions": lambda out: [
+            "export",
+            "augment-questions",
+            str(bundle),
+            out,
+            "--train",
+            str(dataset),
+        ],
         "run": lambda out: ["run", str(bundle), "--dataset", str(dataset), "--out", out, "--no-progress"],
         "report": lambda out: ["report", str(run_dir), "--out", out],
         "deploy": lambda out: ["deploy", "ssh://127.0.0.1:9", str(bundle), "--dataset", str(dataset), "--out", out],
@@ -85,7 +93,18 @@ def writers(bundle: Path, dataset: Path, run_dir: Path, work: Path) -> dict[str,
     }
 
 
-WRITERS = ["export onnx", "export int8", "export int4", "export fuse", "run", "report", "deploy", "distill", "demo"]
+WRITERS = [
+    "export onnx",
+    "export int8",
+    "export int4",
+    "export fuse",
+    "export augment-questions",
+    "run",
+    "report",
+    "deploy",
+    "distill",
+    "demo",
+]
 
 
 @pytest.mark.parametrize("where", ["the working directory", "its parent", "a directory of other files"])
