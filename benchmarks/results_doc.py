@@ -455,6 +455,15 @@ def _best_within(d: dict[str, Any]) -> list[str]:
                 f"- best within {mb:.0f} MB{label}: {r['name']} ({r['size_mb']:.1f} MB), F1 {r['f1']:.2f} "
                 f"= {100 * r['f1_kept']:.1f}% of the teacher's; {gaps}"
             )
+        # what quantization and pruning start from: a budget no fp32 student clears is not closed by either
+        by_name = {r["name"]: r for r in d["rows"]}
+        fp32 = [by_name.get(re.split(r"-(?:int8|int4|vocab\d+)-", f["name"])[0] + "-fp32-onnx") for f in fits]
+        f = max((f for f in fp32 if f and f not in fits), key=lambda f: f["f1"], default=None)
+        if f is not None:
+            out.append(
+                f"- the same students before quantization or pruning: best {f['name']} ({f['size_mb']:.1f} MB), "
+                f"F1 {f['f1']:.2f} = {100 * f['f1_kept']:.1f}% of the teacher's"
+            )
     return out
 
 

@@ -49,14 +49,20 @@ def test_each_budget_names_its_best_variant_by_kind() -> None:
             row("m-int8-onnx", 49, 74.0),
             row("m-int8-onnx-float-act", 49, 75.0, ("output/dense",)),
             row("m-int8-onnx-over", 60, 79.0),
+            row("s-vocab8000-int8-onnx", 12, 65.0),
+            row("s-fp32-onnx", 90, 71.0),
+            row("m-fp32-onnx", 260, 78.0),
         ],
     }
     lines = results_doc._best_within(d)
     assert [line.split(":")[0] for line in lines] == [
         "- best within 25 MB",
+        "- the same students before quantization or pruning",
         "- best within 50 MB",
         "- best within 50 MB with int8 layers",
         "- best within 50 MB with int8 weights, float activations into some products",
+        "- the same students before quantization or pruning",
     ]
-    assert "m-int8-onnx (49.0 MB), F1 74.00 = 92.5%" in lines[2] and "m-int8-onnx-float-act" in lines[3]
-    assert "90% is 72.00: held; 95% is 76.00: 2.00 F1 short" in lines[2]
+    assert "best s-fp32-onnx (90.0 MB), F1 71.00 = 88.8%" in lines[1] and "best m-fp32-onnx" in lines[5]
+    assert "m-int8-onnx (49.0 MB), F1 74.00 = 92.5%" in lines[3] and "m-int8-onnx-float-act" in lines[4]
+    assert "90% is 72.00: held; 95% is 76.00: 2.00 F1 short" in lines[3]
