@@ -124,7 +124,7 @@ def augment_questions(train: Path, neighbours_from: Bundle, out: Path, spec: Aug
         keep = {w.lower() for a in qa["answers"] for w in _WORD.findall(a["text"])}
         for k in range(1, spec.copies + 1):
             q = perturb(qa["question"], keep, table, spec, rng)
-            if q != qa["question"]:
+            if q.strip() and q != qa["question"]:  # a copy that lost every word is no question
                 copies.setdefault(id(p), []).append({**qa, "id": f"{qa['id']}-aug{k}", "question": q})
     written = sum(len(v) for v in copies.values())
     articles = []
