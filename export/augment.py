@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import string
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from onnx import numpy_helper
 
 from edgekit.atomic import write_json
 from edgekit.bundle import Bundle, sha256_file
-from edgekit.destination import OutputKind, replacing
+from edgekit.destination import LOCK_FILE, OutputKind, check_destination, replacing
 from edgekit.errors import InputError
 from edgekit.squad import load_squad, reject_constant
 from export.vocab import _wordpiece, english_frequencies, word_embedding_node
@@ -42,7 +43,9 @@ from export.vocab import _wordpiece, english_frequencies, word_embedding_node
 AUGMENTED = OutputKind("edgekit augmented questions", ("augment.json",))
 QUESTION_WORDS = frozenset("who whom whose what which when where why how many much did does do is are was were".split())
 FUNCTION_WORDS = 100  # English's most frequent words (the, of, in, ...): dropped at times, never replaced or used
-_WORD = re.compile(r"[A-Za-z]+")
+_WORD = re.compile(r"[^\W\d_]+")  # a run of letters, any alphabet
+SENTENCE_END = "?.!"
+OUTPUT_FILES = ("questions.json", "augment.json")
 
 
 @dataclass(frozen=True)
@@ -86,31 +89,48 @@ def neighbour_table(bundle: Bundle, words: set[str], k: int, english_words: int 
 
 
 def perturb(question: str, keep: set[str], table: dict[str, list[str]], a: Augmentation, rng: random.Random) -> str:
-    """One copy of ``question``: words dropped or replaced by neighbours, ``keep`` (lower case) untouched."""
+    """One copy of ``question``: words dropped or replaced by neighbours. Only a token that is one word
+    between punctuation changes ("10th", "U.S." and "Beyonce's" stay whole), never one in ``keep`` (lower
+    case) or a question word; a dropped word leaves only a sentence's closing mark behind."""
     words = []
     for token in question.split():
-        m = _WORD.search(token)
-        if not m or any(w.lower() in keep or w.lower() in QUESTION_WORDS for w in _WORD.findall(token)):
+        core = token.strip(string.punctuation + "“”‘’")
+        low = core.lower()
+        if not _WORD.fullmatch(core) or low in keep or low in QUESTION_WORDS:
             words.append(token)
             continue
-        word = m.group(0)
-        low = word.lower()
         r = rng.random()
         if r < a.p_delete:
-            tail = token[m.end() :]
-            if words and tail and not any(c.isalnum() for c in tail):
-                words[-1] += tail  # "... in Paris?" loses "Paris", keeps "?"
+            if words and token[-1] in SENTENCE_END:
+                words[-1] += token[-1]  # "... in Paris?" loses "Paris", keeps "?"
             continue
         if r < a.p_delete + a.p_replace and table.get(low):
             new = rng.choice(table[low])
-            new = new.capitalize() if word[0].isupper() else new
-            token = token[: m.start()] + new + token[m.end() :]
+            start = token.index(core)
+            token = token[:start] + (new.capitalize() if core[0].isupper() else new) + token[start + len(core) :]
         words.append(token)
     return " ".join(words)
 
 
+def check_output(out: Path, sources: list[Path]) -> Path:
+    """Refuse ``out`` unless it is new, empty or this command's output *alone*: an ``augment.json`` copied
+    next to other files must not make those files this command's to replace."""
+    out = check_destination(out, AUGMENTED, sources)
+    if out.is_dir():
+        other = sorted(p.name for p in out.iterdir() if p.name not in (*OUTPUT_FILES, LOCK_FILE))
+        if other:
+            raise InputError(
+                out,
+                "output directory",
+                f"a new or empty directory, or one holding only {' and '.join(OUTPUT_FILES)}; it also holds "
+                f"{other[0]}{' and more' if len(other) > 1 else ''}, which is left alone",
+            )
+    return out
+
+
 def augment_questions(train: Path, neighbours_from: Bundle, out: Path, spec: Augmentation) -> tuple[Path, Augmentation]:
     """Write ``out/questions.json`` (the copies, SQuAD v1.1) and ``out/augment.json``; returns both."""
+    check_output(out, [train, neighbours_from.path])
     load_squad(train)  # every problem in the file is reported with its place before anything is built
     data = json.loads(train.read_text(encoding="utf-8"), parse_constant=reject_constant)
     qas = [(p, qa) for art in data["data"] for p in art["paragraphs"] for qa in p["qas"]]
@@ -122,11 +142,17 @@ def augment_questions(train: Path, neighbours_from: Bundle, out: Path, spec: Aug
     for i in chosen:
         p, qa = qas[i]
         keep = {w.lower() for a in qa["answers"] for w in _WORD.findall(a["text"])}
+        seen = {tuple(qa["question"].split())}
         for k in range(1, spec.copies + 1):
             q = perturb(qa["question"], keep, table, spec, rng)
-            if q.strip() and q != qa["question"]:  # a copy that lost every word is no question
+            if _WORD.search(q) and tuple(q.split()) not in seen:  # new words, not new spaces or a repeat
+                seen.add(tuple(q.split()))
                 copies.setdefault(id(p), []).append({**qa, "id": f"{qa['id']}-aug{k}", "question": q})
     written = sum(len(v) for v in copies.values())
+    if written == 0:
+        raise InputError(
+            train, f"--p-delete {spec.p_delete} --p-replace {spec.p_replace}", "chances that change some question"
+        )
     articles = []
     for art in data["data"]:
         paragraphs = [{"context": p["context"], "qas": copies[id(p)]} for p in art["paragraphs"] if id(p) in copies]
@@ -139,22 +165,26 @@ def augment_questions(train: Path, neighbours_from: Bundle, out: Path, spec: Aug
     return out / "questions.json", spec
 
 
-def make_spec(train: Path, neighbours_from: Bundle, **settings: Any) -> Augmentation:
-    """The record of an augmentation: its settings (refused when out of range) and its inputs by sha256."""
-    s = settings
+def check_settings(questions: int, copies: int, p_delete: float, p_replace: float, neighbours: int, **_: Any) -> None:
+    """Refuse settings out of range, one line naming the flag (before any input is read)."""
     checks = (
-        (f"--questions {s['questions']}", s["questions"] >= 0, "0 (all) or a positive number of questions"),
-        (f"--copies {s['copies']}", s["copies"] >= 1, "1 or more copies per question"),
-        (f"--neighbours {s['neighbours']}", s["neighbours"] >= 1, "1 or more replacements per word"),
+        (f"--questions {questions}", questions >= 0, "0 (all) or a positive number of questions"),
+        (f"--copies {copies}", copies >= 1, "1 or more copies per question"),
+        (f"--neighbours {neighbours}", neighbours >= 1, "1 or more replacements per word"),
         (
-            f"--p-delete {s['p_delete']} --p-replace {s['p_replace']}",
-            0 <= s["p_delete"] and 0 <= s["p_replace"] and s["p_delete"] + s["p_replace"] <= 1,
-            "chances of 0 or more that add up to at most 1",
+            f"--p-delete {p_delete} --p-replace {p_replace}",
+            0 <= p_delete and 0 <= p_replace and 0 < p_delete + p_replace <= 1,
+            "chances of 0 or more whose sum is above 0 and at most 1",
         ),
     )
     for flag, ok, expected in checks:
         if not ok:
             raise InputError(None, flag, expected)
+
+
+def make_spec(train: Path, neighbours_from: Bundle, **settings: Any) -> Augmentation:
+    """The record of an augmentation: its settings (refused when out of range) and its inputs by sha256."""
+    check_settings(**settings)
     m = neighbours_from.manifest
     return Augmentation(
         source=train.name,

@@ -59,7 +59,7 @@ class DataSpec:
     # Window length of the bundles and so of the dev evaluation; 0: max_seq_len. Training on short windows
     # saves CPU time; answering on longer ones splits fewer contexts (see README, "Distillation").
     bundle_max_seq_len: int = 0
-    train_limit: int = 0  # 0: every training question
+    train_limit: int = 0  # 0: every training question; else the first N of each training file
     dev_limit: int = 0  # 0: the full dev set
 
     @property

@@ -701,7 +701,7 @@ CASES: list[Case] = [
             "--p-replace",
             "0.6",
         ],
-        "add up to at most 1",
+        "whose sum is above 0 and at most 1",
     ),
     Case(
         "export",
