@@ -34,7 +34,7 @@ import onnx
 from onnx import numpy_helper
 
 from edgekit.atomic import write_json
-from edgekit.bundle import Bundle, sha256_file
+from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.destination import LOCK_FILE, OutputKind, check_destination, replacing
 from edgekit.errors import InputError
 from edgekit.squad import load_squad, reject_constant
@@ -88,7 +88,9 @@ def neighbour_table(bundle: Bundle, words: set[str], k: int, english_words: int 
     return out
 
 
-def perturb(question: str, keep: set[str], table: dict[str, list[str]], a: Augmentation, rng: random.Random) -> str:
+def perturb(
+    question: str, keep: set[str], table: dict[str, list[str]], p_delete: float, p_replace: float, rng: random.Random
+) -> str:
     """One copy of ``question``: words dropped or replaced by neighbours. Only a token that is one word
     between punctuation changes ("10th", "U.S." and "Beyonce's" stay whole), never one in ``keep`` (lower
     case) or a question word; a dropped word leaves only a sentence's closing mark behind."""
@@ -100,11 +102,11 @@ def perturb(question: str, keep: set[str], table: dict[str, list[str]], a: Augme
             words.append(token)
             continue
         r = rng.random()
-        if r < a.p_delete:
+        if r < p_delete:
             if words and token[-1] in SENTENCE_END:
                 words[-1] += token[-1]  # "... in Paris?" loses "Paris", keeps "?"
             continue
-        if r < a.p_delete + a.p_replace and table.get(low):
+        if r < p_delete + p_replace and table.get(low):
             new = rng.choice(table[low])
             start = token.index(core)
             token = token[:start] + (new.capitalize() if core[0].isupper() else new) + token[start + len(core) :]
@@ -128,23 +130,33 @@ def check_output(out: Path, sources: list[Path]) -> Path:
     return out
 
 
-def augment_questions(train: Path, neighbours_from: Bundle, out: Path, spec: Augmentation) -> tuple[Path, Augmentation]:
-    """Write ``out/questions.json`` (the copies, SQuAD v1.1) and ``out/augment.json``; returns both."""
-    check_output(out, [train, neighbours_from.path])
+def augment_questions(train: Path, neighbours_from: Path, out: Path, **settings: Any) -> tuple[Path, Augmentation]:
+    """Write ``out/questions.json`` (the copies, SQuAD v1.1) and ``out/augment.json``; returns the first and
+    the record. ``settings`` are the :class:`Augmentation` fields a user chooses (questions to seed)."""
+    check_settings(**settings)  # the cheap refusals first: flags, destination, the training file, then the bundle
+    check_output(out, [train, neighbours_from])
     load_squad(train)  # every problem in the file is reported with its place before anything is built
+    bundle = load_bundle(neighbours_from)
+    spec = Augmentation(
+        source=train.name,
+        source_sha256=sha256_file(train),
+        neighbours_from=bundle.manifest.name,
+        neighbours_sha256=bundle.manifest.files[bundle.manifest.model_file].sha256,
+        **settings,
+    )
     data = json.loads(train.read_text(encoding="utf-8"), parse_constant=reject_constant)
     qas = [(p, qa) for art in data["data"] for p in art["paragraphs"] for qa in p["qas"]]
     rng = random.Random(spec.seed)
     chosen = sorted(rng.sample(range(len(qas)), spec.questions)) if 0 < spec.questions < len(qas) else range(len(qas))
     words = {w.lower() for i in chosen for w in _WORD.findall(qas[i][1]["question"])}
-    table = neighbour_table(neighbours_from, words, spec.neighbours)
+    table = neighbour_table(bundle, words, spec.neighbours)
     copies: dict[int, list[dict[str, Any]]] = {}
     for i in chosen:
         p, qa = qas[i]
         keep = {w.lower() for a in qa["answers"] for w in _WORD.findall(a["text"])}
         seen = {tuple(qa["question"].split())}
         for k in range(1, spec.copies + 1):
-            q = perturb(qa["question"], keep, table, spec, rng)
+            q = perturb(qa["question"], keep, table, spec.p_delete, spec.p_replace, rng)
             if _WORD.search(q) and tuple(q.split()) not in seen:  # new words, not new spaces or a repeat
                 seen.add(tuple(q.split()))
                 copies.setdefault(id(p), []).append({**qa, "id": f"{qa['id']}-aug{k}", "question": q})
@@ -159,7 +171,7 @@ def augment_questions(train: Path, neighbours_from: Bundle, out: Path, spec: Aug
         if paragraphs:
             articles.append({"title": art["title"], "paragraphs": paragraphs})
     spec = Augmentation(**{**asdict(spec), "written": written})
-    with replacing(out, AUGMENTED, [train, neighbours_from.path]) as tmp:
+    with replacing(out, AUGMENTED, [train, neighbours_from]) as tmp:
         write_json(tmp / "questions.json", {"version": "1.1", "data": articles})
         write_json(tmp / "augment.json", asdict(spec))
     return out / "questions.json", spec
@@ -180,16 +192,3 @@ def check_settings(questions: int, copies: int, p_delete: float, p_replace: floa
     for flag, ok, expected in checks:
         if not ok:
             raise InputError(None, flag, expected)
-
-
-def make_spec(train: Path, neighbours_from: Bundle, **settings: Any) -> Augmentation:
-    """The record of an augmentation: its settings (refused when out of range) and its inputs by sha256."""
-    check_settings(**settings)
-    m = neighbours_from.manifest
-    return Augmentation(
-        source=train.name,
-        source_sha256=sha256_file(train),
-        neighbours_from=m.name,
-        neighbours_sha256=m.files[m.model_file].sha256,
-        **settings,
-    )

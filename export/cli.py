@@ -184,23 +184,19 @@ def cmd_export_prune_vocab(args: argparse.Namespace) -> int:
 
 
 def cmd_export_augment_questions(args: argparse.Namespace) -> int:
-    from edgekit.bundle import load_bundle
-    from edgekit.squad import load_squad
-    from export.augment import augment_questions, check_output, check_settings, make_spec
+    from export.augment import augment_questions
 
-    settings = {
-        "questions": args.questions,
-        "copies": args.copies,
-        "p_delete": args.p_delete,
-        "p_replace": args.p_replace,
-        "neighbours": args.neighbours,
-        "seed": args.seed,
-    }
-    check_settings(**settings)  # the cheap refusals first: flags, destination, the training file
-    check_output(args.out, [args.train, args.neighbours_from])
-    load_squad(args.train)
-    src = load_bundle(args.neighbours_from)
-    path, done = augment_questions(args.train, src, args.out, make_spec(args.train, src, **settings))
+    path, done = augment_questions(
+        args.train,
+        args.neighbours_from,
+        args.out,
+        questions=args.questions,
+        copies=args.copies,
+        p_delete=args.p_delete,
+        p_replace=args.p_replace,
+        neighbours=args.neighbours,
+        seed=args.seed,
+    )
     print(f"wrote {path}: {done.written} question copies (name it in a recipe's data.extra_train)")
     return 0
 

@@ -288,11 +288,13 @@ def cached_teacher_logits(
     ``write``), joined in file order."""
     t_bundle = _teacher_bundle(teacher, recipe, write)
     threads = recipe.training.threads or None
+    teacher_sha256 = t_bundle.manifest.files[t_bundle.manifest.model_file].sha256
+    tokenizer_sha256 = sha256_file(tok_file)
     found = []
     for train_path, examples, features in parts:
         key = CacheKey(
-            teacher_sha256=t_bundle.manifest.files[t_bundle.manifest.model_file].sha256,
-            student_tokenizer_sha256=sha256_file(tok_file),
+            teacher_sha256=teacher_sha256,
+            student_tokenizer_sha256=tokenizer_sha256,
             max_seq_len=recipe.data.max_seq_len,
             doc_stride=recipe.data.doc_stride,
             data_sha256=hashlib.sha256(sha256_file(train_path).encode() + str(len(examples)).encode()).hexdigest(),
