@@ -32,6 +32,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         low_memory=args.low_memory,
         spin=args.spin,
         backend=args.backend,
+        split=args.split,
         warmup=args.warmup,
         remote_dir=args.remote_dir,
         remote_python=args.remote_python,
@@ -85,9 +86,15 @@ def add_deploy(sub: argparse._SubParsersAction) -> None:
         "deployed in parallel, each device's results in --out/<target>",
     )
     p.add_argument("bundle", type=Path, help="edge bundle directory")
-    p.add_argument("--dataset", type=Path, default=dev_default(), help="SQuAD v1.1 JSON (default: %(default)s)")
+    p.add_argument(
+        "--dataset",
+        type=Path,
+        default=dev_default(),
+        help="the bundle's task's dataset: SQuAD v1.1 JSON (default: %(default)s), a classification TSV or CLINC150 JSON",
+    )
+    p.add_argument("--split", default=None, help="the split of a file holding several (CLINC150: train, val, test)")
     p.add_argument("--out", type=Path, required=True, help="local directory for the results")
-    p.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    p.add_argument("--limit", type=int, default=None, help="only the first N questions (examples)")
     p.add_argument(
         "--warmup", type=int, default=3, help="untimed warm-up runs on the device before measuring (default: 3)"
     )

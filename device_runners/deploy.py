@@ -44,7 +44,7 @@ from edgekit.bundle import load_bundle, sha256_file
 from edgekit.destination import DEPLOY, FLEET, claim
 from edgekit.errors import DeviceError, EdgekitError, InputError
 from edgekit.runner import RunConfig
-from edgekit.squad import load_squad
+from edgekit.tasks import get_task
 
 RESULT_FILES = ("metrics.json", "predictions.json", "predictions.jsonl", "run.json")
 DEFAULT_REMOTE_DIR = "~/edgekit-deploy"
@@ -217,6 +217,7 @@ class DeployConfig:
     low_memory: bool = False
     spin: bool = True
     backend: str | None = None  # the device's runtime (edgekit run --backend); auto: measured there
+    split: str | None = None  # the dataset's split, for a file that holds several (edgekit run --split)
     warmup: int = 3
     remote_dir: str = DEFAULT_REMOTE_DIR
     remote_python: str = DEFAULT_REMOTE_PYTHON
@@ -265,7 +266,7 @@ def deploy(
     config = config or DeployConfig()
     # what the device would refuse, refused here, before anything travels
     runtime = RuntimeOptions(config.threads, config.low_memory, config.spin, config.backend)
-    RunConfig(limit=config.limit, warmup=config.warmup, runtime=runtime)
+    RunConfig(limit=config.limit, warmup=config.warmup, runtime=runtime, split=config.split)
     if not config.remote_dir.strip() or not config.remote_python.strip():
         raise InputError(None, "--remote-dir/--remote-python", "a non-empty path on the device")
     if target.identity is not None and not Path(target.identity).is_file():
@@ -274,11 +275,12 @@ def deploy(
     open_backend(bundle, RuntimeOptions())
     check_format(bundle, config.backend)
     dataset = Path(dataset)
-    load_squad(dataset)  # a bad dataset is refused here, with its own message, before anything travels
     m = bundle.manifest
+    # a bad dataset is refused here, with its own message, before anything travels
+    get_task(m.task).load_examples(dataset, config.split, m)
     data_sha = sha256_file(dataset)
     bundle_dir = f"bundles/{m.name}-{m.files[m.model_file].sha256[:12]}"
-    data_name = f"data/{data_sha[:16]}.json"
+    data_name = f"data/{data_sha[:16]}{dataset.suffix.lower()}"  # the readers know a format by its suffix
     files = shipped_code_files()
     files.update({f"{bundle_dir}/{name}": bundle.path / name for name in [*m.files, "manifest.json"]})
     files[data_name] = dataset
@@ -293,6 +295,7 @@ def deploy(
     settings = f"t{config.threads or 'auto'}-w{config.warmup}" + ("-lowmem" if config.low_memory else "")
     settings += "" if config.spin else "-nospin"
     settings += f"-{config.backend}" if config.backend else ""
+    settings += f"-{config.split}" if config.split else ""
     run_dir = f"runs/{m.name}-{m.files[m.model_file].sha256[:12]}-{data_sha[:12]}-n{config.limit or 'all'}-{settings}"
     report = DeployReport(
         target.describe(), f"{root}/{run_dir}", uuid.uuid4().hex, sorted(changed), sorted(set(files) - set(changed))
@@ -337,6 +340,8 @@ def _push_and_run(
         args.append("--no-spin")
     if config.backend is not None:
         args += ["--backend", config.backend]
+    if config.split is not None:
+        args += ["--split", config.split]
     command = f"cd -- {remote_path(root)} && PYTHONPATH=code exec {_join(args)}"
     # the runner's progress bar and summary stream straight to this terminal (one device at a time)
     proc = remote.run(command, capture=not config.stream, check=False)
@@ -398,7 +403,7 @@ class FleetResult:
             return f"{self.target}: FAILED (exit {self.exit_code}): {self.error}"
         m = json.loads((self.out / "metrics.json").read_text())
         return (
-            f"{self.target}: EM {m['exact_match']:.2f} F1 {m['f1']:.2f} on {m['n_questions']} questions, "
+            f"{self.target}: {get_task(m.get('task', 'extractive-qa')).summary(m)}, "
             f"p50 {m['latency_ms']['p50']:.1f} ms, peak RSS {m['peak_rss_mb']:.0f} MB -> {self.out}"
         )
 

@@ -3,8 +3,8 @@
 Layout::
 
     BUNDLE/
-      manifest.json     format version, task, model settings, provenance, and the
-                        size and sha256 of every other file
+      manifest.json     format version, task (and a classifier's label names), model
+                        settings, provenance, and the size and sha256 of every other file
       model.onnx | model.tflite
       tokenizer.json
 
@@ -29,15 +29,16 @@ from edgekit import __version__
 from edgekit.atomic import write_json
 from edgekit.destination import BUNDLE, replacing
 from edgekit.errors import BundleError, InputError
-from edgekit.features import QATokenizer, check_window_settings
+from edgekit.features import QATokenizer
 from edgekit.squad import read_json
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-TASK = "extractive-qa"
+TASK = "extractive-qa"  # the default task: bundles written before the field had other values
 MODEL_FORMATS = ("onnx", "tflite")
 PRECISIONS = ("fp32", "int8", "int4")
 MAX_SEQ_LEN = 4096
+MAX_LABELS = 100_000
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class Manifest:
     vocab_size: int
     tokenizer_file: str = "tokenizer.json"
     max_answer_len: int = 30
+    # a classifier's label names, in the order of its logits (edgekit.tasks); empty for the other tasks
+    labels: list[str] = field(default_factory=list)
     source: dict[str, Any] = field(default_factory=dict)
     files: dict[str, FileEntry] = field(default_factory=dict)
     task: str = TASK
@@ -72,7 +75,10 @@ class Manifest:
     edgekit_version: str = __version__
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if not d["labels"]:
+            del d["labels"]  # a task without labels writes the manifest it wrote before labels existed
+        return d
 
 
 @dataclass(frozen=True)
@@ -98,9 +104,14 @@ class Bundle:
     def model_size_mb(self) -> float:
         return self.manifest.files[self.manifest.model_file].size / 1e6
 
-    def tokenizer(self) -> QATokenizer:
+    def tokenizer(self) -> Any:
+        """The task's tokenizer over the bundle's tokenizer.json (question/context windows for QA)."""
         m = self.manifest
-        return QATokenizer.from_file(self.tokenizer_path, m.max_seq_len, m.doc_stride)
+        if m.task == TASK:
+            return QATokenizer.from_file(self.tokenizer_path, m.max_seq_len, m.doc_stride)
+        from edgekit.tasks.classification import TextTokenizer
+
+        return TextTokenizer.from_file(self.tokenizer_path, m.max_seq_len)
 
     def summary(self) -> dict[str, Any]:
         """The bundle record stored in metrics.json."""
@@ -119,6 +130,8 @@ class Bundle:
             "max_seq_len": m.max_seq_len,
             "doc_stride": m.doc_stride,
             "source": m.source,
+            "task": m.task,
+            **({"labels": list(m.labels)} if m.labels else {}),
         }
 
 
@@ -209,6 +222,7 @@ _TYPES = {
     "vocab_size": int,
     "tokenizer_file": str,
     "max_answer_len": int,
+    "labels": list,
     "source": dict,
     "files": dict,
     "task": str,
@@ -252,8 +266,9 @@ def name_from(text: str) -> str:
 def _check_manifest(m: Manifest, path: Path) -> None:
     for name, kind in _TYPES.items():
         _check_type(getattr(m, name), kind, path, f"field '{name}'")
-    if m.task != TASK:
-        raise BundleError(path, "field 'task'", f"{TASK!r}, got {m.task!r}")
+    from edgekit.tasks import get_task
+
+    task = get_task(m.task, path)
     if m.model_format not in MODEL_FORMATS:
         raise BundleError(path, "field 'model_format'", f"one of {MODEL_FORMATS}, got {m.model_format!r}")
     if m.precision not in PRECISIONS:
@@ -261,15 +276,12 @@ def _check_manifest(m: Manifest, path: Path) -> None:
     for field_name, names in (("input_names", m.input_names), ("output_names", m.output_names)):
         if not names or not all(isinstance(n, str) and n for n in names):
             raise BundleError(path, f"field '{field_name}'", "a list of non-empty names")
-    if len(m.output_names) != 2:
-        raise BundleError(path, "field 'output_names'", "two outputs: start and end logits")
     for field_name, ok, expected in _BOUNDS:
         if not ok(m):
             raise BundleError(path, f"field '{field_name}'", f"{expected}, got {getattr(m, field_name)!r}")
-    try:
-        check_window_settings(m.max_seq_len, m.doc_stride)
-    except Exception as exc:
-        raise BundleError(path, "fields 'max_seq_len'/'doc_stride'", f"settings that fit together ({exc})") from None
+    if len(m.labels) > MAX_LABELS:
+        raise BundleError(path, "field 'labels'", f"at most {MAX_LABELS:,} labels, got {len(m.labels):,}")
+    task.check_manifest(m, path)
     for field_name in ("model_file", "tokenizer_file"):
         _check_plain_name(getattr(m, field_name), path, f"field '{field_name}'")
     if not _PLAIN_NAME.fullmatch(m.name):  # deploy and the report build file and remote names from it

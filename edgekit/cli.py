@@ -105,6 +105,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from edgekit.backends import RuntimeOptions
     from edgekit.runner import RunConfig, run
+    from edgekit.tasks import get_task
 
     config = RunConfig(
         limit=args.limit,
@@ -113,12 +114,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         runtime=RuntimeOptions(threads=args.threads, low_memory=args.low_memory, spin=args.spin, backend=args.backend),
         progress=not args.no_progress,
         run_id=args.run_id,
+        split=args.split,
     )
     m = run(args.bundle, args.dataset, args.out, config, argv=args.command_line)
     lat = m["latency_ms"]
     print(
-        f"{m['bundle']['name']}: EM {m['exact_match']:.2f}  F1 {m['f1']:.2f}  on {m['n_questions']} questions | "
-        f"p50 {lat['p50']:.1f} ms  p90 {lat['p90']:.1f} ms  {m['throughput_qps']:.2f} q/s | "
+        f"{m['bundle']['name']}: {get_task(m['task']).summary(m)} | "
+        f"p50 {lat['p50']:.1f} ms  p90 {lat['p90']:.1f} ms  {m['throughput_qps']:.2f}/s | "
         f"cold start {m['cold_start_ms']:.0f} ms | peak RSS {m['peak_rss_mb']:.0f} MB"
     )
     print(f"wrote {Path(args.out) / 'metrics.json'}")
@@ -154,7 +156,8 @@ def _workstation_adder(name: str) -> Callable[[argparse._SubParsersAction], None
 def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     """The full parser for the device commands; a workstation command gets its own only when ``chosen``."""
     parser = argparse.ArgumentParser(
-        prog="edgekit", description="Distill, export and measure extractive-QA models for edge devices."
+        prog="edgekit",
+        description="Distill, export and measure transformer models (extractive QA, text classification) for edge devices.",
     )
     parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
@@ -176,19 +179,26 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "run",
-        help="answer SQuAD questions with a bundle; write predictions and metrics",
-        description="Run a bundle on a SQuAD file and measure EM/F1, latency, throughput and memory. "
-        "Re-running with the same --out resumes an interrupted run.",
+        help="run a bundle over a dataset of its task; write predictions and metrics",
+        description="Run a bundle over a dataset of its task and measure its scores (QA: SQuAD EM/F1; text "
+        "classification: accuracy, macro-F1, and CLINC150's in-scope accuracy and out-of-scope recall), latency, "
+        "throughput and memory. Re-running with the same --out resumes an interrupted run.",
     )
     p.add_argument("bundle", type=Path, help="edge bundle directory")
     p.add_argument(
         "--dataset",
         type=Path,
         default=dev_default(),
-        help="SQuAD v1.1 JSON (default: %(default)s; set EDGEKIT_SQUAD_DIR to move it)",
+        help="the task's dataset: QA a SQuAD v1.1 JSON (default: %(default)s; set EDGEKIT_SQUAD_DIR to move it); "
+        "classification a TSV with sentence/text and label columns (GLUE's SST-2) or CLINC150's data_full.json",
+    )
+    p.add_argument(
+        "--split",
+        default=None,
+        help="the split of a file holding several (CLINC150 JSON: train, val, test; default test)",
     )
     p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    p.add_argument("--limit", type=int, default=None, help="only the first N questions (examples)")
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs before measuring (default: 3)")
     p.add_argument("--n-best", type=int, default=20, help="start/end candidates per window (default: 20)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,8 +21,11 @@ from edgekit.errors import InputError
 from edgekit.squad import reject_constant
 
 
-def read_log(path: str | Path, repair: bool = True) -> list[dict[str, Any]]:
-    """Records of a predictions log, in order; a torn final line is truncated away."""
+def read_log(
+    path: str | Path, repair: bool = True, fields: Mapping[str, type | tuple[type, ...]] | None = None
+) -> list[dict[str, Any]]:
+    """Records of a predictions log, in order; a torn final line is truncated away. ``fields``: what each
+    record must hold (the runner's and its task's fields); by default those of an extractive-QA run."""
     path = Path(path)
     if not path.exists():
         return []
@@ -37,7 +41,7 @@ def read_log(path: str | Path, repair: bool = True) -> list[dict[str, Any]]:
             continue
         try:
             rec = json.loads(line, parse_constant=reject_constant)
-            check_record(rec)
+            check_record(rec, fields)
         except (ValueError, RecursionError) as exc:
             torn = is_last or all(not rest.strip() for rest in lines[i + 1 :])
             if torn and repair:
@@ -62,24 +66,28 @@ def read_log(path: str | Path, repair: bool = True) -> list[dict[str, Any]]:
     return records
 
 
-# What the runner writes for each question (edgekit.runner): every field, of its type, finite
-RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {
+# What the runner writes for each example (edgekit.runner) whatever the task: every field, of its type, finite
+COMMON_FIELDS: dict[str, type | tuple[type, ...]] = {
     "id": str,
+    "latency_ms": (int, float),
+    "model_ms": (int, float),
+    "peak_rss_mb": (int, float),
+}
+# ... and, with an extractive-QA bundle, its task's (edgekit.tasks.qa)
+RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {
+    **COMMON_FIELDS,
     "answer": str,
     "start_char": int,
     "confidence": (int, float),
-    "latency_ms": (int, float),
-    "model_ms": (int, float),
     "windows": int,
-    "peak_rss_mb": (int, float),
 }
 
 
-def check_record(rec: Any) -> None:
+def check_record(rec: Any, fields: Mapping[str, type | tuple[type, ...]] | None = None) -> None:
     """Raise ``ValueError`` unless ``rec`` is a prediction record as the runner writes it."""
     if not isinstance(rec, dict):
         raise ValueError("not a JSON object")
-    for key, kind in RECORD_FIELDS.items():
+    for key, kind in (RECORD_FIELDS if fields is None else fields).items():
         value = rec.get(key)
         if isinstance(value, bool) or not isinstance(value, kind):
             raise ValueError(f"field {key!r} missing or not a {getattr(kind, '__name__', 'number')}")

@@ -57,12 +57,16 @@ def default_data_dir() -> Path:
 
 
 def sample_path(split: str = "dev") -> Path:
-    """A small attributed SQuAD excerpt shipped inside the package (see data/NOTICE.md)."""
-    return Path(__file__).with_name("data") / ("squad-sample.json" if split == "dev" else f"squad-{split}-sample.json")
+    """A small attributed excerpt shipped inside the package (see data/NOTICE.md): SQuAD's ``dev`` and ``train``,
+    and ``clinc150`` (CLINC150's layout, every split)."""
+    data = Path(__file__).with_name("data")
+    if split == "clinc150":
+        return data / "clinc150-sample.json"
+    return data / ("squad-sample.json" if split == "dev" else f"squad-{split}-sample.json")
 
 
 def resolve_data_path(value: str, default: Path) -> Path:
-    """A dataset path from a setting: ``packaged:dev`` / ``packaged:train`` for the shipped
+    """A dataset path from a setting: ``packaged:dev`` / ``packaged:train`` / ``packaged:clinc150`` for the shipped
     excerpts, environment variables expanded, empty for ``default``."""
     if not value:
         return default

@@ -1,10 +1,13 @@
-"""The offline demo behind ``make demo``: the whole chain on what the package ships.
+"""The offline demo behind ``make demo``: the whole chain on what the package ships, for two tasks.
 
-Recipe ``export/recipes/demo.toml``: the packaged all-MiniLM-L6-v2 encoder,
+Recipe ``export/recipes/demo.toml`` (extractive QA): the packaged all-MiniLM-L6-v2 encoder,
 fine-tuned on the shipped 734-question train excerpt -> ONNX fp32 and INT8 (and
 TFLite fp32/int8 when the ``tflite`` extra is installed) -> each bundle validated
 against PyTorch and run by the device runner on the shipped 105-question dev
-excerpt -> a size/accuracy table. No network, no files outside the project.
+excerpt -> a size/accuracy table. Recipe ``export/recipes/demo-intents.toml`` (text
+classification): the same encoder fine-tuned on the shipped CLINC150 excerpt (ten
+intents and out-of-scope queries), the same chain, checked on the excerpt's test split.
+No network, no files outside the project.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from export.pipeline import export_all, markdown, run_fresh
 from export.recipes import RECIPES_DIR, load_recipe
 
 DEMO_RECIPE = RECIPES_DIR / "demo.toml"
+INTENTS_RECIPE = RECIPES_DIR / "demo-intents.toml"
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
@@ -59,9 +63,15 @@ def run_demo(out: Path, threads: int | None = None) -> Path:
         overrides.append(f"training.threads={threads}")
     recipe = load_recipe(DEMO_RECIPE, overrides)
     rows = export_all(recipe, check_questions=105)
+    intents = load_recipe(
+        INTENTS_RECIPE,
+        [f'output_dir="{out}"', 'name="intents"', *overrides[2:]],  # beside the QA chain's files
+    )
+    intent_rows = export_all(intents, check_questions=240)
     # the Trainer's checkpoints (weights and optimizer state, most of the demo's disk) served only to resume
-    # training; the student's weights are in model/ and its bundles are built. They are this demo's own.
-    shutil.rmtree(recipe.out / "checkpoints", ignore_errors=True)
+    # training; the students' weights are in model/ and their bundles are built. They are this demo's own.
+    for r in (recipe, intents):
+        shutil.rmtree(r.out / "checkpoints", ignore_errors=True)
     summary = "\n".join(
         [
             "# edgekit demo",
@@ -73,6 +83,15 @@ def run_demo(out: Path, threads: int | None = None) -> Path:
             "",
             markdown(rows),
             *[f"- `{r.path}`" for r in rows],
+            "",
+            "## Text classification",
+            "",
+            "The same encoder fine-tuned on the shipped CLINC150 excerpt (500 queries of ten intents and 100 "
+            "out-of-scope ones), the same chain, run on the excerpt's 240 test queries (200 in scope, 40 out of "
+            "scope): intent detection with an out-of-scope class.",
+            "",
+            markdown(intent_rows),
+            *[f"- `{r.path}`" for r in intent_rows],
             "",
             *shipped_students(recipe.out / "shipped", threads),
         ]

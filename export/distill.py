@@ -1,4 +1,9 @@
-"""Task-specific distillation of a QA teacher into a student, with transformers' Trainer.
+"""Task-specific distillation of a teacher into a student, with transformers' Trainer.
+
+The recipe's ``task`` picks the data, the head and the logit loss: extractive QA (below) or
+text classification (``export.tasks.classification``: one logit row per text, no windows);
+the Trainer, checkpoints, resume, intermediate-layer terms and the evaluation through the
+device path are the same for both.
 
 ``run_distill(recipe)``:
 1. loads the teacher (and exports it once to an ONNX bundle, the fast runtime
@@ -51,9 +56,10 @@ from edgekit.runner import RunConfig, run
 from edgekit.squad import Example, load_squad, read_json
 from export.from_bundle import load_bundle_weights
 from export.losses import attention_mse, hidden_mse, pkd_cls, qa_kd_loss
-from export.models import LoadedQA, load_qa
+from export.models import LoadedQA, load_model
 from export.recipes import LossSpec, Recipe, add_recipe_arguments, checkpoint_settings, load_recipe
 from export.students import from_teacher_layers
+from export.tasks import classification as cls
 from export.teacher_cache import CacheKey, TeacherLogits, teacher_logits
 from export.to_onnx import input_names_of, onnx_bundle, save_tokenizer_json, validate
 from export.train_features import TrainFeatures, build_train_features, concat_features
@@ -129,9 +135,11 @@ class DistillTrainer(Trainer):
         teacher_model: torch.nn.Module | None,
         layer_map: list[int],
         input_names: list[str],
+        classifier: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.classifier = classifier
         self.loss_spec, self.teacher_model, self.layer_map, self.input_names = (
             loss_spec,
             teacher_model,
@@ -157,18 +165,21 @@ class DistillTrainer(Trainer):
         out = model(
             **feeds, output_hidden_states=need_inter, output_attentions=need_inter and spec.attention_weight > 0
         )
-        parts = qa_kd_loss(
-            out.start_logits,
-            out.end_logits,
-            inputs["start_positions"],
-            inputs["end_positions"],
-            inputs["attention_mask"],
-            inputs.get("teacher_start"),
-            inputs.get("teacher_end"),
-            inputs.get("teacher_mask"),
-            spec.alpha,
-            spec.temperature,
-        )
+        if self.classifier:
+            parts = cls.logit_loss(out, inputs, spec.alpha, spec.temperature)
+        else:
+            parts = qa_kd_loss(
+                out.start_logits,
+                out.end_logits,
+                inputs["start_positions"],
+                inputs["end_positions"],
+                inputs["attention_mask"],
+                inputs.get("teacher_start"),
+                inputs.get("teacher_end"),
+                inputs.get("teacher_mask"),
+                spec.alpha,
+                spec.temperature,
+            )
         loss = parts["loss"]
         if need_inter:
             loss = loss + self._intermediate(model, out, feeds, parts)
@@ -218,29 +229,67 @@ def _written_by_process_0(path: Path, what: str) -> EdgekitError:
 
 
 def _teacher_bundle(teacher: LoadedQA, recipe: Recipe, write: bool) -> Bundle:
-    """The teacher's fp32 ONNX bundle, exported once and reused while it verifies."""
-    name = name_from(Path(recipe.teacher.model.rstrip("/")).name) + "-fp32-onnx"
+    """The teacher's fp32 ONNX bundle, exported once and reused while it verifies (a classifier's: while it was
+    made from the teacher's current weights, since edgekit trains those teachers itself)."""
+    model = Path(recipe.teacher.model.rstrip("/"))
+    # a run's model directory is named 'model': the run's name says which teacher it is
+    name = name_from(model.parent.name if model.name == "model" else model.name) + "-fp32-onnx"
     path = Path(recipe.output_dir) / "teachers" / name
+    weights = model / "model.safetensors"
+    source = {"weights_sha256": sha256_file(weights)} if recipe.task == "classification" and weights.is_file() else {}
     try:
-        return load_bundle(path)
+        bundle = load_bundle(path)
+        if all(bundle.manifest.source.get(k) == v for k, v in source.items()):
+            return bundle
+        if not write:
+            raise EdgekitError(f"{path}: made from other teacher weights")
     except EdgekitError:
         if not write:
             raise _written_by_process_0(path, "the teacher's ONNX bundle") from None
-        bundle = onnx_bundle(teacher, path, name, recipe.data.max_seq_len, recipe.data.doc_stride)
-        v = validate(teacher, bundle, load_squad(recipe.data.dev_path())[:4])
-        if not v.ok:
-            raise EdgekitError(f"{path}: teacher ONNX differs from PyTorch by {v.max_abs_diff:.3g}") from None
-        return bundle
+    bundle = onnx_bundle(teacher, path, name, recipe.data.max_seq_len, recipe.data.doc_stride, source=source)
+    v = validate(teacher, bundle, dev_examples(recipe)[:4])
+    if not v.ok:
+        raise EdgekitError(f"{path}: teacher ONNX differs from PyTorch by {v.max_abs_diff:.3g}") from None
+    return bundle
 
 
-def build_student(recipe: Recipe, teacher: LoadedQA | None) -> LoadedQA:
+def dev_examples(recipe: Recipe) -> list[Any]:
+    """The recipe's dev examples: SQuAD questions, or texts of a classification set."""
+    if recipe.task == "classification":
+        return cls.read_split(recipe.data.dev, recipe.data.dev_split)
+    return load_squad(recipe.data.dev_path())
+
+
+def dev_file(recipe: Recipe) -> Path:
+    return cls.dataset_path(recipe.data.dev) if recipe.task == "classification" else recipe.data.dev_path()
+
+
+def recipe_labels(recipe: Recipe) -> list[str] | None:
+    """A classification recipe's labels (its own list, or its training data's); None for QA."""
+    if recipe.task != "classification":
+        return None
+    return cls.recipe_labels(recipe, cls.read_split(recipe.data.train, recipe.data.train_split))
+
+
+def load_teacher(recipe: Recipe, labels: list[str] | None) -> LoadedQA:
+    """The recipe's teacher; a classifier must bring its own head for the recipe's labels."""
+    teacher = load_model(recipe.teacher.model, labels=labels)
+    if labels is not None and teacher.fresh_head:
+        raise EdgekitError(
+            f"{recipe.teacher.model}: no classifier head trained on the recipe's {len(labels)} labels; expected a "
+            "teacher fine-tuned on them (a recipe with loss.alpha = 1 makes one)"
+        )
+    return teacher
+
+
+def build_student(recipe: Recipe, teacher: LoadedQA | None, labels: list[str] | None = None) -> LoadedQA:
     dropout = None if recipe.training.dropout == -1 else recipe.training.dropout
     if recipe.student.init == "teacher-layers":
         if teacher is None:
             raise EdgekitError("student.init = 'teacher-layers' needs the teacher")
         student = from_teacher_layers(teacher, recipe.student.layers, dropout)
     else:
-        student = load_qa(recipe.student.model, seed=recipe.training.seed, dropout=dropout)
+        student = load_model(recipe.student.model, seed=recipe.training.seed, dropout=dropout, labels=labels)
     return load_bundle_weights(student, recipe.student.weights) if recipe.student.weights else student
 
 
@@ -390,7 +439,7 @@ def training_arguments(recipe: Recipe, ckpt_dir: Path, uses_all_parameters: bool
         dataloader_pin_memory=False,
         dataloader_num_workers=0,
         save_safetensors=True,
-        label_names=["start_positions", "end_positions"],
+        label_names=["labels"] if recipe.task == "classification" else ["start_positions", "end_positions"],
         ddp_timeout=int(DDP_TIMEOUT.total_seconds()),
         ddp_find_unused_parameters=not uses_all_parameters,
     )
@@ -429,17 +478,28 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
         )
     last = last_checkpoint(ckpt_dir)
     needs_teacher = spec.uses_teacher_logits or spec.uses_intermediate or recipe.student.init == "teacher-layers"
+    classifier = recipe.task == "classification"
     with args.main_process_first(local=False, desc="the run's directory, student tokenizer and teacher logits"):
         if main:
             claim(recipe.out, TRAINING, recipe.inputs())
             _check_resumable(recipe, out / "checkpoint-settings.json", resuming=last is not None)
-        teacher = load_qa(recipe.teacher.model) if needs_teacher else None
-        student = build_student(recipe, teacher)
+        labels = None
+        if classifier:
+            examples = cls.read_split(recipe.data.train, recipe.data.train_split)
+            if recipe.data.train_limit:
+                examples = examples[: recipe.data.train_limit]
+            labels = cls.recipe_labels(recipe, examples)
+        teacher = load_teacher(recipe, labels) if needs_teacher else None
+        student = build_student(recipe, teacher, labels)
         tok_file = out / "student-tokenizer.json"
-        parts = training_parts(recipe, student, tok_file, write=main)
-        examples, features = joined(parts)
         t_cache = time.time()
-        logits = cached_teacher_logits(recipe, teacher, parts, tok_file, main) if spec.uses_teacher_logits else None
+        if classifier:
+            features, logits = _classification_data(recipe, teacher, student, examples, labels, tok_file, main)
+        else:
+            parts = training_parts(recipe, student, tok_file, write=main)
+            examples, features = joined(parts)
+            t_cache = time.time()
+            logits = cached_teacher_logits(recipe, teacher, parts, tok_file, main) if spec.uses_teacher_logits else None
     cache_s = time.time() - t_cache  # process 0: filling it (or finding it full) and the others reading it
     # An epoch's last, partial batch is dropped (a different one each epoch, the order being reshuffled):
     # with N processes accelerate would fill it up with repeated windows, so 1 and N would train on other
@@ -463,12 +523,13 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
     trainer = DistillTrainer(
         model=module,
         args=args,
-        train_dataset=QADataset(features, names, logits),
+        train_dataset=cls.TextDataset(features, names, logits) if classifier else QADataset(features, names, logits),
         data_collator=collate,
         loss_spec=spec,
         teacher_model=teacher_model,
         layer_map=layer_map,
         input_names=names,
+        classifier=classifier,
     )
     if last and main:
         print(f"resuming from {last}", file=sys.stderr)
@@ -479,7 +540,7 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
     resumed = int(Path(last).name.split("-")[-1]) if last else 0
     result: dict[str, Any] = {
         "n_train_features": len(features),
-        "n_train_questions": len(examples),
+        ("n_train_examples" if classifier else "n_train_questions"): len(examples),
         "steps": trainer.state.global_step,
         "resumed_from_step": resumed,
         "processes": args.world_size,
@@ -492,6 +553,45 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
     write_json(out / "training_log.json", trainer.state.log_history)
     student.model.to("cpu")  # saved and exported from the CPU, wherever it trained
     return _save_student(student, recipe, result, evaluate, argv, t0)
+
+
+def _classification_data(
+    recipe: Recipe,
+    teacher: LoadedQA | None,
+    student: LoadedQA,
+    examples: list[Any],
+    labels: list[str],
+    tok_file: Path,
+    write: bool,
+) -> tuple[cls.TextFeatures, np.ndarray | None]:
+    """The training texts tokenized as the device will (the student's tokenizer.json, written to ``tok_file``
+    unless ``write`` is false) and, for KD, the teacher's logits for each."""
+    if write:
+        save_tokenizer_json(student, tok_file)
+    elif not tok_file.is_file():
+        raise _written_by_process_0(tok_file, "the student's tokenizer")
+    from edgekit.tasks.classification import TextTokenizer
+
+    tok = TextTokenizer.from_file(tok_file, recipe.data.max_seq_len)
+    features = cls.build_text_features(examples, tok, labels, int(student.tokenizer.pad_token_id or 0))
+    if not recipe.loss.uses_teacher_logits:
+        return features, None
+    t_bundle = _teacher_bundle(teacher, recipe, write)
+    cache_root = Path(recipe.output_dir) / "cache"
+    try:
+        logits = cls.teacher_logits(
+            cache_root,
+            t_bundle,
+            cls.dataset_path(recipe.data.train),
+            recipe.data.train_split,
+            examples,
+            labels,
+            threads=recipe.training.threads or None,
+            write=write,
+        )
+    except FileNotFoundError:
+        raise _written_by_process_0(cache_root, "the teacher-logits cache") from None
+    return features, logits
 
 
 def _seconds_per_step(log: list[dict[str, Any]], steps_run: int) -> float | None:
@@ -561,8 +661,9 @@ def student_from_checkpoint(
     weights_file = checkpoint / "model.safetensors"
     if not weights_file.is_file():
         raise InputError(weights_file, "checkpoint", "a Trainer checkpoint directory with model.safetensors")
-    teacher = load_qa(recipe.teacher.model) if recipe.student.init == "teacher-layers" else None
-    student = build_student(recipe, teacher)
+    labels = recipe_labels(recipe)
+    teacher = load_teacher(recipe, labels) if recipe.student.init == "teacher-layers" else None
+    student = build_student(recipe, teacher, labels)
     state = {k.removeprefix("student."): v for k, v in load_file(weights_file).items() if k.startswith("student.")}
     missing, unexpected = student.model.load_state_dict(state, strict=False)
     if missing or unexpected:
@@ -577,7 +678,9 @@ def evaluate_saved(recipe: Recipe, argv: list[str] | None = None) -> dict[str, A
     """Score the student an earlier ``--no-eval`` run wrote to the recipe's output, updating its result.json."""
     t0 = time.time()
     result = read_json(recipe.out / "result.json", "distill result")
-    result.update(evaluate_student(load_qa(str(recipe.out / "model")), recipe, recipe.out))
+    result.update(
+        evaluate_student(load_model(str(recipe.out / "model"), labels=recipe_labels(recipe)), recipe, recipe.out)
+    )
     result["eval_wall_s"] = round(time.time() - t0, 1)
     result["eval_command"] = argv if argv is not None else sys.argv
     write_json(recipe.out / "result.json", result)
@@ -585,12 +688,13 @@ def evaluate_saved(recipe: Recipe, argv: list[str] | None = None) -> dict[str, A
 
 
 def evaluate_student(student: LoadedQA, recipe: Recipe, out: Path) -> dict[str, Any]:
-    """Dev EM/F1 through the device path: fp32 ONNX bundle -> edgekit runner -> official scorer."""
-    dev = recipe.data.dev_path()
+    """Dev scores through the device path: fp32 ONNX bundle -> edgekit runner -> the task's scorer
+    (QA: the official EM/F1; classification: accuracy, macro-F1)."""
+    dev = dev_file(recipe)
     bundle = onnx_bundle(
         student, out / "bundle-fp32-onnx", f"{recipe.name}-fp32-onnx", recipe.data.bundle_len, recipe.data.doc_stride
     )
-    v = validate(student, bundle, load_squad(dev)[:4])
+    v = validate(student, bundle, dev_examples(recipe)[:8])
     if not v.ok:
         raise EdgekitError(f"{bundle.path}: student ONNX differs from PyTorch by {v.max_abs_diff:.3g}")
     threads = recipe.training.threads or None
@@ -602,13 +706,19 @@ def evaluate_student(student: LoadedQA, recipe: Recipe, out: Path) -> dict[str, 
             bundle.path,
             dev,
             tmp,
-            RunConfig(limit=recipe.data.dev_limit or None, runtime=RuntimeOptions(threads=threads)),
+            RunConfig(
+                limit=recipe.data.dev_limit or None,
+                runtime=RuntimeOptions(threads=threads),
+                split=recipe.data.dev_split or None,
+            ),
             argv=["edgekit", "distill", "(evaluation)"],
         )
+    if recipe.task == "classification":
+        scores = {k: m[k] for k in ("accuracy", "macro_f1", "n_examples", "in_scope_accuracy", "oos_recall") if k in m}
+    else:
+        scores = {"exact_match": m["exact_match"], "f1": m["f1"], "n_questions": m["n_questions"]}
     return {
-        "exact_match": m["exact_match"],
-        "f1": m["f1"],
-        "n_questions": m["n_questions"],
+        **scores,
         "eval_max_seq_len": recipe.data.bundle_len,
         "eval_metrics": str(out / "eval-dev" / "metrics.json"),
     }
@@ -624,11 +734,12 @@ def main_args(args: argparse.Namespace, argv: list[str]) -> int:
         result = run_distill(recipe, evaluate=not args.no_eval, argv=argv)
         if result is None:  # another process than 0 of a multi-process run: process 0 reports
             return 0
-    score = (
-        f"EM {result['exact_match']:.2f} F1 {result['f1']:.2f} on {result['n_questions']} dev questions"
-        if "f1" in result
-        else "not evaluated"
-    )
+    if "f1" in result:
+        score = f"EM {result['exact_match']:.2f} F1 {result['f1']:.2f} on {result['n_questions']} dev questions"
+    elif "accuracy" in result:
+        score = f"accuracy {result['accuracy']:.2f} macro-F1 {result['macro_f1']:.2f} on {result['n_examples']} dev examples"
+    else:
+        score = "not evaluated"
     print(f"{recipe.name}: {result['method']}: {score}; wrote {recipe.out / 'result.json'}")
     return 0
 

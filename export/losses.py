@@ -1,7 +1,7 @@
-"""Distillation losses for extractive QA, as pure functions of tensors.
+"""Distillation losses, as pure functions of tensors: extractive QA and text classification.
 
 The main objective (Hinton et al.; DistilBERT; TextBrewer's ``kd_ce_loss``) on
-start and end logits::
+a classifier's logits, or on QA's start and end logits (each a distribution over positions)::
 
     loss = alpha * CE(student, gold) + (1 - alpha) * T² * KL(softmax(teacher/T) || softmax(student/T))
 
@@ -13,7 +13,8 @@ Positions where ``mask`` is False (padding, tokens the teacher has no aligned
 logit for) are excluded from both distributions.
 
 Defaults: T = 2.0 and alpha = 0.5, the values DistilBERT and Hugging Face's
-distillation example use for SQuAD.
+distillation example use for SQuAD (classification recipes set T = 4, the worked
+example's value for a sequence classifier).
 
 Optional intermediate-layer terms, each with its own weight in the recipe:
 ``hidden_mse`` (FitNets; a learned projection when widths differ),
@@ -82,6 +83,25 @@ def qa_kd_loss(
     soft = (
         soft_loss(start, teacher_start, kd_mask, temperature) + soft_loss(end, teacher_end, kd_mask, temperature)
     ) / 2
+    return {"loss": alpha * hard + (1 - alpha) * soft, "hard": hard.detach(), "soft": soft.detach()}
+
+
+def classification_kd_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    teacher_logits: torch.Tensor | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    temperature: float = DEFAULT_TEMPERATURE,
+) -> dict[str, torch.Tensor]:
+    """A sequence classifier's objective over [batch, labels] logits; returns the total and its parts.
+
+    The same two terms as :func:`qa_kd_loss`, over labels instead of positions. Without teacher
+    logits (or with alpha = 1) this is plain fine-tuning."""
+    hard = F.cross_entropy(logits.float(), labels)
+    if teacher_logits is None or alpha >= 1.0:
+        return {"loss": hard, "hard": hard.detach()}
+    every = torch.ones_like(logits, dtype=torch.bool)
+    soft = soft_loss(logits, teacher_logits, every, temperature)
     return {"loss": alpha * hard + (1 - alpha) * soft, "hard": hard.detach(), "soft": soft.detach()}
 
 

@@ -1,8 +1,9 @@
 """Loading transformers models for export and distillation.
 
 Any local directory or hub name that transformers can load works the same way;
-an encoder without a QA head (e.g. a sentence-transformers checkpoint) gets a
-freshly initialised ``qa_outputs`` layer, seeded so exports are reproducible.
+an encoder without the task's head (e.g. a sentence-transformers checkpoint, or a QA
+model loaded as a classifier) gets a freshly initialised head, seeded so exports are
+reproducible.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from transformers import (
     AutoConfig,
     AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
     AutoTokenizer,
     PretrainedConfig,
     PreTrainedModel,
@@ -46,7 +48,7 @@ def resolve(name_or_path: str) -> str:
 
 @dataclass
 class LoadedQA:
-    """A QA model in fp32 eval mode with its fast tokenizer."""
+    """A model of one of edgekit's tasks (QA, text classification) in fp32 eval mode with its fast tokenizer."""
 
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerFast
@@ -76,7 +78,21 @@ def set_dropout(config: PretrainedConfig, p: float) -> PretrainedConfig:
 def load_qa(name_or_path: str, seed: int = 0, dropout: float | None = None) -> LoadedQA:
     """Load a question-answering model (or an encoder plus a fresh, seeded QA head) as fp32, with every
     dropout probability set to ``dropout`` unless it is None (the checkpoint's own)."""
+    return load_model(name_or_path, seed, dropout)
+
+
+def load_classifier(name_or_path: str, labels: list[str], seed: int = 0, dropout: float | None = None) -> LoadedQA:
+    """Load a sequence classifier over ``labels`` (its own head when the checkpoint was trained on exactly these
+    labels, else the encoder plus a fresh, seeded head), as fp32."""
+    return load_model(name_or_path, seed, dropout, labels)
+
+
+def load_model(
+    name_or_path: str, seed: int = 0, dropout: float | None = None, labels: list[str] | None = None
+) -> LoadedQA:
+    """A QA model (``labels`` None) or a classifier over ``labels``: the one loader of both."""
     path = resolve(name_or_path)
+    kind = "QA" if labels is None else "classification"
     if path.startswith(("/", "./", "../", "~")) and not Path(path).expanduser().is_dir():
         raise EdgekitError(f"{name_or_path}: no such directory; expected a transformers QA model directory or hub name")
     torch.manual_seed(seed)
@@ -84,15 +100,41 @@ def load_qa(name_or_path: str, seed: int = 0, dropout: float | None = None) -> L
         config = AutoConfig.from_pretrained(path)
         if dropout is not None:
             set_dropout(config, dropout)
-        model, info = AutoModelForQuestionAnswering.from_pretrained(
-            path, config=config, dtype=torch.float32, output_loading_info=True
+        auto = AutoModelForQuestionAnswering
+        if labels is not None:
+            auto = AutoModelForSequenceClassification
+            same = getattr(config, "id2label", None) == dict(enumerate(labels))
+            config.num_labels = len(labels)
+            config.id2label = dict(enumerate(labels))
+            config.label2id = {name: i for i, name in enumerate(labels)}
+        model, info = auto.from_pretrained(
+            path,
+            config=config,
+            dtype=torch.float32,
+            output_loading_info=True,
+            ignore_mismatched_sizes=labels is not None,
         )
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
     except (OSError, ValueError) as exc:  # missing files, an invalid hub name, a directory of another kind
         said = " ".join(str(exc).split())[:300]
-        raise EdgekitError(f"{name_or_path}: expected a transformers QA model directory or hub name ({said})") from None
+        raise EdgekitError(
+            f"{name_or_path}: expected a transformers {kind} model directory or hub name ({said})"
+        ) from None
     if not tokenizer.is_fast:
         raise EdgekitError(f"{name_or_path}: expected a fast (Rust) tokenizer; edge devices read tokenizer.json")
-    fresh = any("qa_outputs" in k for k in info.get("missing_keys", []))
+    if labels is None:
+        fresh = any("qa_outputs" in k for k in info.get("missing_keys", []))
+    else:  # a head trained on other labels (another config) is as good as none: a fresh one replaces it
+        fresh = bool(info.get("missing_keys") or info.get("mismatched_keys")) or not same
+        if fresh:
+            _fresh_head(model, seed)
     model.eval()
     return LoadedQA(model, tokenizer, name_or_path, fresh)
+
+
+def _fresh_head(model: PreTrainedModel, seed: int) -> None:
+    """Re-initialise, seeded, every classifier-head parameter the checkpoint did not provide for these labels."""
+    torch.manual_seed(seed)
+    for name, module in model.named_modules():
+        if name.split(".")[0] in ("classifier", "score", "pre_classifier"):
+            model._init_weights(module)

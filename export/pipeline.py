@@ -22,8 +22,8 @@ from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.destination import TRAINING, claim
 from edgekit.errors import EdgekitError
 from edgekit.squad import load_squad
-from export.distill import method_name, run_distill
-from export.models import LoadedQA, load_qa
+from export.distill import dev_examples, dev_file, method_name, recipe_labels, run_distill
+from export.models import LoadedQA, load_model
 from export.quantize import (
     DynamicInt8,
     StaticInt8,
@@ -53,13 +53,15 @@ class ArtifactRow:
     size_mb: float
     max_abs_diff: float
     answer_agreement: float
-    exact_match: float
-    f1: float
-    n_questions: int
+    exact_match: float | None  # QA's scores; None for a classifier
+    f1: float | None
+    n_questions: int  # questions or, for a classifier, examples
     latency_p50_ms: float
     path: str
     how: str = ""  # quantization / graph optimization, from the manifest
     peak_rss_mb: float = 0.0  # of the runner's own process (run_fresh)
+    accuracy: float | None = None  # a classifier's scores; None for QA
+    macro_f1: float | None = None
 
 
 def how_made(source: dict) -> str:
@@ -137,6 +139,8 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
         )
         paths[int8] = not kind
     n, train = variants.calibration_windows, data.train_path()
+    if variants.static and recipe.task != "qa":
+        raise EdgekitError(f"static int8 in the chain: calibrates on QA windows; not for task {recipe.task!r} yet")
     for method in variants.static:
         static = d / f"{name}-int8-onnx-static-{method}"
         settings = StaticInt8(calibration=method, calibration_data=windows_of(n, train))
@@ -149,6 +153,8 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
         _reuse(static, {**same, "quantization": settings.record()}, make_static, f"ONNX static int8 ({method})")
         paths[static] = False
     if variants.fuse:
+        if recipe.task != "qa":
+            raise EdgekitError(f"--fuse: checks the fused graph on QA windows; not for task {recipe.task!r} yet")
         from export.fuse import fuse_bundle
 
         fused, fused8 = d / f"{name}-fp32-onnx-fused", d / f"{name}-int8-onnx-fused"
@@ -172,7 +178,12 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
                 t8,
                 {**same, "tflite_lengths": signature_lengths(data.bundle_len)},
                 lambda: tflite_bundles(
-                    load_qa(str(recipe.out / "model")), d, name, data.bundle_len, data.doc_stride, source=src
+                    load_model(str(recipe.out / "model"), labels=recipe_labels(recipe)),
+                    d,
+                    name,
+                    data.bundle_len,
+                    data.doc_stride,
+                    source=src,
                 ),
                 "TFLite fp32 + int8",
             )
@@ -187,9 +198,9 @@ def check(qa: LoadedQA, bundle_path: Path, recipe: Recipe, n: int, shipped: bool
     forms): the other int8 variants are asked for to see what they lose, so they are reported.
     """
     bundle = load_bundle(bundle_path)
-    dev = recipe.data.dev_path()
+    dev = dev_file(recipe)
     m = bundle.manifest
-    v = validate(qa, bundle, load_squad(dev)[:16], DEFAULT_ATOL)
+    v = validate(qa, bundle, dev_examples(recipe)[:16], DEFAULT_ATOL)
     if m.precision == "fp32" and not v.ok:
         raise EdgekitError(f"{bundle.path}: logits differ from PyTorch by {v.max_abs_diff:.3g} > atol {v.atol}")
     if shipped and v.answer_agreement < INT8_MIN_AGREEMENT and v.max_abs_diff > INT8_BROKEN_ATOL:
@@ -201,7 +212,8 @@ def check(qa: LoadedQA, bundle_path: Path, recipe: Recipe, n: int, shipped: bool
         )
     # one check directory per model file: a remade bundle is checked afresh, not resumed from the old one's run
     model_sha = m.files[m.model_file].sha256
-    metrics = run_fresh(bundle.path, dev, recipe.out / "checks" / f"{bundle.path.name}-{model_sha[:12]}", n)
+    split = ["--split", recipe.data.dev_split] if recipe.data.dev_split else []
+    metrics = run_fresh(bundle.path, dev, recipe.out / "checks" / f"{bundle.path.name}-{model_sha[:12]}", n, split)
     return ArtifactRow(
         m.name,
         m.model_format,
@@ -210,13 +222,15 @@ def check(qa: LoadedQA, bundle_path: Path, recipe: Recipe, n: int, shipped: bool
         round(bundle.model_size_mb, 2),
         v.max_abs_diff,
         v.answer_agreement,
-        metrics["exact_match"],
-        metrics["f1"],
-        metrics["n_questions"],
+        metrics.get("exact_match"),
+        metrics.get("f1"),
+        metrics.get("n_questions", metrics.get("n_examples")),
         metrics["latency_ms"]["p50"],
         str(bundle.path),
         how_made(m.source),
         metrics["peak_rss_mb"],
+        metrics.get("accuracy"),
+        metrics.get("macro_f1"),
     )
 
 
@@ -234,6 +248,8 @@ def run_fresh(bundle: Path, dataset: Path, out: Path, limit: int, extra: Sequenc
 
 
 def markdown(rows: list[ArtifactRow]) -> str:
+    if rows and rows[0].accuracy is not None:
+        return _classifier_markdown(rows)
     lines = [
         "| bundle | format | precision | how | params | model MB | max abs Δlogit | same answer (16 q) | EM | F1 | questions "
         "| p50 ms | peak RSS MB |",
@@ -242,6 +258,21 @@ def markdown(rows: list[ArtifactRow]) -> str:
     lines += [
         f"| {r.name} | {r.format} | {r.precision} | {r.how or '-'} | {r.params / 1e6:.1f}M | {r.size_mb:.1f} | "
         f"{r.max_abs_diff:.2g} | {100 * r.answer_agreement:.0f}% | {r.exact_match:.1f} | {r.f1:.1f} | "
+        f"{r.n_questions} | {r.latency_p50_ms:.1f} | {r.peak_rss_mb:.0f} |"
+        for r in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _classifier_markdown(rows: list[ArtifactRow]) -> str:
+    lines = [
+        "| bundle | format | precision | how | params | model MB | max abs Δlogit | same label (16 ex) | accuracy "
+        "| macro-F1 | examples | p50 ms | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.name} | {r.format} | {r.precision} | {r.how or '-'} | {r.params / 1e6:.1f}M | {r.size_mb:.1f} | "
+        f"{r.max_abs_diff:.2g} | {100 * r.answer_agreement:.0f}% | {r.accuracy:.1f} | {r.macro_f1:.1f} | "
         f"{r.n_questions} | {r.latency_p50_ms:.1f} | {r.peak_rss_mb:.0f} |"
         for r in rows
     ]
@@ -257,7 +288,7 @@ def export_all(recipe: Recipe, check_questions: int = 100, variants: Variants = 
     else:
         run_distill(recipe, evaluate=False)
     weights_sha = sha256_file(weights)
-    qa = load_qa(str(out / "model"))
+    qa = load_model(str(out / "model"), labels=recipe_labels(recipe))
     bundles = build_bundles(qa, recipe, weights_sha, variants)
     rows = [check(qa, p, recipe, check_questions, shipped) for p, shipped in bundles.items()]
     write_json(

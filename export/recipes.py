@@ -1,8 +1,8 @@
 """Typed distillation recipes: TOML files under ``export/recipes/`` plus CLI overrides.
 
 A recipe has five tables, each a dataclass below: ``[teacher]``, ``[student]``,
-``[data]``, ``[loss]``, ``[training]``, plus top-level ``name`` and
-``output_dir``. Unknown keys and wrong types are refused with the file and the
+``[data]``, ``[loss]``, ``[training]``, plus top-level ``name``, ``output_dir`` and
+``task`` (``qa``, the default, or ``classification``). Unknown keys and wrong types are refused with the file and the
 key named. ``--set training.epochs=1`` style overrides are parsed as TOML values.
 Data paths may use environment variables (``$EDGEKIT_SQUAD_DIR``) or name the
 shipped excerpts (``packaged:train``, ``packaged:dev``); empty means the default
@@ -61,6 +61,11 @@ class DataSpec:
     bundle_max_seq_len: int = 0
     train_limit: int = 0  # 0: every training question; else the first N of each training file
     dev_limit: int = 0  # 0: the full dev set
+    # classification: the label names in logit order (empty: those of the training data, sorted), and the
+    # splits of files that hold several (CLINC150's JSON: train, val, test)
+    labels: list[str] = field(default_factory=list)
+    train_split: str = ""
+    dev_split: str = ""
 
     @property
     def bundle_len(self) -> int:
@@ -123,10 +128,14 @@ class TrainingSpec:
     group_by_length: bool = False
 
 
+TASKS = ("qa", "classification")
+
+
 @dataclass
 class Recipe:
     name: str = "student"
     output_dir: str = "runs/distill"
+    task: str = "qa"
     teacher: TeacherSpec = field(default_factory=TeacherSpec)
     student: StudentSpec = field(default_factory=StudentSpec)
     data: DataSpec = field(default_factory=DataSpec)
@@ -154,6 +163,7 @@ RESUMABLE = frozenset(
         "output_dir",
         "data.dev",
         "data.dev_limit",
+        "data.dev_split",
         "data.bundle_max_seq_len",
         "training.epochs",
         "training.max_steps",
@@ -278,6 +288,16 @@ _BOUNDS: tuple[tuple[str, typing.Callable[[Any], bool], str], ...] = (
 
 
 def _validate(r: Recipe, path: Path | None) -> None:
+    if r.task not in TASKS:
+        raise InputError(path, "key 'task'", f"one of {list(TASKS)}, got {r.task!r}")
+    if r.task == "classification":
+        for key in ("train", "dev"):
+            if not getattr(r.data, key):
+                raise InputError(path, f"key 'data.{key}'", "a classification dataset (.tsv, or CLINC150 .json)")
+        if len(set(r.data.labels)) != len(r.data.labels) or not all(x.strip() == x and x for x in r.data.labels):
+            raise InputError(path, "key 'data.labels'", "distinct, non-empty label names")
+    elif r.data.labels or r.data.train_split or r.data.dev_split:
+        raise InputError(path, "key 'data.labels'/'data.*_split'", "no labels or splits for task 'qa'")
     if r.student.init not in ("pretrained", "teacher-layers"):
         raise InputError(path, "key 'student.init'", f"'pretrained' or 'teacher-layers', got {r.student.init!r}")
     if r.student.init == "teacher-layers" and not r.student.layers:

@@ -6,10 +6,12 @@ report ``compress.json``, whose reference rows (BERT-base, BERT-large, the
 teacher) become the grey bars of the size plot. Every number in the outputs is
 read from those files; nothing is typed in here.
 
-Speedup is the teacher's median latency per question divided by the row's, on
-the same device; the teacher is the row with the largest model file on that device
+Speedup is the teacher's median latency per example divided by the row's, on
+the same device and task; the teacher is the row with the largest model file there
 (so an fp32 model is the baseline of its own int8 form) unless ``baseline`` names
-one (no speedup where a device ran only one model size).
+one (no speedup where a device ran only one model size). Runs of several tasks
+(extractive QA, text classification) are grouped by task: a table, a headline and a
+Pareto front each, since their scores (F1, accuracy) do not compare.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 from edgekit.atomic import write_bytes, write_json, write_text
 from edgekit.destination import REPORT, replacing
 from edgekit.errors import InputError
-from edgekit.predlog import read_log
+from edgekit.predlog import COMMON_FIELDS, read_log
 from edgekit.squad import read_json
 
 PLOTS = ("sizes.png", "f1_vs_latency.png", "latency_by_device.png")
@@ -45,10 +47,10 @@ class Row:
     format: str
     precision: str
     size_mb: float
-    exact_match: float
-    f1: float
+    exact_match: float | None  # QA
+    f1: float | None
     bertscore_f1: float | None
-    n_questions: int
+    n_questions: int  # questions or examples
     latency_p50_ms: float
     latency_p90_ms: float
     throughput_qps: float
@@ -57,6 +59,18 @@ class Row:
     metrics_path: str
     is_baseline: bool = False  # the row the device's speedups are against (the teacher)
     emulated: bool = False  # latencies are emulation time (device_runners/raspberry_pi/emulate.py)
+    task: str = "extractive-qa"
+    accuracy: float | None = None  # text classification
+    macro_f1: float | None = None
+
+    @property
+    def score(self) -> float:
+        """The task's headline score: F1 for QA, accuracy for a classifier."""
+        return self.f1 if self.accuracy is None else self.accuracy  # type: ignore[return-value]
+
+    @property
+    def score_name(self) -> str:
+        return "F1" if self.accuracy is None else "accuracy"
 
 
 def device_label(d: dict[str, Any]) -> str:
@@ -71,7 +85,7 @@ def method_of(bundle: dict[str, Any]) -> str:
     if src.get("method"):
         return str(src["method"])
     if src.get("model") and not src.get("recipe"):
-        return "teacher (fine-tuned)" if not src.get("fresh_qa_head") else "untrained head"
+        return "teacher (fine-tuned)" if not (src.get("fresh_qa_head") or src.get("fresh_head")) else "untrained head"
     return str(src.get("recipe", "?"))
 
 
@@ -92,7 +106,7 @@ def read_inputs(paths: list[Path]) -> tuple[list[tuple[Path, dict[str, Any]]], l
     for p in [d for given in paths for d in _expand(Path(given))]:
         f = _metrics_file(Path(p))
         obj = read_json(f, "results")
-        if isinstance(obj, dict) and "latency_ms" in obj and "f1" in obj and "bundle" in obj:
+        if isinstance(obj, dict) and "latency_ms" in obj and ("f1" in obj or "accuracy" in obj) and "bundle" in obj:
             runs.append((f, obj))
         elif isinstance(obj, dict) and isinstance(obj.get("rows"), list):
             for i, r in enumerate(obj["rows"]):
@@ -102,7 +116,9 @@ def read_inputs(paths: list[Path]) -> tuple[list[tuple[Path, dict[str, Any]]], l
                     _value(r, "params", f, int, where=f"rows[{i}]")
                     refs.append(r)
         else:
-            raise InputError(f, "top level", "a runner metrics.json (f1, latency_ms, bundle) or compress.json (rows)")
+            raise InputError(
+                f, "top level", "a runner metrics.json (f1 or accuracy, latency_ms, bundle) or compress.json (rows)"
+            )
     if not runs:
         raise InputError(paths[0] if paths else Path("."), "inputs", "at least one runner metrics.json")
     return runs, refs
@@ -156,6 +172,21 @@ def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = N
         threads = m.get("threads")
         if threads is not None:
             _value(m, "threads", path, int)
+        classifier = "accuracy" in m
+        if classifier:
+            scores = {
+                "exact_match": None,
+                "f1": None,
+                "accuracy": _value(m, "accuracy", path, float),
+                "macro_f1": _value(m, "macro_f1", path, float),
+                "n_questions": _value(m, "n_examples", path, int),
+            }
+        else:
+            scores = {
+                "exact_match": _value(m, "exact_match", path, float),
+                "f1": _value(m, "f1", path, float),
+                "n_questions": _value(m, "n_questions", path, int),
+            }
         rows.append(
             Row(
                 model=_value(m, "bundle.name", path, str),
@@ -167,10 +198,9 @@ def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = N
                 format=_value(m, "bundle.format", path, str),
                 precision=_value(m, "bundle.precision", path, str),
                 size_mb=_value(m, "bundle.model_size_mb", path, float),
-                exact_match=_value(m, "exact_match", path, float),
-                f1=_value(m, "f1", path, float),
-                bertscore_f1=_bertscore(path),
-                n_questions=_value(m, "n_questions", path, int),
+                bertscore_f1=None if classifier else _bertscore(path),
+                **scores,
+                task="text-classification" if classifier else "extractive-qa",
                 latency_p50_ms=p50,
                 latency_p90_ms=_value(m, "latency_ms.p90", path, float),
                 throughput_qps=_value(m, "throughput_qps", path, float),
@@ -185,7 +215,7 @@ def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = N
         raise InputError(None, f"--baseline {baseline}", f"the name of a bundle in the inputs: {names}")
     out = []
     for r in rows:
-        same = [x for x in rows if x.device == r.device]
+        same = [x for x in rows if x.device == r.device and x.task == r.task]
         if baseline:
             base = next((x for x in same if x.model == baseline), None)
         else:  # the teacher: the largest model on disk, when the device ran models of different sizes
@@ -193,40 +223,41 @@ def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = N
         # emulated latencies are emulation time: their ratios say nothing about the board's speed
         speed = base.latency_p50_ms / r.latency_p50_ms if base and not r.emulated else None
         out.append(replace(r, speedup=speed, is_baseline=r is base))
-    return sorted(out, key=lambda r: (r.device, -r.params, r.format, r.precision))
+    return sorted(out, key=lambda r: (r.task, r.device, -r.params, r.format, r.precision))
 
 
 def headline(rows: list[Row]) -> list[str]:
-    """Per device: the baseline (teacher) against the best student: x smaller, x faster, share of its F1.
+    """Per task and device: the baseline (teacher) against the best student: x smaller, x faster, share of its
+    score (F1, accuracy).
 
-    The best student is the smallest one within one F1 point of the most accurate student on that
+    The best student is the smallest one within one point of the most accurate student on that
     device: what fits a budget without giving up what the other students reach.
     """
     lines = []
-    for dev in sorted({r.device for r in rows}):
-        same = [r for r in rows if r.device == dev]
+    for task, dev in sorted({(r.task, r.device) for r in rows}):
+        same = [r for r in rows if r.device == dev and r.task == task]
         base = next((r for r in same if r.is_baseline), None)
         others = [r for r in same if r is not base]
         if base is None or not others:
             continue
         # the smallest student within one F1 point of the most accurate one (then the faster)
-        top = max(r.f1 for r in others)
-        best = min((r for r in others if r.f1 >= top - 1.0), key=lambda r: (r.size_mb, r.latency_p50_ms))
+        top = max(r.score for r in others)
+        best = min((r for r in others if r.score >= top - 1.0), key=lambda r: (r.size_mb, r.latency_p50_ms))
+        prefix = f"{task}, " if len({r.task for r in rows}) > 1 else ""
         fast = f", {best.speedup:.1f}× faster," if best.speedup else " (latency here is emulation time: not compared)"
         lines.append(
-            f"{dev}: {best.model} ({best.format} {best.precision}, {best.size_mb:.1f} MB) is "
+            f"{prefix}{dev}: {best.model} ({best.format} {best.precision}, {best.size_mb:.1f} MB) is "
             f"{base.size_mb / best.size_mb:.1f}× smaller than {base.model} ({base.size_mb:.1f} MB){fast} "
-            f"and keeps {100 * best.f1 / base.f1:.1f}% of its F1 ({best.f1:.1f} vs {base.f1:.1f}, "
-            f"{_questions([best, base])})."
+            f"and keeps {100 * best.score / base.score:.1f}% of its {best.score_name} ({best.score:.1f} vs "
+            f"{base.score:.1f}, {_questions([best, base])})."
         )
     return lines
 
 
 def _questions(rows: list[Row]) -> str:
     counts = sorted({r.n_questions for r in rows})
-    return (
-        f"{counts[0]:,} questions" if len(counts) == 1 else "on " + " / ".join(f"{n:,}" for n in counts) + " questions"
-    )
+    noun = "questions" if all(r.task == "extractive-qa" for r in rows) else "examples"
+    return f"{counts[0]:,} {noun}" if len(counts) == 1 else "on " + " / ".join(f"{n:,}" for n in counts) + f" {noun}"
 
 
 def title(rows: list[Row]) -> str:
@@ -257,7 +288,8 @@ def _latencies(metrics_path: str) -> list[float]:
     log = Path(metrics_path).with_name("predictions.jsonl")
     if not log.exists():
         return []
-    return [_value(r, "latency_ms", log, float, where=f"id {r['id']}") for r in read_log(log, repair=False)]
+    records = read_log(log, repair=False, fields=COMMON_FIELDS)  # any task: only the latencies are read
+    return [_value(r, "latency_ms", log, float, where=f"id {r['id']}") for r in records]
 
 
 def plot(rows: list[Row], refs: list[dict[str, Any]], out: Path) -> list[Path]:
@@ -299,24 +331,26 @@ def plot(rows: list[Row], refs: list[dict[str, Any]], out: Path) -> list[Path]:
     # F1 vs latency with the Pareto front per device; points carry the row number of the table (#)
     fig, ax = plt.subplots(figsize=(9, 5.5))
     markers = "osD^v<>"
-    for i, dev in enumerate(sorted({r.device for r in rows})):
-        pts = [(n, r) for n, r in enumerate(rows, 1) if r.device == dev]
-        sc = ax.scatter([r.latency_p50_ms for _, r in pts], [r.f1 for _, r in pts], marker=markers[i % len(markers)])
+    tasks = sorted({r.task for r in rows})
+    for i, (task, dev) in enumerate(sorted({(r.task, r.device) for r in rows})):
+        pts = [(n, r) for n, r in enumerate(rows, 1) if r.device == dev and r.task == task]
+        sc = ax.scatter([r.latency_p50_ms for _, r in pts], [r.score for _, r in pts], marker=markers[i % len(markers)])
         for n, r in pts:
-            ax.annotate(str(n), (r.latency_p50_ms, r.f1), fontsize=8, xytext=(4, 3), textcoords="offset points")
-        front = pareto([(r.latency_p50_ms, r.f1) for _, r in pts])
+            ax.annotate(str(n), (r.latency_p50_ms, r.score), fontsize=8, xytext=(4, 3), textcoords="offset points")
+        front = pareto([(r.latency_p50_ms, r.score) for _, r in pts])
         ax.step(
             [x for x, _ in front],
             [y for _, y in front],
             where="post",
             color=sc.get_facecolor()[0],
             linewidth=2,
-            label=f"{dev}: Pareto front",
+            label=f"{task + ', ' if len(tasks) > 1 else ''}{dev}: Pareto front",
         )
     plain_log_x(ax)
-    ax.set_xlabel("median latency per question, ms (log scale)")
-    ax.set_ylabel("F1 (SQuAD v1.1 dev)")
-    ax.set_title(f"F1 vs latency, {_questions(rows)} (numbers: rows of the table; line: Pareto front)")
+    ax.set_xlabel("median latency per example, ms (log scale)")
+    names = {"extractive-qa": "F1 (SQuAD v1.1)", "text-classification": "accuracy"}
+    ax.set_ylabel(", ".join(f"{names[t]}" for t in tasks) + (" (by task)" if len(tasks) > 1 else ""))
+    ax.set_title(f"Score vs latency, {_questions(rows)} (numbers: rows of the table; line: Pareto front)")
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -361,6 +395,8 @@ COLUMNS = [
     ("exact_match", "EM"),
     ("f1", "F1"),
     ("bertscore_f1", "BERTScore F1"),
+    ("accuracy", "accuracy"),
+    ("macro_f1", "macro-F1"),
     ("latency_p50_ms", "p50 ms"),
     ("latency_p90_ms", "p90 ms"),
     ("throughput_qps", "q/s"),
@@ -377,24 +413,56 @@ def _cell(key: str, value: Any) -> str:
         return f"{value / 1e6:.1f}M"
     if key == "speedup":
         return f"{value:.1f}×"
-    if key in ("size_mb", "exact_match", "f1", "latency_p50_ms", "latency_p90_ms", "throughput_qps", "peak_rss_mb"):
+    if key in (
+        "size_mb",
+        "exact_match",
+        "f1",
+        "accuracy",
+        "macro_f1",
+        "latency_p50_ms",
+        "latency_p90_ms",
+        "throughput_qps",
+        "peak_rss_mb",
+    ):
         return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
     if key == "bertscore_f1":
         return f"{100 * value:.1f}"
     return str(value)
 
 
-def table_cells(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
-    """The table, each row numbered as its point in the plots."""
-    head = ["#", *(h for _, h in COLUMNS)]
-    return head, [[str(n), *(_cell(k, getattr(r, k)) for k, _ in COLUMNS)] for n, r in enumerate(rows, 1)]
+# the columns of each task's scores; a task's table leaves out the others'
+TASK_COLUMNS = {
+    "extractive-qa": ("exact_match", "f1", "bertscore_f1"),
+    "text-classification": ("accuracy", "macro_f1"),
+}
+
+
+def table_cells(rows: list[Row], task: str | None = None) -> tuple[list[str], list[list[str]]]:
+    """The table of ``task``'s rows (all rows when None), each numbered as its point in the plots."""
+    other = {c for t, cols in TASK_COLUMNS.items() if t != task for c in cols} if task else set()
+    cols = [(k, h) for k, h in COLUMNS if k not in other]
+    head = ["#", *(h for _, h in cols)]
+    return head, [
+        [str(n), *(_cell(k, getattr(r, k)) for k, _ in cols)]
+        for n, r in enumerate(rows, 1)
+        if task is None or r.task == task
+    ]
+
+
+def task_tables(rows: list[Row]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """One table per task in the rows (their numbers stay those of the plots)."""
+    return [(task, *table_cells(rows, task)) for task in sorted({r.task for r in rows})]
 
 
 def markdown(rows: list[Row], refs: list[dict[str, Any]], plots: list[Path]) -> str:
-    head, body = table_cells(rows)
     lines = [f"# {title(rows)}", "", *[f"- {line}" for line in headline(rows)], ""]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    tables = task_tables(rows)
+    for task, head, body in tables:
+        if len(tables) > 1:
+            lines += [f"## {task}", ""]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+        lines += [""]
     if refs:
         lines += ["", "Reference sizes (fp32, parameters × 4 bytes): "]
         lines += [f"- {r['name']}: {r['params'] / 1e6:.1f}M params, {r['size_mb']:.1f} MB" for r in refs]
@@ -407,16 +475,19 @@ NOTES = (
     "the row; emulated rows are qemu emulation time, not the board's, and get no speedup. Speedup: the median "
     "latency of the device's largest model file (or --baseline) divided by the row's. Headline: the smallest "
     "student within one F1 point of the device's most accurate one. Numbers (#) in the plots are table rows. "
-    "EM/F1: official SQuAD v1.1 scoring on the row's questions (see the questions column; rows over different "
-    "question sets are not strictly comparable)."
+    "EM/F1: official SQuAD v1.1 scoring on the row's questions; accuracy and macro-F1 (classification): over the "
+    "row's examples (see the questions column; rows over different sets are not strictly comparable)."
 )
 
 
 def html_page(rows: list[Row], refs: list[dict[str, Any]], plots: list[Path]) -> str:
     """A single self-contained HTML file: the table and the plots embedded as data URIs."""
-    head, body = table_cells(rows)
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    trs = "\n".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in body)
+    tables = []
+    for task, head, body in task_tables(rows):
+        th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        trs = "\n".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in body)
+        caption = f"<h2>{html.escape(task)}</h2>" if len({r.task for r in rows}) > 1 else ""
+        tables.append(f"{caption}<table><thead><tr>{th}</tr></thead><tbody>\n{trs}\n</tbody></table>")
     imgs = "\n".join(
         f'<figure><img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
         f"<figcaption>{p.stem}</figcaption></figure>"
@@ -441,9 +512,7 @@ ul.headline {{ font-size: 17px; line-height: 1.5; max-width: 1100px; }}
 </style></head><body>
 <h1>{html.escape(title(rows))}</h1>
 {headline_html}
-<table><thead><tr>{th}</tr></thead><tbody>
-{trs}
-</tbody></table>
+{"".join(tables)}
 {refs_html}
 {imgs}
 <p class="notes">{html.escape(NOTES)}</p>

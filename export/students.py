@@ -2,7 +2,7 @@
 
 ``from_teacher_layers`` is DistilBERT's initialisation generalised to any list of
 layer indices: the student has the teacher's architecture with fewer layers, and
-every tensor (embeddings, the kept layers, shared relative-position tables, the QA
+every tensor (embeddings, the kept layers, shared relative-position tables, the task's
 head) is an exact copy of the teacher's.
 """
 
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import copy
 import re
-
-from transformers import AutoModelForQuestionAnswering
 
 from edgekit.errors import EdgekitError
 from export.models import LoadedQA, set_dropout
@@ -29,7 +27,7 @@ def from_teacher_layers(teacher: LoadedQA, layers: list[int], dropout: float | N
     config.num_hidden_layers = len(layers)
     if dropout is not None:
         set_dropout(config, dropout)
-    student = AutoModelForQuestionAnswering.from_config(config)
+    student = type(teacher.model)._from_config(config)  # the teacher's class: a QA model or a classifier
     source = teacher.model.state_dict()
     target = {}
     for key in student.state_dict():

@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModelForQuestionAnswering, BertConfig, BertForQuestionAnswering
+from transformers import (
+    AutoConfig,
+    AutoModelForQuestionAnswering,
+    BertConfig,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+)
 
 from export.models import PACKAGED_MINILM, LoadedQA, load_qa, packaged_minilm_path
 
@@ -38,6 +44,22 @@ def tiny_qa(tokenizer_from: str = PACKAGED_MINILM, seed: int = 0) -> LoadedQA:
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=tokenizer.vocab_size, max_position_embeddings=512, **SMALL)
     return LoadedQA(BertForQuestionAnswering(config).eval(), tokenizer, "tiny-random-bert", fresh_head=True)
+
+
+def tiny_classifier(labels: list[str], tokenizer_from: str = PACKAGED_MINILM, seed: int = 0) -> LoadedQA:
+    """A sequence classifier over ``labels`` of the same tiny shape as :func:`tiny_qa`, seeded random weights."""
+    tokenizer = load_qa(tokenizer_from).tokenizer
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        max_position_embeddings=512,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
+        **SMALL,
+    )
+    model = BertForSequenceClassification(config).eval()
+    return LoadedQA(model, tokenizer, "tiny-random-bert-classifier", fresh_head=True)
 
 
 def training_texts() -> Iterator[str]:

@@ -1,4 +1,4 @@
-"""PyTorch QA model -> ONNX edge bundle, validated against PyTorch on real questions.
+"""PyTorch model (QA, text classification) -> ONNX edge bundle, validated against PyTorch on real examples.
 
 Follows Optimum's exporter pattern (convert, then validate outputs within atol)
 with ``torch.onnx.export`` (TorchScript-based exporter, opset 17, dynamic batch
@@ -27,28 +27,44 @@ from edgekit.squad import Example
 from export.models import LoadedQA
 
 OUTPUT_NAMES = ["start_logits", "end_logits"]
-# start and end logits of a batch of windows, from whatever the artifact is checked against
-Reference = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray]]
+CLASSIFIER_OUTPUTS = ["logits"]
+# the logits of a batch (QA: start and end of windows), from whatever the artifact is checked against
+Reference = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, ...]]
 DEFAULT_ATOL = 1e-3
 
 
 class _LogitsOnly(torch.nn.Module):
-    """Wraps a HF QA model so the graph takes inputs positionally and returns two tensors."""
+    """Wraps a HF model so the graph takes inputs positionally and returns its logits as plain tensors
+    (QA: start and end; a classifier: one)."""
 
-    def __init__(self, model: torch.nn.Module, input_names: list[str]) -> None:
+    def __init__(self, model: torch.nn.Module, input_names: list[str], output_names: list[str]) -> None:
         super().__init__()
         self.model = model
         self.input_names = input_names
+        self.output_names = output_names
 
-    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(**dict(zip(self.input_names, inputs, strict=True)))
-        return out.start_logits, out.end_logits
+        return tuple(getattr(out, name) for name in self.output_names)
+
+
+def output_names_of(qa: LoadedQA) -> list[str]:
+    """The graph's outputs: start/end logits of a QA model, the logits of a classifier."""
+    return list(CLASSIFIER_OUTPUTS if labels_of(qa) else OUTPUT_NAMES)
+
+
+def labels_of(qa: LoadedQA) -> list[str]:
+    """A classifier's label names in logit order (its config's id2label); empty for a QA model."""
+    if not type(qa.model).__name__.endswith("ForSequenceClassification"):
+        return []
+    id2label = qa.model.config.id2label
+    return [str(id2label[i]) for i in range(len(id2label))]
 
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def _optimum_inputs(config: Any) -> set[str] | None:
+def _optimum_inputs(config: Any, task: str = "question-answering") -> set[str] | None:
     """The inputs Optimum's ONNX configuration for this model type declares (None: it has none).
 
     Optimum knows per architecture what the model reads: e.g. DeBERTa-v2/v3 with ``type_vocab_size = 0``
@@ -58,7 +74,7 @@ def _optimum_inputs(config: Any) -> set[str] | None:
         from optimum.exporters.tasks import TasksManager
 
         make = TasksManager.get_exporter_config_constructor(
-            exporter="onnx", model_type=config.model_type, task="question-answering", library_name="transformers"
+            exporter="onnx", model_type=config.model_type, task=task, library_name="transformers"
         )
         return set(make(config).inputs)
     except (ImportError, KeyError, ValueError):
@@ -93,11 +109,12 @@ def input_names_of(qa: LoadedQA) -> list[str]:
     RoBERTa, MPNet, DeBERTa-v3), so a tokenizer of another kind than the model still serves it."""
     check_tokenizer(qa)
     config = qa.model.config
-    takes = _optimum_inputs(config) or set(inspect.signature(qa.model.forward).parameters)
+    task = "text-classification" if labels_of(qa) else "question-answering"
+    takes = _optimum_inputs(config, task) or set(inspect.signature(qa.model.forward).parameters)
     if not {"input_ids", "attention_mask"} <= takes:
         raise EdgekitError(
             f"{qa.source}: model type {config.model_type!r} takes {sorted(takes & set(MODEL_INPUTS))}; "
-            "expected a QA model taking input_ids and attention_mask"
+            "expected a model taking input_ids and attention_mask"
         )
     if getattr(config, "type_vocab_size", None) == 0:
         takes = takes - {"token_type_ids"}
@@ -116,19 +133,21 @@ def graph_inputs(model_file: str | Path) -> list[str]:
 
 def export_onnx(qa: LoadedQA, out_path: str | Path, opset: int = 17) -> list[str]:
     """Write the model as ONNX with dynamic (batch, sequence) axes; returns the graph's input names."""
-    names = input_names_of(qa)
+    names, outputs = input_names_of(qa), output_names_of(qa)
     dummy = tuple(torch.ones((1, 16), dtype=torch.long) for _ in names)
-    axes = {n: {0: "batch", 1: "sequence"} for n in [*names, *OUTPUT_NAMES]}
+    axes = {n: {0: "batch", 1: "sequence"} for n in [*names, *outputs]}
+    if labels_of(qa):
+        axes["logits"] = {0: "batch"}
     # eval() on the wrapper too: the exporter restores the wrapper's mode afterwards, and a
     # fresh Module is in training mode, which would leave dropout on in the wrapped model.
-    wrapper = _LogitsOnly(qa.model, names).eval()
+    wrapper = _LogitsOnly(qa.model, names, outputs).eval()
     with torch.no_grad():
         torch.onnx.export(
             wrapper,
             dummy,
             str(out_path),
             input_names=names,
-            output_names=OUTPUT_NAMES,
+            output_names=outputs,
             dynamic_axes=axes,
             opset_version=opset,
             dynamo=False,
@@ -159,16 +178,34 @@ class Validation:
         return self.max_abs_diff <= self.atol
 
 
-def validate(qa: LoadedQA, bundle: Bundle, examples: list[Example], atol: float = DEFAULT_ATOL) -> Validation:
-    """Compare the bundle's logits and answers with PyTorch's on ``examples``."""
+def validate(qa: LoadedQA, bundle: Bundle, examples: list[Any], atol: float = DEFAULT_ATOL) -> Validation:
+    """Compare the bundle's logits and answers (a classifier's labels) with PyTorch's on ``examples``."""
     qa.model.eval()
+    outputs = output_names_of(qa)
 
-    def reference(feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def reference(feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
         with torch.no_grad():
             ref = qa.model(**{k: torch.from_numpy(v) for k, v in feeds.items()})
-        return ref.start_logits.numpy(), ref.end_logits.numpy()
+        return tuple(getattr(ref, name).numpy() for name in outputs)
 
+    if labels_of(qa):
+        return compare_texts(reference, bundle, examples, atol)
     return compare(reference, bundle, examples, atol)
+
+
+def compare_texts(reference: Reference, bundle: Bundle, examples: list[Any], atol: float = DEFAULT_ATOL) -> Validation:
+    """A classification bundle's logits and labels against ``reference``'s on ``examples`` (texts), one at a time."""
+    if not examples:
+        raise EdgekitError("validation needs at least one example")
+    backend = open_backend(bundle, RuntimeOptions())
+    tok, m = bundle.tokenizer(), bundle.manifest
+    max_diff, agree = 0.0, 0
+    for ex in examples:
+        feeds = tok.feeds(ex.text, m.input_names, backend.fixed_seq_len)
+        (got,), (want,) = backend(feeds), reference(feeds)
+        max_diff = max(max_diff, float(np.abs(got - want).max()))
+        agree += int(np.argmax(got)) == int(np.argmax(want))
+    return Validation(len(examples), len(examples), max_diff, agree / len(examples), atol)
 
 
 def compare(reference: Reference, bundle: Bundle, examples: list[Example], atol: float = DEFAULT_ATOL) -> Validation:
@@ -208,14 +245,15 @@ def manifest_for(
     source: dict | None = None,
 ) -> Manifest:
     """The manifest of a bundle exported from ``qa`` (every format and precision fills it the same way)."""
-    cfg = qa.model.config
+    cfg, labels = qa.model.config, labels_of(qa)
+    head = {"fresh_head": qa.fresh_head} if labels else {"fresh_qa_head": qa.fresh_head}
     return Manifest(
         name=name,
         model_file=f"model.{model_format}",
         model_format=model_format,
         precision=precision,
         input_names=input_names,
-        output_names=list(OUTPUT_NAMES),
+        output_names=output_names_of(qa),
         pad_id=int(qa.tokenizer.pad_token_id or 0),
         max_seq_len=max_seq_len,
         doc_stride=doc_stride,
@@ -223,10 +261,12 @@ def manifest_for(
         layers=int(cfg.num_hidden_layers),
         hidden_size=int(cfg.hidden_size),
         vocab_size=int(cfg.vocab_size),
+        labels=labels,
+        task="text-classification" if labels else "extractive-qa",
         source={
             "model": qa.source,
             "model_type": cfg.model_type,
-            "fresh_qa_head": qa.fresh_head,
+            **head,
             "exporter": exporter,
             **(source or {}),
         },
@@ -247,7 +287,8 @@ def onnx_bundle(
         model_file, tok_file = Path(tmp) / "model.onnx", Path(tmp) / "tokenizer.json"
         names = export_onnx(qa, model_file, opset)
         save_tokenizer_json(qa, tok_file)
-        QATokenizer.from_file(tok_file, max_seq_len, doc_stride)  # refuse bad settings before writing
+        if not labels_of(qa):
+            QATokenizer.from_file(tok_file, max_seq_len, doc_stride)  # refuse bad settings before writing
         exporter = f"torch.onnx (torch {torch.__version__}, opset {opset})"
         manifest = manifest_for(qa, name, "onnx", "fp32", names, max_seq_len, doc_stride, exporter, source)
         return write_bundle(out_dir, model_file, tok_file, manifest, qa.local_files)

@@ -1,4 +1,4 @@
-"""PyTorch QA model -> TFLite edge bundles (fp32 and dynamic-range int8), via LiteRT.
+"""PyTorch model (QA, text classification) -> TFLite edge bundles (fp32 and dynamic-range int8), via LiteRT.
 
 ``litert-torch`` converts the model at fixed sequence lengths (TFLite shapes are static;
 inputs become int32): one signature per length of ``signature_lengths`` in one file, the
@@ -26,7 +26,7 @@ from edgekit.bundle import Bundle, write_bundle
 from edgekit.errors import EdgekitError
 from edgekit.features import DEFAULT_DOC_STRIDE, DEFAULT_MAX_SEQ_LEN
 from export.models import LoadedQA
-from export.to_onnx import _LogitsOnly, input_names_of, manifest_for, save_tokenizer_json
+from export.to_onnx import _LogitsOnly, input_names_of, manifest_for, output_names_of, save_tokenizer_json
 
 SIGNATURE_LENGTHS = (64, 128, 256)  # below max_seq_len; SQuAD windows are mostly 100-250 tokens
 
@@ -44,7 +44,7 @@ def convert_tflite(qa: LoadedQA, out_path: str | Path, lengths: list[int]) -> li
 
     names = input_names_of(qa)
     qa.model.set_attn_implementation("eager")  # the converter lowers eager attention, not SDPA
-    wrapper = _LogitsOnly(qa.model, names).eval()
+    wrapper = _LogitsOnly(qa.model, names, output_names_of(qa)).eval()
     converter = litert_torch
     for n in sorted(lengths):
         converter = converter.signature(f"len{n}", wrapper, tuple(torch.ones((1, n), dtype=torch.long) for _ in names))

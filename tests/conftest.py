@@ -1,11 +1,13 @@
-"""Shared fixtures: the real SQuAD files from ../shared and a real MiniLM bundle.
+"""Shared fixtures: the real SQuAD, SST-2 and CLINC150 files from ../shared and a real MiniLM bundle.
 
-The data directory comes from ``EDGEKIT_SQUAD_DIR`` or ``../shared/data/squad``;
-CI checks the project out beside ``shared/``, so these tests run there too.
+The SQuAD directory comes from ``EDGEKIT_SQUAD_DIR`` or ``../shared/data/squad``, the other datasets'
+from ``EDGEKIT_DATA_DIR`` (set here to ``../shared/data`` when unset, as the classification recipes
+read it); CI checks the project out beside ``shared/``, so these tests run there too.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,8 @@ settings.load_profile("edgekit")
 
 ROOT = Path(__file__).resolve().parents[1]
 TEACHER_DIR = ROOT.parent / "shared" / "models" / "mpnet-base-squad"
+os.environ.setdefault("EDGEKIT_DATA_DIR", str(ROOT.parent / "shared" / "data"))
+DATA_DIR = Path(os.environ["EDGEKIT_DATA_DIR"])
 
 
 @pytest.fixture(scope="session")
@@ -79,3 +83,29 @@ def tiny_bundle(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("tiny") / "tiny"
     return onnx_bundle(tiny_qa(), out, "tiny-random-bert", max_seq_len=128, doc_stride=64)
+
+
+@pytest.fixture(scope="session")
+def sst2_dir() -> Path:
+    d = DATA_DIR / "sst2"
+    if not (d / "dev.tsv").exists():
+        pytest.fail(f"SST-2 not found in {d}; set EDGEKIT_DATA_DIR")
+    return d
+
+
+@pytest.fixture(scope="session")
+def clinc_file() -> Path:
+    f = DATA_DIR / "clinc150" / "data_full.json"
+    if not f.exists():
+        pytest.fail(f"CLINC150 not found at {f}; set EDGEKIT_DATA_DIR")
+    return f
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_bundle(tmp_path_factory):
+    """A seeded 2-layer, 32-wide BERT classifier over SST-2's labels with the MiniLM tokenizer, fp32 ONNX."""
+    from export.tiny import tiny_classifier
+    from export.to_onnx import onnx_bundle
+
+    out = tmp_path_factory.mktemp("tiny-cls") / "tiny-cls"
+    return onnx_bundle(tiny_classifier(["0", "1"]), out, "tiny-random-classifier", max_seq_len=64, doc_stride=0)

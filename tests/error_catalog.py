@@ -55,6 +55,7 @@ class Env:
 
     work: Path
     bundle: Path  # a valid fp32 ONNX bundle
+    classifier: Path  # a valid fp32 ONNX text-classification bundle, labels "0" and "1"
 
     def dataset(self, name: str, edit: Callable[[dict], None] | None = None) -> Path:
         obj = copy.deepcopy(VALID)
@@ -80,6 +81,12 @@ class Env:
         return ["run", str(bundle or self.bundle), "--dataset", str(dataset), "--out", str(out), *extra]
 
 
+def _texts(env: Env, name: str, content: str | bytes, *extra: str) -> list[str]:
+    """``edgekit run`` of the classifier on a dataset file of ``content``."""
+    data = env.raw(name, content if isinstance(content, bytes) else content.encode())
+    return env.run(data, *extra, bundle=env.classifier)
+
+
 def _qa(obj: dict) -> dict:
     return obj["data"][0]["paragraphs"][0]["qas"][0]
 
@@ -91,6 +98,12 @@ def _manifest(**changes) -> Callable[[Path], None]:
         (path / "manifest.json").write_text(json.dumps(m))
 
     return damage
+
+
+def _copy(src: Path, dest: Path, damage: Callable[[Path], None]) -> Path:
+    shutil.copytree(src, dest)
+    damage(dest)
+    return dest
 
 
 def _flip_byte(path: Path) -> None:
@@ -276,6 +289,50 @@ class Case:
 
 
 CASES: list[Case] = [
+    # classification datasets (TSV as GLUE's SST-2, CLINC150's JSON)
+    Case(
+        "classification data",
+        "TSV without the label column",
+        lambda e: _texts(e, "c1.tsv", "sentence\tscore\ngood\t1\n"),
+        "'label'",
+    ),
+    Case(
+        "classification data",
+        "a row short of a column",
+        lambda e: _texts(e, "c2.tsv", "sentence\tlabel\ngood\t1\nbad\n"),
+        "line 3",
+    ),
+    Case("classification data", "an empty text", lambda e: _texts(e, "c3.tsv", "sentence\tlabel\n \t1\n"), "non-empty"),
+    Case(
+        "classification data",
+        "a label outside the bundle's labels",
+        lambda e: _texts(e, "c4.tsv", "sentence\tlabel\ngood\t1\nso-so\tneutral\n"),
+        "one of the model's labels",
+    ),
+    Case(
+        "classification data",
+        "a CLINC150 file of another shape",
+        lambda e: _texts(e, "c5.json", json.dumps({"test": [["hi", "greeting", "extra"]]})),
+        "[utterance, intent] pair",
+    ),
+    Case(
+        "classification data",
+        "a split the file does not have",
+        lambda e: _texts(e, "c6.json", json.dumps({"train": [["hi", "1"]]}), "--split", "val"),
+        "one of the file's splits",
+    ),
+    Case(
+        "classification data",
+        "a format the device does not read",
+        lambda e: _texts(e, "c7.csv", "sentence,label\ngood,1\n"),
+        "a classification dataset",
+    ),
+    Case(
+        "bundle",
+        "classifier labels that do not fit the model's outputs",
+        lambda e: ["verify", str(_copy(e.classifier, e.work / "cb1", _manifest(labels=["0", "1", "2"])))],
+        "outputs",
+    ),
     # datasets
     Case("dataset", "not JSON", lambda e: e.run(e.raw("a.json", b'{"version": "1.1", "data": [')), "valid JSON"),
     Case("dataset", "not UTF-8", lambda e: e.run(e.raw("b.json", b'{"data": "\xff\xfe"}')), "UTF-8 text"),
@@ -859,11 +916,12 @@ def document(results: list[tuple[Case, str]], work: Path) -> str:
 
 
 def build(work: Path) -> list[tuple[Case, str]]:
-    from export.tiny import tiny_qa
+    from export.tiny import tiny_classifier, tiny_qa
     from export.to_onnx import onnx_bundle
 
     bundle = onnx_bundle(tiny_qa(), work / "tiny", "tiny-random-bert", max_seq_len=64, doc_stride=32)
-    env = Env(work, bundle.path)
+    classifier = onnx_bundle(tiny_classifier(["0", "1"]), work / "tiny-cls", "tiny-cls", max_seq_len=64, doc_stride=0)
+    env = Env(work, bundle.path, classifier.path)
     results = []
     for case in CASES:
         code, err = run_case(case, env)

@@ -20,8 +20,9 @@ from device_tools import require
 
 from device_runners.deploy import DeployConfig, deploy, stage_code
 from edgekit.bundle import load_bundle
-from edgekit.predlog import read_log
+from edgekit.predlog import COMMON_FIELDS, read_log
 from edgekit.runner import RunConfig, run
+from edgekit.tasks.classification import CLASSIFICATION
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +80,36 @@ def test_emulated_arm64_runner_gives_the_hosts_answers(emulated, tiny_bundle, de
     proc = emulated.edgekit(args, stage_code(tmp_path / "code"), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert_answers_like_the_host(tmp_path / "arm64", tmp_path / "host", n)
+
+
+def test_a_classification_bundle_answers_on_the_emulated_pi_as_on_the_host(
+    emulated, sshd, tiny_classifier_bundle, sst2_dir, tmp_path
+) -> None:
+    """A text classifier's int8 bundle through ``edgekit deploy`` to the emulated Pi: its labels and confidences
+    are the host's, and the dataset travels as a TSV the device's light reader reads."""
+    from export.quantize import quantize_dynamic_bundle
+
+    n, data = 6, sst2_dir / "dev.tsv"
+    int8 = quantize_dynamic_bundle(tiny_classifier_bundle, tmp_path / "tiny-cls-int8")
+    launcher = emulated.write_launcher(tmp_path / "pi-python")
+    config = DeployConfig(limit=n, warmup=0, remote_dir=str(tmp_path / "pi home"), remote_python=str(launcher))
+    for bundle in (tiny_classifier_bundle.path, int8.path):
+        host, pulled = tmp_path / "host" / bundle.name, tmp_path / "pulled" / bundle.name
+        run(bundle, data, host, RunConfig(limit=n, warmup=0, progress=False))
+        report = deploy(sshd, bundle, data, pulled, config)
+        assert report.remote_exit == 0
+        arm, here = (json.loads((d / "metrics.json").read_text()) for d in (pulled, host))
+        assert arm["device"]["arch"] == "aarch64" and arm["task"] == "text-classification"
+        assert json.loads((pulled / "predictions.json").read_text()) == json.loads(
+            (host / "predictions.json").read_text()
+        )
+        assert (arm["accuracy"], arm["macro_f1"], arm["n_examples"]) == (here["accuracy"], here["macro_f1"], n)
+        fields = {**COMMON_FIELDS, **CLASSIFICATION.record_fields}
+        conf = [
+            [(r["id"], r["confidence"]) for r in read_log(d / "predictions.jsonl", fields=fields)]
+            for d in (pulled, host)
+        ]
+        assert conf[0] == conf[1]
 
 
 def test_deploy_over_ssh_to_an_emulated_pi(emulated, sshd, tiny_bundles, dev_path, tmp_path) -> None:

@@ -7,8 +7,8 @@ from error_catalog import CASES, DOC, Case, Env, run_case
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, tiny_bundle) -> Env:
-    return Env(tmp_path_factory.mktemp("cases"), tiny_bundle.path)
+def env(tmp_path_factory, tiny_bundle, tiny_classifier_bundle) -> Env:
+    return Env(tmp_path_factory.mktemp("cases"), tiny_bundle.path, tiny_classifier_bundle.path)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.group}: {c.what}" for c in CASES])

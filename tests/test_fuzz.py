@@ -166,3 +166,48 @@ def test_mutated_manifest_loads_or_is_refused_cleanly(tiny_bundle, tmp_path_fact
         load_bundle(d)
     except InputError as exc:
         assert str(d) in str(exc)
+
+
+TSV_BYTES = b"sentence\tlabel\nit 's a charming and often affecting journey . \t1\nunflinchingly bleak \t0\n"
+CLINC_BYTES = json.dumps(
+    {"test": [["how do i say hello in french", "translate"]], "oos_test": [["how much has the dow changed", "oos"]]}
+).encode()
+
+
+@FAST
+@given(ops=_mutations(), which=st.sampled_from(["tsv", "json"]))
+def test_mutated_classification_file_loads_or_is_refused_cleanly(tmp_path, ops, which) -> None:
+    from edgekit.tasks.classification import load_texts
+
+    f = tmp_path / f"m.{which}"
+    f.write_bytes(_mutate(TSV_BYTES if which == "tsv" else CLINC_BYTES, ops))
+    try:
+        examples = load_texts(f)
+    except InputError as exc:
+        assert str(f) in str(exc) and "expected" in str(exc) and "\n" not in str(exc)
+    else:
+        assert examples and all(ex.text.strip() and ex.label and ex.id for ex in examples)
+
+
+@FAST
+@given(
+    doc=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda c: (
+            st.lists(c, max_size=3)
+            | st.dictionaries(st.sampled_from(["train", "test", "oos_test", "val", "x"]), c, max_size=4)
+        ),
+        max_leaves=20,
+    )
+)
+def test_structurally_random_clinc_file_is_refused_cleanly(tmp_path_factory, doc) -> None:
+    from edgekit.tasks.classification import read_clinc
+
+    f = tmp_path_factory.mktemp("clinc") / "data_full.json"
+    f.write_text(json.dumps(doc))
+    try:
+        examples = read_clinc(f, "test")
+    except InputError as exc:
+        assert str(f) in str(exc)
+    else:
+        assert all(isinstance(ex.text, str) and ex.label for ex in examples)

@@ -1,4 +1,4 @@
-"""Model runtimes behind one interface: feeds by input name in, (start, end) logits out.
+"""Model runtimes behind one interface: feeds by input name in, the manifest's outputs out, in its order.
 
 Each backend lives in its own module and imports its runtime lazily, so a device
 needs only the runtime of the bundles it runs.
@@ -52,7 +52,7 @@ class Backend(Protocol):
     name: str
     fixed_seq_len: int | None
 
-    def __call__(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]: ...
+    def __call__(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]: ...
 
 
 def check_format(bundle: Bundle, backend: str | None) -> None:
@@ -88,7 +88,8 @@ def open_backend(bundle: Bundle, options: RuntimeOptions) -> Backend:
 
 
 def check_model(bundle: Bundle, backend: Backend) -> None:
-    """Run one window of ``max_seq_len`` tokens, every id the largest the manifest allows, through the model.
+    """Run one window of ``max_seq_len`` tokens, every id the largest the manifest allows, through the model,
+    and check its outputs against the shapes the bundle's task expects.
 
     A manifest may only promise what the model can do: a window length beyond its position table,
     or a vocabulary (hence tokenizer ids, pad id) beyond its embedding rows, fails here with one
@@ -107,8 +108,11 @@ def check_model(bundle: Bundle, backend: Backend) -> None:
         "token_type_ids": np.zeros((1, n), dtype=np.int64),
     }
     where = f"fields 'max_seq_len' ({n}) / 'vocab_size' ({m.vocab_size})"
+    from edgekit.tasks import get_task
+
+    expected = get_task(m.task).probe_outputs(m, n)
     try:
-        start, end = backend({name: by_name[name] for name in m.input_names})
+        outputs = backend({name: by_name[name] for name in m.input_names})
     except KeyError as exc:
         raise BundleError(
             bundle.path / "manifest.json", "field 'input_names'", f"names among {sorted(by_name)}, got {exc}"
@@ -119,8 +123,8 @@ def check_model(bundle: Bundle, backend: Backend) -> None:
         raise BundleError(
             bundle.path / "manifest.json", where, f"values the model accepts (one window of them failed: {said})"
         ) from None
-    for logits in (start, end):
-        if np.shape(logits) != (1, n) or not np.all(np.isfinite(logits)):
-            raise BundleError(
-                bundle.model_path, "outputs", f"finite start/end logits of shape (1, {n}), got shape {np.shape(logits)}"
-            )
+    got = [np.shape(o) for o in outputs]
+    if got != expected or not all(np.all(np.isfinite(o)) for o in outputs):
+        raise BundleError(
+            bundle.model_path, "outputs", f"finite outputs of shapes {expected} ({m.output_names}), got shapes {got}"
+        )

@@ -56,6 +56,5 @@ class OnnxBackend:
         shape = self.session.get_inputs()[0].shape
         self.fixed_seq_len = shape[1] if len(shape) > 1 and isinstance(shape[1], int) else None
 
-    def __call__(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        start, end = self.session.run(self.output_names, feeds)
-        return start, end
+    def __call__(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        return tuple(self.session.run(self.output_names, feeds))

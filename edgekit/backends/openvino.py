@@ -60,8 +60,7 @@ class OpenVinoBackend:
         self.input_names, self.output_names = m.input_names, m.output_names
         self.fixed_seq_len = None
 
-    def __call__(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
         result = self.request.infer({name: feeds[name] for name in self.input_names})
         by_name = {out.get_any_name(): value for out, value in result.items()}
-        start, end = (by_name[name] for name in self.output_names)
-        return np.array(start), np.array(end)
+        return tuple(np.array(by_name[name]) for name in self.output_names)

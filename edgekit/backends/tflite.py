@@ -46,6 +46,7 @@ class TfliteBackend:
             raise BundleError(bundle.model_path, "model", f"a TFLite model the interpreter can load ({exc})") from None
         self.name = interpreter.__module__.split(".")[0]
         self.input_names, self.pad_id = m.input_names, m.pad_id
+        self.per_token = m.task == "extractive-qa"  # outputs with one value per position, cut back to the window
         self.runners: dict[int, tuple[object, list[str], list[str]]] = {}  # length -> runner, its args, outputs
         for runner in runners:
             details = runner.get_input_details()
@@ -67,13 +68,13 @@ class TfliteBackend:
         # one length: the runner pads every window to it; several: each window is padded here, to its own
         self.fixed_seq_len = self.lengths[0] if len(self.lengths) == 1 else None
 
-    def __call__(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
         n, width = feeds[self.input_names[0]].shape
         length = next((k for k in self.lengths if k >= width), None)
         if length is None:
             raise EdgekitError(f"a window of {width} tokens: this TFLite model takes at most {self.lengths[-1]}")
         runner, arg_names, output_keys = self.runners[length]
-        starts, ends = [], []
+        rows: list[list[np.ndarray]] = [[] for _ in output_keys]
         for row in range(n):
             args = {}
             for a, name in zip(arg_names, self.input_names, strict=True):
@@ -81,6 +82,6 @@ class TfliteBackend:
                 padded[0, :width] = feeds[name][row]
                 args[a] = padded
             out = runner(**args)
-            starts.append(out[output_keys[0]][0][:width])
-            ends.append(out[output_keys[1]][0][:width])
-        return np.stack(starts), np.stack(ends)
+            for got, key in zip(rows, output_keys, strict=True):
+                got.append(out[key][0][:width] if self.per_token else out[key][0])
+        return tuple(np.stack(r) for r in rows)

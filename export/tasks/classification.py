@@ -1,0 +1,180 @@
+"""The workstation half of text classification: texts to training features, the teacher's logits, the loss,
+the student's evaluation through the device path.
+
+A classifier's teacher logits are one row per text, whatever either tokenizer makes of it, so the teacher
+reads each text with its own tokenizer and nothing needs aligning (QA's logits are per position and do).
+The cache holds them as a plain ``.npy`` (never pickle) beside the key they are valid for; a killed fill
+starts over (minutes: one forward pass per text, batched by length).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from edgekit.atomic import write_json
+from edgekit.backends import RuntimeOptions, open_backend
+from edgekit.bundle import Bundle, sha256_file
+from edgekit.errors import EdgekitError, InputError
+from edgekit.squad import resolve_data_path
+from edgekit.tasks.classification import TextExample, TextTokenizer, check_labels, label_set, load_texts
+from export.losses import classification_kd_loss
+
+CACHE_FORMAT = 1
+
+
+def dataset_path(value: str) -> Path:
+    """A recipe's data path (``$VARS`` expanded); classification has no default dataset."""
+    return resolve_data_path(value, Path(value))
+
+
+def read_split(value: str, split: str) -> list[TextExample]:
+    return load_texts(dataset_path(value), split or None)
+
+
+def recipe_labels(recipe: Any, train: list[TextExample]) -> list[str]:
+    """The recipe's labels, or the training data's (sorted); every training label must be among them."""
+    labels = list(recipe.data.labels) or label_set(train)
+    check_labels(train, labels, dataset_path(recipe.data.train))
+    if len(labels) < 2:
+        raise InputError(dataset_path(recipe.data.train), "labels", f"two or more labels, got {labels}")
+    return labels
+
+
+@dataclass
+class TextFeatures:
+    """Token arrays of a training set, padded to the longest text (each batch is cut to its own longest)."""
+
+    input_ids: np.ndarray  # [N, L] int64
+    token_type_ids: np.ndarray
+    attention_mask: np.ndarray
+    labels: np.ndarray  # [N] int64, index into the label list
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def build_text_features(
+    examples: list[TextExample], tok: TextTokenizer, labels: list[str], pad_id: int
+) -> TextFeatures:
+    """Tokenize every text as the device does (``TextTokenizer``: truncated to max_seq_len tokens)."""
+    encodings = tok.tokenizer.encode_batch([ex.text for ex in examples])
+    length = max(len(e.ids) for e in encodings)
+    n = len(examples)
+    ids = np.full((n, length), pad_id, dtype=np.int64)
+    mask = np.zeros((n, length), dtype=np.int64)
+    for i, e in enumerate(encodings):
+        ids[i, : len(e.ids)] = e.ids
+        mask[i, : len(e.ids)] = 1
+    index = {name: i for i, name in enumerate(labels)}
+    y = np.array([index[ex.label] for ex in examples], dtype=np.int64)
+    return TextFeatures(ids, np.zeros_like(ids), mask, y)
+
+
+class TextDataset(torch.utils.data.Dataset):
+    """Training features (and, for KD, the teacher's logits) as tensors; ``f.attention_mask`` gives the lengths
+    the Trainer's length grouping reads."""
+
+    def __init__(self, features: TextFeatures, input_names: list[str], teacher: np.ndarray | None) -> None:
+        self.f, self.names, self.t = features, input_names, teacher
+
+    def __len__(self) -> int:
+        return len(self.f)
+
+    def __getitem__(self, j: int) -> dict[str, torch.Tensor]:
+        arrays = {
+            "input_ids": self.f.input_ids,
+            "attention_mask": self.f.attention_mask,
+            "token_type_ids": self.f.token_type_ids,
+        }
+        item = {n: torch.from_numpy(arrays[n][j]) for n in self.names}
+        item["labels"] = torch.tensor(self.f.labels[j])
+        if self.t is not None:
+            item["teacher_logits"] = torch.from_numpy(np.array(self.t[j]))
+        return item
+
+
+def logit_loss(out: Any, inputs: dict[str, torch.Tensor], alpha: float, temperature: float) -> dict[str, torch.Tensor]:
+    return classification_kd_loss(out.logits, inputs["labels"], inputs.get("teacher_logits"), alpha, temperature)
+
+
+@dataclass(frozen=True)
+class LogitsKey:
+    """What a cache of a classifier's teacher logits is valid for."""
+
+    teacher_sha256: str
+    data_sha256: str
+    split: str
+    n_examples: int
+    labels: list[str]
+    max_seq_len: int
+    format: int = CACHE_FORMAT
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def teacher_logits(
+    cache_root: Path,
+    teacher: Bundle,
+    train_path: Path,
+    split: str,
+    examples: list[TextExample],
+    labels: list[str],
+    threads: int | None = None,
+    write: bool = True,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """The teacher bundle's logits for every training text, [N, labels], from the cache (filled first when
+    ``write``). The teacher must be a classifier over the same labels, in the same order."""
+    m = teacher.manifest
+    if m.labels != labels:
+        raise EdgekitError(
+            f"{teacher.path}: the teacher's labels {m.labels[:5]}... differ from the student's {labels[:5]}...; "
+            "expected a teacher trained on the recipe's labels, in the same order"
+        )
+    key = LogitsKey(m.files[m.model_file].sha256, sha256_file(train_path), split, len(examples), labels, m.max_seq_len)
+    cache = cache_root / f"teacher-logits-cls-{key.digest()}"
+    logits_file, key_file = cache / "logits.npy", cache / "key.json"
+    if logits_file.is_file() and key_file.is_file():
+        if json.loads(key_file.read_text()) != json.loads(json.dumps(asdict(key))):
+            raise InputError(key_file, "fields", "a cache made for this teacher, data and labels")
+        logits = np.load(logits_file, allow_pickle=False)
+        if logits.shape != (len(examples), len(labels)) or not np.all(np.isfinite(logits)):
+            raise InputError(logits_file, "array", f"finite logits of shape {(len(examples), len(labels))}")
+        return logits
+    if not write:
+        raise FileNotFoundError(logits_file)
+    backend = open_backend(teacher, RuntimeOptions(threads=threads))
+    tok = TextTokenizer.from_file(teacher.tokenizer_path, m.max_seq_len)
+    encodings = tok.tokenizer.encode_batch([ex.text for ex in examples])
+    order = np.argsort([len(e.ids) for e in encodings], kind="stable")  # batches of similar length: little padding
+    logits = np.zeros((len(examples), len(labels)), dtype=np.float32)
+    print(f"teacher logits: {len(examples):,} texts into {cache}", file=sys.stderr)
+    for lo in tqdm(range(0, len(order), batch_size), desc="teacher logits", unit="batch"):
+        rows = order[lo : lo + batch_size]
+        width = max(len(encodings[i].ids) for i in rows)
+        ids = np.full((len(rows), width), m.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for k, i in enumerate(rows):
+            ids[k, : len(encodings[i].ids)] = encodings[i].ids
+            mask[k, : len(encodings[i].ids)] = 1
+        by_name = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        (out,) = backend({n: by_name[n] for n in m.input_names})
+        logits[rows] = out
+    if not np.all(np.isfinite(logits)):
+        raise EdgekitError(f"{teacher.path}: the teacher gave non-finite logits on the training texts")
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = cache / "logits.tmp.npy"
+    np.save(tmp, logits, allow_pickle=False)
+    tmp.replace(logits_file)
+    write_json(key_file, asdict(key))
+    return logits

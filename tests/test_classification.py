@@ -1,0 +1,360 @@
+"""Text classification as a task: the light readers, the scores (equal to scikit-learn's), the bundle, the runner,
+the recipe path (fine-tuning and KD into a student), and the refusals of bad input in the new formats."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edgekit.bundle import MANIFEST, load_bundle
+from edgekit.errors import BundleError, InputError
+from edgekit.runner import RunConfig, run
+from edgekit.tasks.classification import OOS, check_labels, label_set, load_texts, read_clinc, read_tsv, score
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_tsv(path: Path, rows: list[tuple[str, str]], header: str = "sentence\tlabel") -> Path:
+    path.write_text(header + "\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
+    return path
+
+
+def edgekit(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgekit.cli", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+# ---------------------------------------------------------------- readers, on the real files
+
+
+def test_sst2_files_read_whole(sst2_dir: Path) -> None:
+    train, dev = read_tsv(sst2_dir / "train.tsv"), read_tsv(sst2_dir / "dev.tsv")
+    assert (len(train), len(dev)) == (67_349, 872)
+    assert label_set(train) == ["0", "1"] and sum(ex.label == "1" for ex in dev) == 444
+    assert dev[0].id == "line-2" and dev[0].text.startswith("it 's a charming")
+
+
+def test_clinc150_splits_hold_their_out_of_scope_queries(clinc_file: Path) -> None:
+    test, val, train = (read_clinc(clinc_file, s) for s in ("test", "val", "train"))
+    assert (len(test), len(val), len(train)) == (5_500, 3_100, 15_100)
+    assert sum(ex.label == OOS for ex in test) == 1_000 and test[-1].id == "oos_test-999"
+    assert len(label_set(train)) == 151 and OOS in label_set(train)
+    assert load_texts(clinc_file) == test  # the default split is the one the paper reports
+
+
+# ---------------------------------------------------------------- scores
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from("abcde"), st.sampled_from("abcdef")), min_size=1, max_size=60),
+)
+def test_scores_equal_scikit_learns(pairs: list[tuple[str, str]]) -> None:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    gold, pred = [g for g, _ in pairs], [p for _, p in pairs]
+    s = score(gold, pred)
+    assert s.accuracy == pytest.approx(100 * accuracy_score(gold, pred))
+    assert s.macro_f1 == pytest.approx(100 * f1_score(gold, pred, average="macro", zero_division=0))
+    assert s.in_scope_accuracy is None
+
+
+def test_clinc150_in_scope_accuracy_and_out_of_scope_recall() -> None:
+    gold = ["a", "a", "b", OOS, OOS, OOS, OOS]
+    pred = ["a", OOS, "b", OOS, "a", OOS, "b"]
+    s = score(gold, pred, ["a", "b", OOS])
+    assert s.in_scope_accuracy == pytest.approx(100 * 2 / 3)  # a query predicted oos counts as wrong
+    assert s.oos_recall == pytest.approx(100 * 2 / 4)
+    assert s.accuracy == pytest.approx(100 * 4 / 7)
+
+
+# ---------------------------------------------------------------- bad input: one line naming file and place
+
+
+BAD_TSV = {
+    "no label column": ("sentence\tscore\n", "line 1 (header)"),
+    "a row short of a column": ("sentence\tlabel\ngood film\t1\nno label here\n", "line 3"),
+    "an empty text": ("sentence\tlabel\ngood\t1\n \t0\n", "line 3 column 'sentence'"),
+    "an empty label": ("text\tlabel\ngood\t\n", "line 2 column 'label'"),
+    "only a header": ("sentence\tlabel\n", "line 2"),
+    "not UTF-8": (b"sentence\tlabel\n\xff\t1\n", "byte 15"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TSV))
+def test_a_bad_tsv_is_refused_with_file_and_place(tmp_path: Path, case: str) -> None:
+    content, where = BAD_TSV[case]
+    path = tmp_path / "data.tsv"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(InputError) as exc:
+        read_tsv(path)
+    assert exc.value.path == str(path) and exc.value.where == where
+
+
+BAD_CLINC = {
+    "a list at the top": ([["hi", "greeting"]], "top level"),
+    "a pair of three": ({"test": [["hi", "greeting", "x"]]}, "field 'test'[0]"),
+    "a number for an intent": ({"test": [["hi", 3]]}, "field 'test'[0]"),
+    "an empty utterance": ({"test": [["  ", "greeting"]]}, "field 'test'[0] utterance"),
+    "an unknown split": ({"train": [["hi", "greeting"]]}, "split 'test'"),
+    "a split of another shape": ({"test": {"hi": "greeting"}}, "field 'test'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CLINC))
+def test_a_clinc_file_of_another_shape_is_refused(tmp_path: Path, case: str) -> None:
+    obj, where = BAD_CLINC[case]
+    path = tmp_path / "data_full.json"
+    path.write_text(json.dumps(obj))
+    with pytest.raises(InputError) as exc:
+        read_clinc(path, "test")
+    assert exc.value.path == str(path) and exc.value.where == where
+
+
+def test_a_label_outside_the_label_set_is_refused(tmp_path: Path) -> None:
+    path = write_tsv(tmp_path / "d.tsv", [("fine", "1"), ("meh", "neutral")])
+    with pytest.raises(InputError, match=r"example line-3 label 'neutral'.*one of the model's labels \(0, 1\)"):
+        check_labels(read_tsv(path), ["0", "1"], path)
+
+
+def test_the_runner_refuses_bad_data_in_one_line_and_exits_2(tiny_classifier_bundle, tmp_path: Path) -> None:
+    data = write_tsv(tmp_path / "d.tsv", [("fine", "1"), ("meh", "2")])
+    proc = edgekit("run", str(tiny_classifier_bundle.path), "--dataset", str(data), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"{data}: example line-3 label '2'" in proc.stderr
+    wrong_format = tmp_path / "d.csv"
+    wrong_format.write_text("sentence,label\nfine,1\n")
+    proc = edgekit(
+        "run", str(tiny_classifier_bundle.path), "--dataset", str(wrong_format), "--out", str(tmp_path / "o")
+    )
+    assert proc.returncode == 2 and "file name: expected a classification dataset" in proc.stderr
+    proc = edgekit("run", str(tiny_classifier_bundle.path), "--dataset", str(data), "--split", "../x", "--out", "o2")
+    assert proc.returncode == 2 and "expected a split name" in proc.stderr
+
+
+# ---------------------------------------------------------------- bundle and runner
+
+
+def test_a_classifier_bundle_records_task_and_labels(tiny_classifier_bundle) -> None:
+    m = tiny_classifier_bundle.manifest
+    assert (m.task, m.labels, m.output_names) == ("text-classification", ["0", "1"], ["logits"])
+    saved = json.loads((tiny_classifier_bundle.path / MANIFEST).read_text())
+    assert saved["task"] == "text-classification" and saved["labels"] == ["0", "1"]
+    proc = edgekit("verify", str(tiny_classifier_bundle.path))
+    assert proc.returncode == 0 and '"task": "text-classification"' in proc.stdout
+
+
+def _edit_manifest(src: Path, dest: Path, **changes) -> Path:
+    import shutil
+
+    shutil.copytree(src, dest)
+    m = json.loads((dest / MANIFEST).read_text())
+    m.update(changes)
+    (dest / MANIFEST).write_text(json.dumps(m))
+    return dest
+
+
+@pytest.mark.parametrize(
+    ("changes", "where"),
+    [
+        ({"labels": ["0", "1", "2"]}, "outputs"),  # the model has two logits: checked against the model itself
+        ({"labels": ["0", "0"]}, "field 'labels'"),
+        ({"labels": ["0"]}, "field 'labels'"),
+        ({"labels": [" 0", "1"]}, "field 'labels'"),
+        ({"output_names": ["logits", "x"]}, "field 'output_names'"),
+        ({"task": "speech"}, "field 'task'"),
+    ],
+)
+def test_a_manifest_whose_labels_or_task_do_not_fit_is_refused(
+    tiny_classifier_bundle, tmp_path: Path, changes, where
+) -> None:
+    from edgekit.backends import RuntimeOptions, open_backend
+
+    path = _edit_manifest(tiny_classifier_bundle.path, tmp_path / "b", **changes)
+    with pytest.raises(BundleError) as exc:
+        open_backend(load_bundle(path), RuntimeOptions())
+    assert exc.value.where == where
+
+
+def test_a_qa_bundle_with_labels_is_refused(tiny_bundle, tmp_path: Path) -> None:
+    path = _edit_manifest(tiny_bundle.path, tmp_path / "b", labels=["a", "b"])
+    with pytest.raises(BundleError, match="no labels for an extractive-QA bundle"):
+        load_bundle(path)
+
+
+def test_run_scores_resumes_and_int8_keeps_the_labels(tiny_classifier_bundle, tmp_path: Path, sst2_dir) -> None:
+    from export.quantize import quantize_dynamic_bundle
+
+    data = sst2_dir / "dev.tsv"
+    out = tmp_path / "run"
+    m = run(tiny_classifier_bundle.path, data, out, RunConfig(limit=40, warmup=0, progress=False))
+    assert m["task"] == "text-classification" and m["n_examples"] == 40
+    assert {"accuracy", "macro_f1", "latency_ms", "peak_rss_mb"} <= set(m) and "in_scope_accuracy" not in m
+    predictions = json.loads((out / "predictions.json").read_text())
+    assert len(predictions) == 40 and set(predictions.values()) <= {"0", "1"}
+    examples = read_tsv(data)[:40]
+    expected = score([ex.label for ex in examples], [predictions[ex.id] for ex in examples])
+    assert m["accuracy"] == expected.accuracy and m["macro_f1"] == expected.macro_f1
+    again = run(tiny_classifier_bundle.path, data, out, RunConfig(limit=40, warmup=0, progress=False))
+    assert again["resumed_from"] == 40 and again["accuracy"] == m["accuracy"]
+
+    int8 = quantize_dynamic_bundle(tiny_classifier_bundle, tmp_path / "int8")
+    assert int8.manifest.labels == ["0", "1"] and int8.manifest.task == "text-classification"
+    m8 = run(int8.path, data, tmp_path / "run8", RunConfig(limit=40, warmup=0, progress=False))
+    assert m8["bundle"]["precision"] == "int8" and m8["bundle"]["labels"] == ["0", "1"]
+
+
+def test_clinc_run_reports_in_scope_accuracy_and_oos_recall(tmp_path: Path) -> None:
+    from export.tiny import tiny_classifier
+    from export.to_onnx import onnx_bundle, validate
+
+    labels = ["greeting", "weather", OOS]
+    data = tmp_path / "data_full.json"
+    data.write_text(
+        json.dumps(
+            {
+                "test": [["hello there", "greeting"], ["will it rain", "weather"], ["hi", "greeting"]],
+                "oos_test": [["what is the meaning of life", OOS]],
+                "train": [["hey", "greeting"]],
+            }
+        )
+    )
+    qa = tiny_classifier(labels)
+    bundle = onnx_bundle(qa, tmp_path / "b", "tiny-clinc", max_seq_len=32, doc_stride=0)
+    v = validate(qa, bundle, load_texts(data, "test"))
+    assert v.ok and v.answer_agreement == 1.0 and v.n_questions == 4
+    m = run(bundle.path, data, tmp_path / "run", RunConfig(warmup=0, progress=False, split="test"))
+    assert m["n_examples"] == 4 and {"in_scope_accuracy", "oos_recall"} <= set(m)
+    assert m["dataset"]["split"] == "test"
+    with pytest.raises(InputError, match=r"run\.json"):  # another split is another run
+        run(bundle.path, data, tmp_path / "run", RunConfig(warmup=0, progress=False, split="train"))
+
+
+# ---------------------------------------------------------------- the recipe path: teacher, KD student, chain
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher_dir(tmp_path_factory) -> Path:
+    """A tiny classifier checkpoint as a user brings one: config, safetensors weights, fast tokenizer."""
+    from export.tiny import tiny_classifier
+
+    out = tmp_path_factory.mktemp("teacher") / "tiny-teacher"
+    qa = tiny_classifier(["0", "1"], seed=1)
+    qa.model.save_pretrained(out)
+    qa.tokenizer.save_pretrained(out)
+    return out
+
+
+def test_kd_chain_trains_a_student_and_ships_checked_bundles(tiny_teacher_dir: Path, sst2_dir, tmp_path: Path) -> None:
+    import importlib.util
+
+    from export.pipeline import export_all
+    from export.recipes import load_recipe
+
+    recipe_file = tmp_path / "r.toml"
+    recipe_file.write_text(
+        f"""
+name = "tiny-cls-kd"
+output_dir = {json.dumps(str(tmp_path / "runs"))}
+task = "classification"
+[teacher]
+model = {json.dumps(str(tiny_teacher_dir))}
+[student]
+init = "teacher-layers"
+layers = [1]
+[data]
+train = {json.dumps(str(sst2_dir / "train.tsv"))}
+dev = {json.dumps(str(sst2_dir / "dev.tsv"))}
+max_seq_len = 64
+train_limit = 48
+[loss]
+alpha = 0.5
+temperature = 4.0
+hidden_weight = 0.1
+[training]
+max_steps = 3
+batch_size = 8
+save_steps = 2
+logging_steps = 1
+group_by_length = true
+"""
+    )
+    recipe = load_recipe(recipe_file)
+    rows = export_all(recipe, check_questions=12)
+    result = json.loads((recipe.out / "result.json").read_text())
+    assert result["steps"] == 3 and result["method"].startswith("KD T=4 alpha=0.5 + hidden x0.1")
+    assert result["n_train_examples"] == 48
+    log = json.loads((recipe.out / "training_log.json").read_text())
+    assert any("loss_soft" in e and "loss_hidden" in e for e in log)
+    kinds = {(r.format, r.precision) for r in rows}
+    want = {("onnx", "fp32"), ("onnx", "int8")}
+    if importlib.util.find_spec("litert_torch") is not None:
+        want |= {("tflite", "fp32"), ("tflite", "int8")}
+    assert kinds == want
+    for r in rows:
+        assert r.n_questions == 12 and r.accuracy is not None and r.exact_match is None
+        if r.precision == "fp32":  # ONNX and TFLite, each against PyTorch
+            assert r.max_abs_diff < 1e-3 and r.answer_agreement == 1.0
+    assert "| accuracy | macro-F1 |" in (recipe.out / "export-summary.md").read_text()
+    for r in rows:
+        assert load_bundle(r.path).manifest.labels == ["0", "1"]
+
+
+def test_a_teacher_without_a_head_for_the_labels_is_refused(sst2_dir, tmp_path: Path) -> None:
+    from export.distill import run_distill
+    from export.recipes import load_recipe
+
+    recipe = load_recipe(
+        None,
+        [
+            'task="classification"',
+            f"output_dir={json.dumps(str(tmp_path))}",
+            'teacher.model="packaged:all-MiniLM-L6-v2"',
+            f"data.train={json.dumps(str(sst2_dir / 'dev.tsv'))}",
+            f"data.dev={json.dumps(str(sst2_dir / 'dev.tsv'))}",
+        ],
+    )
+    with pytest.raises(Exception, match="no classifier head trained on the recipe's 2 labels"):
+        run_distill(recipe)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "where"),
+    [
+        (['task="speech"'], "key 'task'"),
+        (['task="classification"'], "key 'data.train'"),
+        (['task="classification"', 'data.train="a.tsv"', 'data.dev="b.tsv"', 'data.labels=["a", "a"]'], "data.labels"),
+        (['data.labels=["a", "b"]'], "data.labels"),
+    ],
+)
+def test_classification_recipe_settings_are_checked_before_anything_runs(overrides, where) -> None:
+    from export.recipes import load_recipe
+
+    with pytest.raises(InputError, match=where.replace(".", r"\.")):
+        load_recipe(None, overrides)
+
+
+def test_a_report_of_two_tasks_groups_by_task(
+    tiny_bundle, tiny_classifier_bundle, dev_path, sst2_dir, tmp_path
+) -> None:
+    from export.report import write_report
+
+    run(tiny_bundle.path, dev_path, tmp_path / "qa", RunConfig(limit=4, warmup=0, progress=False))
+    run(
+        tiny_classifier_bundle.path,
+        sst2_dir / "dev.tsv",
+        tmp_path / "cls",
+        RunConfig(limit=8, warmup=0, progress=False),
+    )
+    report = write_report([tmp_path / "qa", tmp_path / "cls"], tmp_path / "report")
+    assert [r["task"] for r in report["rows"]] == ["extractive-qa", "text-classification"]
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "## extractive-qa" in md and "## text-classification" in md
+    qa_table, cls_table = md.split("## text-classification")
+    assert "| EM | F1 |" in qa_table and "accuracy" not in qa_table.split("## extractive-qa")[1]
+    assert "| accuracy | macro-F1 |" in cls_table and "| EM |" not in cls_table
+    assert "<h2>text-classification</h2>" in (tmp_path / "report" / "report.html").read_text()
