@@ -33,6 +33,12 @@ BEGIN, END = "<!-- results:begin (python -m benchmarks.results_doc) -->", "<!-- 
 FULL_DEV = 10570
 TEACHER = RESULTS / "teacher-mpnet-fp32-onnx" / "metrics.json"
 BUDGETS_MB = (25.0, 50.0)  # the size lines a student is judged against
+# text classification: benchmarks/results/classification-<key>.json, each a run of benchmarks.classification
+CLASSIFICATION_SETS = {
+    "sst2": ("SST-2 dev", "accuracy"),
+    "clinc150": ("CLINC150 test", "in_scope_accuracy"),  # its paper's headline: accuracy over the in-scope queries
+}
+PUBLISHED = RESULTS / "classification" / "published.json"
 
 
 def _load(path: Path) -> Any:
@@ -172,6 +178,62 @@ def headline() -> str:
             f"| {r['f1']:.2f} | {100 * r['f1'] / teacher['f1']:.1f}% | {fast} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def classification(results: Path = RESULTS, brief: bool = False) -> str:
+    """Teacher against students per classification set, every figure from one run of benchmarks.classification:
+    the whole set through the runner, speed against the HF text-classification pipeline on the teacher."""
+    published = _load(PUBLISHED)["rows"] if PUBLISHED.exists() else []
+    out = []
+    for key, (title, headline_metric) in CLASSIFICATION_SETS.items():
+        f = results / f"classification-{key}.json"
+        if not f.exists():
+            continue
+        d = _load(f)
+        acc, sp, info = d["accuracy_full_set"], d["speed"], d["bundles"]
+        teacher = max(acc, key=lambda n: info[n]["params"])  # the largest model of the run
+        hf = sp["hf-pipeline"]
+        clinc = headline_metric != "accuracy"
+        n = acc[teacher]["n_examples"]
+        pub = "; ".join(
+            f"{r['model']} {r['value']:.1f}" + ("" if r["metric"] == headline_metric else f" ({r['metric']})")
+            for r in published
+            if r["dataset"] == key
+        )
+        out += [
+            f"**{title}** ({n:,} examples, `benchmarks/results/{f.name}`, {_command(d)}): the whole set through the "
+            f"edgekit runner; speed: p50 per example over {d['dataset']['n_timed']} of them, batch 1, "
+            f"{d['threads']} threads, {_cpu(d['device'])}, against the HF text-classification pipeline on the "
+            f"teacher ({hf['p50_ms']:.1f} ms), medians of {d['repeats']} repeats in one run."
+            + (f" Published: {pub} (`{PUBLISHED.relative_to(ROOT)}`)." if pub and not brief else ""),
+            "",
+        ]
+        head = ["model", "size MB", "accuracy", "macro-F1"] + (["in-scope acc.", "oos recall"] if clinc else [])
+        head += [f"% of teacher {'in-scope acc.' if clinc else 'accuracy'}", "p50 ms", "× HF pipeline"]
+        if not brief:
+            head.append("peak RSS MB")
+        out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        order = sorted(acc, key=lambda name: (name != teacher, acc[name]["bundle"]["model_size_mb"]))
+        for name in order:
+            r, s_ = acc[name], sp[f"edgekit:{name}"]
+            cells = [
+                name,
+                f"{r['bundle']['model_size_mb']:.1f}",
+                f"{r['accuracy']:.2f}",
+                f"{r['macro_f1']:.2f}",
+            ]
+            if clinc:
+                cells += [f"{r['in_scope_accuracy']:.2f}", f"{r['oos_recall']:.2f}"]
+            cells += [
+                f"{100 * r[headline_metric] / acc[teacher][headline_metric]:.1f}%",
+                f"{s_['p50_ms']:.2f}",
+                f"{s_['speedup_vs_hf_pipeline']:.1f}×",
+            ]
+            if not brief:
+                cells.append(f"{r['peak_rss_mb']:.0f}")
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
 
 
 def int8_agreement() -> str:
@@ -533,6 +595,9 @@ def document() -> str:
         "## Teacher vs students",
         "",
         headline(),
+        "## Text classification",
+        "",
+        classification(),
         "## The teacher through edgekit",
         "",
         f"`{TEACHER.relative_to(ROOT)}` ({_command(t)}): EM {t['exact_match']:.2f}, F1 {t['f1']:.2f} on "
@@ -616,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--check", action="store_true", help="only compare; exit 1 if a page is out of date")
     args = p.parse_args(argv)
-    doc, readme = document(), readme_with(headline(), README.read_text())
+    doc, readme = document(), readme_with(headline() + "\n" + classification(brief=True), README.read_text())
     if args.check:
         stale = [str(f.relative_to(ROOT)) for f, text in ((DOC, doc), (README, readme)) if f.read_text() != text]
         if stale:

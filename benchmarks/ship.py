@@ -123,6 +123,82 @@ def card(
     return "\n".join(lines)
 
 
+def classification_card(
+    name: str, manifest: dict, metrics: dict, results: str, training: dict, teacher: dict, made_by: list[str], argv
+) -> str:
+    """The model card of a text classifier: the same facts as :func:`card`, its task's scores."""
+    b, dev, lat, recipe = metrics["bundle"], metrics["device"], metrics["latency_ms"], training["recipe"]
+    q = manifest["source"].get("quantization", {})
+    quant = (
+        f"{q['method']} int8 ({q['weight_type']}, {'per channel' if q['per_channel'] else 'per tensor'}, "
+        f"{'7' if q['reduce_range'] else '8'}-bit weights)"
+        if q
+        else "fp32"
+    )
+    clinc = "in_scope_accuracy" in metrics
+    headline = "in_scope_accuracy" if clinc else "accuracy"
+    data = recipe["data"]
+    split = f" (split {metrics['dataset']['split']})" if metrics["dataset"].get("split") else ""
+    scores = f"accuracy {metrics['accuracy']:.2f}, macro-F1 {metrics['macro_f1']:.2f}"
+    t_scores = f"accuracy {teacher['accuracy']:.2f}, macro-F1 {teacher['macro_f1']:.2f}"
+    if clinc:
+        scores += (
+            f", in-scope accuracy {metrics['in_scope_accuracy']:.2f}, out-of-scope recall {metrics['oos_recall']:.2f}"
+        )
+        t_scores += (
+            f", in-scope accuracy {teacher['in_scope_accuracy']:.2f}, out-of-scope recall {teacher['oos_recall']:.2f}"
+        )
+    dataset = Path(data["dev"]).name
+    lines = [
+        f"# {name}",
+        "",
+        f"A text classifier over {len(manifest['labels'])} labels, {b['size_mb']:.1f} MB as an edgekit bundle "
+        f"({manifest['model_format']}, {quant}). Distilled from the edgekit-made teacher "
+        f"`{teacher['bundle']['name']}` ({teacher['bundle']['model_size_mb']:.0f} MB as fp32 ONNX)."
+        + (f" Its manifest names it `{manifest['name']}`." if manifest["name"] != name else ""),
+        "",
+        "| | |",
+        "|---|---|",
+        f"| `{dataset}`{split}, {metrics['n_examples']:,} examples | **{scores}** |",
+        f"| teacher on the same examples, same runner | {t_scores} (kept: "
+        f"**{100 * metrics[headline] / teacher[headline]:.1f}%** of its {headline.replace('_', ' ')}) |",
+        f"| size | {b['size_mb']:.1f} MB bundle, {b['model_size_mb']:.1f} MB model |",
+        f"| model | {manifest['source'].get('model_type', '?')}, {manifest['layers']} layers, hidden "
+        f"{manifest['hidden_size']}, {manifest['params']:,} parameters, {manifest['vocab_size']:,} word pieces; "
+        f"texts cut to {manifest['max_seq_len']} tokens |",
+        f"| training | {training['method']}; {training['steps']} steps on {training['n_train_examples']:,} texts of "
+        f"`{Path(data['train']).name}`{' split ' + data['train_split'] if data.get('train_split') else ''}, "
+        f"{recipe['training']['epochs']:g} epochs, batch {recipe['training']['batch_size']}, "
+        f"lr {recipe['training']['learning_rate']:g}{', bf16 autocast' if recipe['training'].get('bf16') else ''}, "
+        f"seed {recipe['training']['seed']} |",
+        f"| latency in that run | p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms per text "
+        f"({metrics['threads'] or 'default'} threads, {dev['cpu']}, {dev['arch']}), peak RSS {metrics['peak_rss_mb']:.0f} MB |",
+        "",
+        "## Made by",
+        "",
+        "```bash",
+        *made_by,
+        "```",
+        "",
+        f"Full-set run: `{_command(metrics['command'])}`; its results: `{results}`.",
+        f"This card and the copy: `{_command(argv)}`.",
+        "",
+        "## Use",
+        "",
+        "```bash",
+        f"edgekit run models/{name} --dataset {data['dev']}{' --split ' + metrics['dataset']['split'] if split else ''} "
+        f"--out runs/{name}-dev",
+        "```",
+        "",
+        "Labels, in logit order: "
+        + ", ".join(f"`{x}`" for x in manifest["labels"][:12])
+        + (f", ... ({len(manifest['labels'])} in all)" if len(manifest["labels"]) > 12 else "")
+        + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", type=Path, help="the bundle to ship")
@@ -146,8 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     identity = read_json(args.run / "run.json", "run identity")
     if identity.get("model_sha256") != bundle.manifest.files[bundle.manifest.model_file].sha256:
         raise EdgekitError(f"{args.run / 'run.json'}: a run of another model file, not {args.bundle}")
-    if metrics["n_questions"] != teacher["n_questions"]:
-        raise EdgekitError(f"{args.run}: {metrics['n_questions']} questions; expected the teacher's full dev set")
+    count = "n_examples" if bundle.manifest.task == "text-classification" else "n_questions"
+    if metrics[count] != teacher[count]:
+        raise EdgekitError(f"{args.run}: {metrics[count]} examples; expected as many as the teacher's run")
     if bundle.size_mb > MAX_MB:
         raise EdgekitError(f"{args.bundle}: {bundle.size_mb:.1f} MB; a shipped student is at most {MAX_MB:.0f} MB")
     run = args.run.resolve()
@@ -160,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(bundle.path / f, tmp / f)
     load_bundle(MODELS / name)
     argv_rec = module_command("benchmarks.ship", argv)
-    text = card(name, manifest, metrics, results, training, teacher, args.made_by, argv_rec)
+    make = classification_card if bundle.manifest.task == "text-classification" else card
+    text = make(name, manifest, metrics, results, training, teacher, args.made_by, argv_rec)
     write_text(MODELS / f"{name}.md", text)
     print(f"wrote {MODELS / name} ({bundle.size_mb:.1f} MB) and {MODELS / name}.md")
     return 0

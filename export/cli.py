@@ -172,8 +172,18 @@ def cmd_export_prune_vocab(args: argparse.Namespace) -> int:
 
     check_destination(args.out, BUNDLE, [args.bundle])
     src = load_bundle(args.bundle)
-    corpus = args.corpus or [default_data_dir() / "train-v1.1-subset.json"]
-    examples = [ex for f in corpus for ex in load_squad(f)]
+    if src.manifest.task == "text-classification":
+        from edgekit.tasks.classification import load_texts
+
+        if not args.corpus:
+            raise EdgekitError("--corpus: a classifier's vocabulary is ranked on its own training data; name it")
+        examples = [
+            ex for f in args.corpus for ex in load_texts(f, args.corpus_split if f.suffix.lower() == ".json" else None)
+        ]
+        corpus = args.corpus
+    else:
+        corpus = args.corpus or [default_data_dir() / "train-v1.1-subset.json"]
+        examples = [ex for f in corpus for ex in load_squad(f)]
     name = args.name or f"{src.manifest.name}-vocab{args.keep}"
     out = prune_bundle(src, args.out, name, args.keep, examples, corpus, args.english_words)
     print(
@@ -394,7 +404,13 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         type=Path,
         action="append",
         default=None,
-        help="SQuAD JSON whose questions and contexts rank the pieces (repeatable; default: the training subset)",
+        help="training text that ranks the pieces (repeatable): a QA bundle's SQuAD JSON (default: the training "
+        "subset), a classifier's dataset (a TSV, or CLINC150 JSON's --corpus-split)",
+    )
+    e.add_argument(
+        "--corpus-split",
+        default="train",
+        help="the split of a classification corpus file holding several (CLINC150; default: %(default)s)",
     )
     e.add_argument(
         "--english-words",

@@ -35,6 +35,7 @@ import hashlib
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -125,6 +126,26 @@ class DistillModule(torch.nn.Module):
         return self.student(**inputs)
 
 
+# the task's objective over the model's logits: (outputs, batch, alpha, T) -> the total "loss" and its parts
+LogitLoss = Callable[[Any, dict[str, torch.Tensor], float, float], dict[str, torch.Tensor]]
+
+
+def qa_logit_loss(out: Any, inputs: dict[str, torch.Tensor], alpha: float, temperature: float) -> dict:
+    """Extractive QA's objective over start and end logits (export.losses.qa_kd_loss)."""
+    return qa_kd_loss(
+        out.start_logits,
+        out.end_logits,
+        inputs["start_positions"],
+        inputs["end_positions"],
+        inputs["attention_mask"],
+        inputs.get("teacher_start"),
+        inputs.get("teacher_end"),
+        inputs.get("teacher_mask"),
+        alpha,
+        temperature,
+    )
+
+
 class DistillTrainer(Trainer):
     """Trainer whose loss is ``export.losses``: hard + soft logits, optional intermediate terms."""
 
@@ -135,11 +156,11 @@ class DistillTrainer(Trainer):
         teacher_model: torch.nn.Module | None,
         layer_map: list[int],
         input_names: list[str],
-        classifier: bool = False,
+        logit_loss: LogitLoss | None = None,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.classifier = classifier
+        self.logit_loss = logit_loss or qa_logit_loss
         self.loss_spec, self.teacher_model, self.layer_map, self.input_names = (
             loss_spec,
             teacher_model,
@@ -165,21 +186,7 @@ class DistillTrainer(Trainer):
         out = model(
             **feeds, output_hidden_states=need_inter, output_attentions=need_inter and spec.attention_weight > 0
         )
-        if self.classifier:
-            parts = cls.logit_loss(out, inputs, spec.alpha, spec.temperature)
-        else:
-            parts = qa_kd_loss(
-                out.start_logits,
-                out.end_logits,
-                inputs["start_positions"],
-                inputs["end_positions"],
-                inputs["attention_mask"],
-                inputs.get("teacher_start"),
-                inputs.get("teacher_end"),
-                inputs.get("teacher_mask"),
-                spec.alpha,
-                spec.temperature,
-            )
+        parts = self.logit_loss(out, inputs, spec.alpha, spec.temperature)
         loss = parts["loss"]
         if need_inter:
             loss = loss + self._intermediate(model, out, feeds, parts)
@@ -529,7 +536,7 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
         teacher_model=teacher_model,
         layer_map=layer_map,
         input_names=names,
-        classifier=classifier,
+        logit_loss=cls.logit_loss if classifier else qa_logit_loss,
     )
     if last and main:
         print(f"resuming from {last}", file=sys.stderr)

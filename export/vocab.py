@@ -55,11 +55,14 @@ class VocabPruning:
     pruned_from: str  # sha256 of the source bundle's model file
 
 
-def corpus_texts(examples: Iterable[Example]) -> list[str]:
-    """The questions and (once each) the contexts of training examples."""
+def corpus_texts(examples: Iterable[Any]) -> list[str]:
+    """The questions and (once each) the contexts of QA training examples; a classifier's training texts."""
     seen: set[str] = set()
     texts = []
     for ex in examples:
+        if not isinstance(ex, Example):  # a text classifier's example
+            texts.append(ex.text)
+            continue
         texts.append(ex.question)
         if ex.context not in seen:
             seen.add(ex.context)
@@ -182,7 +185,7 @@ def prune_bundle(
     out_dir: str | Path,
     name: str,
     keep: int,
-    examples: list[Example],
+    examples: list[Any],
     corpus_files: list[Path],
     english_words: int = ENGLISH_WORDS,
 ) -> Bundle:

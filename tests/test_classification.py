@@ -358,3 +358,17 @@ def test_a_report_of_two_tasks_groups_by_task(
     assert "| EM | F1 |" in qa_table and "accuracy" not in qa_table.split("## extractive-qa")[1]
     assert "| accuracy | macro-F1 |" in cls_table and "| EM |" not in cls_table
     assert "<h2>text-classification</h2>" in (tmp_path / "report" / "report.html").read_text()
+
+
+def test_a_classifiers_vocabulary_is_pruned_on_its_training_texts(tiny_classifier_bundle, clinc_file, tmp_path) -> None:
+    out = tmp_path / "v3k"
+    args = ["export", "prune-vocab", str(tiny_classifier_bundle.path), str(out), "--keep", "3000"]
+    proc = edgekit(*args, "--corpus", str(clinc_file), "--english-words", "0")
+    assert proc.returncode == 0, proc.stderr
+    pruned = load_bundle(out)
+    assert pruned.manifest.vocab_size == 3000 and pruned.manifest.labels == ["0", "1"]
+    corpus = pruned.manifest.source["vocab_pruning"]["corpus"]
+    assert corpus == [{"file": "data_full.json", "sha256": corpus[0]["sha256"]}]
+    assert edgekit("verify", str(out)).returncode == 0
+    proc = edgekit(*args[:-1], "2000")  # no corpus: a classifier's is not guessed
+    assert proc.returncode == 2 and "--corpus" in proc.stderr

@@ -20,7 +20,7 @@ from edgekit.timing import Stopwatch
 
 # Windows go to the runtime one per call. Batching them saves nothing on a CPU and costs both ways: a batch
 # is padded to its longest window, and its activations (attention grows with windows x length^2) set the
-# peak memory (docs/runner.md has the measurements).
+# peak memory (docs/runner.md, "Windows", has what was measured).
 
 
 @dataclass
