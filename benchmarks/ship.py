@@ -36,6 +36,14 @@ def _command(cmd: Any) -> str:
     return cmd if isinstance(cmd, str) else " ".join(portable(cmd, ROOT))
 
 
+def _quantization(q: dict) -> str:
+    """A manifest's dynamic int8 settings in words."""
+    return (
+        f"{q['method']} int8 ({q['weight_type']}, {'per channel' if q['per_channel'] else 'per tensor'}, "
+        f"{'7' if q['reduce_range'] else '8'}-bit weights)"
+    )
+
+
 def card(
     name: str, manifest: dict, metrics: dict, results: str, training: dict, teacher: dict, made_by: list[str], argv
 ) -> str:
@@ -52,13 +60,9 @@ def card(
             f" (pruned from {pruning['of']:,}: the special, added and single-character pieces, then the most "
             f"frequent in {corpus} mixed with wordfreq's {pruning['english_words']:,} most frequent English words)"
         )
-    quant = "fp32"
+    quant = _quantization(q) if q else "fp32"
     if q:
-        emb = q.get("embedding_bits", 8)
-        quant = (
-            f"{q['method']} int8 ({q['weight_type']}, {'per channel' if q['per_channel'] else 'per tensor'}, "
-            f"{'7' if q['reduce_range'] else '8'}-bit weights), word embedding {emb}-bit"
-        )
+        quant += f", word embedding {q.get('embedding_bits', 8)}-bit"
         if groups := q.get("float_activations"):
             quant += f", float activations into {', '.join(groups)} (their weights int8)"
     kept = metrics["f1"] / teacher["f1"]
@@ -129,12 +133,7 @@ def classification_card(
     """The model card of a text classifier: the same facts as :func:`card`, its task's scores."""
     b, dev, lat, recipe = metrics["bundle"], metrics["device"], metrics["latency_ms"], training["recipe"]
     q = manifest["source"].get("quantization", {})
-    quant = (
-        f"{q['method']} int8 ({q['weight_type']}, {'per channel' if q['per_channel'] else 'per tensor'}, "
-        f"{'7' if q['reduce_range'] else '8'}-bit weights)"
-        if q
-        else "fp32"
-    )
+    quant = _quantization(q) if q else "fp32"
     clinc = "in_scope_accuracy" in metrics
     headline = "in_scope_accuracy" if clinc else "accuracy"
     data = recipe["data"]

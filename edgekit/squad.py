@@ -84,8 +84,8 @@ def reject_constant(name: str) -> Any:
     raise NotJsonNumber(name)
 
 
-def read_json(path: str | Path, what: str = "JSON") -> Any:
-    """Read a JSON file, turning every decoding failure into an :class:`InputError`."""
+def read_text(path: str | Path, what: str) -> str:
+    """A file's UTF-8 text, every failure to read or decode it an :class:`InputError` naming ``what`` it should be."""
     path = Path(path)
     try:
         if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO or device never ends
@@ -98,9 +98,15 @@ def read_json(path: str | Path, what: str = "JSON") -> Any:
     except OSError as exc:  # a path through a file, too long, a link loop, an unreadable device
         raise InputError(path, "file", f"a readable {what} file ({exc.strerror or exc})") from None
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(path, f"byte {exc.start}", "UTF-8 text") from None
+
+
+def read_json(path: str | Path, what: str = "JSON") -> Any:
+    """Read a JSON file, turning every decoding failure into an :class:`InputError`."""
+    path = Path(path)
+    text = read_text(path, what)
     try:
         return json.loads(text, parse_constant=reject_constant)
     except json.JSONDecodeError as exc:

@@ -66,10 +66,11 @@ from export.to_onnx import input_names_of, onnx_bundle, save_tokenizer_json, val
 from export.train_features import TrainFeatures, build_train_features, concat_features
 
 
-class QADataset(torch.utils.data.Dataset):
-    """Training features (and, for KD, the teacher's aligned logits) as tensors."""
+class FeatureDataset(torch.utils.data.Dataset):
+    """Training features (and, for KD, the teacher's logits) as tensors: the model's inputs here, the task's
+    targets in :meth:`targets`; ``f.attention_mask`` gives the lengths the Trainer's length grouping reads."""
 
-    def __init__(self, features: TrainFeatures, input_names: list[str], teacher: TeacherLogits | None) -> None:
+    def __init__(self, features: Any, input_names: list[str], teacher: Any | None) -> None:
         self.f, self.names, self.t = features, input_names, teacher
 
     def __len__(self) -> int:
@@ -81,13 +82,32 @@ class QADataset(torch.utils.data.Dataset):
             "attention_mask": self.f.attention_mask,
             "token_type_ids": self.f.token_type_ids,
         }
-        item = {n: torch.from_numpy(arrays[n][j]) for n in self.names}
-        item["start_positions"] = torch.tensor(self.f.start_positions[j])
+        return {**{n: torch.from_numpy(arrays[n][j]) for n in self.names}, **self.targets(j)}
+
+    def targets(self, j: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class QADataset(FeatureDataset):
+    """Windows with their gold start/end positions and, for KD, the teacher's aligned start/end logits."""
+
+    def targets(self, j: int) -> dict[str, torch.Tensor]:
+        item = {"start_positions": torch.tensor(self.f.start_positions[j])}
         item["end_positions"] = torch.tensor(self.f.end_positions[j])
         if self.t is not None:
             item["teacher_start"] = torch.from_numpy(np.array(self.t.start[j]))
             item["teacher_end"] = torch.from_numpy(np.array(self.t.end[j]))
             item["teacher_mask"] = torch.from_numpy(np.array(self.t.mask[j]))
+        return item
+
+
+class TextDataset(FeatureDataset):
+    """Texts with their gold label index and, for KD, the teacher's logits over the labels."""
+
+    def targets(self, j: int) -> dict[str, torch.Tensor]:
+        item = {"labels": torch.tensor(self.f.labels[j])}
+        if self.t is not None:
+            item["teacher_logits"] = torch.from_numpy(np.array(self.t[j]))
         return item
 
 
@@ -530,7 +550,7 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
     trainer = DistillTrainer(
         model=module,
         args=args,
-        train_dataset=cls.TextDataset(features, names, logits) if classifier else QADataset(features, names, logits),
+        train_dataset=(TextDataset if classifier else QADataset)(features, names, logits),
         data_collator=collate,
         loss_spec=spec,
         teacher_model=teacher_model,

@@ -28,14 +28,13 @@ from tokenizers import Tokenizer
 from edgekit.backends import Backend, RuntimeOptions, open_backend
 from edgekit.bundle import Bundle, Manifest, load_bundle
 from edgekit.errors import BundleError, InputError
-from edgekit.squad import read_json
+from edgekit.squad import read_json, read_text
 from edgekit.timing import Stopwatch
 
 TASK = "text-classification"
 OOS = "oos"
 TEXT_COLUMNS = ("sentence", "text")
 MAX_TEXT_CHARS = 100_000  # one example's text; a longer one is truncated to max_seq_len tokens anyway
-MAX_FILE_BYTES = 1 << 30
 CLINC_SPLITS = ("train", "val", "test")
 
 
@@ -46,25 +45,6 @@ class TextExample:
     id: str
     text: str
     label: str
-
-
-def _read_text(path: Path, what: str) -> str:
-    try:
-        if path.exists() and not path.is_dir() and not path.is_file():
-            raise InputError(path, "file", f"a regular {what} file, not a device or a pipe")
-        if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
-            raise InputError(path, "file", f"a {what} file of at most {MAX_FILE_BYTES >> 20} MiB")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "file", f"an existing {what} file") from None
-    except IsADirectoryError:
-        raise InputError(path, "file", f"a {what} file, not a directory") from None
-    except OSError as exc:
-        raise InputError(path, "file", f"a readable {what} file ({exc.strerror or exc})") from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"byte {exc.start}", "UTF-8 text") from None
 
 
 def _check_text(text: str, path: Path, where: str) -> str:
@@ -78,7 +58,7 @@ def _check_text(text: str, path: Path, where: str) -> str:
 def read_tsv(path: str | Path) -> list[TextExample]:
     """A TSV with a header: a text column (``sentence`` or ``text``) and ``label``; every row complete."""
     path = Path(path)
-    lines = _read_text(path, "TSV").split("\n")
+    lines = read_text(path, "TSV").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     if not lines:

@@ -79,29 +79,6 @@ def build_text_features(
     return TextFeatures(ids, np.zeros_like(ids), mask, y)
 
 
-class TextDataset(torch.utils.data.Dataset):
-    """Training features (and, for KD, the teacher's logits) as tensors; ``f.attention_mask`` gives the lengths
-    the Trainer's length grouping reads."""
-
-    def __init__(self, features: TextFeatures, input_names: list[str], teacher: np.ndarray | None) -> None:
-        self.f, self.names, self.t = features, input_names, teacher
-
-    def __len__(self) -> int:
-        return len(self.f)
-
-    def __getitem__(self, j: int) -> dict[str, torch.Tensor]:
-        arrays = {
-            "input_ids": self.f.input_ids,
-            "attention_mask": self.f.attention_mask,
-            "token_type_ids": self.f.token_type_ids,
-        }
-        item = {n: torch.from_numpy(arrays[n][j]) for n in self.names}
-        item["labels"] = torch.tensor(self.f.labels[j])
-        if self.t is not None:
-            item["teacher_logits"] = torch.from_numpy(np.array(self.t[j]))
-        return item
-
-
 def logit_loss(out: Any, inputs: dict[str, torch.Tensor], alpha: float, temperature: float) -> dict[str, torch.Tensor]:
     return classification_kd_loss(out.logits, inputs["labels"], inputs.get("teacher_logits"), alpha, temperature)
 
