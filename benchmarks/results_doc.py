@@ -180,16 +180,56 @@ def headline() -> str:
     return "\n".join(lines) + "\n"
 
 
-def classification(results: Path = RESULTS, brief: bool = False) -> str:
+def classification_runs(results: Path = RESULTS) -> list[tuple[str, str, str, Path, dict[str, Any]]]:
+    """(key, title, headline metric, file, its content) of each committed benchmarks.classification run."""
+    return [
+        (key, title, metric, f, _load(f))
+        for key, (title, metric) in CLASSIFICATION_SETS.items()
+        if (f := results / f"classification-{key}.json").exists()
+    ]
+
+
+def classification_brief(results: Path = RESULTS) -> str:
+    """The README's classification table: per set, the teacher, the best int8 student within 25 MB and those
+    shipped in ``models/`` (by the path they ship at)."""
+    runs = classification_runs(results)
+    shipped = {sha: d.name for sha, d in shipped_bundles().items()}
+    if not runs:
+        return ""
+    lines = [
+        "Text classification: the whole set through the edgekit runner (SST-2 dev; CLINC150 test, its score the "
+        "in-scope accuracy); speed: p50 per example, batch 1, against the HF text-classification pipeline on the "
+        f"teacher, one run each on {_cpu(runs[0][4]['device'])} "
+        f"({', '.join(f'`benchmarks/results/{f.name}`' for *_, f, _ in runs)}; all students: docs/results.md).",
+        "",
+        "| data | model | size MB | score | % of teacher | p50 ms | × faster |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for _, title, metric, _, d in runs:
+        acc, sp, info = d["accuracy_full_set"], d["speed"], d["bundles"]
+        teacher = max(acc, key=lambda n: info[n]["params"])
+        small = [
+            n for n in acc if info[n]["precision"] == "int8" and acc[n]["bundle"]["model_size_mb"] <= BUDGETS_MB[0]
+        ]
+        best = max(small, key=lambda n: acc[n][metric]) if small else None
+        ships = [n for n in acc if acc[n]["bundle"]["model_sha256"] in shipped and n not in (teacher, best)]
+        for name in [teacher, *([best] if best else []), *ships]:
+            r, s_ = acc[name], sp[f"edgekit:{name}"]
+            where = shipped.get(r["bundle"]["model_sha256"])
+            lines.append(
+                f"| {title} | {f'`models/{where}`' if where else name} | {r['bundle']['model_size_mb']:.1f} | {r[metric]:.2f} "
+                f"| {100 * r[metric] / acc[teacher][metric]:.1f}% | {s_['p50_ms']:.2f} "
+                f"| {s_['speedup_vs_hf_pipeline']:.1f}× |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def classification(results: Path = RESULTS) -> str:
     """Teacher against students per classification set, every figure from one run of benchmarks.classification:
     the whole set through the runner, speed against the HF text-classification pipeline on the teacher."""
     published = _load(PUBLISHED)["rows"] if PUBLISHED.exists() else []
     out = []
-    for key, (title, headline_metric) in CLASSIFICATION_SETS.items():
-        f = results / f"classification-{key}.json"
-        if not f.exists():
-            continue
-        d = _load(f)
+    for key, title, headline_metric, f, d in classification_runs(results):
         acc, sp, info = d["accuracy_full_set"], d["speed"], d["bundles"]
         teacher = max(acc, key=lambda n: info[n]["params"])  # the largest model of the run
         hf = sp["hf-pipeline"]
@@ -205,13 +245,11 @@ def classification(results: Path = RESULTS, brief: bool = False) -> str:
             f"edgekit runner; speed: p50 per example over {d['dataset']['n_timed']} of them, batch 1, "
             f"{d['threads']} threads, {_cpu(d['device'])}, against the HF text-classification pipeline on the "
             f"teacher ({hf['p50_ms']:.1f} ms), medians of {d['repeats']} repeats in one run."
-            + (f" Published: {pub} (`{PUBLISHED.relative_to(ROOT)}`)." if pub and not brief else ""),
+            + (f" Published: {pub} (`{PUBLISHED.relative_to(ROOT)}`)." if pub else ""),
             "",
         ]
         head = ["model", "size MB", "accuracy", "macro-F1"] + (["in-scope acc.", "oos recall"] if clinc else [])
-        head += [f"% of teacher {'in-scope acc.' if clinc else 'accuracy'}", "p50 ms", "× HF pipeline"]
-        if not brief:
-            head.append("peak RSS MB")
+        head += [f"% of teacher {'in-scope acc.' if clinc else 'accuracy'}", "p50 ms", "× HF pipeline", "peak RSS MB"]
         out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         order = sorted(acc, key=lambda name: (name != teacher, acc[name]["bundle"]["model_size_mb"]))
         for name in order:
@@ -228,9 +266,8 @@ def classification(results: Path = RESULTS, brief: bool = False) -> str:
                 f"{100 * r[headline_metric] / acc[teacher][headline_metric]:.1f}%",
                 f"{s_['p50_ms']:.2f}",
                 f"{s_['speedup_vs_hf_pipeline']:.1f}×",
+                f"{r['peak_rss_mb']:.0f}",
             ]
-            if not brief:
-                cells.append(f"{r['peak_rss_mb']:.0f}")
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)
@@ -681,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--check", action="store_true", help="only compare; exit 1 if a page is out of date")
     args = p.parse_args(argv)
-    doc, readme = document(), readme_with(headline() + "\n" + classification(brief=True), README.read_text())
+    doc, readme = document(), readme_with(headline() + "\n" + classification_brief(), README.read_text())
     if args.check:
         stale = [str(f.relative_to(ROOT)) for f, text in ((DOC, doc), (README, readme)) if f.read_text() != text]
         if stale:

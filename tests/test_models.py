@@ -14,13 +14,35 @@ from edgekit.squad import load_squad, sample_path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
-SHIPPED = sorted(p.parent for p in MODELS.glob("*/manifest.json"))
+ALL = sorted(p.parent for p in MODELS.glob("*/manifest.json"))
+SHIPPED = [p for p in ALL if load_bundle(p, verify=False).manifest.task == "extractive-qa"]
+CLASSIFIERS = [p for p in ALL if p not in SHIPPED]
 
 
-def test_one_or_two_students_within_50_mb() -> None:
-    assert 1 <= len(SHIPPED) <= 2, [p.name for p in SHIPPED]
+def test_at_most_four_students_one_per_task_and_budget() -> None:
+    assert 1 <= len(SHIPPED) <= 2 and len(CLASSIFIERS) <= 1, [p.name for p in ALL]
     for path in SHIPPED:
         assert load_bundle(path).size_mb <= 50.0
+    for path in CLASSIFIERS:
+        assert load_bundle(path).size_mb <= 25.0
+
+
+@pytest.mark.parametrize("path", CLASSIFIERS, ids=lambda p: p.name)
+def test_a_classifiers_card_says_what_its_results_file_says_and_it_classifies(path: Path, sst2_dir: Path) -> None:
+    from edgekit.tasks.classification import TextClassifier, read_tsv
+
+    bundle = load_bundle(path)
+    text = (MODELS / f"{path.name}.md").read_text()
+    assert "export.distill" in text or "edgekit distill" in text
+    cited = [w.strip("`;.") for w in text.split() if w.strip("`;.").endswith("/metrics.json")]
+    metrics = json.loads((ROOT / cited[0]).read_text())
+    assert metrics["bundle"]["model_sha256"] == bundle.manifest.files[bundle.manifest.model_file].sha256
+    assert f"accuracy {metrics['accuracy']:.2f}, macro-F1 {metrics['macro_f1']:.2f}" in text
+    assert f"{metrics['bundle']['size_mb']:.1f} MB" in text
+    if metrics["bundle"]["labels"] == ["0", "1"]:  # SST-2's: a trained student, far above chance on its dev rows
+        model = TextClassifier.load(path)
+        examples = read_tsv(sst2_dir / "dev.tsv")[:200]
+        assert sum(model.predict(ex)["label"] == ex.label for ex in examples) > 160
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
@@ -35,8 +57,9 @@ def test_the_card_names_its_commands_and_says_what_its_results_file_says(path: P
     assert f"EM {metrics['exact_match']:.2f}, F1 {metrics['f1']:.2f}" in text
     assert f"{metrics['bundle']['size_mb']:.1f} MB" in text
     readme = (ROOT / "README.md").read_text()
-    if path.name in readme:  # the README quotes the card's figures: they must be the file's too
-        assert f"F1 {metrics['f1']:.2f}" in readme and f"{metrics['bundle']['size_mb']:.1f} MB" in readme
+    if path.name in readme:  # the README's results table shows the card's figures: they must be the file's too
+        row = next(line for line in readme.splitlines() if f"`models/{path.name}`" in line)
+        assert f"| {metrics['f1']:.2f} |" in row and f"| {metrics['bundle']['model_size_mb']:.1f} |" in row
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
@@ -49,11 +72,13 @@ def test_a_shipped_student_answers_like_a_trained_one(path: Path) -> None:
 
 
 def test_the_readme_headline_names_every_shipped_student() -> None:
-    from benchmarks.results_doc import headline, shipped_bundles
+    from benchmarks.results_doc import classification_brief, headline, shipped_bundles
 
-    assert sorted(shipped_bundles().values()) == SHIPPED
+    assert sorted(shipped_bundles().values()) == ALL
     for path in SHIPPED:
         assert f"`models/{path.name}`" in headline()
+    for path in CLASSIFIERS:
+        assert f"`models/{path.name}`" in classification_brief()
 
 
 def test_the_budget_times_a_shipped_copy_only_of_the_same_model(tmp_path: Path) -> None:
