@@ -169,7 +169,9 @@ def classification_card(
         f"`{Path(data['train']).name}`{' split ' + data['train_split'] if data.get('train_split') else ''}, "
         f"{recipe['training']['epochs']:g} epochs, batch {recipe['training']['batch_size']}, "
         f"lr {recipe['training']['learning_rate']:g}{', bf16 autocast' if recipe['training'].get('bf16') else ''}, "
-        f"seed {recipe['training']['seed']} |",
+        f"seed {recipe['training']['seed']}"
+        + (f"; resumed at step {training['resumed_from_step']}" if training.get("resumed_from_step") else "")
+        + " |",
         f"| latency in that run | p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms per text "
         f"({metrics['threads'] or 'default'} threads, {dev['cpu']}, {dev['arch']}), peak RSS {metrics['peak_rss_mb']:.0f} MB |",
         "",

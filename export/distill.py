@@ -111,11 +111,18 @@ class TextDataset(FeatureDataset):
         return item
 
 
+# the tensors with one value per token position: the model's inputs and QA's aligned teacher logits (a
+# classifier's teacher logits are one row per text, as wide as its label set)
+PER_POSITION = frozenset(
+    {"input_ids", "attention_mask", "token_type_ids", "teacher_start", "teacher_end", "teacher_mask"}
+)
+
+
 def collate(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Stack, then cut every [B, L] tensor to the longest real window in the batch (less padding to train on)."""
+    """Stack, then cut every per-position tensor to the longest real window in the batch (less padding to train on)."""
     out = {k: torch.stack([b[k] for b in batch]) for k in batch[0]}
     length = int(out["attention_mask"].sum(dim=1).max())
-    return {k: v[:, :length] if v.dim() == 2 else v for k, v in out.items()}
+    return {k: v[:, :length] if k in PER_POSITION else v for k, v in out.items()}
 
 
 class EpochLengthGroupedSampler(LengthGroupedSampler):

@@ -372,3 +372,20 @@ def test_a_classifiers_vocabulary_is_pruned_on_its_training_texts(tiny_classifie
     assert edgekit("verify", str(out)).returncode == 0
     proc = edgekit(*args[:-1], "2000")  # no corpus: a classifier's is not guessed
     assert proc.returncode == 2 and "--corpus" in proc.stderr
+
+
+def test_a_batch_keeps_every_label_of_the_teachers_logits_however_short_its_texts() -> None:
+    """Per-position tensors are cut to the batch's longest text; a classifier's teacher logits are one row per text,
+    as wide as the label set (151 for CLINC150), and stay whole."""
+    import torch
+
+    from export.distill import collate
+
+    row = {
+        "input_ids": torch.tensor([101, 7592, 102, 0, 0, 0]),
+        "attention_mask": torch.tensor([1, 1, 1, 0, 0, 0]),
+        "labels": torch.tensor(4),
+        "teacher_logits": torch.arange(151, dtype=torch.float32),
+    }
+    batch = collate([row, row])
+    assert batch["input_ids"].shape == (2, 3) and batch["teacher_logits"].shape == (2, 151)
