@@ -36,6 +36,21 @@ def _command(cmd: Any) -> str:
     return cmd if isinstance(cmd, str) else " ".join(portable(cmd, ROOT))
 
 
+def _made_by(made_by: list[str], run: str, metrics: dict, results: str, argv) -> list[str]:
+    """A card's "Made by" section: the commands in order, the run its figures come from, this card's command."""
+    return [
+        "## Made by",
+        "",
+        "```bash",
+        *made_by,
+        "```",
+        "",
+        f"{run} run: `{_command(metrics['command'])}`; its results: `{results}`.",
+        f"This card and the copy: `{_command(argv)}`.",
+        "",
+    ]
+
+
 def _quantization(q: dict) -> str:
     """A manifest's dynamic int8 settings in words."""
     return (
@@ -104,15 +119,7 @@ def card(
         f"| latency in the full-dev run | p50 {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms per question "
         f"({metrics['threads'] or 'default'} threads, {dev['cpu']}, {dev['arch']}) |",
         "",
-        "## Made by",
-        "",
-        "```bash",
-        *made_by,
-        "```",
-        "",
-        f"Full-dev run: `{_command(metrics['command'])}`; its results: `{results}`.",
-        f"This card and the copy: `{_command(argv)}`.",
-        "",
+        *_made_by(made_by, "Full-dev", metrics, results, argv),
         "## Use",
         "",
         "```bash",
@@ -175,15 +182,7 @@ def classification_card(
         f"| latency in that run | p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms per text "
         f"({metrics['threads'] or 'default'} threads, {dev['cpu']}, {dev['arch']}), peak RSS {metrics['peak_rss_mb']:.0f} MB |",
         "",
-        "## Made by",
-        "",
-        "```bash",
-        *made_by,
-        "```",
-        "",
-        f"Full-set run: `{_command(metrics['command'])}`; its results: `{results}`.",
-        f"This card and the copy: `{_command(argv)}`.",
-        "",
+        *_made_by(made_by, "Full-set", metrics, results, argv),
         "## Use",
         "",
         "```bash",

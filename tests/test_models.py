@@ -27,16 +27,22 @@ def test_at_most_four_students_one_per_task_and_budget() -> None:
         assert load_bundle(path).size_mb <= 25.0
 
 
-@pytest.mark.parametrize("path", CLASSIFIERS, ids=lambda p: p.name)
-def test_a_classifiers_card_says_what_its_results_file_says_and_it_classifies(path: Path, sst2_dir: Path) -> None:
-    from edgekit.tasks.classification import TextClassifier, read_tsv
-
+def _card_and_its_metrics(path: Path) -> tuple[str, dict]:
+    """A shipped bundle's card, which names how it was made, and the metrics file it cites, a run of this very model."""
     bundle = load_bundle(path)
     text = (MODELS / f"{path.name}.md").read_text()
     assert "export.distill" in text or "edgekit distill" in text
     cited = [w.strip("`;.") for w in text.split() if w.strip("`;.").endswith("/metrics.json")]
     metrics = json.loads((ROOT / cited[0]).read_text())
     assert metrics["bundle"]["model_sha256"] == bundle.manifest.files[bundle.manifest.model_file].sha256
+    return text, metrics
+
+
+@pytest.mark.parametrize("path", CLASSIFIERS, ids=lambda p: p.name)
+def test_a_classifiers_card_says_what_its_results_file_says_and_it_classifies(path: Path, sst2_dir: Path) -> None:
+    from edgekit.tasks.classification import TextClassifier, read_tsv
+
+    text, metrics = _card_and_its_metrics(path)
     assert f"accuracy {metrics['accuracy']:.2f}, macro-F1 {metrics['macro_f1']:.2f}" in text
     assert f"{metrics['bundle']['size_mb']:.1f} MB" in text
     if metrics["bundle"]["labels"] == ["0", "1"]:  # SST-2's: a trained student, far above chance on its dev rows
@@ -47,12 +53,7 @@ def test_a_classifiers_card_says_what_its_results_file_says_and_it_classifies(pa
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_the_card_names_its_commands_and_says_what_its_results_file_says(path: Path) -> None:
-    bundle = load_bundle(path)
-    text = (MODELS / f"{path.name}.md").read_text()
-    assert "export.distill" in text or "edgekit distill" in text
-    cited = [w.strip("`;.") for w in text.split() if w.strip("`;.").endswith("/metrics.json")]
-    metrics = json.loads((ROOT / cited[0]).read_text())
-    assert metrics["bundle"]["model_sha256"] == bundle.manifest.files[bundle.manifest.model_file].sha256
+    text, metrics = _card_and_its_metrics(path)
     assert metrics["n_questions"] == 10570
     assert f"EM {metrics['exact_match']:.2f}, F1 {metrics['f1']:.2f}" in text
     assert f"{metrics['bundle']['size_mb']:.1f} MB" in text
