@@ -14,8 +14,12 @@ from pathlib import Path
 
 
 def module_command(module: str, argv: Sequence[str] | None = None) -> list[str]:
-    """``python -m MODULE ARGS``, with ARGS from ``argv`` or, when ``None``, this process's own."""
-    return ["python", "-m", module, *(sys.argv[1:] if argv is None else argv)]
+    """``python -m MODULE ARGS``, with ARGS from ``argv`` or, when ``None``, this process's own.
+
+    Absolute paths are recorded relative to the working directory (see :func:`portable`): a results file
+    that held ``/home/someone/data/dev.tsv`` would render differently in every checkout that reads it.
+    """
+    return portable(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)], Path.cwd())
 
 
 def portable(cmd: Sequence[str], root: Path) -> list[str]:

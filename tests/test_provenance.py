@@ -34,3 +34,15 @@ def test_a_recorded_command_is_shown_relative_to_the_checkout(tmp_path: Path) ->
         "python", "-m", "benchmarks.x", "runs/b", "--dataset", "../shared/data/dev.json", "--out", "/elsewhere/out",
         "--n", "5",
     ]  # fmt: skip
+
+
+def test_a_command_is_recorded_relative_to_where_it_ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A results file must render the same in every checkout: an absolute data path recorded as given
+    would be shown relative in one checkout and absolute in another."""
+    root = tmp_path / "work" / "main"
+    root.mkdir(parents=True)
+    monkeypatch.chdir(root)
+    data = str(tmp_path / "work" / "shared" / "data" / "dev.tsv")
+    assert module_command("benchmarks.x", ["--dataset", data]) == [
+        "python", "-m", "benchmarks.x", "--dataset", "../shared/data/dev.tsv",
+    ]  # fmt: skip
