@@ -141,3 +141,21 @@ def peak_rss_mb() -> float:
     except (ImportError, AttributeError):
         pass
     return rss / 2**20
+
+
+def release_free_heap() -> bool:
+    """Hand the C heap's free pages back to the system (glibc ``malloc_trim``); False where there is none.
+
+    Loading a model parses its whole file into memory before the runtime builds its own weights from it;
+    the parse buffers are freed, but glibc keeps the pages, so every later RSS reading (and the peak, which
+    a run's predictions raise on top of them) counts them. Other C libraries (Android's bionic, macOS)
+    have no ``malloc_trim`` and lose nothing.
+    """
+    import ctypes
+
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # the symbols already loaded into this process, libc's among them
+    except (OSError, AttributeError):
+        return False
+    trim(0)
+    return True

@@ -102,6 +102,6 @@ def open_log(path: str | Path) -> TextIO:
 
 def append(fh: TextIO, record: dict[str, Any]) -> None:
     """Write one record as a single line and push it to the OS (survives SIGKILL)."""
-    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    fh.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")  # strict JSON: no NaN or Infinity
     fh.flush()
     os.fsync(fh.fileno())

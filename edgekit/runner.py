@@ -29,7 +29,7 @@ from edgekit.backends import RuntimeOptions
 from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.decode import DEFAULT_N_BEST
 from edgekit.destination import RUN, claim, locked
-from edgekit.errors import EdgekitError, InputError
+from edgekit.errors import BundleError, EdgekitError, InputError
 from edgekit.tasks import Task, TaskModel, get_task
 from edgekit.tasks.qa import QAModel  # noqa: F401  (the QA model's long-standing import path)
 from edgekit.timing import Stopwatch, summarize
@@ -158,6 +158,7 @@ def _run(
         runtime = replace(runtime, backend=name)
     t_cold = time.perf_counter()
     model = task.load_model(bundle_path, runtime, config.n_best)
+    device.release_free_heap()  # the model file's parse buffers: freed, but kept by the C heap until trimmed
     load_ms = (time.perf_counter() - t_cold) * 1000.0
     _check_resume(out, _run_identity(model.bundle, task, sha256_file(dataset_path), config, model.backend.name))
 
@@ -193,11 +194,13 @@ def _run(
 
 
 def _predict(model: TaskModel, task: Task, ex: Any, dataset_path: Path) -> dict[str, Any]:
+    noun = task.example_noun.removesuffix("s")
     try:
         return model.predict(ex)
+    except BundleError as exc:  # the model's fault on this input (non-finite scores): named with the input
+        raise BundleError(exc.path, f"{exc.where} on {noun} id {ex.id}", exc.expected) from None
     except InputError as exc:
         # the predictions so far are in the log: re-running after a fix resumes from here
-        noun = task.example_noun.removesuffix("s")
         raise InputError(dataset_path, f"{noun} id {ex.id}", exc.expected) from None
 
 

@@ -17,6 +17,10 @@ Question words (who, what, when, ...) and words of the gold answer are never cha
 contexts are not touched, so each copy keeps its gold span for the hard loss. The output is a
 SQuAD v1.1 file of the copies alone (ids ``ID-augK``), for a recipe's ``data.extra_train``: it gets
 its own teacher-logits cache, and the original questions' cache is reused.
+
+A classifier's training texts are copied the same way (:func:`augment_texts`, every word may change) into a
+TSV. Its label column repeats the source text's label for a reader's sake only: a replaced word can turn a
+sentence's sentiment, so distillation teaches the copies with the teacher's logits alone.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ QUESTION_WORDS = frozenset("who whom whose what which when where why how many mu
 FUNCTION_WORDS = 100  # English's most frequent words (the, of, in, ...): dropped at times, never replaced or used
 _WORD = re.compile(r"[^\W\d_]+")  # a run of letters, any alphabet
 SENTENCE_END = "?.!"
-OUTPUT_FILES = ("questions.json", "augment.json")
+OUTPUT_FILES = ("questions.json", "texts.tsv", "augment.json")
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,8 @@ class Augmentation:
     source_sha256: str
     neighbours_from: str  # the bundle whose word embeddings rank replacements
     neighbours_sha256: str  # its model file
-    questions: int  # questions copied (0: all)
-    copies: int  # copies per question
+    questions: int  # questions (or texts) copied, a seeded sample (0: all)
+    copies: int  # copies per question (or text)
     p_delete: float
     p_replace: float
     neighbours: int
@@ -130,6 +134,21 @@ def check_output(out: Path, sources: list[Path]) -> Path:
     return out
 
 
+def _record(train: Path, bundle: Bundle, settings: dict[str, Any]) -> Augmentation:
+    return Augmentation(
+        source=train.name,
+        source_sha256=sha256_file(train),
+        neighbours_from=bundle.manifest.name,
+        neighbours_sha256=bundle.manifest.files[bundle.manifest.model_file].sha256,
+        **settings,
+    )
+
+
+def _sample(n: int, k: int, rng: random.Random) -> list[int]:
+    """``k`` of ``n`` indices in order, a seeded sample (all when ``k`` is 0 or at least ``n``)."""
+    return sorted(rng.sample(range(n), k)) if 0 < k < n else list(range(n))
+
+
 def augment_questions(train: Path, neighbours_from: Path, out: Path, **settings: Any) -> tuple[Path, Augmentation]:
     """Write ``out/questions.json`` (the copies, SQuAD v1.1) and ``out/augment.json``; returns the first and
     the record. ``settings`` are the :class:`Augmentation` fields a user chooses (questions to seed)."""
@@ -137,17 +156,11 @@ def augment_questions(train: Path, neighbours_from: Path, out: Path, **settings:
     check_output(out, [train, neighbours_from])
     load_squad(train)  # every problem in the file is reported with its place before anything is built
     bundle = load_bundle(neighbours_from)
-    spec = Augmentation(
-        source=train.name,
-        source_sha256=sha256_file(train),
-        neighbours_from=bundle.manifest.name,
-        neighbours_sha256=bundle.manifest.files[bundle.manifest.model_file].sha256,
-        **settings,
-    )
+    spec = _record(train, bundle, settings)
     data = json.loads(train.read_text(encoding="utf-8"), parse_constant=reject_constant)
     qas = [(p, qa) for art in data["data"] for p in art["paragraphs"] for qa in p["qas"]]
     rng = random.Random(spec.seed)
-    chosen = sorted(rng.sample(range(len(qas)), spec.questions)) if 0 < spec.questions < len(qas) else range(len(qas))
+    chosen = _sample(len(qas), spec.questions, rng)
     words = {w.lower() for i in chosen for w in _WORD.findall(qas[i][1]["question"])}
     table = neighbour_table(bundle, words, spec.neighbours)
     copies: dict[int, list[dict[str, Any]]] = {}
@@ -175,6 +188,43 @@ def augment_questions(train: Path, neighbours_from: Path, out: Path, **settings:
         write_json(tmp / "questions.json", {"version": "1.1", "data": articles})
         write_json(tmp / "augment.json", asdict(spec))
     return out / "questions.json", spec
+
+
+def augment_texts(
+    train: Path, split: str | None, neighbours_from: Path, out: Path, **settings: Any
+) -> tuple[Path, Augmentation]:
+    """Write ``out/texts.tsv`` (copies of a classification dataset's texts, ``sentence`` and the source's
+    ``label``) and ``out/augment.json``; returns the first and the record."""
+    from edgekit.tasks.classification import load_texts
+
+    check_settings(**settings)
+    check_output(out, [train, neighbours_from])
+    examples = load_texts(train, split)
+    bundle = load_bundle(neighbours_from)
+    spec = _record(train, bundle, settings)
+    rng = random.Random(spec.seed)
+    chosen = _sample(len(examples), spec.questions, rng)
+    table = neighbour_table(
+        bundle, {w.lower() for i in chosen for w in _WORD.findall(examples[i].text)}, spec.neighbours
+    )
+    rows = []
+    for i in chosen:
+        ex = examples[i]
+        seen = {tuple(ex.text.split())}
+        for _ in range(spec.copies):
+            text = perturb(ex.text, set(), table, spec.p_delete, spec.p_replace, rng)
+            if _WORD.search(text) and tuple(text.split()) not in seen:
+                seen.add(tuple(text.split()))
+                rows.append(f"{text}\t{ex.label}\n")
+    if not rows:
+        raise InputError(
+            train, f"--p-delete {spec.p_delete} --p-replace {spec.p_replace}", "chances that change some text"
+        )
+    spec = Augmentation(**{**asdict(spec), "written": len(rows)})
+    with replacing(out, AUGMENTED, [train, neighbours_from]) as tmp:
+        (tmp / "texts.tsv").write_text("sentence\tlabel\n" + "".join(rows), encoding="utf-8")
+        write_json(tmp / "augment.json", asdict(spec))
+    return out / "texts.tsv", spec
 
 
 def check_settings(questions: int, copies: int, p_delete: float, p_replace: float, neighbours: int, **_: Any) -> None:

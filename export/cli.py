@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edgekit.cli import dev_default
 from edgekit.destination import BUNDLE, check_destination
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, InputError
 from edgekit.squad import default_data_dir
 from export.recipes import add_recipe_arguments
 
@@ -155,12 +155,23 @@ def cmd_export_fuse(args: argparse.Namespace) -> int:
 
     check_destination(args.out, BUNDLE, [args.bundle])
     src = load_bundle(args.bundle)
-    examples = load_squad(args.validate_dataset)[: args.validate_n]
+    if src.manifest.task == "text-classification":
+        from edgekit.tasks.classification import load_texts
+
+        if args.validate_dataset.suffix.lower() not in (".tsv", ".json") or args.validate_dataset == dev_default():
+            raise InputError(
+                args.validate_dataset,
+                "--validate-dataset",
+                "a classifier's texts to check on (.tsv, or CLINC150 .json)",
+            )
+        examples, unit = load_texts(args.validate_dataset)[: args.validate_n], "texts"
+    else:
+        examples, unit = load_squad(args.validate_dataset)[: args.validate_n], "questions"
     out, v = fuse_bundle(src, args.out, examples, args.name, args.atol)
     fused = ", ".join(f"{k} {n}" for k, n in out.manifest.source["fusion"]["fused"].items()) or "nothing"
     print(f"wrote {out.path}: fused {fused}")
     print(
-        f"checked on {v.n_questions} questions: max |Δlogit| {v.max_abs_diff:.2e}, same answer {100 * v.answer_agreement:.0f}%"
+        f"checked on {v.n_questions} {unit}: max |Δlogit| {v.max_abs_diff:.2e}, same answer {100 * v.answer_agreement:.0f}%"
     )
     return 0
 
@@ -211,6 +222,25 @@ def cmd_export_augment_questions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_augment_texts(args: argparse.Namespace) -> int:
+    from export.augment import augment_texts
+
+    path, done = augment_texts(
+        args.train,
+        args.split,
+        args.neighbours_from,
+        args.out,
+        questions=args.texts,
+        copies=args.copies,
+        p_delete=args.p_delete,
+        p_replace=args.p_replace,
+        neighbours=args.neighbours,
+        seed=args.seed,
+    )
+    print(f"wrote {path}: {done.written} text copies (name it in a classification recipe's data.extra_train)")
+    return 0
+
+
 def cmd_distill(args: argparse.Namespace) -> int:
     from export.distill import main_args
 
@@ -253,11 +283,26 @@ def _tolerance(text: str) -> float:
     return value
 
 
+def _add_augment_flags(e: argparse.ArgumentParser, unit: str) -> None:
+    """The copying flags ``augment-questions`` and ``augment-texts`` share; ``unit`` names what is copied."""
+    e.add_argument(f"--{unit}s", type=int, default=0, help=f"{unit}s to copy, a seeded sample (0: all; default)")
+    e.add_argument("--copies", type=int, default=1, help=f"copies per {unit} (default: 1)")
+    e.add_argument("--p-delete", type=float, default=0.1, help="chance a word is dropped (default: 0.1)")
+    e.add_argument("--p-replace", type=float, default=0.2, help="chance a word is replaced (default: 0.2)")
+    e.add_argument("--neighbours", type=int, default=5, help="replacements to choose from per word (default: 5)")
+    e.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
 def _add_check_args(e: argparse.ArgumentParser, against: str, skippable: bool = False) -> None:
     """How an export step checks its output's logits against what it was made from (same flags for every step)."""
     skip = "0: skip; " if skippable else ""
     e.add_argument("--atol", type=_tolerance, default=1e-3, help=f"max |Δlogit| vs {against} (default: %(default)s)")
-    e.add_argument("--validate-dataset", type=Path, default=dev_default(), help="questions for the check")
+    e.add_argument(
+        "--validate-dataset",
+        type=Path,
+        default=dev_default(),
+        help="inputs for the check: SQuAD questions (default: the dev set), a classifier's .tsv or CLINC150 .json",
+    )
     e.add_argument("--validate-n", type=int, default=8, help=f"questions to check on ({skip}default: %(default)s)")
 
 
@@ -437,13 +482,23 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         default=default_data_dir() / "train-v1.1-subset.json",
         help="SQuAD JSON of the questions to copy (default: the training subset)",
     )
-    e.add_argument("--questions", type=int, default=0, help="questions to copy, a seeded sample (0: all; default)")
-    e.add_argument("--copies", type=int, default=1, help="copies per question (default: 1)")
-    e.add_argument("--p-delete", type=float, default=0.1, help="chance a word is dropped (default: 0.1)")
-    e.add_argument("--p-replace", type=float, default=0.2, help="chance a word is replaced (default: 0.2)")
-    e.add_argument("--neighbours", type=int, default=5, help="replacements to choose from per word (default: 5)")
-    e.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    _add_augment_flags(e, "question")
     e.set_defaults(func=cmd_export_augment_questions)
+
+    e = esub.add_parser(
+        "augment-texts",
+        help="classification dataset -> copies of its texts with words dropped or replaced, for the teacher to label",
+        description="Write OUT/texts.tsv (the copies alone: sentence and the source text's label) and OUT/augment.json "
+        "(how). Each word of a copy is dropped (--p-delete) or replaced by a near word in a bundle's word-embedding "
+        "table (--p-replace). Name the file in a classification recipe's data.extra_train: distillation teaches the "
+        "copies with the teacher's logits alone (a replaced word can change the label), as TinyBERT's augmentation.",
+    )
+    e.add_argument("neighbours_from", type=Path, help="ONNX bundle whose word embeddings rank replacements")
+    e.add_argument("out", type=Path, help="directory to write")
+    e.add_argument("--train", type=Path, required=True, help="the texts to copy: a .tsv, or CLINC150's .json")
+    e.add_argument("--split", default=None, help="the split of a file that holds several (CLINC150: train, val, test)")
+    _add_augment_flags(e, "text")
+    e.set_defaults(func=cmd_export_augment_texts)
 
     e = esub.add_parser(
         "int4",

@@ -528,7 +528,8 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
         tok_file = out / "student-tokenizer.json"
         t_cache = time.time()
         if classifier:
-            features, logits = _classification_data(recipe, teacher, student, examples, labels, tok_file, main)
+            extra = [cls.load_texts(path) for path in recipe.data.train_paths()[1:]]
+            features, logits = _classification_data(recipe, teacher, student, examples, extra, labels, tok_file, main)
         else:
             parts = training_parts(recipe, student, tok_file, write=main)
             examples, features = joined(parts)
@@ -594,12 +595,15 @@ def _classification_data(
     teacher: LoadedQA | None,
     student: LoadedQA,
     examples: list[Any],
+    extra: list[list[Any]],
     labels: list[str],
     tok_file: Path,
     write: bool,
 ) -> tuple[cls.TextFeatures, np.ndarray | None]:
     """The training texts tokenized as the device will (the student's tokenizer.json, written to ``tok_file``
-    unless ``write`` is false) and, for KD, the teacher's logits for each."""
+    unless ``write`` is false) and, for KD, the teacher's logits for each. ``extra`` holds the texts of each
+    ``data.extra_train`` file: the teacher alone teaches them (augmented copies, whose labels a change of
+    words may have turned), so they need KD."""
     if write:
         save_tokenizer_json(student, tok_file)
     elif not tok_file.is_file():
@@ -607,21 +611,29 @@ def _classification_data(
     from edgekit.tasks.classification import TextTokenizer
 
     tok = TextTokenizer.from_file(tok_file, recipe.data.max_seq_len)
-    features = cls.build_text_features(examples, tok, labels, int(student.tokenizer.pad_token_id or 0))
+    texts = [*examples, *(ex for part in extra for ex in part)]
+    features = cls.build_text_features(texts, tok, labels, int(student.tokenizer.pad_token_id or 0), len(examples))
     if not recipe.loss.uses_teacher_logits:
         return features, None
     t_bundle = _teacher_bundle(teacher, recipe, write)
     cache_root = Path(recipe.output_dir) / "cache"
+    paths = recipe.data.train_paths()
+    splits = [recipe.data.train_split] + [""] * len(extra)
     try:
-        logits = cls.teacher_logits(
-            cache_root,
-            t_bundle,
-            cls.dataset_path(recipe.data.train),
-            recipe.data.train_split,
-            examples,
-            labels,
-            threads=recipe.training.threads or None,
-            write=write,
+        logits = np.concatenate(
+            [
+                cls.teacher_logits(
+                    cache_root,
+                    t_bundle,
+                    path,
+                    split,
+                    part,
+                    labels,
+                    threads=recipe.training.threads or None,
+                    write=write,
+                )
+                for path, split, part in zip(paths, splits, [examples, *extra], strict=True)
+            ]
         )
     except FileNotFoundError:
         raise _written_by_process_0(cache_root, "the teacher-logits cache") from None

@@ -7,8 +7,8 @@ are ORT contrib ops), which is the runtime the bundle names. Quantizing the fuse
 graph gives int8 attention (QAttention) as well as int8 MatMuls: ORT's
 documentation recommends optimize-then-quantize for BERT-style models.
 
-The fused bundle is checked against its source bundle on real questions (same
-logits within ``atol``) before it is written.
+The fused bundle is checked against its source bundle on real inputs (questions, or a
+classifier's texts: same logits within ``atol``) before it is written.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from edgekit.backends import RuntimeOptions, open_backend
 from edgekit.bundle import Bundle, write_bundle
 from edgekit.errors import EdgekitError
-from edgekit.squad import Example
-from export.to_onnx import DEFAULT_ATOL, Validation, compare
+from export.to_onnx import DEFAULT_ATOL, Validation, compare, compare_texts
 
 # the optimizer's BERT patterns: they match BERT-style encoders (BERT, MiniLM, RoBERTa); on other graphs
 # fewer subgraphs match, the rest stays as exported, and the check below still applies
@@ -30,9 +30,10 @@ MODEL_TYPE = "bert"
 
 
 def fuse_bundle(
-    src: Bundle, out_dir: str | Path, examples: list[Example], name: str | None = None, atol: float = DEFAULT_ATOL
+    src: Bundle, out_dir: str | Path, examples: list[Any], name: str | None = None, atol: float = DEFAULT_ATOL
 ) -> tuple[Bundle, Validation]:
-    """Write the fused form of an fp32 ONNX bundle, validated against ``src`` on ``examples``."""
+    """Write the fused form of an fp32 ONNX bundle, validated against ``src`` on ``examples`` (SQuAD
+    questions, or a classifier's texts)."""
     from onnxruntime.transformers.optimizer import optimize_model
 
     m = src.manifest
@@ -55,9 +56,8 @@ def fuse_bundle(
         }
         manifest = replace(m, name=name or f"{m.name}-fused", source=source)
         # checked in a scratch bundle first, so a failed check leaves nothing at out_dir
-        v = compare(
-            reference, write_bundle(Path(tmp) / "staged", out_model, src.tokenizer_path, manifest), examples, atol
-        )
+        staged = write_bundle(Path(tmp) / "staged", out_model, src.tokenizer_path, manifest)
+        v = (compare_texts if m.task == "text-classification" else compare)(reference, staged, examples, atol)
         if not v.ok:
             raise EdgekitError(
                 f"{src.path}: fused graph differs from the original by {v.max_abs_diff:.3g} > atol {atol}"

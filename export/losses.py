@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 DEFAULT_TEMPERATURE = 2.0
 DEFAULT_ALPHA = 0.5
+IGNORE_INDEX = -100  # torch's cross-entropy default: a target that takes no part in the hard loss
 _NEG = -1e4  # large negative instead of -inf: keeps softmax finite under bf16 autocast
 
 
@@ -96,8 +97,10 @@ def classification_kd_loss(
     """A sequence classifier's objective over [batch, labels] logits; returns the total and its parts.
 
     The same two terms as :func:`qa_kd_loss`, over labels instead of positions. Without teacher
-    logits (or with alpha = 1) this is plain fine-tuning."""
-    hard = F.cross_entropy(logits.float(), labels)
+    logits (or with alpha = 1) this is plain fine-tuning. A label of -100 marks a text the teacher alone
+    teaches (an augmented copy): the hard term averages over the others and is 0 in a batch of none."""
+    known = labels != IGNORE_INDEX
+    hard = F.cross_entropy(logits.float(), labels, reduction="sum") / known.sum().clamp(min=1)
     if teacher_logits is None or alpha >= 1.0:
         return {"loss": hard, "hard": hard.detach()}
     every = torch.ones_like(logits, dtype=torch.bool)

@@ -22,6 +22,7 @@ from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.destination import TRAINING, claim
 from edgekit.errors import EdgekitError
 from edgekit.squad import load_squad
+from edgekit.text import md_row
 from export.distill import dev_examples, dev_file, method_name, recipe_labels, run_distill
 from export.models import LoadedQA, load_model
 from export.quantize import (
@@ -153,12 +154,10 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
         _reuse(static, {**same, "quantization": settings.record()}, make_static, f"ONNX static int8 ({method})")
         paths[static] = False
     if variants.fuse:
-        if recipe.task != "qa":
-            raise EdgekitError(f"--fuse: checks the fused graph on QA windows; not for task {recipe.task!r} yet")
         from export.fuse import fuse_bundle
 
         fused, fused8 = d / f"{name}-fp32-onnx-fused", d / f"{name}-int8-onnx-fused"
-        check_on = load_squad(data.dev_path())[:8]
+        check_on = dev_examples(recipe)[:8]
         _reuse(fused, same, lambda: fuse_bundle(load_bundle(fp32), fused, check_on, fused.name), "ONNX fused")
         _reuse(
             fused8,
@@ -248,34 +247,18 @@ def run_fresh(bundle: Path, dataset: Path, out: Path, limit: int, extra: Sequenc
 
 
 def markdown(rows: list[ArtifactRow]) -> str:
-    if rows and rows[0].accuracy is not None:
-        return _classifier_markdown(rows)
-    lines = [
-        "| bundle | format | precision | how | params | model MB | max abs Δlogit | same answer (16 q) | EM | F1 | questions "
-        "| p50 ms | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r.name} | {r.format} | {r.precision} | {r.how or '-'} | {r.params / 1e6:.1f}M | {r.size_mb:.1f} | "
-        f"{r.max_abs_diff:.2g} | {100 * r.answer_agreement:.0f}% | {r.exact_match:.1f} | {r.f1:.1f} | "
-        f"{r.n_questions} | {r.latency_p50_ms:.1f} | {r.peak_rss_mb:.0f} |"
-        for r in rows
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _classifier_markdown(rows: list[ArtifactRow]) -> str:
-    lines = [
-        "| bundle | format | precision | how | params | model MB | max abs Δlogit | same label (16 ex) | accuracy "
-        "| macro-F1 | examples | p50 ms | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r.name} | {r.format} | {r.precision} | {r.how or '-'} | {r.params / 1e6:.1f}M | {r.size_mb:.1f} | "
-        f"{r.max_abs_diff:.2g} | {100 * r.answer_agreement:.0f}% | {r.accuracy:.1f} | {r.macro_f1:.1f} | "
-        f"{r.n_questions} | {r.latency_p50_ms:.1f} | {r.peak_rss_mb:.0f} |"
-        for r in rows
-    ]
+    """export-summary.md: one row per bundle, the task's scores (QA's EM/F1 or a classifier's accuracy)."""
+    classifier = bool(rows) and rows[0].accuracy is not None
+    scores = ["accuracy", "macro-F1", "examples"] if classifier else ["EM", "F1", "questions"]
+    same = "same label (16 ex)" if classifier else "same answer (16 q)"
+    head = ["bundle", "format", "precision", "how", "params", "model MB", "max abs Δlogit", same, *scores]
+    head += ["p50 ms", "peak RSS MB"]
+    lines = [md_row(head), "|" + "---|" * len(head)]
+    for r in rows:
+        a, b = (r.accuracy, r.macro_f1) if classifier else (r.exact_match, r.f1)
+        cells = [r.name, r.format, r.precision, r.how or "-", f"{r.params / 1e6:.1f}M", f"{r.size_mb:.1f}"]
+        cells += [f"{r.max_abs_diff:.2g}", f"{100 * r.answer_agreement:.0f}%", f"{a:.1f}", f"{b:.1f}", r.n_questions]
+        lines.append(md_row([*cells, f"{r.latency_p50_ms:.1f}", f"{r.peak_rss_mb:.0f}"]))
     return "\n".join(lines) + "\n"
 
 

@@ -50,8 +50,9 @@ class StudentSpec:
 @dataclass
 class DataSpec:
     train: str = ""
-    # More SQuAD files to train on, e.g. question copies from `edgekit export augment-questions`; each gets
-    # its own teacher-logits cache, so adding one reuses the logits of the others.
+    # More files to train on: SQuAD question copies from `edgekit export augment-questions`, a classifier's text
+    # copies from `edgekit export augment-texts` (taught by the teacher alone); each gets its own teacher-logits
+    # cache, so adding one reuses the logits of the others.
     extra_train: list[str] = field(default_factory=list)
     dev: str = ""
     max_seq_len: int = 384  # training windows
@@ -296,6 +297,10 @@ def _validate(r: Recipe, path: Path | None) -> None:
                 raise InputError(path, f"key 'data.{key}'", "a classification dataset (.tsv, or CLINC150 .json)")
         if len(set(r.data.labels)) != len(r.data.labels) or not all(x.strip() == x and x for x in r.data.labels):
             raise InputError(path, "key 'data.labels'", "distinct, non-empty label names")
+        if r.data.extra_train and not r.loss.uses_teacher_logits:
+            raise InputError(
+                path, "key 'data.extra_train'", "loss.alpha below 1 (the teacher alone labels extra texts)"
+            )
     elif r.data.labels or r.data.train_split or r.data.dev_split:
         raise InputError(path, "key 'data.labels'/'data.*_split'", "no labels or splits for task 'qa'")
     if r.student.init not in ("pretrained", "teacher-layers"):

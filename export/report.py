@@ -30,6 +30,7 @@ from edgekit.destination import REPORT, replacing
 from edgekit.errors import InputError
 from edgekit.predlog import COMMON_FIELDS, read_log
 from edgekit.squad import read_json
+from edgekit.text import md_cell, md_row
 
 PLOTS = ("sizes.png", "f1_vs_latency.png", "latency_by_device.png")
 
@@ -455,17 +456,18 @@ def task_tables(rows: list[Row]) -> list[tuple[str, list[str], list[list[str]]]]
 
 
 def markdown(rows: list[Row], refs: list[dict[str, Any]], plots: list[Path]) -> str:
-    lines = [f"# {title(rows)}", "", *[f"- {line}" for line in headline(rows)], ""]
+    """report.md: every piece of text from the runs' files escaped (a name holding ``|`` or HTML stays one cell)."""
+    lines = [f"# {md_cell(title(rows))}", "", *[f"- {md_cell(line)}" for line in headline(rows)], ""]
     tables = task_tables(rows)
     for task, head, body in tables:
         if len(tables) > 1:
-            lines += [f"## {task}", ""]
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+            lines += [f"## {md_cell(task)}", ""]
+        lines += [md_row(head), "|" + "---|" * len(head)]
+        lines += [md_row(cells) for cells in body]
         lines += [""]
     if refs:
         lines += ["", "Reference sizes (fp32, parameters × 4 bytes): "]
-        lines += [f"- {r['name']}: {r['params'] / 1e6:.1f}M params, {r['size_mb']:.1f} MB" for r in refs]
+        lines += [f"- {md_cell(r['name'])}: {r['params'] / 1e6:.1f}M params, {r['size_mb']:.1f} MB" for r in refs]
     lines += ["", *[f"![{p.stem}]({p.name})" for p in plots], "", NOTES]
     return "\n".join(lines) + "\n"
 

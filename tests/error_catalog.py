@@ -762,6 +762,28 @@ CASES: list[Case] = [
     ),
     Case(
         "export",
+        "augment-texts of a TSV without the label column",
+        lambda e: [
+            *["export", "augment-texts", str(e.bundle), str(e.work / "aug2")],
+            *["--train", str(e.raw("t.tsv", b"sentence\tscore\ngood\t1\n"))],
+        ],
+        "'label'",
+    ),
+    Case(
+        "export",
+        "fuse a classifier checked on SQuAD questions",
+        lambda e: [
+            "export",
+            "fuse",
+            str(e.classifier),
+            str(e.work / "f1"),
+            "--validate-dataset",
+            str(e.dataset("q.json")),
+        ],
+        "a JSON object of splits",
+    ),
+    Case(
+        "export",
         "static int8 with a 4-bit word embedding",
         lambda e: ["export", "int8", str(e.bundle), str(e.work / "qe4"), "--static", "minmax", "--embedding-bits", "4"],
         "expected dynamic quantization",
@@ -823,6 +845,16 @@ CASES: list[Case] = [
     Case("recipe", "wrong type", lambda e: _recipe(e, 'name = "x"\n[training]\nepochs = "two"\n'), "epochs"),
     Case("recipe", "not TOML", lambda e: _recipe(e, "name = \n"), "valid TOML"),
     Case("recipe", "resuming checkpoints with other settings", _resume_other_recipe, "training.learning_rate"),
+    Case(
+        "recipe",
+        "a classifier's extra training texts without a teacher (loss.alpha = 1)",
+        lambda e: _recipe(
+            e,
+            'name = "x"\ntask = "classification"\n[data]\ntrain = "a.tsv"\ndev = "b.tsv"\nextra_train = ["c.tsv"]\n'
+            "[loss]\nalpha = 1.0\n",
+        ),
+        "data.extra_train",
+    ),
     *[
         Case("recipe", f"{key} = {value}", lambda e, k=key, v=value: _recipe(e, _recipe_with(k, v)), key)
         for key, value in (

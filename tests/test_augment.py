@@ -71,3 +71,21 @@ def test_distillation_adds_extra_training_files_with_their_own_cache(tmp_path, t
     assert (caches[0] / "progress.json").stat().st_mtime_ns == made  # reused, not computed again
     added = json.loads((next(c for c in after if c != caches[0]) / "progress.json").read_text())["done"]
     assert both["n_train_questions"] == 10 and both["n_train_features"] == alone["n_train_features"] + added
+
+
+def test_text_copies_keep_their_label_column_and_differ_from_their_source(tmp_path, tiny_bundle, sst2_dir) -> None:
+    from edgekit.tasks.classification import load_texts
+
+    out = tmp_path / "aug"
+    args = ["export", "augment-texts", str(tiny_bundle.path), str(out), "--train", str(sst2_dir / "dev.tsv")]
+    assert main([*args, "--texts", "200", "--copies", "2", "--seed", "1"]) == 0
+    copies = load_texts(out / "texts.tsv")
+    record = json.loads((out / "augment.json").read_text())
+    assert record["written"] == len(copies) > 200 and record["questions"] == 200
+    sources = {tuple(ex.text.split()): ex.label for ex in load_texts(sst2_dir / "dev.tsv")}
+    assert all(tuple(c.text.split()) not in sources for c in copies)  # every copy is a new input
+    assert {c.label for c in copies} == {"0", "1"}
+    first = (out / "texts.tsv").read_bytes()
+    assert main([*args, "--texts", "200", "--copies", "2", "--seed", "1"]) == 0
+    assert (out / "texts.tsv").read_bytes() == first
+    assert main([*args, "--p-delete", "0", "--p-replace", "0"]) == 2  # chances that change nothing

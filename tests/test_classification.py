@@ -249,12 +249,20 @@ def tiny_teacher_dir(tmp_path_factory) -> Path:
     return out
 
 
-def test_kd_chain_trains_a_student_and_ships_checked_bundles(tiny_teacher_dir: Path, sst2_dir, tmp_path: Path) -> None:
+def test_kd_chain_trains_a_student_and_ships_checked_bundles(
+    tiny_teacher_dir: Path, tiny_classifier_bundle, sst2_dir, tmp_path: Path
+) -> None:
+    """Teacher-layer student with a hidden-state term, trained on texts plus augmented copies (teacher only),
+    exported to every format and each checked against PyTorch."""
     import importlib.util
 
     from export.pipeline import export_all
     from export.recipes import load_recipe
 
+    aug = tmp_path / "aug"
+    copy_args = ["--train", str(sst2_dir / "dev.tsv"), "--texts", "16"]
+    assert edgekit("export", "augment-texts", str(tiny_classifier_bundle.path), str(aug), *copy_args).returncode == 0
+    written = json.loads((aug / "augment.json").read_text())["written"]
     recipe_file = tmp_path / "r.toml"
     recipe_file.write_text(
         f"""
@@ -269,6 +277,7 @@ layers = [1]
 [data]
 train = {json.dumps(str(sst2_dir / "train.tsv"))}
 dev = {json.dumps(str(sst2_dir / "dev.tsv"))}
+extra_train = [{json.dumps(str(aug / "texts.tsv"))}]
 max_seq_len = 64
 train_limit = 48
 [loss]
@@ -287,7 +296,8 @@ group_by_length = true
     rows = export_all(recipe, check_questions=12)
     result = json.loads((recipe.out / "result.json").read_text())
     assert result["steps"] == 3 and result["method"].startswith("KD T=4 alpha=0.5 + hidden x0.1")
-    assert result["n_train_examples"] == 48
+    assert result["n_train_examples"] == 48 and result["n_train_features"] == 48 + written
+    assert len(list((recipe.out.parent / "cache").glob("teacher-logits-cls-*"))) == 2  # one per training file
     log = json.loads((recipe.out / "training_log.json").read_text())
     assert any("loss_soft" in e and "loss_hidden" in e for e in log)
     kinds = {(r.format, r.precision) for r in rows}
@@ -329,6 +339,16 @@ def test_a_teacher_without_a_head_for_the_labels_is_refused(sst2_dir, tmp_path: 
         (['task="classification"'], "key 'data.train'"),
         (['task="classification"', 'data.train="a.tsv"', 'data.dev="b.tsv"', 'data.labels=["a", "a"]'], "data.labels"),
         (['data.labels=["a", "b"]'], "data.labels"),
+        (
+            [
+                'task="classification"',
+                'data.train="a.tsv"',
+                'data.dev="b.tsv"',
+                'data.extra_train=["c.tsv"]',
+                "loss.alpha=1",
+            ],
+            "data.extra_train",
+        ),
     ],
 )
 def test_classification_recipe_settings_are_checked_before_anything_runs(overrides, where) -> None:
@@ -389,3 +409,58 @@ def test_a_batch_keeps_every_label_of_the_teachers_logits_however_short_its_text
     }
     batch = collate([row, row])
     assert batch["input_ids"].shape == (2, 3) and batch["teacher_logits"].shape == (2, 151)
+
+
+def test_a_classifier_is_fused_checked_on_texts_and_quantized(tiny_classifier_bundle, sst2_dir, tmp_path: Path) -> None:
+    """ORT's fused graph for a classifier, checked against its source on the task's own texts."""
+    import onnx
+
+    from export.quantize import quantize_dynamic_bundle
+
+    fused = tmp_path / "fused"
+    args = ["export", "fuse", str(tiny_classifier_bundle.path), str(fused)]
+    refused = edgekit(*args)  # the default check set is SQuAD's: not a classifier's inputs
+    assert refused.returncode == 2 and "--validate-dataset" in refused.stderr and not fused.exists()
+    done = edgekit(*args, "--validate-dataset", str(sst2_dir / "dev.tsv"))
+    assert done.returncode == 0, done.stderr
+    assert "checked on 8 texts" in done.stdout and "Attention 2" in done.stdout
+    bundle = load_bundle(fused)
+    assert bundle.manifest.labels == ["0", "1"] and bundle.manifest.task == "text-classification"
+    q = quantize_dynamic_bundle(bundle, tmp_path / "fused-int8")
+    assert "QAttention" in {n.op_type for n in onnx.load(q.model_path).graph.node}
+    assert q.manifest.labels == ["0", "1"]
+
+
+def test_a_model_that_gives_nan_on_a_real_input_is_stopped_naming_the_input(
+    tiny_classifier_bundle, sst2_dir, tmp_path: Path
+) -> None:
+    """The load probe feeds only the largest token id; a NaN embedding row of a word of the third example passes
+    it. The run answers the first two, then stops in one line naming the model and the example; its log stays
+    strict JSON."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from edgekit.bundle import write_bundle
+    from export.vocab import word_embedding_node
+
+    src = tiny_classifier_bundle
+    model = onnx.load(str(src.model_path))
+    name = word_embedding_node(model, src.model_path).input[0]
+    init = next(t for t in model.graph.initializer if t.name == name)
+    table = numpy_helper.to_array(init).copy()
+    texts = [ex.text for ex in load_texts(sst2_dir / "dev.tsv")[:3]]
+    ids = [set(src.tokenizer().tokenizer.encode(t).ids) for t in texts]
+    table[min(ids[2] - ids[0] - ids[1])] = np.nan
+    init.CopyFrom(numpy_helper.from_array(table, name))
+    poisoned = tmp_path / "poisoned.onnx"
+    onnx.save(model, str(poisoned))
+    bundle = write_bundle(tmp_path / "nan-bundle", poisoned, src.tokenizer_path, src.manifest)
+    assert edgekit("verify", str(bundle.path)).returncode == 0  # the probe cannot see it
+    out = tmp_path / "run"
+    r = edgekit("run", str(bundle.path), "--dataset", str(sst2_dir / "dev.tsv"), "--out", str(out), "--limit", "3")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    [line] = [x for x in r.stderr.splitlines() if x.startswith("edgekit: error")]
+    assert str(bundle.model_path) in line and "on example id line-4" in line and "finite scores" in line
+    rows = (out / "predictions.jsonl").read_text().splitlines()
+    assert [json.loads(row, parse_constant=pytest.fail)["id"] for row in rows] == ["line-2", "line-3"]

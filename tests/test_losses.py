@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from export.losses import attention_mse, hard_loss, hidden_mse, pkd_cls, qa_kd_loss, soft_loss
 
@@ -78,3 +79,17 @@ def test_intermediate_losses() -> None:
     b = torch.tensor([[[0.0, 3.0]]])
     assert pkd_cls([a], [b]).item() == pytest.approx(2.0)  # |e1 - e2|^2
     assert pkd_cls([a], [a * 5]).item() == pytest.approx(0.0)
+
+
+def test_a_classifiers_texts_without_gold_labels_take_no_part_in_the_hard_loss() -> None:
+    """Augmented copies carry label -100: the hard term averages over the others, and a batch of copies
+    alone is the soft term, never NaN."""
+    from export.losses import IGNORE_INDEX, classification_kd_loss
+
+    torch.manual_seed(0)
+    logits, teacher = torch.randn(4, 3), torch.randn(4, 3)
+    labels = torch.tensor([0, 2, IGNORE_INDEX, IGNORE_INDEX])
+    mixed = classification_kd_loss(logits, labels, teacher, alpha=0.5, temperature=4.0)
+    assert torch.isclose(mixed["hard"], F.cross_entropy(logits[:2], labels[:2]))
+    copies = classification_kd_loss(logits, torch.full((4,), IGNORE_INDEX), teacher, alpha=0.5, temperature=4.0)
+    assert copies["hard"] == 0 and torch.isclose(copies["loss"], 0.5 * copies["soft"])

@@ -115,3 +115,34 @@ def test_bertscore_is_computed_recorded_and_reported(student_run, tmp_path) -> N
     assert result["n_questions"] == 8 and 0 < result["f1"] <= 1 and result["model"] == "packaged:all-MiniLM-L6-v2"
     report = write_report([student_run], tmp_path / "rep")
     assert report["rows"][0]["bertscore_f1"] == result["f1"]
+
+
+def _md_cells(line: str) -> list[str]:
+    """A Markdown table row's cells, as a GFM renderer splits them (a backslash escapes the next character)."""
+    cells, cell, chars = [], "", iter(line.strip().removeprefix("|").removesuffix("|"))
+    for ch in chars:
+        if ch == "\\":
+            cell += ch + next(chars, "")
+        elif ch == "|":
+            cells.append(cell)
+            cell = ""
+        else:
+            cell += ch
+    return [*cells, cell]
+
+
+@pytest.mark.parametrize("name", ["a | b", "x\\|y", "<script>alert(1)</script>", "**bold** `code` & [link](http://e)"])
+def test_names_from_run_files_stay_inside_their_cell_of_report_md(tiny_run, student_run, tmp_path, name) -> None:
+    """A bundle name or method holding ``|``, a backslash or HTML cannot add columns, rows or raw HTML to report.md."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["bundle"]["name"] = name
+    metrics["device"]["cpu"] = f"cpu {name}"
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    write_report([student_run, run_dir], tmp_path / "rep", command=["test"])
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "<script" not in md and "<" not in md.split("![")[0]
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    widths = {len(_md_cells(line)) for line in table}
+    assert len(widths) == 1 and len(table) == 4  # header, rule, two runs

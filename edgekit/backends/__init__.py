@@ -87,6 +87,15 @@ def open_backend(bundle: Bundle, options: RuntimeOptions) -> Backend:
     return backend
 
 
+def check_finite(bundle: Bundle, outputs: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """``outputs`` unchanged when every value is finite. A model that passed the load probe can still give NaN
+    on a real input (an overflow in fp16/int8 arithmetic, a tampered weight the probe's ids never touch); its
+    scores would decode to an arbitrary answer and a NaN could not be written to the prediction log."""
+    if not all(np.all(np.isfinite(o)) for o in outputs):
+        raise BundleError(bundle.model_path, "outputs", "finite scores (the model gave NaN or infinity on this input)")
+    return outputs
+
+
 def check_model(bundle: Bundle, backend: Backend) -> None:
     """Run one window of ``max_seq_len`` tokens, every id the largest the manifest allows, through the model,
     and check its outputs against the shapes the bundle's task expects.

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from edgekit.backends import Backend, RuntimeOptions, open_backend
+from edgekit.backends import Backend, RuntimeOptions, check_finite, open_backend
 from edgekit.bundle import Bundle, Manifest, load_bundle
 from edgekit.errors import BundleError, InputError
 from edgekit.squad import read_json, read_text
@@ -266,7 +266,7 @@ class TextClassifier:
         feeds = self.tokenizer.feeds(text, m.input_names, self.backend.fixed_seq_len)
         watch = Stopwatch()
         with watch.time():
-            (logits,) = self.backend(feeds)
+            (logits,) = check_finite(self.bundle, self.backend(feeds))
         self.last_model_ms = watch.ms
         return softmax(logits[0])
 

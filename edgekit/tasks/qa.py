@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.backends import Backend, RuntimeOptions, open_backend
+from edgekit.backends import Backend, RuntimeOptions, check_finite, open_backend
 from edgekit.bundle import Bundle, Manifest, load_bundle
 from edgekit.decode import DEFAULT_N_BEST, Span, best_span
 from edgekit.errors import BundleError, EdgekitError, InputError
@@ -62,7 +62,8 @@ class QAModel:
         end: list[np.ndarray] = []
         with model.time():
             for w in windows:
-                s, e = self.backend(batch_inputs([w], m.input_names, m.pad_id, self.backend.fixed_seq_len))
+                feeds = batch_inputs([w], m.input_names, m.pad_id, self.backend.fixed_seq_len)
+                s, e = check_finite(self.bundle, self.backend(feeds))
                 start.append(s[0])
                 end.append(e[0])
         with decode.time():

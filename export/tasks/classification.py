@@ -26,7 +26,7 @@ from edgekit.bundle import Bundle, sha256_file
 from edgekit.errors import EdgekitError, InputError
 from edgekit.squad import resolve_data_path
 from edgekit.tasks.classification import TextExample, TextTokenizer, check_labels, label_set, load_texts
-from export.losses import classification_kd_loss
+from export.losses import IGNORE_INDEX, classification_kd_loss
 
 CACHE_FORMAT = 1
 
@@ -63,9 +63,10 @@ class TextFeatures:
 
 
 def build_text_features(
-    examples: list[TextExample], tok: TextTokenizer, labels: list[str], pad_id: int
+    examples: list[TextExample], tok: TextTokenizer, labels: list[str], pad_id: int, gold: int | None = None
 ) -> TextFeatures:
-    """Tokenize every text as the device does (``TextTokenizer``: truncated to max_seq_len tokens)."""
+    """Tokenize every text as the device does (``TextTokenizer``: truncated to max_seq_len tokens). Only the
+    first ``gold`` texts (all when None) keep their label for the hard loss; the rest are the teacher's alone."""
     encodings = tok.tokenizer.encode_batch([ex.text for ex in examples])
     length = max(len(e.ids) for e in encodings)
     n = len(examples)
@@ -75,7 +76,8 @@ def build_text_features(
         ids[i, : len(e.ids)] = e.ids
         mask[i, : len(e.ids)] = 1
     index = {name: i for i, name in enumerate(labels)}
-    y = np.array([index[ex.label] for ex in examples], dtype=np.int64)
+    gold = n if gold is None else gold
+    y = np.array([index[ex.label] for ex in examples[:gold]] + [IGNORE_INDEX] * (n - gold), dtype=np.int64)
     return TextFeatures(ids, np.zeros_like(ids), mask, y)
 
 
