@@ -42,3 +42,12 @@ class DeviceError(EdgekitError):
     """
 
     exit_code = 3
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, as Ctrl-C raises ``KeyboardInterrupt``.
+
+    A subclass of it, so every clean-up written for an interrupt (partial output directories, temporary
+    copies, lock files) runs for a ``kill`` or a stopped service too, instead of the process dying where
+    it stood.
+    """

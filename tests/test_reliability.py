@@ -263,3 +263,29 @@ def test_a_dataset_path_that_is_not_utf8_still_gives_valid_results(tiny_bundle, 
     assert m["n_questions"] == 3
     text = (out / "metrics.json").read_bytes().decode("utf-8")  # valid UTF-8, valid JSON
     assert json.loads(text)["dataset"]["path"] == str(odd)
+
+
+@pytest.mark.parametrize("signum", [2, 15], ids=["SIGINT", "SIGTERM"])
+def test_a_killed_export_leaves_no_partial_output_nor_temporary_copy(minilm_bundle, tmp_path, signum) -> None:
+    """``kill`` (SIGTERM) cleans up as Ctrl-C (SIGINT) does: no half bundle, no temporary model copy left."""
+    import signal
+
+    out, scratch = tmp_path / "out", tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgekit.cli", "export", "int8", str(minilm_bundle.path), str(out)],
+        env={**os.environ, "TMPDIR": str(scratch)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not list(scratch.glob("*/source.onnx")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)  # until the quantizer's temporary copy of the model exists
+    assert proc.poll() is None, "the export ended before it could be stopped"
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == (130 if signum == signal.SIGINT else 143), err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not out.exists() and sorted(tmp_path.iterdir()) == [scratch]
+    assert not list(scratch.rglob("*.onnx"))
