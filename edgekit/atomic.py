@@ -1,16 +1,23 @@
 """Atomic file writes: a result file is either the old one or the new one, never half.
 
 Writes go to a temporary file in the same directory, are fsync'ed, then renamed
-over the target (rename is atomic on POSIX within one filesystem).
+over the target (rename is atomic on POSIX within one filesystem): a link planted at
+the target is replaced, never followed. A file that must be opened in place (the
+prediction log, appended to and cut back on resume) is opened by :func:`open_in_place`,
+which refuses links and anything that is not a regular file.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from edgekit.errors import InputError
 
 
 def umask() -> int:
@@ -18,6 +25,24 @@ def umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def open_in_place(path: str | Path, mode: str) -> BinaryIO:
+    """``path`` opened in binary ``mode`` (``"rb"``, ``"r+b"``, or ``"ab"``, which creates it) without following a
+    link at its name, and only if it is a regular file: a link planted in an output directory could otherwise
+    point a resumed run's repair or appends at a file outside it, and a FIFO there would block forever."""
+    flags = {"rb": os.O_RDONLY, "r+b": os.O_RDWR, "ab": os.O_WRONLY | os.O_APPEND | os.O_CREAT}[mode]
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666 & ~umask())
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):  # a link, or a FIFO no one reads
+            raise InputError(path, "file", "a regular file, not a link, FIFO or device") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(path, "file", "a regular file, not a link, FIFO or device")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, mode)
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

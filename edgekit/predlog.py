@@ -9,6 +9,7 @@ was edited or two runs wrote into it.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from edgekit.atomic import open_in_place
 from edgekit.errors import InputError
 from edgekit.squad import reject_constant
 
@@ -27,9 +29,10 @@ def read_log(
     """Records of a predictions log, in order; a torn final line is truncated away. ``fields``: what each
     record must hold (the runner's and its task's fields); by default those of an extractive-QA run."""
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return []
-    data = path.read_bytes()
+    with open_in_place(path, "rb") as fh:
+        data = fh.read()
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
     pos = 0
@@ -50,7 +53,7 @@ def read_log(
                     "answering that question again",
                     file=sys.stderr,
                 )
-                with open(path, "r+b") as fh:
+                with open_in_place(path, "r+b") as fh:
                     fh.truncate(pos)
                 return records
             raise InputError(path, f"line {i + 1}", f"one JSON prediction record per line ({exc})") from None
@@ -61,7 +64,7 @@ def read_log(
         pos += len(line) + 1
     if data and not data.endswith(b"\n"):
         # a complete record without its newline: keep it, and end the line for the next append
-        with open(path, "ab") as fh:
+        with open_in_place(path, "ab") as fh:
             fh.write(b"\n")
     return records
 
@@ -96,8 +99,8 @@ def check_record(rec: Any, fields: Mapping[str, type | tuple[type, ...]] | None 
 
 
 def open_log(path: str | Path) -> TextIO:
-    """Open the log for appending; call :func:`append` for each record."""
-    return open(path, "a", encoding="utf-8")
+    """Open the log for appending (never through a link); call :func:`append` for each record."""
+    return io.TextIOWrapper(open_in_place(path, "ab"), encoding="utf-8")
 
 
 def append(fh: TextIO, record: dict[str, Any]) -> None:

@@ -14,8 +14,10 @@ scored; everything else here is the same for every task. Outputs in ``--out``:
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -109,10 +111,10 @@ def _check_resume(out: Path, identity: dict[str, Any]) -> None:
 
 
 def _ensure_writable(out: Path) -> None:
-    try:
-        probe = out / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+    try:  # a new file of a random name: a link planted at a fixed one would be followed
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise InputError(out, "output directory", f"a writable directory ({exc.strerror})") from None
 

@@ -289,3 +289,24 @@ def test_a_killed_export_leaves_no_partial_output_nor_temporary_copy(minilm_bund
     assert "interrupted" in err and "Traceback" not in err
     assert not out.exists() and sorted(tmp_path.iterdir()) == [scratch]
     assert not list(scratch.rglob("*.onnx"))
+
+
+@pytest.mark.parametrize("name", ["predictions.jsonl", "predictions.json", "metrics.json", "run.json"])
+def test_a_link_planted_in_a_run_directory_is_never_followed(tiny_bundle, dataset, tmp_path, name, capsys) -> None:
+    """A resumed run meets a link where it reads, repairs, appends or replaces a file: the file the link points
+    to, outside ``--out``, keeps every byte (the run refuses in one line, or replaces the link itself)."""
+    out, victim = tmp_path / "run", tmp_path / "victim.txt"
+    assert main(["run", str(tiny_bundle.path), "--dataset", str(dataset), "--out", str(out), "--limit", "1"]) == 0
+    # the run's own records and a torn last line: what a resumed run would cut back and append to
+    before = (out / "predictions.jsonl").read_text() + '{"id": "tor'
+    victim.write_text(before)
+    (out / name).unlink()
+    (out / name).symlink_to(victim)
+    capsys.readouterr()
+    rc = main(["run", str(tiny_bundle.path), "--dataset", str(dataset), "--out", str(out), "--limit", "2"])
+    assert victim.read_text() == before
+    if rc == 0:
+        assert not (out / name).is_symlink()
+    else:
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and line.startswith(f"edgekit: error: {out}") and "expected" in line
