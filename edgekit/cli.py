@@ -27,6 +27,7 @@ from pathlib import Path
 from edgekit import __version__
 from edgekit.errors import EdgekitError, Terminated
 from edgekit.squad import default_data_dir
+from edgekit.text import one_line
 
 
 @dataclass(frozen=True)
@@ -238,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser(_chosen_command(argv))
     except EdgekitError as exc:  # a workstation command on a device install
-        print(f"edgekit: error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     args = parser.parse_args(argv)
     # what results files record: a line that reruns anywhere, not this machine's path to the script
@@ -251,13 +252,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EdgekitError as exc:
         if args.debug:
             raise
-        print(f"edgekit: error: {exc}", file=sys.stderr)
+        _error(exc)
         return exc.exit_code
     except OSError as exc:  # a path the system refused (too long, a link loop, a directory for a file, ...)
         if args.debug:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"edgekit: error: {where}expected a usable path ({exc.strerror or exc})", file=sys.stderr)
+        _error(f"{where}expected a usable path ({exc.strerror or exc})")
         return 2
     except KeyboardInterrupt as exc:
         print("edgekit: interrupted; re-run the same command to resume", file=sys.stderr)
@@ -265,6 +266,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _error(message: object) -> None:
+    """The one line a refusal prints: text from files, devices and libraries inside it cannot add lines or
+    move the terminal's cursor (control characters are shown escaped)."""
+    print(f"edgekit: error: {one_line(message, limit=2000)}", file=sys.stderr)
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
