@@ -36,17 +36,21 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import IO
 
 import edgekit
-from edgekit.atomic import write_json
+from edgekit.atomic import open_in_place, write_json
 from edgekit.backends import RuntimeOptions, check_format, open_backend
 from edgekit.bundle import load_bundle, sha256_file
 from edgekit.destination import DEPLOY, FLEET, claim
 from edgekit.errors import DeviceError, EdgekitError, InputError
-from edgekit.runner import RunConfig
+from edgekit.runner import RunConfig, check_metrics
+from edgekit.squad import read_json
 from edgekit.tasks import get_task
 
 RESULT_FILES = ("metrics.json", "predictions.json", "predictions.jsonl", "run.json")
+# per result file: a whole SQuAD dev run's log is about 2 MB; anything far beyond is not a runner's output
+MAX_RESULT_BYTES = 256 << 20
 DEFAULT_REMOTE_DIR = "~/edgekit-deploy"
 DEFAULT_REMOTE_PYTHON = "~/edgekit-venv/bin/python"  # what device_runners/*/setup.sh creates
 TERMUX_SSHD_PORT = 8022
@@ -175,20 +179,57 @@ class Remote:
                 tar.add(path, arcname=name, recursive=False)
         self.run(f"mkdir -p -- {remote_path(root)} && tar -x -f - -C {remote_path(root)}", stdin=buf.getvalue())
 
-    def pull(self, root: str, names: Sequence[str], dest: Path) -> list[str]:
-        """Copy those of ``names`` that exist under ``root`` into ``dest``; returns what came."""
+    def pull(self, root: str, names: Sequence[str], dest: Path, limit: int | None = None) -> list[str]:
+        """Copy those of ``names`` that exist under ``root`` into ``dest``; returns what came.
+
+        The device's tar stream is read as it arrives, never whole: a member that is not one of ``names``, not
+        a plain file or a repeat is skipped, and one larger than ``limit`` bytes (default ``MAX_RESULT_BYTES``)
+        stops the pull: a broken or hostile device cannot fill the workstation's memory or disk."""
         cmd = (
             f"cd -- {remote_path(root)} 2>/dev/null || exit 0; for f in {_join(names)}; do "
             '[ -f "$f" ] && printf "%s\\n" "$f"; done | tar -c -f - -T -'
         )
-        data = self.run(cmd).stdout
         dest.mkdir(parents=True, exist_ok=True)
-        if not data:
-            return []  # the run directory was never made (the runner stopped before its first write)
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
-            members = [m for m in tar.getmembers() if m.name in names and m.isfile()]
-            tar.extractall(dest, members=members, filter="data")
-        return [m.name for m in members]
+        limit = MAX_RESULT_BYTES if limit is None else limit
+        got: list[str] = []
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen([*self.target.ssh_argv(), cmd], stdout=subprocess.PIPE, stderr=err)
+            assert proc.stdout is not None
+            try:
+                if proc.stdout.peek(1):  # nothing: the run directory was never made
+                    got = self._extract(proc.stdout, names, dest, limit)
+            except tarfile.TarError as exc:
+                raise DeviceError(
+                    f"{self.target.describe()}: the results sent back are not a tar stream ({exc})"
+                ) from None
+            finally:
+                proc.stdout.close()
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+            if proc.returncode == 255:
+                err.seek(0)
+                said = " ".join(err.read().decode(errors="replace").split())[-500:]
+                raise DeviceError(f"{self.target.describe()}: ssh failed: {said}")
+        return got
+
+    def _extract(self, stream: IO[bytes], names: Sequence[str], dest: Path, limit: int) -> list[str]:
+        got: list[str] = []
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                if member.name not in names or not member.isfile() or member.name in got:
+                    continue
+                if member.size > limit:
+                    raise DeviceError(
+                        f"{self.target.describe()}: {member.name} sent back holds {member.size:,} bytes; "
+                        f"expected at most {limit:,}"
+                    )
+                src = tar.extractfile(member)
+                assert src is not None
+                with open_in_place(dest / member.name, "ab") as fh:  # dest is this pull's own new directory
+                    shutil.copyfileobj(src, fh)
+                got.append(member.name)
+        return got
 
 
 def adb_forward(serial: str | None, device_port: int = TERMUX_SSHD_PORT) -> int:
@@ -304,8 +345,9 @@ def deploy(
     write_json(out / "deploy.json", {**asdict(report), **record, "status": "running"})
     try:
         _push_and_run(remote, root, changed, run_dir, bundle_dir, data_name, config, report, out)
-    except EdgekitError as exc:
-        write_json(out / "deploy.json", {**asdict(report), **record, "status": f"failed: {exc}"})
+    except BaseException as exc:  # any failure, an interrupt too: deploy.json never says "running" for a dead run
+        said = str(exc) if isinstance(exc, EdgekitError) else type(exc).__name__
+        write_json(out / "deploy.json", {**asdict(report), **record, "status": f"failed: {said}"})
         raise
     write_json(out / "deploy.json", {**asdict(report), **record, "status": "finished"})
     return report
@@ -347,6 +389,11 @@ def _push_and_run(
     proc = remote.run(command, capture=not config.stream, check=False)
     report.remote_exit = proc.returncode
     report.pulled = _pull_this_run(remote, f"{root}/{run_dir}", out, report.run_id)
+    if proc.returncode == 0 and "metrics.json" not in report.pulled:
+        raise DeviceError(
+            f"{report.target}: the runner exited 0 but left no metrics.json of this run (run id {report.run_id}); "
+            "the device's Python or edgekit may not be the one deployed"
+        )
     if proc.returncode != 0:
         raise DeviceError(
             f"{report.target}: the runner stopped with exit {proc.returncode} (255: killed or connection lost); "
@@ -363,15 +410,20 @@ def _pull_this_run(remote: Remote, run_dir: str, out: Path, run_id: str) -> list
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         staged = Path(tmp)
         pulled = remote.pull(run_dir, RESULT_FILES, staged)
-        ours = False
+        ours, bad = False, None
         if "metrics.json" in pulled:
             try:
-                ours = json.loads((staged / "metrics.json").read_text()).get("run_id") == run_id
-            except (ValueError, AttributeError):
-                ours = False
+                m = read_json(staged / "metrics.json", "metrics.json")
+                ours = isinstance(m, dict) and m.get("run_id") == run_id
+                if ours:
+                    check_metrics(m, Path(run_dir) / "metrics.json", run_id)
+            except InputError as exc:
+                ours, bad = False, exc
         keep = [n for n in pulled if ours or n in ("predictions.jsonl", "run.json")]
         for name in keep:
             os.replace(staged / name, out / name)
+    if bad is not None:
+        raise DeviceError(f"{remote.target.describe()}: {bad} (sent back by the device, not kept)")
     return keep
 
 

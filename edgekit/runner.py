@@ -32,7 +32,7 @@ from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.decode import DEFAULT_N_BEST
 from edgekit.destination import RUN, claim, locked
 from edgekit.errors import BundleError, EdgekitError, InputError
-from edgekit.tasks import Task, TaskModel, get_task
+from edgekit.tasks import TASKS, Task, TaskModel, get_task
 from edgekit.tasks.qa import QAModel  # noqa: F401  (the QA model's long-standing import path)
 from edgekit.timing import Stopwatch, summarize
 
@@ -277,3 +277,29 @@ def _metrics(
         f"throughput: {task.example_noun} per second answered one at a time",
         "run_config": {k: v for k, v in asdict(config).items() if k not in ("runtime", "run_id")},
     }
+
+
+def check_metrics(m: Any, path: Path, run_id: str | None = None) -> dict[str, Any]:
+    """``m``, read back from ``path``, if it is a metrics.json as this runner writes it: the known task, the
+    fields its summary line reads, finite numbers in their ranges, and ``run_id`` when one is given. A device's
+    reply and an old run directory are as untrusted as a user's file: a bad one is one line, not a traceback.
+    """
+    if not isinstance(m, dict):
+        raise InputError(path, "top level", "a JSON object of metrics")
+    name = m.get("task", "extractive-qa")
+    if not isinstance(name, str) or name not in TASKS:
+        raise InputError(path, "field 'task'", f"one of {sorted(TASKS)}, got {ascii(name)[:60]}")
+    task = get_task(name)
+    if run_id is not None and m.get("run_id") != run_id:
+        raise InputError(path, "field 'run_id'", f"this run's id {run_id}, got {ascii(m.get('run_id'))[:60]}")
+    for dotted, low, high in (("latency_ms.p50", 0.0, 3.6e6), ("peak_rss_mb", 0.0, 1e7), (task.headline, 0.0, 100.0)):
+        value: Any = m
+        for key in dotted.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            raise InputError(path, f"field '{dotted}'", f"a number from {low:g} to {high:g}, got {ascii(value)[:60]}")
+    try:
+        task.summary(m)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(path, "fields", f"those of a {task.name} run ({type(exc).__name__}: {exc})") from None
+    return m

@@ -211,3 +211,38 @@ def test_no_spin_reaches_the_devices_session_and_names_its_run(sshd, tiny_bundle
     report = deploy(sshd, tiny_bundle.path, dev_path, tmp_path / "ns", _config(tmp_path, limit=2, spin=False))
     assert report.remote_run_dir.endswith("-nospin")
     assert json.loads((tmp_path / "ns" / "metrics.json").read_text())["spin"] is False
+
+
+HOSTILE_RUNNERS = {
+    # a device whose Python is not the runner: it exits 0 having run nothing
+    "exits 0 without running": "exit 0",
+    # this run's id on a metrics.json whose fields are not a runner's
+    "writes bad metrics": 'mkdir -p "$out" && printf \'{"run_id": "%s", "f1": "high"}\' "$id" > "$out/metrics.json"',
+    # valid JSON but a prediction file far larger than any run writes
+    "sends a huge file": 'mkdir -p "$out" && head -c 3000000 /dev/zero > "$out/predictions.json"',
+}
+
+
+@pytest.mark.parametrize("behaviour", sorted(HOSTILE_RUNNERS))
+def test_a_hostile_device_fails_the_deploy_in_one_line_and_passes_nothing_off(
+    sshd, tiny_bundle, dev_path, tmp_path, monkeypatch, behaviour
+) -> None:
+    """The device's reply is untrusted: each of these is a DeviceError, deploy.json says failed, and nothing
+    the device sent back is kept as this run's metrics."""
+    import device_runners.deploy as deploy_module
+
+    monkeypatch.setattr(deploy_module, "MAX_RESULT_BYTES", 1 << 20)
+    runner = tmp_path / "hostile-python"
+    runner.write_text(
+        "#!/bin/sh\n"
+        'while [ $# -gt 0 ]; do case "$1" in --out) out="$2";; --run-id) id="$2";; esac; shift; done\n'
+        f"{HOSTILE_RUNNERS[behaviour]}\n"
+    )
+    runner.chmod(0o755)
+    config = DeployConfig(remote_dir=str(tmp_path / "device"), remote_python=str(runner), warmup=0, limit=2)
+    out = tmp_path / "pulled"
+    with pytest.raises(DeviceError) as err:
+        deploy(sshd, tiny_bundle.path, dev_path, out, config)
+    assert "\n" not in str(err.value)
+    assert json.loads((out / "deploy.json").read_text())["status"].startswith("failed: ")
+    assert not (out / "metrics.json").exists() and not (out / "predictions.json").exists()
