@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import ProgressCallback, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from edgekit import device
@@ -252,6 +252,17 @@ class DistillTrainer(Trainer):
                 logs[f"loss_{k}"] = round(float(self.accelerator.reduce(mean, "mean")), 5)
         self._parts = {}
         super().log(logs, *args, **kwargs)
+
+
+class LossOnTheBar(ProgressCallback):
+    """The Trainer's progress bar with the latest loss on it. Transformers' own prints every log entry as a raw
+    dict above the bar; the entries are in ``training_log.json`` and the checkpoints' ``trainer_state.json``."""
+
+    def on_log(
+        self, args: TrainingArguments, state: Any, control: Any, logs: dict | None = None, **kwargs: Any
+    ) -> None:
+        if state.is_world_process_zero and self.training_bar is not None and logs and "loss" in logs:
+            self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
 
 
 def _written_by_process_0(path: Path, what: str) -> EdgekitError:
@@ -566,6 +577,8 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
         input_names=names,
         logit_loss=cls.logit_loss if classifier else qa_logit_loss,
     )
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(LossOnTheBar)
     if last and main:
         print(f"resuming from {last}", file=sys.stderr)
     trainer.train(resume_from_checkpoint=last)

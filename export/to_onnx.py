@@ -21,7 +21,7 @@ import torch
 from edgekit.backends import RuntimeOptions, open_backend
 from edgekit.bundle import Bundle, Manifest, write_bundle
 from edgekit.decode import best_span
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, InputError
 from edgekit.features import DEFAULT_DOC_STRIDE, DEFAULT_MAX_SEQ_LEN, QATokenizer, batch_inputs
 from edgekit.squad import Example
 from export.models import LoadedQA
@@ -99,6 +99,21 @@ def check_tokenizer(qa: LoadedQA) -> None:
             f"{qa.source}: between question and context the tokenizer {said}; expected a tokenizer whose "
             "special tokens ([CLS]/[SEP], <s>/</s>) are in its vocabulary"
         )
+
+
+def check_positions(qa: LoadedQA, max_seq_len: int) -> None:
+    """Refuse a window longer than the model can read, before anything is exported: one forward pass of
+    ``max_seq_len`` tokens (a model's position table is sized ``max_position_embeddings``, less an offset for
+    RoBERTa-style models, so trying it is the exact test). The bundle's own load check would refuse it later."""
+    ids = torch.full((1, max_seq_len), int(qa.tokenizer.pad_token_id or 0), dtype=torch.long)
+    try:
+        with torch.no_grad():
+            qa.model.eval()(input_ids=ids, attention_mask=torch.ones_like(ids))
+    except (IndexError, RuntimeError, ValueError):
+        limit = getattr(qa.model.config, "max_position_embeddings", "?")
+        raise InputError(
+            qa.source, f"--max-seq-len {max_seq_len}", f"a window the model's {limit} positions hold"
+        ) from None
 
 
 def input_names_of(qa: LoadedQA) -> list[str]:
@@ -283,6 +298,7 @@ def onnx_bundle(
     source: dict | None = None,
 ) -> Bundle:
     """Export ``qa`` to an fp32 ONNX bundle in ``out_dir``; ``source`` adds provenance fields."""
+    check_positions(qa, max_seq_len)
     with tempfile.TemporaryDirectory() as tmp:
         model_file, tok_file = Path(tmp) / "model.onnx", Path(tmp) / "tokenizer.json"
         names = export_onnx(qa, model_file, opset)

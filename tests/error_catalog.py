@@ -811,6 +811,12 @@ CASES: list[Case] = [
     ),
     Case(
         "export",
+        "onnx with windows longer than the model's positions",
+        lambda e: ["export", "onnx", str(_checkpoint(e, "bert")), str(e.work / "o4"), "--max-seq-len", "600"],
+        "--max-seq-len 600: expected a window the model's 512 positions hold",
+    ),
+    Case(
+        "export",
         "onnx of a checkpoint whose tokenizer template names tokens its vocabulary lacks",
         lambda e: ["export", "onnx", str(_template_without_its_tokens(e)), str(e.work / "o3")],
         "expected a tokenizer whose special tokens",

@@ -250,7 +250,7 @@ def tiny_teacher_dir(tmp_path_factory) -> Path:
 
 
 def test_kd_chain_trains_a_student_and_ships_checked_bundles(
-    tiny_teacher_dir: Path, tiny_classifier_bundle, sst2_dir, tmp_path: Path
+    tiny_teacher_dir: Path, tiny_classifier_bundle, sst2_dir, tmp_path: Path, capsys
 ) -> None:
     """Teacher-layer student with a hidden-state term, trained on texts plus augmented copies (teacher only),
     exported to every format and each checked against PyTorch."""
@@ -300,6 +300,7 @@ group_by_length = true
     assert len(list((recipe.out.parent / "cache").glob("teacher-logits-cls-*"))) == 2  # one per training file
     log = json.loads((recipe.out / "training_log.json").read_text())
     assert any("loss_soft" in e and "loss_hidden" in e for e in log)
+    assert "{'loss'" not in capsys.readouterr().err  # a bar with the loss on it, not raw log dicts
     kinds = {(r.format, r.precision) for r in rows}
     want = {("onnx", "fp32"), ("onnx", "int8")}
     if importlib.util.find_spec("litert_torch") is not None:
