@@ -342,11 +342,47 @@ def verify_files(bundle: Bundle) -> None:
             )
 
 
+# texts a tokenizer must encode into ids the model has: plain words, characters outside any vocabulary, the
+# special tokens' own spellings, and (per task, below) an input longer than a window
+TOKENIZER_PROBES = ("Where is Paris?", "\x00\ufffd\U0001f600 Ÿ ǅ ﬀ ١٢٣ 漢字", "[CLS] [SEP] [UNK] <s> </s> <pad> <mask>")
+
+
 def _verify_tokenizer(bundle: Bundle) -> None:
-    tok = bundle.tokenizer()
-    if tok.vocab_size > bundle.manifest.vocab_size:
+    """The tokenizer loads, every id it can give is a row of the model's embedding (the count of its entries
+    is not enough: one entry may carry any id), and it encodes the probes, an over-long input among them,
+    into such ids. A tokenizer that fails here would otherwise pass verify and stop a run midway."""
+    tok, n = bundle.tokenizer(), bundle.manifest.vocab_size
+    ids = tok.tokenizer.get_vocab(with_added_tokens=True).values()
+    top = max(ids, default=-1)
+    if tok.vocab_size > n or top >= n:
         raise BundleError(
             bundle.tokenizer_path,
             "vocabulary",
-            f"at most the model's {bundle.manifest.vocab_size} token ids (manifest 'vocab_size'), got {tok.vocab_size}",
+            f"token ids below the model's {n} embedding rows (manifest 'vocab_size'), got {tok.vocab_size} "
+            f"entries up to id {top}",
         )
+    long = " ".join(["word"] * 4 * bundle.manifest.max_seq_len)
+    for text in (*TOKENIZER_PROBES, long):
+        try:
+            got = _probe_ids(tok, text)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # tokenizers raises bare Exceptions, and panics as PanicException
+            said = " ".join(str(exc).split())[:160] or type(exc).__name__
+            raise BundleError(
+                bundle.tokenizer_path, "encoding", f"a tokenizer that encodes {text[:30]!r}... ({said})"
+            ) from None
+        if any(not 0 <= i < n for i in got):
+            raise BundleError(bundle.tokenizer_path, "encoding", f"ids below {n} for {text[:30]!r}..., got {max(got)}")
+
+
+def _probe_ids(tok: Any, text: str) -> list[int]:
+    """Every id ``tok`` (the bundle's task tokenizer) gives for ``text``, as the runner would ask for them."""
+    if not isinstance(tok, QATokenizer):
+        return [int(i) for i in tok.tokenizer.encode(text).ids]
+    got = [int(i) for w in tok.windows(text[:200], text) for i in w.input_ids]  # as a context: windows
+    try:
+        got += [int(i) for w in tok.windows(text, "Paris.") for i in w.input_ids]  # as a question, after a call
+    except InputError:
+        pass  # too long a question: the task's own refusal, a clear line at run time
+    return got

@@ -38,6 +38,18 @@ class Window:
         return len(self.input_ids)
 
 
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """A ``tokenizer.json`` loaded, or one line naming it. The Rust side raises a bare ``Exception`` for a file
+    it rejects and a ``PanicException`` (a ``BaseException``) where it panics on one it half accepts."""
+    try:
+        return Tokenizer.from_file(str(path))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        said = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise InputError(path, "file", f"a tokenizers tokenizer.json ({said})") from None
+
+
 @dataclass
 class QATokenizer:
     """A ``tokenizers.Tokenizer`` set up for question/context pairs."""
@@ -60,11 +72,7 @@ class QATokenizer:
     def from_file(
         cls, path: str | Path, max_seq_len: int = DEFAULT_MAX_SEQ_LEN, doc_stride: int = DEFAULT_DOC_STRIDE
     ) -> QATokenizer:
-        try:
-            tok = Tokenizer.from_file(str(path))
-        except Exception as exc:  # the Rust side raises a bare Exception
-            raise InputError(path, "file", f"a tokenizers tokenizer.json ({exc})") from None
-        return cls(tok, max_seq_len, doc_stride)
+        return cls(load_tokenizer(path), max_seq_len, doc_stride)
 
     @property
     def vocab_size(self) -> int:
@@ -73,6 +81,7 @@ class QATokenizer:
     def windows(self, question: str, context: str) -> list[Window]:
         """Tokenize one question against its context into overlapping windows."""
         question = question.lstrip()  # leading blanks only waste the window (as run_qa does)
+        self.tokenizer.no_truncation()  # set per call below: a question is counted whole, whatever came before
         n_question = len(self.tokenizer.encode(question, add_special_tokens=False).ids)
         room = self.max_seq_len - self._specials - n_question
         if room < 1:

@@ -93,3 +93,48 @@ def test_model_inputs_must_match_manifest(bundle_copy: Path) -> None:
 def test_threads_must_be_positive() -> None:
     with pytest.raises(EdgekitError, match="threads=0"):
         RuntimeOptions(threads=0)
+
+
+def _edit_tokenizer(path: Path, edit) -> None:
+    """Change tokenizer.json with ``edit`` and record its new hash and size, as a forger would."""
+    from edgekit.bundle import sha256_file
+
+    tok_file = path / "tokenizer.json"
+    obj = json.loads(tok_file.read_text())
+    edit(obj)
+    tok_file.write_text(json.dumps(obj))
+    m = json.loads((path / MANIFEST).read_text())
+    m["files"]["tokenizer.json"].update(sha256=sha256_file(tok_file), size=tok_file.stat().st_size)
+    (path / MANIFEST).write_text(json.dumps(m))
+
+
+def _move_an_id_beyond_the_embedding(obj: dict) -> None:
+    vocab = obj["model"]["vocab"]
+    vocab["paris"] = len(vocab) + 100  # as many entries as before; one id past the last row
+
+
+def _drop_the_unknown_token(obj: dict) -> None:
+    del obj["model"]["vocab"]["[UNK]"]  # loads; fails on the first character it cannot piece
+
+
+@pytest.mark.parametrize(
+    ("edit", "place"),
+    [(_move_an_id_beyond_the_embedding, "vocabulary"), (_drop_the_unknown_token, "encoding")],
+)
+def test_a_tokenizer_that_would_fail_midway_is_refused_at_load(bundle_copy: Path, edit, place: str) -> None:
+    """A tokenizer must give only ids of the model's embedding on every input, not only have the right size."""
+    _edit_tokenizer(bundle_copy, edit)
+    with pytest.raises(BundleError, match=place) as err:
+        load_bundle(bundle_copy)
+    assert str(bundle_copy / "tokenizer.json") in str(err.value)
+
+
+def test_a_long_question_after_others_is_refused_not_crashed(minilm_bundle) -> None:
+    """Truncation is set per call: a question too long for a window, asked after others, is the task's own
+    refusal, not the tokenizers library's error about the truncation the previous call left behind."""
+    from edgekit.errors import InputError
+
+    tok = minilm_bundle.tokenizer()
+    assert tok.windows("Where is Paris?", "Paris is in France.")
+    with pytest.raises(InputError, match="a question that leaves room for the context"):
+        tok.windows("why " * 2 * minilm_bundle.manifest.max_seq_len, "Paris is in France.")

@@ -28,6 +28,7 @@ from tokenizers import Tokenizer
 from edgekit.backends import Backend, RuntimeOptions, check_finite, open_backend
 from edgekit.bundle import Bundle, Manifest, load_bundle
 from edgekit.errors import BundleError, InputError
+from edgekit.features import load_tokenizer
 from edgekit.squad import read_json, read_text
 from edgekit.timing import Stopwatch
 
@@ -164,11 +165,7 @@ class TextTokenizer:
 
     @classmethod
     def from_file(cls, path: str | Path, max_seq_len: int) -> TextTokenizer:
-        try:
-            tok = Tokenizer.from_file(str(path))
-        except Exception as exc:  # the Rust side raises a bare Exception
-            raise InputError(path, "file", f"a tokenizers tokenizer.json ({str(exc)[:200]})") from None
-        return cls(tok, max_seq_len)
+        return cls(load_tokenizer(path), max_seq_len)
 
     @property
     def vocab_size(self) -> int:
