@@ -98,3 +98,34 @@ def test_the_runner_times_its_stages_and_the_profile_reports_them(tiny_bundle, d
     rows = json.loads(out.read_text())["rows"]
     assert {r["backend"] for r in rows} >= {"onnxruntime", "openvino"} and all(r["questions"] == 4 for r in rows)
     assert all(abs(sum(r["share_of_time"].values()) - 1) < 1e-3 for r in rows)
+
+
+def test_the_remembered_choice_is_read_as_untrusted(tmp_path) -> None:
+    """A FIFO at the cache's name is not waited on; a malformed file is forgotten, not obeyed."""
+    from edgekit.backends.choose import _remembered
+
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    assert _remembered(fifo) == {}  # returns at once (a plain open would block until a writer came)
+    for content in (b"[1, 2]", b'{"k": NaN}', b"{" * 100_000, b"\xff\xfe"):
+        (tmp_path / "bad.json").write_bytes(content)
+        assert _remembered(tmp_path / "bad.json") == {}
+
+
+@pytest.mark.parametrize(
+    ("record", "ok"),
+    [
+        ({"backend": "openvino", "candidates": {"openvino": {"same_answers_as_onnxruntime": 0.97}}}, True),
+        ({"backend": "openvino", "candidates": {"openvino": {"same_answers_as_onnxruntime": 0.5}}}, False),
+        ({"backend": "openvino", "candidates": {}}, False),
+        ({"backend": "openvino"}, False),
+        ({"backend": "litert", "candidates": {"litert": {"same_answers_as_onnxruntime": 1.0}}}, False),
+        ({"backend": "openvino", "candidates": {"openvino": {"same_answers_as_onnxruntime": True}}}, False),
+        ({"backend": "no-such", "candidates": {"no-such": {"same_answers_as_onnxruntime": 1.0}}}, False),
+        ([], False),
+    ],
+)
+def test_a_remembered_choice_must_meet_the_agreement_rule_for_the_bundles_format(record, ok) -> None:
+    from edgekit.backends.choose import _valid_choice
+
+    assert _valid_choice(record, "onnx") is ok

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import device
-from edgekit.atomic import write_json
+from edgekit.atomic import open_in_place, write_json
 from edgekit.backends import BACKENDS, RuntimeOptions
 from edgekit.bundle import load_bundle
-from edgekit.errors import EdgekitError
-from edgekit.squad import Example
+from edgekit.errors import EdgekitError, InputError
+from edgekit.squad import Example, reject_constant
 
 AGREEMENT = 0.95  # share of answers equal to the reference's a candidate needs
 N_QUESTIONS = 32
@@ -36,12 +36,35 @@ def cache_file() -> Path:
     return base / "edgekit" / "backend-choice.json"
 
 
+MAX_CACHE_BYTES = 1 << 20
+
+
 def _remembered(path: Path) -> dict[str, Any]:
+    """The remembered choices, or none: the file is read back as untrusted (a FIFO or device there is not
+    waited on, an oversized or malformed file is measured again and rewritten)."""
     try:
-        found = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}  # none yet, or unreadable: measured again and rewritten
+        with open_in_place(path, "rb") as fh:
+            data = fh.read(MAX_CACHE_BYTES + 1)
+        found = json.loads(data, parse_constant=reject_constant) if len(data) <= MAX_CACHE_BYTES else None
+    except (OSError, ValueError, RecursionError, InputError):
+        return {}
     return found if isinstance(found, dict) else {}
+
+
+def _valid_choice(known: Any, model_format: str) -> bool:
+    """A remembered record as :func:`choose_backend` writes it, for this bundle's format, whose winner met the
+    agreement rule: a hand-edited or stale entry is measured again rather than obeyed."""
+    if not isinstance(known, dict) or known.get("backend") not in BACKENDS:
+        return False
+    name, reference = known["backend"], OWN_RUNTIME.get(model_format)
+    trial = known.get("candidates", {}).get(name) if isinstance(known.get("candidates"), dict) else None
+    same = trial.get(f"same_answers_as_{reference}") if isinstance(trial, dict) else None
+    return (
+        BACKENDS[name] == model_format
+        and isinstance(same, int | float)
+        and not isinstance(same, bool)
+        and AGREEMENT <= same <= 1.0
+    )
 
 
 def choose_backend(
@@ -58,7 +81,7 @@ def choose_backend(
     )
     path = cache_file()
     known = _remembered(path).get(key)
-    if isinstance(known, dict) and known.get("backend") in BACKENDS:
+    if _valid_choice(known, m.model_format):
         return known["backend"], {**known, "remembered_in": str(path)}
 
     sample = examples[: WARMUP + N_QUESTIONS]
