@@ -257,7 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a path the system refused (too long, a link loop, a directory for a file, ...)
         if args.debug:
             raise
-        where = f"{exc.filename}: " if exc.filename else ""
+        # a failed write() names no file (disk full, quota): then the destination the user gave
+        named = exc.filename or getattr(args, "out", None)
+        where = f"{named}: " if named else ""
         _error(f"{where}expected a usable path ({exc.strerror or exc})")
         return 2
     except KeyboardInterrupt as exc:
