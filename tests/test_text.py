@@ -32,3 +32,22 @@ def test_a_refusal_naming_a_file_with_control_characters_stays_one_line(tiny_bun
     assert r.returncode == 2
     [line] = r.stderr.strip().splitlines()
     assert "\x1b" not in line and "bad\\x1b[31m\\nname.json" in line
+
+
+def test_a_write_that_fails_without_a_file_name_names_the_destination(
+    monkeypatch, tiny_bundle, tmp_path, capsys
+) -> None:
+    """Disk full: ``write()`` raises ENOSPC naming no file; the one line names the --out the user gave."""
+    import errno
+
+    import edgekit.runner
+    from edgekit.cli import main
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(edgekit.runner, "run", full)
+    out = tmp_path / "out"
+    assert main(["run", str(tiny_bundle.path), "--out", str(out)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == f"edgekit: error: {out}: expected a usable path (No space left on device)"
