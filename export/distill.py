@@ -62,7 +62,7 @@ from export.recipes import LossSpec, Recipe, add_recipe_arguments, checkpoint_se
 from export.students import from_teacher_layers
 from export.tasks import classification as cls
 from export.teacher_cache import CacheKey, TeacherLogits, teacher_logits
-from export.to_onnx import input_names_of, onnx_bundle, save_tokenizer_json, validate
+from export.to_onnx import check_positions, input_names_of, onnx_bundle, save_tokenizer_json, validate
 from export.train_features import TrainFeatures, build_train_features, concat_features
 
 
@@ -536,6 +536,9 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
             labels = cls.recipe_labels(recipe, examples)
         teacher = load_teacher(recipe, labels) if needs_teacher else None
         student = build_student(recipe, teacher, labels)
+        # windows the student cannot read are refused now, not after the teacher's logits are computed
+        check_positions(student, recipe.data.max_seq_len, "data.max_seq_len")
+        check_positions(student, recipe.data.bundle_len, "data.bundle_max_seq_len")
         tok_file = out / "student-tokenizer.json"
         t_cache = time.time()
         if classifier:

@@ -101,7 +101,7 @@ def check_tokenizer(qa: LoadedQA) -> None:
         )
 
 
-def check_positions(qa: LoadedQA, max_seq_len: int) -> None:
+def check_positions(qa: LoadedQA, max_seq_len: int, place: str = "--max-seq-len") -> None:
     """Refuse a window longer than the model can read, before anything is exported: one forward pass of
     ``max_seq_len`` tokens (a model's position table is sized ``max_position_embeddings``, less an offset for
     RoBERTa-style models, so trying it is the exact test). The bundle's own load check would refuse it later."""
@@ -111,9 +111,7 @@ def check_positions(qa: LoadedQA, max_seq_len: int) -> None:
             qa.model.eval()(input_ids=ids, attention_mask=torch.ones_like(ids))
     except (IndexError, RuntimeError, ValueError):
         limit = getattr(qa.model.config, "max_position_embeddings", "?")
-        raise InputError(
-            qa.source, f"--max-seq-len {max_seq_len}", f"a window the model's {limit} positions hold"
-        ) from None
+        raise InputError(qa.source, f"{place} {max_seq_len}", f"a window the model's {limit} positions hold") from None
 
 
 def input_names_of(qa: LoadedQA) -> list[str]:

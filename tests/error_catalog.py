@@ -875,6 +875,7 @@ CASES: list[Case] = [
             ("training.save_steps", "0"),
             ("training.dropout", "1.0"),
             ("data.max_seq_len", "-384"),
+            ("data.max_seq_len", "4096"),
         )
     ],
     Case(
