@@ -11,6 +11,7 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 from edgekit.cli import dev_default
 from edgekit.destination import BUNDLE, check_destination
@@ -111,9 +112,7 @@ def cmd_export_int8(args: argparse.Namespace) -> int:
     else:
         if args.embedding_bits != 8:
             raise EdgekitError("--embedding-bits 4: expected dynamic quantization (no --static)")
-        from edgekit.squad import load_squad
-
-        reader = quantize.WindowReader(src, load_squad(args.calibration_data), args.calibration_windows)
+        reader = quantize.WindowReader(src, _calibration_inputs(src, args.calibration_data), args.calibration_windows)
         static = quantize.StaticInt8(
             calibration=args.static,
             calibration_data=quantize.windows_of(reader.n, Path(args.calibration_data)),
@@ -123,6 +122,20 @@ def cmd_export_int8(args: argparse.Namespace) -> int:
         out = quantize.quantize_static_bundle(src, args.out, reader, args.name, static)
     print(f"wrote {out.path}: {out.model_size_mb:.1f} MB model (fp32 {src.model_size_mb:.1f} MB)")
     return 0
+
+
+def _calibration_inputs(src: Any, path: Path) -> list[Any]:
+    """Training inputs of the bundle's task to calibrate on: SQuAD questions, or a classifier's texts (a TSV, or
+    CLINC150's train split); the SQuAD default is refused for a classifier."""
+    if src.manifest.task != "text-classification":
+        from edgekit.squad import load_squad
+
+        return load_squad(path)
+    from edgekit.tasks.classification import load_texts
+
+    if path == default_data_dir() / "train-v1.1-subset.json" or path.suffix.lower() not in (".tsv", ".json"):
+        raise InputError(path, "--calibration-data", "a classifier's training texts (.tsv, or CLINC150 .json)")
+    return load_texts(path, "train" if path.suffix.lower() == ".json" else None)
 
 
 def cmd_export_int4(args: argparse.Namespace) -> int:
@@ -409,7 +422,8 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         "--calibration-data",
         type=Path,
         default=default_data_dir() / "train-v1.1-subset.json",
-        help="SQuAD JSON whose windows calibrate static quantization (default: %(default)s)",
+        help="training inputs that calibrate static quantization: SQuAD JSON (default: %(default)s), or for a "
+        "classifier its TSV or CLINC150 JSON (the train split)",
     )
     e.add_argument("--calibration-windows", type=int, default=64, help="windows to calibrate on (default: 64)")
     e.set_defaults(func=cmd_export_int8)

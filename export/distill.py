@@ -305,6 +305,12 @@ def dev_examples(recipe: Recipe) -> list[Any]:
     return load_squad(recipe.data.dev_path())
 
 
+def train_texts(recipe: Recipe) -> list[Any]:
+    """A classification recipe's training texts, the first ``data.train_limit`` when set."""
+    examples = cls.read_split(recipe.data.train, recipe.data.train_split)
+    return examples[: recipe.data.train_limit] if recipe.data.train_limit else examples
+
+
 def dev_file(recipe: Recipe) -> Path:
     return cls.dataset_path(recipe.data.dev) if recipe.task == "classification" else recipe.data.dev_path()
 
@@ -530,9 +536,7 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
             _check_resumable(recipe, out / "checkpoint-settings.json", resuming=last is not None)
         labels = None
         if classifier:
-            examples = cls.read_split(recipe.data.train, recipe.data.train_split)
-            if recipe.data.train_limit:
-                examples = examples[: recipe.data.train_limit]
+            examples = train_texts(recipe)
             labels = cls.recipe_labels(recipe, examples)
         teacher = load_teacher(recipe, labels) if needs_teacher else None
         student = build_student(recipe, teacher, labels)

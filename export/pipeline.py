@@ -23,7 +23,7 @@ from edgekit.destination import TRAINING, claim
 from edgekit.errors import EdgekitError
 from edgekit.squad import load_squad
 from edgekit.text import md_row
-from export.distill import dev_examples, dev_file, method_name, recipe_labels, run_distill
+from export.distill import dev_examples, dev_file, method_name, recipe_labels, run_distill, train_texts
 from export.models import LoadedQA, load_model
 from export.quantize import (
     DynamicInt8,
@@ -140,15 +140,14 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
         )
         paths[int8] = not kind
     n, train = variants.calibration_windows, data.train_path()
-    if variants.static and recipe.task != "qa":
-        raise EdgekitError(f"static int8 in the chain: calibrates on QA windows; not for task {recipe.task!r} yet")
     for method in variants.static:
         static = d / f"{name}-int8-onnx-static-{method}"
         settings = StaticInt8(calibration=method, calibration_data=windows_of(n, train))
 
         def make_static(static: Path = static, settings: StaticInt8 = settings) -> Bundle:
             src32 = load_bundle(fp32)
-            reader = WindowReader(src32, load_squad(train), n)
+            inputs = train_texts(recipe) if recipe.task == "classification" else load_squad(train)
+            reader = WindowReader(src32, inputs, n)
             return quantize_static_bundle(src32, static, reader, static.name, settings)
 
         _reuse(static, {**same, "quantization": settings.record()}, make_static, f"ONNX static int8 ({method})")

@@ -31,6 +31,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from onnx import GraphProto, ModelProto, NodeProto, TensorProto, helper
@@ -47,7 +48,6 @@ from onnxruntime.quantization.onnx_model import ONNXModel
 from edgekit.bundle import Bundle, write_bundle
 from edgekit.errors import EdgekitError
 from edgekit.features import batch_inputs
-from edgekit.squad import Example
 
 WEIGHT_TYPES = {"qint8": QuantType.QInt8, "quint8": QuantType.QUInt8}
 CALIBRATION = {
@@ -58,23 +58,27 @@ CALIBRATION = {
 
 
 class WindowReader(CalibrationDataReader):
-    """Calibration feeds: the bundle's own windows of real questions, one window per call.
+    """Calibration feeds: the bundle's own windows of real questions (a classifier's: its texts), one per call.
 
-    Questions are taken evenly across ``examples`` (not the first ones, which all share
+    Inputs are taken evenly across ``examples`` (not the first ones, which all share
     one article), so the ranges see many contexts. Windows are padded to ``max_seq_len``
     (the calibrators stack activations across calls) unless ``padded`` is False, for a
     comparison of outputs where padding positions would count.
     """
 
-    def __init__(self, bundle: Bundle, examples: list[Example], max_windows: int = 64, padded: bool = True) -> None:
+    def __init__(self, bundle: Bundle, examples: list[Any], max_windows: int = 64, padded: bool = True) -> None:
         if max_windows <= 0:
             raise EdgekitError(f"calibration windows {max_windows}: expected a positive number")
         m, tok = bundle.manifest, bundle.tokenizer()
+        pad_to = m.max_seq_len if padded else None
         self.feeds: list[dict[str, np.ndarray]] = []
         for ex in examples[:: max(1, len(examples) // max_windows)]:
+            if m.task == "text-classification":
+                self.feeds.append(tok.feeds(ex.text, m.input_names, pad_to))
+                continue
             for w in tok.windows(ex.question, ex.context):
-                if len(self.feeds) < max_windows:
-                    self.feeds.append(batch_inputs([w], m.input_names, m.pad_id, m.max_seq_len if padded else None))
+                self.feeds.append(batch_inputs([w], m.input_names, m.pad_id, pad_to))
+        del self.feeds[max_windows:]
         self._iter: Iterator[dict[str, np.ndarray]] = iter(self.feeds)
         self.n = len(self.feeds)
 

@@ -465,3 +465,19 @@ def test_a_model_that_gives_nan_on_a_real_input_is_stopped_naming_the_input(
     assert str(bundle.model_path) in line and "on example id line-4" in line and "finite scores" in line
     rows = (out / "predictions.jsonl").read_text().splitlines()
     assert [json.loads(row, parse_constant=pytest.fail)["id"] for row in rows] == ["line-2", "line-3"]
+
+
+def test_a_classifier_is_statically_quantized_on_its_training_texts(
+    tiny_classifier_bundle, sst2_dir, tmp_path: Path
+) -> None:
+    """Static INT8 calibrates on the task's own inputs; SQuAD's windows (the default) are refused for a classifier."""
+    out = tmp_path / "static"
+    args = ["export", "int8", str(tiny_classifier_bundle.path), str(out), "--static", "minmax"]
+    refused = edgekit(*args)
+    assert refused.returncode == 2 and "--calibration-data" in refused.stderr and not out.exists()
+    done = edgekit(*args, "--calibration-data", str(sst2_dir / "train.tsv"), "--calibration-windows", "16")
+    assert done.returncode == 0, done.stderr
+    q = load_bundle(out)
+    assert q.manifest.labels == ["0", "1"] and q.manifest.source["quantization"]["calibration_data"].startswith("16 ")
+    run = edgekit("run", str(out), "--dataset", str(sst2_dir / "dev.tsv"), "--out", str(tmp_path / "r"), "--limit", "8")
+    assert run.returncode == 0, run.stderr
