@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import ProgressCallback, Trainer, TrainingArguments
+from transformers import PrinterCallback, ProgressCallback, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from edgekit import device
@@ -255,8 +255,9 @@ class DistillTrainer(Trainer):
 
 
 class LossOnTheBar(ProgressCallback):
-    """The Trainer's progress bar with the latest loss on it. Transformers' own prints every log entry as a raw
-    dict above the bar; the entries are in ``training_log.json`` and the checkpoints' ``trainer_state.json``."""
+    """The Trainer's progress bar with the latest loss on it, whatever the log level. Transformers' own prints every
+    log entry as a raw dict (above its bar, or alone when its level hides the bar); the entries are in
+    ``training_log.json`` and the checkpoints' ``trainer_state.json``."""
 
     def on_log(
         self, args: TrainingArguments, state: Any, control: Any, logs: dict | None = None, **kwargs: Any
@@ -584,8 +585,9 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
         input_names=names,
         logit_loss=cls.logit_loss if classifier else qa_logit_loss,
     )
-    if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(LossOnTheBar)
+    for printer in (PrinterCallback, ProgressCallback):  # the Trainer adds one: raw log dicts, or a bar with them
+        trainer.remove_callback(printer)
+    trainer.add_callback(LossOnTheBar)
     if last and main:
         print(f"resuming from {last}", file=sys.stderr)
     trainer.train(resume_from_checkpoint=last)
