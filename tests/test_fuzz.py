@@ -211,3 +211,34 @@ def test_structurally_random_clinc_file_is_refused_cleanly(tmp_path_factory, doc
         assert str(f) in str(exc)
     else:
         assert all(isinstance(ex.text, str) and ex.label for ex in examples)
+
+
+_METRIC_KEYS = ["task", "run_id", "latency_ms", "p50", "peak_rss_mb", "f1", "exact_match", "accuracy", "macro_f1",
+                "n_questions", "n_examples", "in_scope_accuracy", "oos_recall"]  # fmt: skip
+
+
+@FAST
+@given(
+    doc=st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats()
+        | st.text(max_size=8)
+        | st.sampled_from(["extractive-qa", "text-classification", "r1"]),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(_METRIC_KEYS), c, max_size=8),
+        max_leaves=24,
+    )
+)
+def test_a_metrics_file_read_back_is_accepted_only_whole(doc) -> None:
+    """What a device or an old run directory sends back as metrics.json: checked, or refused in one InputError
+    naming it, never a crash; an accepted one gives its task's summary line."""
+    from edgekit.runner import check_metrics
+    from edgekit.tasks import get_task
+
+    try:
+        m = check_metrics(doc, Path("dev/metrics.json"), run_id="r1")
+    except InputError as exc:
+        assert "dev/metrics.json" in str(exc) and "\n" not in str(exc)
+        return
+    assert m["run_id"] == "r1" and get_task(m.get("task", "extractive-qa")).summary(m)
