@@ -173,8 +173,14 @@ def classification_card(
         f"{manifest['hidden_size']}, {manifest['params']:,} parameters, {manifest['vocab_size']:,} word pieces; "
         f"texts cut to {manifest['max_seq_len']} tokens |",
         f"| training | {training['method']}; {training['steps']} steps on {training['n_train_examples']:,} texts of "
-        f"`{Path(data['train']).name}`{' split ' + data['train_split'] if data.get('train_split') else ''}, "
-        f"{recipe['training']['epochs']:g} epochs, batch {recipe['training']['batch_size']}, "
+        f"`{Path(data['train']).name}`{' split ' + data['train_split'] if data.get('train_split') else ''}"
+        + (
+            f" and {copies:,} teacher-labelled copies (`data.extra_train`)"
+            if (copies := training["n_train_features"] - training["n_train_examples"]) > 0
+            else ""
+        )
+        + f", {recipe['training']['epochs']:g} epoch{'' if recipe['training']['epochs'] == 1 else 's'}, "
+        f"batch {recipe['training']['batch_size']}, "
         f"lr {recipe['training']['learning_rate']:g}{', bf16 autocast' if recipe['training'].get('bf16') else ''}, "
         f"seed {recipe['training']['seed']}"
         + (f"; resumed at step {training['resumed_from_step']}" if training.get("resumed_from_step") else "")
