@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -310,3 +311,34 @@ def test_a_link_planted_in_a_run_directory_is_never_followed(tiny_bundle, datase
     else:
         [line] = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and line.startswith(f"edgekit: error: {out}") and "expected" in line
+
+
+@pytest.mark.parametrize(
+    "command", ["export int8", "export int4", "export fuse", "export augment-questions", "run", "report", "deploy"]
+)
+def test_links_planted_in_an_earlier_output_are_never_followed(
+    command, tiny_bundle, dataset, a_run, tmp_path, capsys, request
+) -> None:
+    """Every file a command wrote, replaced by a link to a file elsewhere, then the command again into the same
+    ``--out``: each file linked to keeps its bytes and is not written (its mtime is unchanged), whether the
+    command refuses, replaces its output whole, or replaces a link with a file."""
+    out = tmp_path / "out"
+    argv = writers(tiny_bundle.path, dataset, a_run, tmp_path)[command](str(out))
+    if command == "deploy":  # to a real device: this machine over the loopback sshd, with the pulled results
+        sshd = request.getfixturevalue("sshd")
+        argv[1] = f"ssh://{sshd.user}@127.0.0.1:{sshd.port}"
+        argv += ["--remote-dir", str(tmp_path / "device"), "--remote-python", sys.executable, "-i", str(sshd.identity)]
+        argv += ["--ssh-option", sshd.options[0], "--warmup", "0"]
+    main(argv)
+    files = sorted(p for p in out.rglob("*") if p.is_file() and not p.is_symlink())
+    assert files, f"{command} wrote nothing into {out}"
+    victims = {}
+    for i, path in enumerate(files):
+        victim = tmp_path / f"victim-{i}"
+        shutil.copyfile(path, victim)
+        victims[victim] = (victim.read_bytes(), victim.stat().st_mtime_ns)
+        path.unlink()
+        path.symlink_to(victim)
+    main(argv)
+    capsys.readouterr()
+    assert {v: (v.read_bytes(), v.stat().st_mtime_ns) for v in victims} == victims
