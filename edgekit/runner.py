@@ -13,7 +13,6 @@ scored; everything else here is the same for every task. Outputs in ``--out``:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -26,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import __version__, device, predlog
-from edgekit.atomic import open_in_place, write_json
+from edgekit.atomic import write_json
 from edgekit.backends import RuntimeOptions
 from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.decode import DEFAULT_N_BEST
 from edgekit.destination import RUN, claim, locked
 from edgekit.errors import BundleError, EdgekitError, InputError
-from edgekit.squad import reject_constant
+from edgekit.squad import read_back_json
 from edgekit.tasks import TASKS, Task, TaskModel, get_task
 from edgekit.tasks.qa import QAModel  # noqa: F401  (the QA model's long-standing import path)
 from edgekit.timing import Stopwatch, summarize
@@ -94,9 +93,8 @@ def _refuse_orphan_log(out: Path) -> None:
 def _check_resume(out: Path, identity: dict[str, Any]) -> None:
     run_file = out / "run.json"
     if run_file.exists() or run_file.is_symlink():
-        try:  # read back as untrusted: no link followed, bounded, strict JSON; anything else is "not the same run"
-            with open_in_place(run_file, "rb") as fh:
-                earlier = json.loads(fh.read(1 << 20), parse_constant=reject_constant)
+        try:  # anything but this run's own settings, strict JSON of at most 1 MB, is "not the same run"
+            earlier = read_back_json(run_file)
         except (ValueError, RecursionError):
             earlier = None
         if earlier != identity:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgekit.atomic import open_in_place
 from edgekit.errors import InputError
 
 # One question's context, in characters: a million (about 250k tokens, ~2,000 windows of 384) keeps the
@@ -101,6 +102,18 @@ def read_text(path: str | Path, what: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(path, f"byte {exc.start}", "UTF-8 text") from None
+
+
+def read_back_json(path: str | Path, max_bytes: int = 1 << 20) -> Any:
+    """A JSON file edgekit wrote earlier, read back as untrusted: not through a link, only a regular file (a
+    FIFO is not waited on: :func:`edgekit.atomic.open_in_place`), at most ``max_bytes``, strict JSON. Raises
+    InputError (a link, FIFO or device), OSError, ValueError (too large, not JSON, NaN) or RecursionError; the
+    caller decides what an unreadable file means (not the same run, nothing remembered)."""
+    with open_in_place(path, "rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"{path}: more than {max_bytes} bytes")
+    return json.loads(data, parse_constant=reject_constant)
 
 
 def read_json(path: str | Path, what: str = "JSON") -> Any:

@@ -112,7 +112,11 @@ def cmd_export_int8(args: argparse.Namespace) -> int:
     else:
         if args.embedding_bits != 8:
             raise EdgekitError("--embedding-bits 4: expected dynamic quantization (no --static)")
-        reader = quantize.WindowReader(src, _calibration_inputs(src, args.calibration_data), args.calibration_windows)
+        inputs = _task_inputs(
+            src, args.calibration_data, "--calibration-data", default_data_dir() / "train-v1.1-subset.json",
+            "training texts", split="train",
+        )  # fmt: skip
+        reader = quantize.WindowReader(src, inputs, args.calibration_windows)
         static = quantize.StaticInt8(
             calibration=args.static,
             calibration_data=quantize.windows_of(reader.n, Path(args.calibration_data)),
@@ -124,18 +128,20 @@ def cmd_export_int8(args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibration_inputs(src: Any, path: Path) -> list[Any]:
-    """Training inputs of the bundle's task to calibrate on: SQuAD questions, or a classifier's texts (a TSV, or
-    CLINC150's train split); the SQuAD default is refused for a classifier."""
+def _task_inputs(
+    src: Any, path: Path, flag: str, squad_default: Path, what: str, split: str | None = None
+) -> list[Any]:
+    """The inputs of ``src``'s task that ``flag`` names: SQuAD questions, or a classifier's texts (a TSV, or
+    CLINC150's ``split``). The flag's SQuAD default, or a file of another kind, is refused for a classifier."""
     if src.manifest.task != "text-classification":
         from edgekit.squad import load_squad
 
         return load_squad(path)
     from edgekit.tasks.classification import load_texts
 
-    if path == default_data_dir() / "train-v1.1-subset.json" or path.suffix.lower() not in (".tsv", ".json"):
-        raise InputError(path, "--calibration-data", "a classifier's training texts (.tsv, or CLINC150 .json)")
-    return load_texts(path, "train" if path.suffix.lower() == ".json" else None)
+    if path == squad_default or path.suffix.lower() not in (".tsv", ".json"):
+        raise InputError(path, flag, f"a classifier's {what} (.tsv, or CLINC150 .json)")
+    return load_texts(path, split if path.suffix.lower() == ".json" else None)
 
 
 def cmd_export_int4(args: argparse.Namespace) -> int:
@@ -163,24 +169,13 @@ def cmd_export_float_activations(args: argparse.Namespace) -> int:
 
 def cmd_export_fuse(args: argparse.Namespace) -> int:
     from edgekit.bundle import load_bundle
-    from edgekit.squad import load_squad
     from export.fuse import fuse_bundle
 
     check_destination(args.out, BUNDLE, [args.bundle])
     src = load_bundle(args.bundle)
-    if src.manifest.task == "text-classification":
-        from edgekit.tasks.classification import load_texts
-
-        if args.validate_dataset.suffix.lower() not in (".tsv", ".json") or args.validate_dataset == dev_default():
-            raise InputError(
-                args.validate_dataset,
-                "--validate-dataset",
-                "a classifier's texts to check on (.tsv, or CLINC150 .json)",
-            )
-        examples, unit = load_texts(args.validate_dataset)[: args.validate_n], "texts"
-    else:
-        examples, unit = load_squad(args.validate_dataset)[: args.validate_n], "questions"
-    out, v = fuse_bundle(src, args.out, examples, args.name, args.atol)
+    examples = _task_inputs(src, args.validate_dataset, "--validate-dataset", dev_default(), "texts to check on")
+    unit = "texts" if src.manifest.task == "text-classification" else "questions"
+    out, v = fuse_bundle(src, args.out, examples[: args.validate_n], args.name, args.atol)
     fused = ", ".join(f"{k} {n}" for k, n in out.manifest.source["fusion"]["fused"].items()) or "nothing"
     print(f"wrote {out.path}: fused {fused}")
     print(
@@ -224,12 +219,7 @@ def cmd_export_augment_questions(args: argparse.Namespace) -> int:
         args.train,
         args.neighbours_from,
         args.out,
-        questions=args.questions,
-        copies=args.copies,
-        p_delete=args.p_delete,
-        p_replace=args.p_replace,
-        neighbours=args.neighbours,
-        seed=args.seed,
+        **_augment_settings(args, "question"),
     )
     print(f"wrote {path}: {done.written} question copies (name it in a recipe's data.extra_train)")
     return 0
@@ -243,12 +233,7 @@ def cmd_export_augment_texts(args: argparse.Namespace) -> int:
         args.split,
         args.neighbours_from,
         args.out,
-        questions=args.texts,
-        copies=args.copies,
-        p_delete=args.p_delete,
-        p_replace=args.p_replace,
-        neighbours=args.neighbours,
-        seed=args.seed,
+        **_augment_settings(args, "text"),
     )
     print(f"wrote {path}: {done.written} text copies (name it in a classification recipe's data.extra_train)")
     return 0
@@ -304,6 +289,12 @@ def _add_augment_flags(e: argparse.ArgumentParser, unit: str) -> None:
     e.add_argument("--p-replace", type=float, default=0.2, help="chance a word is replaced (default: 0.2)")
     e.add_argument("--neighbours", type=int, default=5, help="replacements to choose from per word (default: 5)")
     e.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
+def _augment_settings(args: argparse.Namespace, unit: str) -> dict[str, Any]:
+    """The :class:`export.augment.Augmentation` settings the flags of :func:`_add_augment_flags` give."""
+    keys = ("copies", "p_delete", "p_replace", "neighbours", "seed")
+    return {"questions": getattr(args, f"{unit}s"), **{k: getattr(args, k) for k in keys}}
 
 
 def _add_check_args(e: argparse.ArgumentParser, against: str, skippable: bool = False) -> None:

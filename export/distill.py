@@ -543,7 +543,8 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
         student = build_student(recipe, teacher, labels)
         # windows the student cannot read are refused now, not after the teacher's logits are computed
         check_positions(student, recipe.data.max_seq_len, "data.max_seq_len")
-        check_positions(student, recipe.data.bundle_len, "data.bundle_max_seq_len")
+        if recipe.data.bundle_len != recipe.data.max_seq_len:  # 0 (the default) means max_seq_len: checked above
+            check_positions(student, recipe.data.bundle_len, "data.bundle_max_seq_len")
         tok_file = out / "student-tokenizer.json"
         t_cache = time.time()
         if classifier:

@@ -10,7 +10,6 @@ recorded in ``metrics.json`` with every candidate's time and same-answer rate, a
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import time
@@ -19,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import device
-from edgekit.atomic import open_in_place, write_json
+from edgekit.atomic import write_json
 from edgekit.backends import BACKENDS, RuntimeOptions
 from edgekit.bundle import load_bundle
 from edgekit.errors import EdgekitError, InputError
-from edgekit.squad import Example, reject_constant
+from edgekit.squad import Example, read_back_json
 
 AGREEMENT = 0.95  # share of answers equal to the reference's a candidate needs
 N_QUESTIONS = 32
@@ -43,9 +42,7 @@ def _remembered(path: Path) -> dict[str, Any]:
     """The remembered choices, or none: the file is read back as untrusted (a FIFO or device there is not
     waited on, an oversized or malformed file is measured again and rewritten)."""
     try:
-        with open_in_place(path, "rb") as fh:
-            data = fh.read(MAX_CACHE_BYTES + 1)
-        found = json.loads(data, parse_constant=reject_constant) if len(data) <= MAX_CACHE_BYTES else None
+        found = read_back_json(path, MAX_CACHE_BYTES)
     except (OSError, ValueError, RecursionError, InputError):
         return {}
     return found if isinstance(found, dict) else {}
