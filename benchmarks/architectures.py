@@ -32,11 +32,11 @@ from edgekit import device
 from edgekit.atomic import write_json, write_text
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
+from edgekit.export.models import load_qa
+from edgekit.export.tiny import ARCHITECTURES, TRAIN_EXCERPT, tiny_checkpoint
 from edgekit.provenance import module_command
 from edgekit.runner import RunConfig, run
 from edgekit.squad import load_squad
-from export.models import load_qa
-from export.tiny import ARCHITECTURES, TRAIN_EXCERPT, tiny_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = RESULTS / "architectures.json"
@@ -70,8 +70,8 @@ def _attempt(step: Callable[[], str]) -> Cell:
 
 def row(model_type: str, work: Path, n_questions: int = 4, tflite: bool = True) -> dict[str, Cell]:
     """Every format for one model type; a format whose source failed is skipped."""
-    from export.quantize import quantize_dynamic_bundle
-    from export.to_onnx import onnx_bundle, validate
+    from edgekit.export.quantize import quantize_dynamic_bundle
+    from edgekit.export.to_onnx import onnx_bundle, validate
 
     examples = load_squad(QUESTIONS)[:n_questions]
     state: dict[str, Any] = {}
@@ -96,7 +96,7 @@ def row(model_type: str, work: Path, n_questions: int = 4, tflite: bool = True) 
         return checked(quantize_dynamic_bundle(state["onnx"], work / "onnx-int8", f"tiny-{model_type}-int8-onnx"))
 
     def tflite_both() -> str:
-        from export.to_tflite import tflite_bundles
+        from edgekit.export.to_tflite import tflite_bundles
 
         state["tflite"] = tflite_bundles(state["qa"], work, f"tiny-{model_type}", MAX_SEQ_LEN, DOC_STRIDE)
         return checked(state["tflite"][0])

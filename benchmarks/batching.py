@@ -29,11 +29,11 @@ from tqdm import tqdm
 
 from edgekit import device
 from edgekit.atomic import write_json
+from edgekit.export.distill import EpochLengthGroupedSampler, QADataset, build_student, collate, training_windows
+from edgekit.export.models import LoadedQA, load_qa
+from edgekit.export.recipes import Recipe, load_recipe
+from edgekit.export.to_onnx import input_names_of
 from edgekit.provenance import module_command
-from export.distill import EpochLengthGroupedSampler, QADataset, build_student, collate, training_windows
-from export.models import LoadedQA, load_qa
-from export.recipes import Recipe, load_recipe
-from export.to_onnx import input_names_of
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bert_score import BERTScorer
 
-    from export.models import resolve
+    from edgekit.export.models import resolve
 
     scorer = BERTScorer(model_type=resolve(args.model), num_layers=args.layer, lang="en", device="cpu")
     for run_dir in args.runs:

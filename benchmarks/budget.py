@@ -27,17 +27,17 @@ from benchmarks.results_doc import (
     RESULTS,
     ROOT,
     TEACHER,
-    pareto_front,
     shipped_bundles,
+    size_front,
     variants,
 )
 from edgekit.atomic import write_json
 from edgekit.bundle import Bundle, load_bundle
 from edgekit.device import describe
 from edgekit.errors import EdgekitError
+from edgekit.export.pipeline import run_fresh
 from edgekit.provenance import module_command
 from edgekit.squad import default_data_dir
-from export.pipeline import run_fresh
 
 
 def same_model(bundle: Bundle, row: dict[str, Any], sha: str | None) -> bool:
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     table = variants()
     shipped = shipped_bundles()
     teacher = next(r for r in table if r["path"] == str(TEACHER.relative_to(ROOT)))
-    front = {id(r) for r in pareto_front(table)}
+    front = {id(r) for r in size_front(table)}
     for r in table:
         r["front"] = id(r) in front
         r["f1_kept"] = r["f1"] / teacher["f1"]

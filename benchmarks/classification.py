@@ -31,6 +31,7 @@ from edgekit import device
 from edgekit.atomic import write_json
 from edgekit.bundle import load_bundle
 from edgekit.provenance import module_command
+from edgekit.runner import run_in_process
 from edgekit.tasks.classification import TextExample, load_texts
 
 GOALS = {"student_int8_vs_hf_speedup_min": 20.0, "student_int8_peak_rss_max_mb": 120.0}
@@ -80,12 +81,9 @@ def worker(system: str, target: str, dataset: Path, split: str | None, n: int, t
 
 def full_run(bundle: Path, dataset: Path, split: str | None, out: Path, threads: int) -> dict[str, Any]:
     """``edgekit run`` over the whole set in a process of its own; its metrics.json."""
-    argv = [sys.executable, "-m", "edgekit.cli", "run", str(bundle), "--dataset", str(dataset), "--out", str(out)]
-    argv += ["--threads", str(threads), "--no-progress"] + (["--split", split] if split else [])
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{bundle}: edgekit run failed: {proc.stderr.strip()[-500:]}")
-    m = json.loads((out / "metrics.json").read_text())
+    m = run_in_process(
+        bundle, dataset, out, ["--threads", str(threads), "--no-progress"] + (["--split", split] if split else [])
+    )
     keep = ("accuracy", "macro_f1", "in_scope_accuracy", "oos_recall", "n_examples", "peak_rss_mb", "cold_start_ms")
     return {**{k: m[k] for k in keep if k in m}, "p50_ms": m["latency_ms"]["p50"], "bundle": m["bundle"]}
 

@@ -1,7 +1,7 @@
 """Distillation on 1 against N processes (torchrun, DDP): the same steps on the same global batch.
 
 Each process count trains the recipe's student from scratch in a fresh output directory, through the
-real launcher (``torchrun --standalone --nproc-per-node N -m export.distill``), for ``--steps`` steps
+real launcher (``torchrun --standalone --nproc-per-node N -m edgekit.export.distill``), for ``--steps`` steps
 with dropout off (``training.dropout=0``), so that the runs must agree step by step up to the order of
 floating-point sums: the loss curves are compared against ``--tolerance`` (relative). Measured per run:
 the teacher-logits cache (``teacher_logits_s``: exporting the teacher's ONNX bundle and filling the
@@ -27,8 +27,8 @@ from typing import Any
 from benchmarks.batching import RESULTS
 from edgekit import device
 from edgekit.atomic import write_json
+from edgekit.export.recipes import RECIPES_DIR, add_recipe_arguments, load_recipe
 from edgekit.provenance import module_command
-from export.recipes import RECIPES_DIR, add_recipe_arguments, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +51,16 @@ def train(recipe: Path, sets: list[str], n: int, work: Path, steps: int, train_l
         "training.logging_steps=1",
         f"training.save_steps={steps}",
     ]
-    cmd = [*launcher(), "--standalone", "--nproc-per-node", str(n), "-m", "export.distill", "--recipe", str(recipe)]
+    cmd = [
+        *launcher(),
+        "--standalone",
+        "--nproc-per-node",
+        str(n),
+        "-m",
+        "edgekit.export.distill",
+        "--recipe",
+        str(recipe),
+    ]
     cmd += [a for s in overrides for a in ("--set", s)] + ["--no-eval"]
     print(f"{n} process(es): {' '.join(cmd)}", file=sys.stderr)
     t0 = time.perf_counter()

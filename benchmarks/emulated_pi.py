@@ -17,9 +17,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from device_runners.raspberry_pi.emulate import add_cache_argument
 from edgekit.atomic import write_json
 from edgekit.bundle import load_bundle
+from edgekit.device_runners.raspberry_pi.emulate import add_cache_argument
 from edgekit.predlog import read_log
 from edgekit.provenance import module_command
 from edgekit.runner import RunConfig, run
@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory (default: %(default)s)")
     args = p.parse_args(argv)
 
-    from device_runners.deploy import stage_code
-    from device_runners.raspberry_pi.emulate import emulated_python
+    from edgekit.device_runners.deploy import stage_code
+    from edgekit.device_runners.raspberry_pi.emulate import emulated_python
 
     name = load_bundle(args.bundle).manifest.name
     host_dir, arm_dir = args.out / f"{name}-host-x86_64", args.out / f"{name}-emulated-arm64"

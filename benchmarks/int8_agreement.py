@@ -20,10 +20,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from device_runners.raspberry_pi.emulate import add_cache_argument
 from edgekit.atomic import write_json
 from edgekit.bundle import load_bundle
 from edgekit.device import describe
+from edgekit.device_runners.raspberry_pi.emulate import add_cache_argument
 from edgekit.predlog import read_log
 from edgekit.provenance import module_command
 from edgekit.runner import RunConfig, run
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from edgekit.backends import RuntimeOptions
-    from export.quantize import DynamicInt8, quantize_dynamic_bundle
+    from edgekit.export.quantize import DynamicInt8, quantize_dynamic_bundle
 
     src = load_bundle(args.bundle)
     name = src.manifest.name
@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _emulated(bundle: Path, args: argparse.Namespace, work: Path, host: dict[str, dict[str, str]]) -> dict[str, object]:
     """The default int8 bundle on the emulated Pi, compared answer by answer with this host's run of it."""
-    from device_runners.deploy import stage_code
-    from device_runners.raspberry_pi.emulate import emulated_python
+    from edgekit.device_runners.deploy import stage_code
+    from edgekit.device_runners.raspberry_pi.emulate import emulated_python
 
     py = emulated_python(args.cache)
     out = work / "runs" / "emulated"

@@ -2,7 +2,7 @@
 
 Hidden-state, attention and PKD terms need the teacher's intermediate states, which are too large to cache
 (a 768-wide state per token per layer), so training runs the teacher forward on every step (under bf16
-autocast where the recipe trains so); logit-only KD reads the teacher's logits from the cache instead. This runs ``python -m export.distill`` on each
+autocast where the recipe trains so); logit-only KD reads the teacher's logits from the cache instead. This runs ``python -m edgekit.export.distill`` on each
 recipe for ``--steps`` steps on the first ``--train-limit`` training questions, one after another in one
 output directory (so the teacher's bundle and logits cache are made once, by the first run), and writes the
 Trainer's own seconds per step and what a full epoch of the recipe would take at that rate::
@@ -28,8 +28,8 @@ from typing import Any
 from edgekit import device
 from edgekit.atomic import write_json
 from edgekit.errors import EdgekitError
+from edgekit.export.recipes import load_recipe
 from edgekit.provenance import module_command
-from export.recipes import load_recipe
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -39,7 +39,7 @@ def timed_run(recipe: Path, out_dir: Path, steps: int, train_limit: int, overrid
     name = f"cost-{recipe.stem}"
     sets = [*overrides, f"output_dir={json.dumps(str(out_dir))}", f'name="{name}"', f"training.max_steps={steps}"]
     sets += [f"data.train_limit={train_limit}", "training.save_steps=1000000", "training.logging_steps=1"]
-    argv = [sys.executable, "-m", "export.distill", "--recipe", str(recipe), "--no-eval"]
+    argv = [sys.executable, "-m", "edgekit.export.distill", "--recipe", str(recipe), "--no-eval"]
     argv += [a for s in sets for a in ("--set", s)]
     t0 = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True)

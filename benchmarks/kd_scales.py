@@ -4,7 +4,7 @@ The hidden-state MSE, the attention-map MSE and the PKD distance live on very di
 teacher-layer MPNet student: about 0.1, 0.001 and 1, against a logit loss of about 3), so one weight for
 all would let one term drown the others. This runs the recipe's student (as built for training, before
 any step) and its teacher on ``--batches`` random batches of training windows under bf16 autocast, as
-training runs them, and writes each term's mean and the weight that makes it equal the logit loss::
+training runs them (QA windows or a classifier's texts), and writes each term's mean and the weight that makes it equal the logit loss::
 
     python -m benchmarks.kd_scales --recipe export/recipes/mpnet-l3-kd-logits.toml --layer-map 3 7 11
 
@@ -16,41 +16,60 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from edgekit import device
 from edgekit.atomic import write_json
+from edgekit.export.distill import (
+    QADataset,
+    TextDataset,
+    build_student,
+    collate,
+    load_teacher,
+    train_texts,
+    training_windows,
+)
+from edgekit.export.losses import attention_mse, hidden_mse, pkd_cls, qa_kd_loss
+from edgekit.export.models import LoadedQA, load_qa
+from edgekit.export.recipes import Recipe, load_recipe
+from edgekit.export.tasks import classification as cls
+from edgekit.export.to_onnx import input_names_of, save_tokenizer_json
 from edgekit.provenance import module_command
-from export.distill import QADataset, build_student, collate, training_windows
-from export.losses import attention_mse, hidden_mse, pkd_cls, qa_kd_loss
-from export.models import load_qa
-from export.recipes import Recipe, load_recipe
-from export.to_onnx import input_names_of
+from edgekit.tasks.classification import TextTokenizer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def term_sizes(recipe: Recipe, layer_map: list[int], batches: int, batch_size: int, seed: int = 0) -> dict[str, float]:
-    """Mean over random batches of the logit loss and of each intermediate term, at step 0."""
-    torch.manual_seed(recipe.training.seed)
+def _training_batches(recipe: Recipe, tmp: Path) -> tuple[LoadedQA, LoadedQA, torch.utils.data.Dataset, Callable]:
+    """Teacher, student (as built for training), the training set as distill feeds it, and the task's logit
+    loss taking (student output, batch, teacher output)."""
+    spec = recipe.loss
+    if recipe.task == "classification":
+        examples = train_texts(recipe)
+        labels = cls.recipe_labels(recipe, examples)
+        teacher = load_teacher(recipe, labels)
+        student = build_student(recipe, teacher, labels)
+        save_tokenizer_json(student, tmp / "tokenizer.json")
+        tok = TextTokenizer.from_file(tmp / "tokenizer.json", recipe.data.max_seq_len)
+        features = cls.build_text_features(examples, tok, labels, int(student.tokenizer.pad_token_id or 0))
+        data = TextDataset(features, input_names_of(student), None)
+
+        def logit_loss(s: Any, b: dict[str, torch.Tensor], t: Any) -> torch.Tensor:
+            return cls.logit_loss(s, {**b, "teacher_logits": t.logits}, spec.alpha, spec.temperature)["loss"]
+
+        return teacher, student, data, logit_loss
     teacher = load_qa(recipe.teacher.model)
     student = build_student(recipe, teacher)
-    with tempfile.TemporaryDirectory() as tmp:
-        _, features = training_windows(recipe, student, Path(tmp) / "tokenizer.json", write=True)
-    names = input_names_of(student)
-    data = QADataset(features, names, None)
-    rng = np.random.default_rng(seed)
-    sizes: dict[str, list[float]] = {"logits": [], "hidden": [], "attention": [], "pkd": []}
-    for _ in range(batches):
-        b = collate([data[int(j)] for j in rng.choice(len(data), batch_size, replace=False)])
-        feeds, mask = {n: b[n] for n in names}, b["attention_mask"]
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            s = student.model(**feeds, output_hidden_states=True, output_attentions=True)
-            t = teacher.model(**feeds, output_hidden_states=True, output_attentions=True)
-        kd = qa_kd_loss(
+    _, windows = training_windows(recipe, student, tmp / "tokenizer.json", write=True)
+
+    def qa_loss(s: Any, b: dict[str, torch.Tensor], t: Any) -> torch.Tensor:
+        mask = b["attention_mask"]
+        return qa_kd_loss(
             s.start_logits,
             s.end_logits,
             b["start_positions"],
@@ -59,12 +78,30 @@ def term_sizes(recipe: Recipe, layer_map: list[int], batches: int, batch_size: i
             t.start_logits,
             t.end_logits,
             mask.bool(),
-            recipe.loss.alpha,
-            recipe.loss.temperature,
-        )
+            spec.alpha,
+            spec.temperature,
+        )["loss"]
+
+    return teacher, student, QADataset(windows, input_names_of(student), None), qa_loss
+
+
+def term_sizes(recipe: Recipe, layer_map: list[int], batches: int, batch_size: int, seed: int = 0) -> dict[str, float]:
+    """Mean over random batches of the logit loss and of each intermediate term, at step 0."""
+    torch.manual_seed(recipe.training.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        teacher, student, data, logit_loss = _training_batches(recipe, Path(tmp))
+    names = input_names_of(student)
+    rng = np.random.default_rng(seed)
+    sizes: dict[str, list[float]] = {"logits": [], "hidden": [], "attention": [], "pkd": []}
+    for _ in range(batches):
+        b = collate([data[int(j)] for j in rng.choice(len(data), batch_size, replace=False)])
+        feeds, mask = {n: b[n] for n in names}, b["attention_mask"]
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            s = student.model(**feeds, output_hidden_states=True, output_attentions=True)
+            t = teacher.model(**feeds, output_hidden_states=True, output_attentions=True)
         s_h = [s.hidden_states[j + 1] for j in range(len(layer_map))]
         t_h = [t.hidden_states[i + 1] for i in layer_map]
-        sizes["logits"].append(float(kd["loss"]))
+        sizes["logits"].append(float(logit_loss(s, b, t)))
         sizes["hidden"].append(
             float(torch.stack([hidden_mse(a, c, mask) for a, c in zip(s_h, t_h, strict=True)]).mean())
         )

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from edgekit.bundle import load_bundle
 from edgekit.device import describe
 from edgekit.predlog import read_log
 from edgekit.provenance import module_command
+from edgekit.runner import run_in_process
 from edgekit.squad import default_data_dir, load_squad
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,13 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             data.write_text(json.dumps(long_question(args.dataset, chars)))
             for low_memory in (False, True):
                 out = Path(tmp) / f"run-{chars}-{int(low_memory)}"
-                cmd = [sys.executable, "-m", "edgekit.cli", "run", str(args.bundle), "--dataset", str(data)]
-                cmd += ["--out", str(out), "--warmup", "0", "--no-progress", "--threads", str(args.threads)]
-                cmd += ["--low-memory"] if low_memory else []
-                proc = subprocess.run(cmd, capture_output=True, text=True)
-                if proc.returncode != 0:
-                    raise SystemExit(f"{chars} chars: {proc.stderr.strip()}")
-                m = json.loads((out / "metrics.json").read_text())
+                flags = ["--warmup", "0", "--no-progress", "--threads", str(args.threads)]
+                m = run_in_process(args.bundle, data, out, flags + (["--low-memory"] if low_memory else []))
                 [rec] = read_log(out / "predictions.jsonl")
                 rows.append(
                     {

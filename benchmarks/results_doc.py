@@ -23,6 +23,7 @@ from benchmarks import compress, distill_table, speed
 from edgekit.atomic import write_text
 from edgekit.bundle import load_bundle
 from edgekit.errors import EdgekitError
+from edgekit.export.report import pareto_front
 from edgekit.provenance import portable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,14 +121,9 @@ def variants() -> list[dict[str, Any]]:
     return out
 
 
-def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def size_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows no other row beats on both size (smaller) and F1 (higher), smallest first."""
-    front, best = [], -1.0
-    for r in sorted(rows, key=lambda r: (r["size_mb"], -r["f1"])):
-        if r["f1"] > best:
-            front.append(r)
-            best = r["f1"]
-    return front
+    return pareto_front(rows, lambda r: r["size_mb"], lambda r: r["f1"])
 
 
 def shipped_bundles(models: Path = ROOT / "models") -> dict[str, Path]:

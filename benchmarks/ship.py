@@ -123,7 +123,7 @@ def card(
         "## Use",
         "",
         "```bash",
-        f"edgekit run models/{name} --dataset ../shared/data/squad/dev-v1.1.json --out runs/{name}-dev",
+        f"edgekit run models/{name} --dataset $EDGEKIT_DATA_DIR/squad/dev-v1.1.json --out runs/{name}-dev",
         "```",
         "",
         f"Initial weights: {base}. Training and evaluation data: SQuAD v1.1 (CC BY-SA 4.0). Trained on "

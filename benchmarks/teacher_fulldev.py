@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         load_bundle(args.bundle)
         print(f"reusing verified bundle {args.bundle}")
     except EdgekitError:
-        from export.models import load_qa
-        from export.to_onnx import onnx_bundle, validate
+        from edgekit.export.models import load_qa
+        from edgekit.export.to_onnx import onnx_bundle, validate
 
         qa = load_qa(str(args.teacher))
         bundle = onnx_bundle(qa, args.bundle, "mpnet-base-squad-fp32-onnx")

@@ -32,8 +32,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def bundles(model: str, work: Path, max_seq_len: int, doc_stride: int) -> dict[str, Path]:
     """The int8 TFLite bundle at ``max_seq_len`` only and the one with a signature per length."""
-    from export.models import load_qa
-    from export.to_tflite import signature_lengths, tflite_bundles
+    from edgekit.export.models import load_qa
+    from edgekit.export.to_tflite import signature_lengths, tflite_bundles
 
     out = {}
     for kind, lengths in (("fixed", [max_seq_len]), ("per-length", signature_lengths(max_seq_len))):

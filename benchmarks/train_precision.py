@@ -30,9 +30,9 @@ from benchmarks.batching import (
 )
 from edgekit import device
 from edgekit.atomic import write_json
+from edgekit.export.distill import EpochLengthGroupedSampler
+from edgekit.export.recipes import load_recipe
 from edgekit.provenance import module_command
-from export.distill import EpochLengthGroupedSampler
-from export.recipes import load_recipe
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,12 +24,12 @@ from typing import Any
 from edgekit.atomic import write_json
 from edgekit.bundle import Bundle, load_bundle
 from edgekit.errors import EdgekitError
+from edgekit.export.cli import quiet_third_party
+from edgekit.export.pipeline import run_fresh
+from edgekit.export.quantize import DynamicInt8, quantize_dynamic_bundle
+from edgekit.export.vocab import ENGLISH_WORDS, prune_bundle
 from edgekit.provenance import module_command
 from edgekit.squad import default_data_dir, load_squad
-from export.cli import quiet_third_party
-from export.pipeline import run_fresh
-from export.quantize import DynamicInt8, quantize_dynamic_bundle
-from export.vocab import ENGLISH_WORDS, prune_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

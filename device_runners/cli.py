@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from device_runners.deploy import DEFAULT_REMOTE_DIR, DEFAULT_REMOTE_PYTHON
 from edgekit.cli import add_runtime_args, dev_default
+from edgekit.device_runners.deploy import DEFAULT_REMOTE_DIR, DEFAULT_REMOTE_PYTHON
 from edgekit.errors import EdgekitError
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from device_runners.deploy import (
+    from edgekit.device_runners.deploy import (
         DeployConfig,
         SshTarget,
         check_user,

@@ -45,7 +45,7 @@ from edgekit.bundle import load_bundle, sha256_file
 from edgekit.destination import DEPLOY, FLEET, claim
 from edgekit.errors import DeviceError, EdgekitError, InputError
 from edgekit.runner import RunConfig, check_metrics
-from edgekit.squad import read_json
+from edgekit.squad import read_json, resolve_data_path
 from edgekit.tasks import get_task
 
 RESULT_FILES = ("metrics.json", "predictions.json", "predictions.jsonl", "run.json")
@@ -277,12 +277,21 @@ class DeployReport:
     remote_exit: int | None = None
 
 
+# installed from a wheel, the workstation side lives inside the edgekit package (edgekit.export,
+# edgekit.device_runners); a device gets the device side alone, as from a checkout
+WORKSTATION_SUBPACKAGES = ("export", "device_runners")
+
+
 def shipped_code_files() -> dict[str, Path]:
-    """What a device gets of the code: the ``edgekit`` package as it is here (sources and packaged data), nothing else."""
+    """What a device gets of the code: the ``edgekit`` package as it is here (sources and packaged data) without
+    the workstation subpackages, nothing else."""
     pkg = Path(edgekit.__file__).parent
     files = {}
     for path in sorted(pkg.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".json", ".md"):
+        rel = path.relative_to(pkg).parts
+        if rel[0] in WORKSTATION_SUBPACKAGES or "__pycache__" in rel:
+            continue
+        if path.is_file() and path.suffix in (".py", ".json", ".md"):
             files[f"code/edgekit/{path.relative_to(pkg).as_posix()}"] = path
     return files
 
@@ -315,7 +324,7 @@ def deploy(
     bundle = load_bundle(bundle_path)  # never ship a bundle that does not verify here: files, then model
     open_backend(bundle, RuntimeOptions())
     check_format(bundle, config.backend)
-    dataset = Path(dataset)
+    dataset = resolve_data_path(str(dataset), Path(dataset))
     m = bundle.manifest
     # a bad dataset is refused here, with its own message, before anything travels
     get_task(m.task).load_examples(dataset, config.split, m)

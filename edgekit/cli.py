@@ -40,17 +40,24 @@ class Command:
 
 DEVICE_COMMANDS = ("run", "score", "verify")
 WORKSTATION_COMMANDS: dict[str, Command] = {
-    "export": Command("export.cli:add_export", "convert a model to an edge bundle (workstation: export extra)"),
+    "export": Command(
+        "edgekit.export.cli:add_export",
+        "model -> edge bundle and its steps: onnx, int8, int4, fuse, prune-vocab, int8-sensitivity, "
+        "float-activations, augment-questions/-texts, dataset (workstation: export extra)",
+    ),
     "distill": Command(
-        "export.cli:add_distill", "distill (or fine-tune) a student from a recipe (workstation: export extra)"
+        "edgekit.export.cli:add_distill", "distill (or fine-tune) a student from a recipe (workstation: export extra)"
     ),
     "deploy": Command(
-        "device_runners.cli:add_deploy", "push a bundle to a Raspberry Pi or phone, run it there, pull the results"
+        "edgekit.device_runners.cli:add_deploy",
+        "push a bundle to a Raspberry Pi or phone, run it there, pull the results",
     ),
     "report": Command(
-        "export.cli:add_report", "teacher-vs-students table and plots from metrics.json files (any devices)"
+        "edgekit.export.cli:add_report", "teacher-vs-students table and plots from metrics.json files (any devices)"
     ),
-    "demo": Command("export.cli:add_demo", "the offline demo: packaged weights and data through the whole chain"),
+    "demo": Command(
+        "edgekit.export.cli:add_demo", "the offline demo: packaged weights and data through the whole chain"
+    ),
 }
 
 
@@ -144,15 +151,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def _workstation_adder(name: str) -> Callable[[argparse._SubParsersAction], None]:
     """Import the module of workstation command ``name`` and return the function that adds its sub-parser."""
     module, _, func = WORKSTATION_COMMANDS[name].target.partition(":")
-    top = module.split(".")[0]
     try:
         return getattr(importlib.import_module(module), func)
     except ModuleNotFoundError as exc:
-        if exc.name is None or exc.name.split(".")[0] != top:
+        if exc.name is None or not module.startswith(exc.name):
             raise  # the module is there but something it needs is not: a real fault, not a device install
         raise EdgekitError(
             f"edgekit {name}: a workstation command, not part of this install (the device side has "
-            f"{', '.join(DEVICE_COMMANDS)}); on a workstation: pip install -e '.[export]' in a checkout"
+            f"{', '.join(DEVICE_COMMANDS)}); on a workstation: pip install 'edgekit-kd[export]', or pip install -e '.[export]' in a checkout"
         ) from None
 
 
@@ -161,6 +167,8 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgekit",
         description="Distill, export and measure transformer models (extractive QA, text classification) for edge devices.",
+        epilog="In Python, edgekit.load(BUNDLE) gives a bundle's task as a pipeline called like transformers' "
+        "(README, 'Python API').",
     )
     parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")

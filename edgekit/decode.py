@@ -31,6 +31,8 @@ class Span:
     score: float
     confidence: float
     window: int
+    start_token: int = -1  # the span's first and last token in its window
+    end_token: int = -1
 
 
 def best_span(
@@ -76,4 +78,4 @@ def best_span(
     confidence = float(1.0 / np.exp(all_scores - score).sum())
     offs = windows[w_i].context_offsets
     start_char, end_char = offs[start_tok][0], offs[end_tok][1]
-    return Span(context[start_char:end_char], start_char, end_char, score, confidence, w_i)
+    return Span(context[start_char:end_char], start_char, end_char, score, confidence, w_i, start_tok, end_tok)

@@ -43,7 +43,7 @@ def cpu_model() -> str:
 # x86 int8 GEMMs sum u8 x s8 pairs into int16 and saturate, so 8-bit weights answer differently there.
 INT8_DOT_FEATURES = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 # bfloat16 arithmetic (x86 AVX512-BF16 and AMX, ARM BF16): without one, torch's CPU autocast emulates bf16 and a
-# training step under it is many times slower than in fp32 (benchmarks.train_precision measures both)
+# training step under it is many times slower than in fp32 (docs/results.md, "Training time: length-grouped batches and bf16")
 BF16_FEATURES = ("avx512_bf16", "amx_bf16", "bf16")
 KERNEL_FEATURES = ("avx2", "avx512f", "amx_tile", "asimd", "sve", "sve2", *BF16_FEATURES, *INT8_DOT_FEATURES)
 

@@ -24,7 +24,7 @@ def module_command(module: str, argv: Sequence[str] | None = None) -> list[str]:
 
 def portable(cmd: Sequence[str], root: Path) -> list[str]:
     """A recorded command as a person reruns it from the checkout ``root``: an interpreter path becomes
-    ``python``, and absolute paths inside ``root`` or beside it (``../shared/...``) become relative, so a
+    ``python``, and absolute paths inside ``root`` or beside it (a data or model folder) become relative, so a
     results page shows no one machine's directories. Other arguments are kept as recorded."""
     out = [str(c) for c in cmd]
     if out and Path(out[0]).name.startswith("python"):

@@ -31,7 +31,7 @@ from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.decode import DEFAULT_N_BEST
 from edgekit.destination import RUN, claim, locked
 from edgekit.errors import BundleError, EdgekitError, InputError
-from edgekit.squad import read_back_json
+from edgekit.squad import read_back_json, resolve_data_path
 from edgekit.tasks import TASKS, Task, TaskModel, get_task
 from edgekit.tasks.qa import QAModel  # noqa: F401  (the QA model's long-standing import path)
 from edgekit.timing import Stopwatch, summarize
@@ -131,7 +131,7 @@ def run(
     Returns the metrics dict also written to ``metrics.json``.
     """
     config = config or RunConfig()
-    dataset_path = Path(dataset_path)
+    dataset_path = resolve_data_path(str(dataset_path), Path(dataset_path))  # packaged:dev, packaged:clinc150
     _refuse_orphan_log(Path(out_dir))
     out = claim(out_dir, RUN, (bundle_path, dataset_path))
     _ensure_writable(out)
@@ -303,3 +303,24 @@ def check_metrics(m: Any, path: Path, run_id: str | None = None) -> dict[str, An
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(path, "fields", f"those of a {task.name} run ({type(exc).__name__}: {exc})") from None
     return m
+
+
+def run_in_process(
+    bundle: str | Path, dataset: str | Path, out: str | Path, flags: Sequence[str] = (), show: bool = False
+) -> dict[str, Any]:
+    """``edgekit run BUNDLE --dataset DATASET --out OUT FLAGS...`` in a Python process of its own, and its
+    metrics.json, read back and checked. A runner inside the calling process (a training run, a sweep) would
+    share its threads and report its RSS; this one's latency and peak memory are the runner's own. ``show``
+    lets the runner's progress through to this terminal; otherwise a failure says the runner's last line."""
+    import subprocess
+
+    argv = [sys.executable, "-m", "edgekit.cli", "run", str(bundle), "--dataset", str(dataset), "--out", str(out)]
+    proc = subprocess.run([*argv, *flags], capture_output=not show, text=True)
+    if proc.returncode != 0:
+        said = (proc.stderr or "").strip().splitlines()
+        raise EdgekitError(f"{bundle}: edgekit run failed: {said[-1] if said else f'exit {proc.returncode}'}")
+    path = Path(out) / "metrics.json"
+    try:
+        return check_metrics(read_back_json(path), path)
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InputError(path, "file", f"the metrics.json edgekit run writes ({exc})") from None

@@ -50,11 +50,12 @@ class Example:
 
 
 def default_data_dir() -> Path:
-    """Where the SQuAD files live: ``$EDGEKIT_SQUAD_DIR`` or ``../shared/data/squad``."""
+    """Where the SQuAD files live: ``$EDGEKIT_SQUAD_DIR``, else ``$EDGEKIT_DATA_DIR/squad`` (the folder of every
+    dataset, as the recipes name it), else ``squad`` in the working directory."""
     env = os.environ.get(DATA_DIR_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "squad"
+    return Path(os.environ.get("EDGEKIT_DATA_DIR", ".")) / "squad"
 
 
 def sample_path(split: str = "dev") -> Path:
@@ -232,5 +233,6 @@ def _parse_answers(qa: dict, context: str, path: Path, where: str, require_answe
 
 
 def load_squad(path: str | Path, require_answers: bool = True) -> list[Example]:
-    """Read and validate a SQuAD v1.1 JSON file."""
+    """Read and validate a SQuAD v1.1 JSON file (``packaged:dev``, ``packaged:train``: the shipped excerpts)."""
+    path = resolve_data_path(str(path), Path(path))
     return parse_squad(read_json(path, "SQuAD JSON"), path, require_answers)

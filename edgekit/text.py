@@ -8,7 +8,7 @@ the meaning intact, so nothing is dropped and a reader sees what the file held.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 # what can end a cell or open raw HTML; emphasis marks only change a cell's look and stay
 _MD_ESCAPES = {"\\": "\\\\", "|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;"}
@@ -29,3 +29,8 @@ def md_cell(text: object) -> str:
 def md_row(cells: Iterable[object]) -> str:
     """A Markdown table row of ``cells``, each escaped."""
     return "| " + " | ".join(md_cell(c) for c in cells) + " |"
+
+
+def md_table(head: Sequence[object], rows: Iterable[Iterable[object]]) -> list[str]:
+    """A Markdown table's lines: the header, its rule, one row per item of ``rows``; every cell escaped."""
+    return [md_row(head), "|" + "---|" * len(head), *(md_row(r) for r in rows)]

@@ -41,8 +41,8 @@ from edgekit.atomic import write_json
 from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.destination import LOCK_FILE, OutputKind, check_destination, replacing
 from edgekit.errors import InputError
+from edgekit.export.vocab import _wordpiece, english_frequencies, word_embedding_node
 from edgekit.squad import load_squad, reject_constant
-from export.vocab import _wordpiece, english_frequencies, word_embedding_node
 
 AUGMENTED = OutputKind("edgekit augmented questions", ("augment.json",))
 QUESTION_WORDS = frozenset("who whom whose what which when where why how many much did does do is are was were".split())

@@ -16,8 +16,8 @@ from typing import Any
 from edgekit.cli import dev_default
 from edgekit.destination import BUNDLE, check_destination
 from edgekit.errors import EdgekitError, InputError
+from edgekit.export.recipes import add_recipe_arguments
 from edgekit.squad import default_data_dir
-from export.recipes import add_recipe_arguments
 
 
 def quiet_third_party() -> None:
@@ -49,8 +49,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise EdgekitError(
             f"edgekit export: give a STEP ({', '.join(args.steps)}) or --recipe RECIPE for the whole chain"
         )
-    from export.pipeline import Variants, export_all, markdown
-    from export.recipes import load_recipe
+    from edgekit.export.pipeline import Variants, export_all, markdown
+    from edgekit.export.recipes import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
     variants = Variants(
@@ -65,9 +65,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    from edgekit.squad import load_squad
-    from export.models import load_qa
-    from export.to_onnx import onnx_bundle, validate
+    from edgekit.export.models import load_qa
+    from edgekit.export.to_onnx import onnx_bundle, validate
 
     check_destination(args.out, BUNDLE, [args.model] if Path(args.model).exists() else [])
     qa = load_qa(args.model)
@@ -80,8 +79,8 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     bundle = onnx_bundle(qa, args.out, name, args.max_seq_len, args.doc_stride, args.opset)
     print(f"wrote {bundle.path} ({bundle.size_mb:.1f} MB)")
     if args.validate_n > 0:
-        examples = load_squad(args.validate_dataset)[: args.validate_n]
-        v = validate(qa, bundle, examples, args.atol)
+        examples = _task_inputs(bundle, args.validate_dataset, "--validate-dataset", dev_default(), "questions")
+        v = validate(qa, bundle, examples[: args.validate_n], args.atol)
         print(
             f"validation on {v.n_questions} questions ({v.n_windows} windows): max |Δlogit| {v.max_abs_diff:.2e} "
             f"(atol {v.atol:.0e}), same answer {100 * v.answer_agreement:.1f}%"
@@ -95,7 +94,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 
 def cmd_export_int8(args: argparse.Namespace) -> int:
     from edgekit.bundle import load_bundle
-    from export import quantize
+    from edgekit.export import quantize
 
     check_destination(args.out, BUNDLE, [args.bundle])
     src = load_bundle(args.bundle)
@@ -132,7 +131,13 @@ def _task_inputs(
     src: Any, path: Path, flag: str, squad_default: Path, what: str, split: str | None = None
 ) -> list[Any]:
     """The inputs of ``src``'s task that ``flag`` names: SQuAD questions, or a classifier's texts (a TSV, or
-    CLINC150's ``split``). The flag's SQuAD default, or a file of another kind, is refused for a classifier."""
+    CLINC150's ``split``), or a datasets source (``hf:NAME``, .jsonl, .csv, .parquet: its ``split``, default
+    train). The flag's SQuAD default, or a file of another kind, is refused for a classifier."""
+    from edgekit.export import hfdata
+
+    if hfdata.is_datasets_source(path):
+        split = split or "train"
+        path = hfdata.materialize(str(path), src.manifest.task, split)
     if src.manifest.task != "text-classification":
         from edgekit.squad import load_squad
 
@@ -146,7 +151,7 @@ def _task_inputs(
 
 def cmd_export_int4(args: argparse.Namespace) -> int:
     from edgekit.bundle import load_bundle
-    from export import quantize
+    from edgekit.export import quantize
 
     check_destination(args.out, BUNDLE, [args.bundle])
     src = load_bundle(args.bundle)
@@ -158,7 +163,7 @@ def cmd_export_int4(args: argparse.Namespace) -> int:
 
 def cmd_export_float_activations(args: argparse.Namespace) -> int:
     from edgekit.bundle import load_bundle
-    from export import quantize
+    from edgekit.export import quantize
 
     check_destination(args.out, BUNDLE, [args.bundle])
     src = load_bundle(args.bundle)
@@ -167,9 +172,39 @@ def cmd_export_float_activations(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_int8_sensitivity(args: argparse.Namespace) -> int:
+    from edgekit.atomic import write_json
+    from edgekit.bundle import load_bundle
+    from edgekit.destination import SENSITIVITY, replacing
+    from edgekit.export.sensitivity import int8_sensitivity
+    from edgekit.squad import load_squad
+
+    src = load_bundle(args.bundle)
+    examples = load_squad(args.dataset)
+    with replacing(args.out, SENSITIVITY, [args.bundle, args.dataset]) as tmp:
+        result = int8_sensitivity(src, examples, args.windows, args.threads, lambda line: print(line, flush=True))
+        result |= {"dataset": str(args.dataset), "command": args.command_line}
+        write_json(tmp / "sensitivity.json", result)
+    print(f"wrote {args.out / 'sensitivity.json'}: roles by harm {', '.join(result['roles_by_harm'])}")
+    return 0
+
+
+def cmd_export_dataset(args: argparse.Namespace) -> int:
+    from edgekit.atomic import write_bytes
+    from edgekit.export.hfdata import materialize, parse_columns
+    from edgekit.tasks import task_of_recipe
+
+    if args.out.exists() or args.out.is_symlink():
+        raise InputError(args.out, "output file", "a new file; this one exists and is left alone")
+    local = materialize(args.source, task_of_recipe(args.task), args.split, parse_columns(args.columns))
+    write_bytes(args.out, local.read_bytes())
+    print(f"wrote {args.out}: split {args.split!r} of {args.source} as the device reads it")
+    return 0
+
+
 def cmd_export_fuse(args: argparse.Namespace) -> int:
     from edgekit.bundle import load_bundle
-    from export.fuse import fuse_bundle
+    from edgekit.export.fuse import fuse_bundle
 
     check_destination(args.out, BUNDLE, [args.bundle])
     src = load_bundle(args.bundle)
@@ -186,8 +221,8 @@ def cmd_export_fuse(args: argparse.Namespace) -> int:
 
 def cmd_export_prune_vocab(args: argparse.Namespace) -> int:
     from edgekit.bundle import load_bundle
+    from edgekit.export.vocab import prune_bundle
     from edgekit.squad import load_squad
-    from export.vocab import prune_bundle
 
     check_destination(args.out, BUNDLE, [args.bundle])
     src = load_bundle(args.bundle)
@@ -213,7 +248,7 @@ def cmd_export_prune_vocab(args: argparse.Namespace) -> int:
 
 
 def cmd_export_augment_questions(args: argparse.Namespace) -> int:
-    from export.augment import augment_questions
+    from edgekit.export.augment import augment_questions
 
     path, done = augment_questions(
         args.train,
@@ -226,7 +261,7 @@ def cmd_export_augment_questions(args: argparse.Namespace) -> int:
 
 
 def cmd_export_augment_texts(args: argparse.Namespace) -> int:
-    from export.augment import augment_texts
+    from edgekit.export.augment import augment_texts
 
     path, done = augment_texts(
         args.train,
@@ -240,13 +275,13 @@ def cmd_export_augment_texts(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from export.distill import main_args
+    from edgekit.export.distill import main_args
 
     return main_args(args, args.command_line)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from export.report import page_height, screenshot, write_report
+    from edgekit.export.report import page_height, screenshot, write_report
 
     report = write_report(args.results, args.out, args.baseline, command=args.command_line)
     rows, devices = len(report["rows"]), len(report["devices"])
@@ -260,7 +295,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from export.demo import run_demo
+    from edgekit.export.demo import run_demo
 
     run_demo(Path(args.out), threads=args.threads)
     return 0
@@ -424,7 +459,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         help="dynamic INT8 ONNX bundle -> the same with unrounded activations into chosen MatMuls",
         description="Keep the int8 weights (the file keeps its size) and feed the chosen MatMul groups float "
         "activations instead of per-call int8 ones: for the products whose rounding costs the answers "
-        "(python -m benchmarks.int8_sensitivity ranks them). A group is a role in every layer, e.g. "
+        "(edgekit export int8-sensitivity ranks them). A group is a role in every layer, e.g. "
         "output/dense, or a layer, e.g. layer.3, or all (int8 weights only: nothing rounds activations, so "
         "8-bit weights, --full-range, are safe on any CPU); an unknown group lists the bundle's groups.",
     )
@@ -439,6 +474,47 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         help="MatMul group to give float activations (repeatable)",
     )
     e.set_defaults(func=cmd_export_float_activations)
+
+    e = esub.add_parser(
+        "dataset",
+        help="a datasets name or json/jsonl/csv/tsv/parquet file -> one split as the device reads it",
+        description="Read one split of a Hugging Face datasets source (hf:NAME or hf:NAME:CONFIG; offline, from the "
+        "local datasets cache) or a local .json/.jsonl/.csv/.tsv/.parquet file through the datasets library, map its "
+        "columns to the task's, and write it as the device reads it: SQuAD v1.1 JSON for QA, a JSON of [text, label] "
+        "pairs under the split's name for classification (edgekit run --dataset OUT --split SPLIT). Recipes and "
+        "--calibration-data take such sources directly.",
+    )
+    e.add_argument("source", help="hf:NAME[:CONFIG], or a local .json/.jsonl/.csv/.tsv/.parquet file")
+    e.add_argument("out", type=Path, help="JSON file to write (a new one)")
+    e.add_argument("--task", choices=["qa", "classification"], required=True, help="the task the data is for")
+    e.add_argument("--split", default="train", help="split to read (default: %(default)s)")
+    e.add_argument(
+        "--columns",
+        action="append",
+        metavar="TASK_COLUMN=DATA_COLUMN",
+        help="where the data's column names differ: text=sentence, label=..., or id/question/context/answers "
+        "(repeatable or comma-separated)",
+    )
+    e.set_defaults(func=cmd_export_dataset)
+
+    e = esub.add_parser(
+        "int8-sensitivity",
+        help="dynamic INT8 QA bundle -> which MatMul groups' rounded activations cost the answers",
+        description="Measure, on training windows, how far each MatMul group's rounded activations move the "
+        "start/end distributions from a reference that rounds weights only, alone and cumulatively (most harmful "
+        "first); writes sensitivity.json. edgekit export float-activations then keeps the harmful groups in float.",
+    )
+    e.add_argument("bundle", type=Path, help="dynamic int8 ONNX bundle (edgekit export int8)")
+    e.add_argument("out", type=Path, help="directory to write sensitivity.json into")
+    e.add_argument(
+        "--dataset",
+        type=Path,
+        default=default_data_dir() / "train-v1.1-subset.json",
+        help="SQuAD JSON the windows come from: training questions, never dev (default: %(default)s)",
+    )
+    e.add_argument("--windows", type=int, default=200, help="windows to compare on (default: %(default)s)")
+    e.add_argument("--threads", type=int, default=2, help="runtime threads (default: %(default)s)")
+    e.set_defaults(func=cmd_export_int8_sensitivity)
 
     e = esub.add_parser(
         "prune-vocab",
@@ -520,7 +596,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
 
 def add_distill(sub: argparse._SubParsersAction) -> None:
     quiet_third_party()  # chosen from the command line: before torch and transformers load
-    from export.distill import add_distill_arguments
+    from edgekit.export.distill import add_distill_arguments
 
     p = sub.add_parser(
         "distill",

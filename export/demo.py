@@ -19,9 +19,10 @@ from pathlib import Path
 
 from edgekit.atomic import write_text
 from edgekit.errors import EdgekitError
+from edgekit.export.pipeline import export_all, markdown, run_fresh
+from edgekit.export.recipes import RECIPES_DIR, load_recipe
 from edgekit.squad import sample_path
-from export.pipeline import export_all, markdown, run_fresh
-from export.recipes import RECIPES_DIR, load_recipe
+from edgekit.text import md_table
 
 DEMO_RECIPE = RECIPES_DIR / "demo.toml"
 INTENTS_RECIPE = RECIPES_DIR / "demo-intents.toml"
@@ -42,18 +43,25 @@ def shipped_students(out: Path, threads: int | None = None) -> list[str]:
         "the same 105 dev questions, the same runner. Full-dev figures and the commands that made them: each "
         "model card.",
         "",
-        "| student | bundle MB | EM | F1 | p50 ms | peak RSS MB | model card |",
-        "|---|---|---|---|---|---|---|",
     ]
+    body = []
     for manifest in bundles:
         bundle = manifest.parent
         extra = ["--threads", str(threads)] if threads else []
         m = run_fresh(bundle, sample_path("dev"), out / bundle.name, 105, extra)
-        lines.append(
-            f"| {bundle.name} | {m['bundle']['size_mb']:.1f} | {m['exact_match']:.1f} | {m['f1']:.1f} "
-            f"| {m['latency_ms']['p50']:.1f} | {m['peak_rss_mb']:.0f} | `models/{bundle.name}.md` |"
+        body.append(
+            [
+                bundle.name,
+                f"{m['bundle']['size_mb']:.1f}",
+                f"{m['exact_match']:.1f}",
+                f"{m['f1']:.1f}",
+                f"{m['latency_ms']['p50']:.1f}",
+                f"{m['peak_rss_mb']:.0f}",
+                f"`models/{bundle.name}.md`",
+            ]
         )
-    return [*lines, ""]
+    head = ["student", "bundle MB", "EM", "F1", "p50 ms", "peak RSS MB", "model card"]
+    return [*lines, *md_table(head, body), ""]
 
 
 def run_demo(out: Path, threads: int | None = None) -> Path:

@@ -51,19 +51,19 @@ from edgekit.atomic import write_json
 from edgekit.bundle import Bundle, load_bundle, name_from, sha256_file
 from edgekit.destination import RUN, TRAINING, check_destination, claim, replacing
 from edgekit.errors import EdgekitError, InputError
+from edgekit.export.from_bundle import load_bundle_weights
+from edgekit.export.losses import attention_mse, hidden_mse, pkd_cls, qa_kd_loss
+from edgekit.export.models import LoadedQA, load_model
+from edgekit.export.recipes import LossSpec, Recipe, add_recipe_arguments, checkpoint_settings, load_recipe
+from edgekit.export.students import from_teacher_layers
+from edgekit.export.tasks import classification as cls
+from edgekit.export.teacher_cache import CacheKey, TeacherLogits, teacher_logits
+from edgekit.export.to_onnx import check_positions, input_names_of, onnx_bundle, save_tokenizer_json, validate
+from edgekit.export.train_features import TrainFeatures, build_train_features, concat_features
 from edgekit.features import QATokenizer
 from edgekit.provenance import module_command
 from edgekit.runner import RunConfig, run
 from edgekit.squad import Example, load_squad, read_json
-from export.from_bundle import load_bundle_weights
-from export.losses import attention_mse, hidden_mse, pkd_cls, qa_kd_loss
-from export.models import LoadedQA, load_model
-from export.recipes import LossSpec, Recipe, add_recipe_arguments, checkpoint_settings, load_recipe
-from export.students import from_teacher_layers
-from export.tasks import classification as cls
-from export.teacher_cache import CacheKey, TeacherLogits, teacher_logits
-from export.to_onnx import check_positions, input_names_of, onnx_bundle, save_tokenizer_json, validate
-from export.train_features import TrainFeatures, build_train_features, concat_features
 
 
 class FeatureDataset(torch.utils.data.Dataset):
@@ -525,7 +525,7 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
         print(
             f"warning: training.bf16 on a CPU without bfloat16 instructions ({', '.join(device.BF16_FEATURES)}): "
             "autocast emulates them and a step takes many times longer than in fp32; "
-            "`python -m benchmarks.train_precision --recipe RECIPE` times both here",
+            "--set training.bf16=false trains in fp32",
             file=sys.stderr,
         )
     last = last_checkpoint(ckpt_dir)
@@ -814,7 +814,7 @@ def main_args(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def add_distill_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``edgekit distill`` and ``python -m export.distill`` (one definition for both)."""
+    """Arguments of ``edgekit distill`` and ``python -m edgekit.export.distill`` (one definition for both)."""
     add_recipe_arguments(p)
     p.add_argument("--no-eval", action="store_true", help="skip the dev evaluation after training")
     p.add_argument(
@@ -833,11 +833,13 @@ def add_distill_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m export.distill", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m edgekit.export.distill",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_distill_arguments(p)
     argv = sys.argv[1:] if argv is None else argv
-    return main_args(p.parse_args(argv), module_command("export.distill", argv))
+    return main_args(p.parse_args(argv), module_command("edgekit.export.distill", argv))
 
 
 if __name__ == "__main__":

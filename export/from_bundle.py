@@ -29,7 +29,7 @@ from tokenizers import Tokenizer
 
 from edgekit.bundle import load_bundle
 from edgekit.errors import InputError
-from export.models import LoadedQA
+from edgekit.export.models import LoadedQA
 
 # the exporter names a node's output after the module and the operator it came from; int8 forms add a suffix
 _MODULE_OP = re.compile(r"^/model/(.+)/(MatMul|Add|LayerNormalization|Gather)_output_0")

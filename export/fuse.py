@@ -22,7 +22,7 @@ from typing import Any
 from edgekit.backends import RuntimeOptions, open_backend
 from edgekit.bundle import Bundle, write_bundle
 from edgekit.errors import EdgekitError
-from export.to_onnx import DEFAULT_ATOL, Validation, compare, compare_texts
+from edgekit.export.to_onnx import DEFAULT_ATOL, Validation, compare, compare_texts
 
 # the optimizer's BERT patterns: they match BERT-style encoders (BERT, MiniLM, RoBERTa); on other graphs
 # fewer subgraphs match, the rest stays as exported, and the check below still applies

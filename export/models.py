@@ -8,6 +8,7 @@ reproducible.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +41,15 @@ def packaged_minilm_path() -> Path:
 
 
 def resolve(name_or_path: str) -> str:
-    """Map edgekit's ``packaged:`` names to paths; pass anything else to transformers."""
+    """Map edgekit's ``packaged:`` names to paths and expand ``$VARS`` (a recipe names a local teacher as
+    ``$EDGEKIT_MODELS_DIR/...``, each machine saying where its models are); pass anything else to transformers."""
     if name_or_path == PACKAGED_MINILM:
         return str(packaged_minilm_path())
-    return name_or_path
+    expanded = os.path.expandvars(name_or_path)
+    if "$" in expanded:
+        unset = expanded[expanded.index("$") :].split("/")[0]
+        raise EdgekitError(f"{name_or_path}: {unset} is not set; expected it to name the directory of the models")
+    return expanded
 
 
 @dataclass
@@ -129,7 +135,7 @@ def load_model(
         if fresh:
             _fresh_head(model, seed)
     model.eval()
-    return LoadedQA(model, tokenizer, name_or_path, fresh)
+    return LoadedQA(model, tokenizer, name_or_path if name_or_path == PACKAGED_MINILM else path, fresh)
 
 
 def _fresh_head(model: PreTrainedModel, seed: int) -> None:

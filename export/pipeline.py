@@ -10,8 +10,6 @@ The quick dev check runs every bundle through the device runner on the first
 from __future__ import annotations
 
 import importlib.util
-import json
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -21,11 +19,9 @@ from edgekit.atomic import write_json, write_text
 from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.destination import TRAINING, claim
 from edgekit.errors import EdgekitError
-from edgekit.squad import load_squad
-from edgekit.text import md_row
-from export.distill import dev_examples, dev_file, method_name, recipe_labels, run_distill, train_texts
-from export.models import LoadedQA, load_model
-from export.quantize import (
+from edgekit.export.distill import dev_examples, dev_file, method_name, recipe_labels, run_distill, train_texts
+from edgekit.export.models import LoadedQA, load_model
+from edgekit.export.quantize import (
     DynamicInt8,
     StaticInt8,
     WindowReader,
@@ -33,12 +29,15 @@ from export.quantize import (
     quantize_static_bundle,
     windows_of,
 )
-from export.recipes import Recipe
-from export.to_onnx import DEFAULT_ATOL, onnx_bundle, validate
+from edgekit.export.recipes import Recipe
+from edgekit.export.to_onnx import DEFAULT_ATOL, onnx_bundle, validate
+from edgekit.runner import run_in_process
+from edgekit.squad import load_squad
+from edgekit.text import md_table
 
-# int8 logits of a trained model move by a logit or two (measured: 1.7 on MiniLM-L6 during KD) with most answers
-# unchanged, and a barely trained model's flat logits flip their argmax under tiny int8 noise; so int8 is judged by
-# EM/F1 in the report, and this check fails only a broken graph: answers mostly changed *and* logits far off
+# int8 moves a trained model's logits a little with most answers unchanged, and flips a barely trained model's
+# flat argmax under tiny noise (docs/export.md); so int8 is judged by EM/F1 in the report, and this check fails
+# only a broken graph: answers mostly changed *and* logits far off
 INT8_MIN_AGREEMENT = 0.6
 INT8_BROKEN_ATOL = 1.0
 
@@ -153,7 +152,7 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
         _reuse(static, {**same, "quantization": settings.record()}, make_static, f"ONNX static int8 ({method})")
         paths[static] = False
     if variants.fuse:
-        from export.fuse import fuse_bundle
+        from edgekit.export.fuse import fuse_bundle
 
         fused, fused8 = d / f"{name}-fp32-onnx-fused", d / f"{name}-int8-onnx-fused"
         check_on = dev_examples(recipe)[:8]
@@ -167,9 +166,9 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
         paths |= {fused: False, fused8: False}
     if variants.tflite:
         if importlib.util.find_spec("litert_torch") is None:
-            print("skip TFLite: litert-torch is not installed (pip install 'edgekit[tflite]')", file=sys.stderr)
+            print("skip TFLite: litert-torch is not installed (pip install 'edgekit-kd[tflite]')", file=sys.stderr)
         else:
-            from export.to_tflite import signature_lengths, tflite_bundles
+            from edgekit.export.to_tflite import signature_lengths, tflite_bundles
 
             t32, t8 = d / f"{name}-fp32-tflite", d / f"{name}-int8-tflite"
             _reuse(
@@ -233,16 +232,9 @@ def check(qa: LoadedQA, bundle_path: Path, recipe: Recipe, n: int, shipped: bool
 
 
 def run_fresh(bundle: Path, dataset: Path, out: Path, limit: int, extra: Sequence[str] = ()) -> dict:
-    """``edgekit run`` in a process of its own: the latency and peak memory are the runner's, not this one's.
-
-    Run in the training process, the runner shares its threads and reports its multi-GB RSS.
-    """
-    argv = [sys.executable, "-m", "edgekit.cli", "run", str(bundle), "--dataset", str(dataset), "--out", str(out)]
-    proc = subprocess.run([*argv, "--limit", str(limit), "--no-progress", *extra], capture_output=True, text=True)
-    if proc.returncode != 0:
-        said = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
-        raise EdgekitError(f"{bundle}: the runner's check failed: {said}")
-    return json.loads((out / "metrics.json").read_text())
+    """The runner's check of a bundle on ``limit`` examples, in a process of its own (the training process's
+    threads and multi-GB RSS are not the runner's)."""
+    return run_in_process(bundle, dataset, out, ["--limit", str(limit), "--no-progress", *extra])
 
 
 def markdown(rows: list[ArtifactRow]) -> str:
@@ -252,13 +244,13 @@ def markdown(rows: list[ArtifactRow]) -> str:
     same = "same label (16 ex)" if classifier else "same answer (16 q)"
     head = ["bundle", "format", "precision", "how", "params", "model MB", "max abs Δlogit", same, *scores]
     head += ["p50 ms", "peak RSS MB"]
-    lines = [md_row(head), "|" + "---|" * len(head)]
+    body = []
     for r in rows:
         a, b = (r.accuracy, r.macro_f1) if classifier else (r.exact_match, r.f1)
         cells = [r.name, r.format, r.precision, r.how or "-", f"{r.params / 1e6:.1f}M", f"{r.size_mb:.1f}"]
         cells += [f"{r.max_abs_diff:.2g}", f"{100 * r.answer_agreement:.0f}%", f"{a:.1f}", f"{b:.1f}", r.n_questions]
-        lines.append(md_row([*cells, f"{r.latency_p50_ms:.1f}", f"{r.peak_rss_mb:.0f}"]))
-    return "\n".join(lines) + "\n"
+        body.append([*cells, f"{r.latency_p50_ms:.1f}", f"{r.peak_rss_mb:.0f}"])
+    return "\n".join(md_table(head, body)) + "\n"
 
 
 def export_all(recipe: Recipe, check_questions: int = 100, variants: Variants = Variants()) -> list[ArtifactRow]:

@@ -1,9 +1,9 @@
 """INT8 with ONNX Runtime's quantization tools: fp32 ONNX bundle -> int8 ONNX bundle.
 
 Dynamic quantization (weights int8 ahead of time, activations quantized per
-call) is the default: measured here it is the fastest int8 path for BERT-style
-models on x86 with QInt8 weights, and per-channel weights halve the logit error
-at no speed cost. Weights are 7-bit by default (``DynamicInt8`` says why).
+call) is the default: the fastest int8 path for BERT-style models on x86 with
+QInt8 weights, per-channel weights for a smaller logit error at no speed cost
+(docs/export.md). Weights are 7-bit by default (``DynamicInt8`` says why).
 
 Static quantization (activations too, with ranges calibrated on real training
 windows through a pluggable ``CalibrationDataReader``) is here for comparison:
@@ -12,10 +12,9 @@ accuracy and speed for every variant, and only MatMul/Gemm are quantized by
 default, plus the embedding Gathers (softmax, layer norm and GELU stay fp32); ``nodes_to_exclude`` keeps
 more of the graph in fp32.
 
-Measured trap: ``quantize_static`` does not pass histogram sizes to the entropy
-calibrator, whose defaults (128 bins, 128 quantized bins) leave a single candidate
-threshold, the full range; so "entropy" gives a model byte-identical to "minmax"
-(onnxruntime 1.32). Percentile calibration is the one that clips outliers here.
+A trap: ``quantize_static`` does not pass histogram sizes to the entropy calibrator,
+so "entropy" gives a model byte-identical to "minmax" (docs/export.md); percentile
+calibration is the one that clips outliers.
 
 4-bit weights (``quantize_int4_bundle``, ONNX Runtime's ``MatMulNBits`` quantizer) are for
 students whose int8 form is still over a size budget: a weight costs 4 bits plus an fp32
@@ -145,7 +144,7 @@ def _int4_word_embedding(model: Path, out: Path, block_size: int = 32) -> None:
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer  # needs onnx-ir
 
-    from export.vocab import word_embedding_node
+    from edgekit.export.vocab import word_embedding_node
 
     graph = onnx.load(str(model))
     word = word_embedding_node(graph, model).name

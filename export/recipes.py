@@ -17,20 +17,20 @@ import os
 import re
 import tomllib
 import typing
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from edgekit.errors import InputError
+from edgekit.export.losses import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
 from edgekit.squad import default_data_dir, resolve_data_path
-from export.losses import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
 
 RECIPES_DIR = Path(__file__).with_name("recipes")
 
 
 @dataclass
 class TeacherSpec:
-    model: str = "../shared/models/mpnet-base-squad"
+    model: str = "$EDGEKIT_MODELS_DIR/mpnet-base-squad"
 
 
 @dataclass
@@ -67,6 +67,10 @@ class DataSpec:
     labels: list[str] = field(default_factory=list)
     train_split: str = ""
     dev_split: str = ""
+    # Data the datasets library reads (hf:NAME[:CONFIG], .jsonl, .csv, .parquet; see export/hfdata.py) is written
+    # once to a local file of the device's format, which the recipe then names; columns maps the task's column
+    # names to the data's (text, label; id, question, context, answers) where they differ.
+    columns: dict[str, str] = field(default_factory=dict)
 
     @property
     def bundle_len(self) -> int:
@@ -123,9 +127,8 @@ class TrainingSpec:
     # run deterministic, e.g. to compare 1 and N processes step by step (benchmarks.ddp).
     dropout: float = -1.0
     # Batches of windows of similar length (transformers' length grouping, reseeded per epoch), each cut to its
-    # longest window: at seq len 256 on the SQuAD subset, random batches pad to ~252 tokens, grouped ones to
-    # ~161, and an epoch takes about half the CPU time (`python -m benchmarks.batching`). Off by default: runs
-    # made before it existed used random batches.
+    # longest window: less padding to train on (docs/results.md, "Training time: length-grouped batches and bf16"). Off by default: runs made
+    # before it existed used random batches.
     group_by_length: bool = False
 
 
@@ -188,6 +191,11 @@ def checkpoint_settings(recipe: Recipe) -> dict[str, Any]:
 
 
 def _coerce(value: Any, kind: Any, path: Path | None, place: str) -> Any:
+    if typing.get_origin(kind) is dict:
+        key_kind, item = typing.get_args(kind)
+        if not isinstance(value, dict):
+            raise InputError(path, f"key '{place}'", f"a table, got {type(value).__name__}")
+        return {_coerce(k, key_kind, path, place): _coerce(v, item, path, f"{place}.{k}") for k, v in value.items()}
     if typing.get_origin(kind) is list:
         (item,) = typing.get_args(kind)
         if not isinstance(value, list):
@@ -233,11 +241,20 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+def named_recipe(path: Path) -> Path:
+    """``path`` itself, or the shipped recipe of that name when ``path`` is a bare name no file answers to."""
+    if path.exists() or len(path.parts) != 1:
+        return path
+    shipped = RECIPES_DIR / (path.name if path.suffix == ".toml" else f"{path.name}.toml")
+    return shipped if shipped.is_file() else path
+
+
 def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
-    """Read a recipe TOML (or start from the defaults) and apply ``KEY=VALUE`` overrides."""
+    """Read a recipe TOML (or start from the defaults) and apply ``KEY=VALUE`` overrides. A bare name that
+    is no file here (``demo``, ``minilm-l6-kd``) is one of the recipes the package ships."""
     table: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
+        path = named_recipe(Path(path))
         try:
             table = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -258,7 +275,38 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
         node[keys[-1]] = value
     recipe = _build(Recipe, table, path, "")
     _validate(recipe, path)
-    return recipe
+    return _local_data(recipe)
+
+
+def _local_data(recipe: Recipe) -> Recipe:
+    """The recipe with each datasets source (``export/hfdata.py``) replaced by the local file it is written to:
+    every step after this reads, hashes and resumes against that file as against one named by hand."""
+    from edgekit.export import hfdata
+    from edgekit.tasks import task_of_recipe
+
+    d = recipe.data
+    if not any(hfdata.is_datasets_source(v, d.columns) for v in (d.train, d.dev, *d.extra_train) if v):
+        return recipe
+    task = task_of_recipe(recipe.task)
+    qa = task == "extractive-qa"
+
+    def local(value: str, split: str) -> str:
+        return str(hfdata.materialize(value, task, split, d.columns)) if value else value
+
+    train_split, dev_split = d.train_split or "train", d.dev_split or "validation"
+    data = replace(
+        d,
+        train=local(d.train, train_split) if hfdata.is_datasets_source(d.train, d.columns) else d.train,
+        extra_train=[local(v, "train") if hfdata.is_datasets_source(v, d.columns) else v for v in d.extra_train],
+        dev=local(d.dev, dev_split) if hfdata.is_datasets_source(d.dev, d.columns) else d.dev,
+    )
+    if not qa:  # the written file holds the split under its name (a SQuAD file has no splits)
+        data = replace(
+            data,
+            train_split=train_split if data.train != d.train else d.train_split,
+            dev_split=dev_split if data.dev != d.dev else d.dev_split,
+        )
+    return replace(recipe, data=data)
 
 
 # (key, test, what is expected): numbers a run cannot train or resume with, refused before anything starts
@@ -323,7 +371,10 @@ def _validate(r: Recipe, path: Path | None) -> None:
 def add_recipe_arguments(p: argparse.ArgumentParser, omitted: str = "the built-in defaults") -> None:
     """--recipe and --set, shared by every command that reads a recipe; ``omitted`` says what no --recipe means."""
     p.add_argument(
-        "--recipe", type=Path, default=None, help=f"recipe TOML (export/recipes/*.toml); if omitted: {omitted}"
+        "--recipe",
+        type=Path,
+        default=None,
+        help=f"recipe TOML, or the name of a shipped one (e.g. minilm-l6-kd); if omitted: {omitted}",
     )
     p.add_argument(
         "--set",

@@ -21,16 +21,19 @@ import html
 import math
 import shutil
 import subprocess
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from edgekit.atomic import write_bytes, write_json, write_text
 from edgekit.destination import REPORT, replacing
 from edgekit.errors import InputError
 from edgekit.predlog import COMMON_FIELDS, read_log
 from edgekit.squad import read_json
-from edgekit.text import md_cell, md_row
+from edgekit.text import md_cell, md_table
+
+T = TypeVar("T")
 
 PLOTS = ("sizes.png", "f1_vs_latency.png", "latency_by_device.png")
 
@@ -274,13 +277,14 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Points not beaten by another that is both faster (lower x) and at least as accurate (higher y)."""
+def pareto_front(items: Iterable[T], cost: Callable[[T], float], gain: Callable[[T], float]) -> list[T]:
+    """The items no other beats on both cost (lower: latency, size) and gain (higher: a score), cheapest first;
+    of equal costs only the best gain."""
     front, best = [], float("-inf")
-    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
-        if y > best:
-            front.append((x, y))
-            best = y
+    for item in sorted(items, key=lambda i: (cost(i), -gain(i))):
+        if gain(item) > best:
+            front.append(item)
+            best = gain(item)
     return front
 
 
@@ -338,7 +342,7 @@ def plot(rows: list[Row], refs: list[dict[str, Any]], out: Path) -> list[Path]:
         sc = ax.scatter([r.latency_p50_ms for _, r in pts], [r.score for _, r in pts], marker=markers[i % len(markers)])
         for n, r in pts:
             ax.annotate(str(n), (r.latency_p50_ms, r.score), fontsize=8, xytext=(4, 3), textcoords="offset points")
-        front = pareto([(r.latency_p50_ms, r.score) for _, r in pts])
+        front = pareto_front([(r.latency_p50_ms, r.score) for _, r in pts], lambda p: p[0], lambda p: p[1])
         ax.step(
             [x for x, _ in front],
             [y for _, y in front],
@@ -462,9 +466,7 @@ def markdown(rows: list[Row], refs: list[dict[str, Any]], plots: list[Path]) -> 
     for task, head, body in tables:
         if len(tables) > 1:
             lines += [f"## {md_cell(task)}", ""]
-        lines += [md_row(head), "|" + "---|" * len(head)]
-        lines += [md_row(cells) for cells in body]
-        lines += [""]
+        lines += [*md_table(head, body), ""]
     if refs:
         lines += ["", "Reference sizes (fp32, parameters × 4 bytes): "]
         lines += [f"- {md_cell(r['name'])}: {r['params'] / 1e6:.1f}M params, {r['size_mb']:.1f} MB" for r in refs]

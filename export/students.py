@@ -12,7 +12,7 @@ import copy
 import re
 
 from edgekit.errors import EdgekitError
-from export.models import LoadedQA, set_dropout
+from edgekit.export.models import LoadedQA, set_dropout
 
 _LAYER = re.compile(r"^(.*\.layer\.)(\d+)(\..*)$")
 

@@ -32,10 +32,10 @@ from edgekit.atomic import write_json
 from edgekit.backends import RuntimeOptions, open_backend
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError, InputError
+from edgekit.export.align import teacher_window
+from edgekit.export.train_features import TrainFeatures
 from edgekit.features import QATokenizer, batch_inputs
 from edgekit.squad import Example
-from export.align import teacher_window
-from export.train_features import TrainFeatures
 
 FORMAT = 1
 TEACHER_MAX_LEN = 512

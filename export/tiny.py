@@ -31,9 +31,10 @@ from transformers import (
     BertForSequenceClassification,
 )
 
-from export.models import PACKAGED_MINILM, LoadedQA, load_qa, packaged_minilm_path
+from edgekit.export.models import PACKAGED_MINILM, LoadedQA, load_qa, packaged_minilm_path, resolve
 
-SHARED_TEACHER = Path(__file__).resolve().parents[2] / "shared" / "models" / "mpnet-base-squad"
+# the MPNet QA teacher, where the machine keeps it (tests set EDGEKIT_MODELS_DIR)
+MPNET_TEACHER = "$EDGEKIT_MODELS_DIR/mpnet-base-squad"
 TRAIN_EXCERPT = Path(__file__).resolve().parents[1] / "edgekit" / "data" / "squad-train-sample.json"
 SMALL = {"num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "hidden_size": 32}
 
@@ -83,7 +84,7 @@ def _wordpiece(cls_name: str) -> Callable[[Path], Any]:
 def _mpnet(tmp: Path) -> Any:
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(SHARED_TEACHER)
+    return AutoTokenizer.from_pretrained(resolve(MPNET_TEACHER))
 
 
 def _byte_bpe(tmp: Path) -> Any:

@@ -24,9 +24,9 @@ import torch
 
 from edgekit.bundle import Bundle, write_bundle
 from edgekit.errors import EdgekitError
+from edgekit.export.models import LoadedQA
+from edgekit.export.to_onnx import _LogitsOnly, input_names_of, manifest_for, output_names_of, save_tokenizer_json
 from edgekit.features import DEFAULT_DOC_STRIDE, DEFAULT_MAX_SEQ_LEN
-from export.models import LoadedQA
-from export.to_onnx import _LogitsOnly, input_names_of, manifest_for, output_names_of, save_tokenizer_json
 
 SIGNATURE_LENGTHS = (64, 128, 256)  # below max_seq_len; SQuAD windows are mostly 100-250 tokens
 

@@ -1,8 +1,8 @@
 """Shared fixtures: the real SQuAD, SST-2 and CLINC150 files from ../shared and a real MiniLM bundle.
 
-The SQuAD directory comes from ``EDGEKIT_SQUAD_DIR`` or ``../shared/data/squad``, the other datasets'
-from ``EDGEKIT_DATA_DIR`` (set here to ``../shared/data`` when unset, as the classification recipes
-read it); CI checks the project out beside ``shared/``, so these tests run there too.
+Datasets come from ``EDGEKIT_DATA_DIR`` (SQuAD from ``EDGEKIT_SQUAD_DIR`` when set) and the MPNet teacher
+from ``EDGEKIT_MODELS_DIR``; set here to ``../shared/data`` and ``../shared/models`` when unset. CI checks
+the project out beside ``shared/``, so these tests run there too.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ settings.load_profile("edgekit")
 
 ROOT = Path(__file__).resolve().parents[1]
 TEACHER_DIR = ROOT.parent / "shared" / "models" / "mpnet-base-squad"
+# the product names no folder of this workspace: datasets and the teacher are found through these variables
 os.environ.setdefault("EDGEKIT_DATA_DIR", str(ROOT.parent / "shared" / "data"))
+os.environ.setdefault("EDGEKIT_MODELS_DIR", str(ROOT.parent / "shared" / "models"))
 DATA_DIR = Path(os.environ["EDGEKIT_DATA_DIR"])
 
 
@@ -53,7 +55,7 @@ def dev_examples(dev_path: Path):
 
 @pytest.fixture(scope="session")
 def minilm_qa():
-    from export.models import PACKAGED_MINILM, load_qa
+    from edgekit.export.models import PACKAGED_MINILM, load_qa
 
     return load_qa(PACKAGED_MINILM)
 
@@ -61,7 +63,7 @@ def minilm_qa():
 @pytest.fixture(scope="session")
 def minilm_bundle(tmp_path_factory, minilm_qa):
     """The packaged MiniLM exported once per session to a real fp32 ONNX bundle."""
-    from export.to_onnx import onnx_bundle
+    from edgekit.export.to_onnx import onnx_bundle
 
     return onnx_bundle(minilm_qa, tmp_path_factory.mktemp("bundles") / "minilm", "minilm-test")
 
@@ -78,8 +80,8 @@ def sshd(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory):
     """A seeded 2-layer, 32-wide BERT QA model with the MiniLM tokenizer, as an fp32 ONNX bundle (fast anywhere)."""
-    from export.tiny import tiny_qa
-    from export.to_onnx import onnx_bundle
+    from edgekit.export.tiny import tiny_qa
+    from edgekit.export.to_onnx import onnx_bundle
 
     out = tmp_path_factory.mktemp("tiny") / "tiny"
     return onnx_bundle(tiny_qa(), out, "tiny-random-bert", max_seq_len=128, doc_stride=64)
@@ -102,10 +104,18 @@ def clinc_file() -> Path:
 
 
 @pytest.fixture(scope="session")
+def wnut_dir() -> Path:
+    d = DATA_DIR / "wnut17"
+    if not (d / "emerging.dev.conll").exists():
+        pytest.fail(f"WNUT-17 not found in {d}; set EDGEKIT_DATA_DIR")
+    return d
+
+
+@pytest.fixture(scope="session")
 def tiny_classifier_bundle(tmp_path_factory):
     """A seeded 2-layer, 32-wide BERT classifier over SST-2's labels with the MiniLM tokenizer, fp32 ONNX."""
-    from export.tiny import tiny_classifier
-    from export.to_onnx import onnx_bundle
+    from edgekit.export.tiny import tiny_classifier
+    from edgekit.export.to_onnx import onnx_bundle
 
     out = tmp_path_factory.mktemp("tiny-cls") / "tiny-cls"
     return onnx_bundle(tiny_classifier(["0", "1"]), out, "tiny-random-classifier", max_seq_len=64, doc_stride=0)

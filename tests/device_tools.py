@@ -22,7 +22,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from device_runners.deploy import SshTarget
+from edgekit.device_runners.deploy import SshTarget
 
 
 def require(tool: str, package: str) -> str:

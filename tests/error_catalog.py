@@ -21,6 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "errors.md"
+# run as a module too (python -m tests.error_catalog): the same data and models as the tests' conftest
+os.environ.setdefault("EDGEKIT_DATA_DIR", str(ROOT.parent / "shared" / "data"))
+os.environ.setdefault("EDGEKIT_MODELS_DIR", str(ROOT.parent / "shared" / "models"))
 
 VALID = {
     "version": "1.1",
@@ -126,7 +129,7 @@ def _resume_other_dataset(env: Env) -> list[str]:
 
 def _checkpoint(env: Env, model_type: str, **config: object) -> Path:
     """A tiny checkpoint of ``model_type`` whose config is then changed by ``config``."""
-    from export.tiny import tiny_checkpoint
+    from edgekit.export.tiny import tiny_checkpoint
 
     out = tiny_checkpoint(model_type, env.work / f"ckpt-{model_type}")
     settings = json.loads((out / "config.json").read_text())
@@ -171,7 +174,7 @@ def _recipe(env: Env, text: str) -> list[str]:
 def _resume_other_recipe(env: Env) -> list[str]:
     """A run's checkpoints and settings as ``edgekit distill`` leaves them, resumed with another learning rate."""
     from edgekit.atomic import write_json
-    from export.recipes import checkpoint_settings, load_recipe
+    from edgekit.export.recipes import checkpoint_settings, load_recipe
 
     argv = _recipe(env, f'name = "r"\noutput_dir = "{env.work}"\n[training]\nlearning_rate = 3e-5\n')
     first = load_recipe(argv[2], ["training.learning_rate=1e-4"])
@@ -955,8 +958,8 @@ def document(results: list[tuple[Case, str]], work: Path) -> str:
 
 
 def build(work: Path) -> list[tuple[Case, str]]:
-    from export.tiny import tiny_classifier, tiny_qa
-    from export.to_onnx import onnx_bundle
+    from edgekit.export.tiny import tiny_classifier, tiny_qa
+    from edgekit.export.to_onnx import onnx_bundle
 
     bundle = onnx_bundle(tiny_qa(), work / "tiny", "tiny-random-bert", max_seq_len=64, doc_stride=32)
     classifier = onnx_bundle(tiny_classifier(["0", "1"]), work / "tiny-cls", "tiny-cls", max_seq_len=64, doc_stride=0)

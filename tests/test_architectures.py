@@ -18,9 +18,9 @@ import pytest
 
 from benchmarks.architectures import FORMATS, RESULT, matrix
 from edgekit.bundle import load_bundle
-from export.models import load_qa
-from export.tiny import ARCHITECTURES, tiny_checkpoint
-from export.to_onnx import onnx_bundle
+from edgekit.export.models import load_qa
+from edgekit.export.tiny import ARCHITECTURES, tiny_checkpoint
+from edgekit.export.to_onnx import onnx_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,8 +96,8 @@ def test_hub_names_load_through_the_same_path_as_directories(tmp_path: Path) -> 
 def test_a_student_of_another_architecture_and_tokenizer_learns_from_the_teacher(tmp_path: Path) -> None:
     """A tiny RoBERTa (byte-level BPE) student distilled from the MiniLM (BERT WordPiece) teacher: the
     teacher's logits reach it through the character alignment of the two tokenizations."""
-    from export.distill import run_distill
-    from export.recipes import RECIPES_DIR, load_recipe
+    from edgekit.export.distill import run_distill
+    from edgekit.export.recipes import RECIPES_DIR, load_recipe
 
     student = tiny_checkpoint("roberta", tmp_path / "student")
     recipe = load_recipe(

@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 from edgekit.cli import main
+from edgekit.export.augment import _WORD, QUESTION_WORDS
+from edgekit.export.distill import run_distill
+from edgekit.export.recipes import RECIPES_DIR, load_recipe
 from edgekit.squad import load_squad
-from export.augment import _WORD, QUESTION_WORDS
-from export.distill import run_distill
-from export.recipes import RECIPES_DIR, load_recipe
 
 
 def test_copies_keep_contexts_spans_and_question_words(tmp_path, tiny_bundle, train_path) -> None:

@@ -187,7 +187,7 @@ def test_a_qa_bundle_with_labels_is_refused(tiny_bundle, tmp_path: Path) -> None
 
 
 def test_run_scores_resumes_and_int8_keeps_the_labels(tiny_classifier_bundle, tmp_path: Path, sst2_dir) -> None:
-    from export.quantize import quantize_dynamic_bundle
+    from edgekit.export.quantize import quantize_dynamic_bundle
 
     data = sst2_dir / "dev.tsv"
     out = tmp_path / "run"
@@ -209,8 +209,8 @@ def test_run_scores_resumes_and_int8_keeps_the_labels(tiny_classifier_bundle, tm
 
 
 def test_clinc_run_reports_in_scope_accuracy_and_oos_recall(tmp_path: Path) -> None:
-    from export.tiny import tiny_classifier
-    from export.to_onnx import onnx_bundle, validate
+    from edgekit.export.tiny import tiny_classifier
+    from edgekit.export.to_onnx import onnx_bundle, validate
 
     labels = ["greeting", "weather", OOS]
     data = tmp_path / "data_full.json"
@@ -240,7 +240,7 @@ def test_clinc_run_reports_in_scope_accuracy_and_oos_recall(tmp_path: Path) -> N
 @pytest.fixture(scope="module")
 def tiny_teacher_dir(tmp_path_factory) -> Path:
     """A tiny classifier checkpoint as a user brings one: config, safetensors weights, fast tokenizer."""
-    from export.tiny import tiny_classifier
+    from edgekit.export.tiny import tiny_classifier
 
     out = tmp_path_factory.mktemp("teacher") / "tiny-teacher"
     qa = tiny_classifier(["0", "1"], seed=1)
@@ -256,8 +256,8 @@ def test_kd_chain_trains_a_student_and_ships_checked_bundles(
     exported to every format and each checked against PyTorch."""
     import importlib.util
 
-    from export.pipeline import export_all
-    from export.recipes import load_recipe
+    from edgekit.export.pipeline import export_all
+    from edgekit.export.recipes import load_recipe
 
     aug = tmp_path / "aug"
     copy_args = ["--train", str(sst2_dir / "dev.tsv"), "--texts", "16"]
@@ -317,8 +317,8 @@ group_by_length = true
 
 
 def test_a_teacher_without_a_head_for_the_labels_is_refused(sst2_dir, tmp_path: Path) -> None:
-    from export.distill import run_distill
-    from export.recipes import load_recipe
+    from edgekit.export.distill import run_distill
+    from edgekit.export.recipes import load_recipe
 
     recipe = load_recipe(
         None,
@@ -354,7 +354,7 @@ def test_a_teacher_without_a_head_for_the_labels_is_refused(sst2_dir, tmp_path: 
     ],
 )
 def test_classification_recipe_settings_are_checked_before_anything_runs(overrides, where) -> None:
-    from export.recipes import load_recipe
+    from edgekit.export.recipes import load_recipe
 
     with pytest.raises(InputError, match=where.replace(".", r"\.")):
         load_recipe(None, overrides)
@@ -363,7 +363,7 @@ def test_classification_recipe_settings_are_checked_before_anything_runs(overrid
 def test_a_report_of_two_tasks_groups_by_task(
     tiny_bundle, tiny_classifier_bundle, dev_path, sst2_dir, tmp_path
 ) -> None:
-    from export.report import write_report
+    from edgekit.export.report import write_report
 
     run(tiny_bundle.path, dev_path, tmp_path / "qa", RunConfig(limit=4, warmup=0, progress=False))
     run(
@@ -401,7 +401,7 @@ def test_a_batch_keeps_every_label_of_the_teachers_logits_however_short_its_text
     as wide as the label set (151 for CLINC150), and stay whole."""
     import torch
 
-    from export.distill import collate
+    from edgekit.export.distill import collate
 
     row = {
         "input_ids": torch.tensor([101, 7592, 102, 0, 0, 0]),
@@ -417,7 +417,7 @@ def test_a_classifier_is_fused_checked_on_texts_and_quantized(tiny_classifier_bu
     """ORT's fused graph for a classifier, checked against its source on the task's own texts."""
     import onnx
 
-    from export.quantize import quantize_dynamic_bundle
+    from edgekit.export.quantize import quantize_dynamic_bundle
 
     fused = tmp_path / "fused"
     args = ["export", "fuse", str(tiny_classifier_bundle.path), str(fused)]
@@ -444,7 +444,7 @@ def test_a_model_that_gives_nan_on_a_real_input_is_stopped_naming_the_input(
     from onnx import numpy_helper
 
     from edgekit.bundle import write_bundle
-    from export.vocab import word_embedding_node
+    from edgekit.export.vocab import word_embedding_node
 
     src = tiny_classifier_bundle
     model = onnx.load(str(src.model_path))

@@ -20,7 +20,7 @@ import pytest
 
 from benchmarks.ddp import launcher
 from edgekit.errors import InputError
-from export.recipes import RECIPES_DIR, load_recipe
+from edgekit.export.recipes import RECIPES_DIR, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPUTING = "teacher logits: computing"
@@ -48,7 +48,7 @@ def tiny(out: Path, name: str) -> list[str]:
 
 
 def torchrun(args: list[str]) -> list[str]:
-    return [*launcher(), "--standalone", "--nproc-per-node", "2", "-m", "export.distill", *args]
+    return [*launcher(), "--standalone", "--nproc-per-node", "2", "-m", "edgekit.export.distill", *args]
 
 
 def env() -> dict[str, str]:
@@ -130,7 +130,7 @@ def test_two_processes_share_one_cache_and_resume_after_a_kill(tmp_path: Path) -
 
 
 def test_the_global_batch_must_split_over_the_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from export.distill import training_arguments
+    from edgekit.export.distill import training_arguments
 
     monkeypatch.setenv("WORLD_SIZE", "3")
     recipe = load_recipe(RECIPES_DIR / "tiny-test.toml")  # batch_size 8
@@ -142,7 +142,7 @@ def test_the_global_batch_must_split_over_the_processes(tmp_path: Path, monkeypa
 
 
 def test_resume_skips_a_checkpoint_cut_short_while_being_written(tmp_path: Path) -> None:
-    from export.distill import last_checkpoint
+    from edgekit.export.distill import last_checkpoint
 
     assert last_checkpoint(tmp_path / "none") is None
     for step, complete in ((3, True), (6, True), (9, False), (12, False)):
@@ -159,7 +159,7 @@ def test_dropout_off_makes_training_steps_repeatable(minilm_qa) -> None:
     """``training.dropout = 0``: what lets 1 and N processes agree step by step (benchmarks.ddp)."""
     import torch
 
-    from export.students import from_teacher_layers
+    from edgekit.export.students import from_teacher_layers
 
     ids = torch.randint(1000, 2000, (2, 24))
 
@@ -178,7 +178,7 @@ def test_accelerate_launch_runs_the_same_recipe_on_two_processes(tmp_path: Path)
     """``accelerate launch --multi_gpu`` starts the same DDP (on a CPU-only machine, over gloo)."""
     accelerate = Path(sys.executable).with_name("accelerate")
     cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
-    cmd += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "export.distill"]
+    cmd += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "edgekit.export.distill"]
     cmd += [*tiny(tmp_path / "runs", "acc"), "--set", "training.max_steps=2", "--no-eval"]
     done = subprocess.run(cmd, cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from edgekit.decode import best_span
+from edgekit.export.models import packaged_minilm_path
 from edgekit.features import QATokenizer, Window
-from export.models import packaged_minilm_path
 
 CONTEXT = "Denver Broncos beat Carolina Panthers"
 #          0      7       15   20       29

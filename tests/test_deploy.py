@@ -19,7 +19,7 @@ import psutil
 import pytest
 from device_tools import free_port, require
 
-from device_runners.deploy import DeployConfig, SshTarget, _join, deploy, parse_target, remote_path
+from edgekit.device_runners.deploy import DeployConfig, SshTarget, _join, deploy, parse_target, remote_path
 from edgekit.errors import DeviceError, EdgekitError
 from edgekit.predlog import read_log
 from edgekit.runner import RunConfig, run
@@ -170,7 +170,7 @@ def test_a_fleet_deploys_in_parallel_and_a_failing_device_does_not_stop_the_othe
     failures reported each on its own line, exit 3."""
     from device_tools import loopback_sshd
 
-    from export.report import write_report
+    from edgekit.export.report import write_report
 
     with loopback_sshd(tmp_path / "sshd2") as second:
         # one key for the fleet: the second device also accepts the first's client key
@@ -229,7 +229,7 @@ def test_a_hostile_device_fails_the_deploy_in_one_line_and_passes_nothing_off(
 ) -> None:
     """The device's reply is untrusted: each of these is a DeviceError, deploy.json says failed, and nothing
     the device sent back is kept as this run's metrics."""
-    import device_runners.deploy as deploy_module
+    import edgekit.device_runners.deploy as deploy_module
 
     monkeypatch.setattr(deploy_module, "MAX_RESULT_BYTES", 1 << 20)
     runner = tmp_path / "hostile-python"

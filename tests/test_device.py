@@ -28,7 +28,7 @@ def test_describe_has_the_fields_reports_use() -> None:
 
 def test_cpu_features_name_the_int8_kernels() -> None:
     """Read from the cpuinfo text given, so the same answer on any host."""
-    from device_runners.raspberry_pi.emulate import PI5_CPUINFO
+    from edgekit.device_runners.raspberry_pi.emulate import PI5_CPUINFO
 
     no_vnni = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
     vnni_amx = "flags\t\t: avx2 avx512f avx512_vnni avx512_bf16 amx_tile amx_int8 amx_bf16\n"
@@ -46,7 +46,7 @@ def test_cpu_features_name_the_int8_kernels() -> None:
 def test_desktop_thread_sweep(minilm_bundle, dev_path, tmp_path) -> None:
     import json
 
-    from device_runners.desktop.sweep import main
+    from edgekit.device_runners.desktop.sweep import main
 
     assert main([str(minilm_bundle.path), "--dataset", str(dev_path), "--out", str(tmp_path), "--limit", "2",
                  "--threads", "1", "2"]) == 0  # fmt: skip

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from device_tools import link_site
 
-from device_runners import device_requirements
-from device_runners.deploy import stage_code
 from edgekit.cli import DEVICE_COMMANDS, WORKSTATION_COMMANDS
+from edgekit.device_runners import device_requirements
+from edgekit.device_runners.deploy import stage_code
 
 WORKSTATION = ("export", "device_runners", "benchmarks", "torch", "transformers", "optimum", "matplotlib")
 

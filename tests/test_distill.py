@@ -10,14 +10,14 @@ import pytest
 
 from edgekit.bundle import load_bundle
 from edgekit.errors import InputError
+from edgekit.export.align import teacher_window
+from edgekit.export.distill import run_distill
+from edgekit.export.models import packaged_minilm_path
+from edgekit.export.recipes import RECIPES_DIR, load_recipe
+from edgekit.export.teacher_cache import CacheKey, teacher_logits
+from edgekit.export.train_features import build_train_features
 from edgekit.features import QATokenizer
 from edgekit.squad import load_squad
-from export.align import teacher_window
-from export.distill import run_distill
-from export.models import packaged_minilm_path
-from export.recipes import RECIPES_DIR, load_recipe
-from export.teacher_cache import CacheKey, teacher_logits
-from export.train_features import build_train_features
 from tests.conftest import TEACHER_DIR
 
 
@@ -105,7 +105,7 @@ def test_interrupted_cache_resumes(tmp_path, minilm_bundle, train_path) -> None:
 
 def test_length_grouped_batches_are_seeded_per_epoch() -> None:
     from benchmarks.batching import padded_length
-    from export.distill import EpochLengthGroupedSampler
+    from edgekit.export.distill import EpochLengthGroupedSampler
 
     lengths = np.random.default_rng(0).integers(40, 257, size=2000).tolist()
     sampler = EpochLengthGroupedSampler(16, lengths, seed=3)
@@ -168,7 +168,7 @@ def test_tiny_distillation_learns_and_resumes(tmp_path) -> None:
     import torch
     from safetensors.torch import load_file
 
-    from export.distill import student_from_checkpoint
+    from edgekit.export.distill import student_from_checkpoint
 
     snap = load_recipe(RECIPES_DIR / "tiny-test.toml", [*longer, 'name="tiny-snapshot"'])
     last = out / "checkpoints" / "checkpoint-10"
@@ -183,7 +183,7 @@ def test_tiny_distillation_learns_and_resumes(tmp_path) -> None:
         student_from_checkpoint(snap, tmp_path / "nowhere", evaluate=False)
 
     # written without evaluation, scored later in place: the same EM/F1 as the finished run's
-    from export.distill import evaluate_saved
+    from edgekit.export.distill import evaluate_saved
 
     scored = evaluate_saved(snap, argv=["test", "--eval-only"])
     assert (scored["steps"], scored["n_questions"], scored["f1"]) == (10, 8, second["f1"])

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import distill_table
-from export.recipes import RECIPES_DIR
+from edgekit.export.recipes import RECIPES_DIR
 
 COMMITTED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "students"
 

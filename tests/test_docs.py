@@ -66,3 +66,18 @@ def test_each_budget_names_its_best_variant_by_kind() -> None:
     assert "best s-fp32-onnx (90.0 MB), F1 71.00 = 88.8%" in lines[1] and "best m-fp32-onnx" in lines[5]
     assert "m-int8-onnx (49.0 MB), F1 74.00 = 92.5%" in lines[3] and "m-int8-onnx-float-act" in lines[4]
     assert "90% is 72.00: held; 95% is 76.00: 2.00 F1 short" in lines[3]
+
+
+def test_the_product_names_no_folder_of_this_workspace() -> None:
+    """Datasets and teachers reach the product through flags, hub names and environment variables; only the
+    tests' and benchmarks' own configuration knows where this workspace keeps them."""
+    workspace = re.compile(r"\.\./shared\b|\bshared/(data|models|docs)\b|[\"']shared[\"']")
+    hits = [
+        f"{p.relative_to(ROOT)}:{i}"
+        for d in ("edgekit", "export", "device_runners")
+        for p in (ROOT / d).rglob("*")
+        if p.is_file() and p.suffix in (".py", ".toml", ".sh", ".md", ".txt")
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if workspace.search(line)
+    ]
+    assert not hits, hits

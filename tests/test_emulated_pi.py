@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from device_tools import require
 
-from device_runners.deploy import DeployConfig, deploy, stage_code
 from edgekit.bundle import load_bundle
+from edgekit.device_runners.deploy import DeployConfig, deploy, stage_code
 from edgekit.predlog import COMMON_FIELDS, read_log
 from edgekit.runner import RunConfig, run
 from edgekit.tasks.classification import CLASSIFICATION
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def emulated():
     require("qemu-aarch64-static", "qemu-user-static")
-    from device_runners.raspberry_pi.emulate import default_cache, emulated_python
+    from edgekit.device_runners.raspberry_pi.emulate import default_cache, emulated_python
 
     return emulated_python(default_cache())
 
@@ -40,11 +40,11 @@ def tiny_bundles(tiny_bundle, tmp_path_factory) -> list[Path]:
     """The tiny model as the bundles a Pi runs: fp32 ONNX, default int8 ONNX, int8 TFLite, the size-budget
     form (pruned vocabulary, int8 layers over a 4-bit word embedding: ONNX Runtime's GatherBlockQuantized) and
     8-bit weights with float activations (DequantizeLinear before each MatMul)."""
+    from edgekit.export.quantize import DynamicInt8, float_activations_bundle, quantize_dynamic_bundle
+    from edgekit.export.tiny import tiny_qa
+    from edgekit.export.to_tflite import tflite_bundles
+    from edgekit.export.vocab import prune_bundle
     from edgekit.squad import default_data_dir, load_squad
-    from export.quantize import DynamicInt8, float_activations_bundle, quantize_dynamic_bundle
-    from export.tiny import tiny_qa
-    from export.to_tflite import tflite_bundles
-    from export.vocab import prune_bundle
 
     out = tmp_path_factory.mktemp("pi-bundles")
     int8 = quantize_dynamic_bundle(tiny_bundle, out / "tiny-int8", None, DynamicInt8())
@@ -87,7 +87,7 @@ def test_a_classification_bundle_answers_on_the_emulated_pi_as_on_the_host(
 ) -> None:
     """A text classifier's int8 bundle through ``edgekit deploy`` to the emulated Pi: its labels and confidences
     are the host's, and the dataset travels as a TSV the device's light reader reads."""
-    from export.quantize import quantize_dynamic_bundle
+    from edgekit.export.quantize import quantize_dynamic_bundle
 
     n, data = 6, sst2_dir / "dev.tsv"
     int8 = quantize_dynamic_bundle(tiny_classifier_bundle, tmp_path / "tiny-cls-int8")

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from edgekit.backends import RuntimeOptions, open_backend
+from edgekit.export.models import load_qa
+from edgekit.export.to_onnx import validate
 from edgekit.features import QATokenizer, batch_inputs
-from export.models import load_qa
-from export.to_onnx import validate
 from tests.conftest import TEACHER_DIR
 
 
@@ -29,7 +29,7 @@ def test_onnx_matches_pytorch_on_multi_window_questions(minilm_qa, minilm_bundle
 
 
 def test_validation_catches_a_model_that_drifted(minilm_bundle, dev_examples) -> None:
-    from export.models import PACKAGED_MINILM
+    from edgekit.export.models import PACKAGED_MINILM
 
     drifted = load_qa(PACKAGED_MINILM)
     with torch.no_grad():
@@ -50,7 +50,7 @@ def test_encoder_gets_fresh_head_and_qa_checkpoint_does_not(minilm_qa) -> None:
 
 def test_int8_bundle_round_trip(tmp_path, minilm_qa, minilm_bundle, dev_examples) -> None:
     from edgekit.bundle import load_bundle
-    from export.quantize import quantize_dynamic_bundle
+    from edgekit.export.quantize import quantize_dynamic_bundle
 
     q = quantize_dynamic_bundle(minilm_bundle, tmp_path / "int8")
     again = load_bundle(q.path)
@@ -65,8 +65,8 @@ def test_fused_bundle_matches_and_quantizes(tmp_path, minilm_qa, minilm_bundle, 
     """ORT's transformer optimizer fuses every layer's attention; the int8 form of the fused graph runs."""
     import onnx
 
-    from export.fuse import fuse_bundle
-    from export.quantize import quantize_dynamic_bundle
+    from edgekit.export.fuse import fuse_bundle
+    from edgekit.export.quantize import quantize_dynamic_bundle
 
     fused, v = fuse_bundle(minilm_bundle, tmp_path / "fused", dev_examples[:3])
     assert v.ok and v.answer_agreement == 1.0
@@ -81,8 +81,8 @@ def test_fused_bundle_matches_and_quantizes(tmp_path, minilm_qa, minilm_bundle, 
 
 def test_fusing_refuses_int8_and_leaves_nothing_on_a_failed_check(tmp_path, minilm_bundle, dev_examples) -> None:
     from edgekit.errors import EdgekitError
-    from export.fuse import fuse_bundle
-    from export.quantize import quantize_dynamic_bundle
+    from edgekit.export.fuse import fuse_bundle
+    from edgekit.export.quantize import quantize_dynamic_bundle
 
     q = quantize_dynamic_bundle(minilm_bundle, tmp_path / "int8")
     with pytest.raises(EdgekitError, match="expected an fp32 ONNX bundle to fuse"):
@@ -93,8 +93,8 @@ def test_fusing_refuses_int8_and_leaves_nothing_on_a_failed_check(tmp_path, mini
 
 
 def test_static_int8_with_calibration_reader(tmp_path, minilm_qa, minilm_bundle, train_path) -> None:
+    from edgekit.export.quantize import StaticInt8, WindowReader, quantize_static_bundle
     from edgekit.squad import load_squad
-    from export.quantize import StaticInt8, WindowReader, quantize_static_bundle
 
     reader = WindowReader(minilm_bundle, load_squad(train_path)[:8], max_windows=8)
     assert reader.n == 8
@@ -110,9 +110,9 @@ def test_static_int8_with_calibration_reader(tmp_path, minilm_qa, minilm_bundle,
 def test_tflite_fp32_and_int8_bundles(tmp_path, minilm_qa, dev_examples, dev_path) -> None:
     """litert-torch conversion at fixed lengths (a signature each), ai-edge-quantizer int8, run by the LiteRT
     backend at the shortest length that holds each window."""
+    from edgekit.export.models import PACKAGED_MINILM
+    from edgekit.export.to_tflite import tflite_bundles
     from edgekit.runner import RunConfig, run
-    from export.models import PACKAGED_MINILM
-    from export.to_tflite import tflite_bundles
 
     qa = load_qa(PACKAGED_MINILM)  # its own copy: conversion switches attention to eager
     fp32, int8 = tflite_bundles(qa, tmp_path, "minilm", max_seq_len=128, doc_stride=64)
@@ -154,11 +154,11 @@ def test_size_rows_take_the_largest_run_and_compare_on_the_same_questions(tmp_pa
     """ΔF1 vs fp32 uses the fp32 run on as many questions as the artifact's own largest run."""
     from benchmarks.compress import artifact_rows
     from edgekit.atomic import write_json
+    from edgekit.export.pipeline import how_made
+    from edgekit.export.quantize import quantize_dynamic_bundle
+    from edgekit.export.tiny import tiny_qa
+    from edgekit.export.to_onnx import onnx_bundle
     from edgekit.runner import RunConfig, run
-    from export.pipeline import how_made
-    from export.quantize import quantize_dynamic_bundle
-    from export.tiny import tiny_qa
-    from export.to_onnx import onnx_bundle
 
     # the summary's plain fp32 ONNX row is found by its name's suffix
     fp32 = onnx_bundle(tiny_qa(), tmp_path / "fp32", "tiny-fp32-onnx", max_seq_len=128, doc_stride=64)
@@ -229,7 +229,7 @@ def test_float_activations_keep_int8_weights_and_undo_activation_rounding(
 
     from edgekit.bundle import load_bundle
     from edgekit.cli import main
-    from export.quantize import matmul_groups, quantize_dynamic_bundle
+    from edgekit.export.quantize import matmul_groups, quantize_dynamic_bundle
 
     q = quantize_dynamic_bundle(minilm_bundle, tmp_path / "int8")
     groups = matmul_groups(onnx.load(str(q.model_path)).graph)
@@ -259,7 +259,7 @@ def test_float_activations_keep_int8_weights_and_undo_activation_rounding(
 
 def test_float_activations_refuse_an_unknown_group_and_an_fp32_bundle(tmp_path, minilm_bundle, capsys) -> None:
     from edgekit.cli import main
-    from export.quantize import quantize_dynamic_bundle
+    from edgekit.export.quantize import quantize_dynamic_bundle
 
     q = quantize_dynamic_bundle(minilm_bundle, tmp_path / "int8")
     assert main(["export", "float-activations", str(q.path), str(tmp_path / "bad"), "--group", "ffn"]) == 2
@@ -271,14 +271,15 @@ def test_float_activations_refuse_an_unknown_group_and_an_fp32_bundle(tmp_path, 
 
 
 def test_int8_sensitivity_ranks_groups_against_rounded_weights(tmp_path, tiny_bundle, train_path) -> None:
-    from benchmarks import int8_sensitivity
-    from export.quantize import quantize_dynamic_bundle
+    from edgekit.cli import main
+    from edgekit.export.quantize import quantize_dynamic_bundle
 
     q = quantize_dynamic_bundle(tiny_bundle, tmp_path / "int8")
     out = tmp_path / "results"
-    args = [str(q.path), "--dataset", str(train_path), "--windows", "4", "--threads", "1", "--out", str(out)]
-    assert int8_sensitivity.main(args) == 0
-    result = json.loads((out / f"{q.manifest.name}.json").read_text())
+    args = [str(q.path), str(out), "--dataset", str(train_path), "--windows", "4", "--threads", "1"]
+    assert main(["export", "int8-sensitivity", *args]) == 0
+    result = json.loads((out / "sensitivity.json").read_text())
+    assert result["command"][:3] == ["edgekit", "export", "int8-sensitivity"]
     rows = {r["variant"]: r for r in result["variants"]}
     assert result["windows"] == 4 and rows["int8"]["float_groups"] == []
     assert {"float layer.0", "float layer.1", "float qa_outputs"} <= rows.keys()

@@ -7,9 +7,9 @@ import itertools
 import pytest
 
 from edgekit.errors import EdgekitError
+from edgekit.export.models import packaged_minilm_path
 from edgekit.features import QATokenizer, batch_inputs, char_to_token_span
 from edgekit.squad import load_squad
-from export.models import packaged_minilm_path
 from tests.conftest import TEACHER_DIR
 
 TOKENIZERS = {

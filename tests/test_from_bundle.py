@@ -6,14 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import TEACHER_DIR
 from transformers import BertConfig, BertForQuestionAnswering
 
 from edgekit.errors import InputError
-from export.from_bundle import load_bundle_weights
-from export.models import LoadedQA
-from export.quantize import quantize_dynamic_bundle, quantize_int4_bundle
-from export.tiny import SHARED_TEACHER, SMALL, tiny_qa
-from export.to_onnx import onnx_bundle
+from edgekit.export.from_bundle import load_bundle_weights
+from edgekit.export.models import LoadedQA
+from edgekit.export.quantize import quantize_dynamic_bundle, quantize_int4_bundle
+from edgekit.export.tiny import SMALL, tiny_qa
+from edgekit.export.to_onnx import onnx_bundle
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_int8_bundle_gives_back_the_rounded_weights(tiny_fp32, tmp_path) -> None
 
 def test_float_activations_keep_the_int8_weights(tiny_fp32, tmp_path) -> None:
     """A bundle from ``export float-activations`` (int8 weights dequantized in the graph) reads back alike."""
-    from export.quantize import float_activations_bundle
+    from edgekit.export.quantize import float_activations_bundle
 
     int8 = quantize_dynamic_bundle(tiny_fp32, tmp_path / "int8", "tiny-int8")
     mixed = float_activations_bundle(int8, tmp_path / "mixed", ["output/dense", "intermediate/dense"])
@@ -80,10 +81,10 @@ def test_a_student_of_another_shape_is_refused_before_anything_is_loaded(tiny_fp
 
 
 def test_another_vocabulary_is_refused(tiny_fp32) -> None:
-    if not SHARED_TEACHER.is_dir():
-        pytest.skip(f"the teacher's tokenizer is not at {SHARED_TEACHER}")
+    if not TEACHER_DIR.is_dir():
+        pytest.skip(f"the teacher's tokenizer is not at {TEACHER_DIR}")
     with pytest.raises(InputError, match=r"tokenizer\.json: vocabulary: expected the student's own word pieces"):
-        load_bundle_weights(tiny_qa(str(SHARED_TEACHER)), tiny_fp32.path)
+        load_bundle_weights(tiny_qa(str(TEACHER_DIR)), tiny_fp32.path)
 
 
 def test_a_4bit_bundle_is_refused(tiny_fp32, tmp_path) -> None:
@@ -94,8 +95,8 @@ def test_a_4bit_bundle_is_refused(tiny_fp32, tmp_path) -> None:
 
 def test_a_recipe_names_the_bundle_its_student_starts_from(tiny_fp32, tmp_path) -> None:
     """``student.weights`` in a recipe: the built student carries the bundle's weights and the method says so."""
-    from export.distill import build_student, method_name
-    from export.recipes import load_recipe
+    from edgekit.export.distill import build_student, method_name
+    from edgekit.export.recipes import load_recipe
 
     model_dir = tmp_path / "tiny-model"
     tiny_qa(seed=1).model.save_pretrained(model_dir)

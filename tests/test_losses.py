@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from export.losses import attention_mse, hard_loss, hidden_mse, pkd_cls, qa_kd_loss, soft_loss
+from edgekit.export.losses import attention_mse, hard_loss, hidden_mse, pkd_cls, qa_kd_loss, soft_loss
 
 
 def test_soft_loss_by_hand() -> None:
@@ -84,7 +84,7 @@ def test_intermediate_losses() -> None:
 def test_a_classifiers_texts_without_gold_labels_take_no_part_in_the_hard_loss() -> None:
     """Augmented copies carry label -100: the hard term averages over the others, and a batch of copies
     alone is the soft term, never NaN."""
-    from export.losses import IGNORE_INDEX, classification_kd_loss
+    from edgekit.export.losses import IGNORE_INDEX, classification_kd_loss
 
     torch.manual_seed(0)
     logits, teacher = torch.randn(4, 3), torch.randn(4, 3)

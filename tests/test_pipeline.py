@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 
-from export.pipeline import Variants, export_all
-from export.recipes import RECIPES_DIR, load_recipe
+from edgekit.export.pipeline import Variants, export_all
+from edgekit.export.recipes import RECIPES_DIR, load_recipe
 
 
 def test_export_chain_builds_checks_and_skips_valid_steps(tmp_path, capsys) -> None:
@@ -53,7 +53,7 @@ def test_export_chain_builds_checks_and_skips_valid_steps(tmp_path, capsys) -> N
     assert hows[f"{recipe.name}-int8-onnx-full-range"] == "onnxruntime dynamic, 8-bit weights"
     # an int8 bundle made with other settings (an older default, other calibration data) is remade, not reused
     from edgekit.bundle import load_bundle
-    from export.quantize import DynamicInt8, quantize_dynamic_bundle
+    from edgekit.export.quantize import DynamicInt8, quantize_dynamic_bundle
 
     bundles = recipe.out / "bundles"
     int8_dir = bundles / f"{recipe.name}-int8-onnx"

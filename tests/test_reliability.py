@@ -130,7 +130,7 @@ def test_no_command_writes_over_what_it_did_not_make(
 
 
 def test_the_sweep_refuses_too(tiny_bundle, dataset, tmp_path) -> None:
-    from device_runners.desktop.sweep import main as sweep
+    from edgekit.device_runners.desktop.sweep import main as sweep
 
     (tmp_path / "thesis.tex").write_text(SENTINEL)
     before = snapshot(tmp_path)
@@ -219,7 +219,7 @@ def test_a_larger_limit_resumes(tiny_bundle, dev_path, tmp_path) -> None:
 @pytest.mark.slow
 def test_deploy_never_passes_off_an_earlier_runs_results(sshd, tiny_bundle, dev_path, tmp_path) -> None:
     """A deploy whose remote run fails pulls no metrics: the earlier run's, still on the device, stay there."""
-    from device_runners.deploy import DeployConfig, deploy
+    from edgekit.device_runners.deploy import DeployConfig, deploy
     from edgekit.errors import DeviceError
 
     device = tmp_path / "device"

@@ -10,13 +10,13 @@ import pytest
 from device_tools import require
 
 from edgekit.errors import InputError
+from edgekit.export.report import pareto_front, read_inputs, screenshot, write_report
 from edgekit.runner import RunConfig, run
-from export.report import pareto, read_inputs, screenshot, write_report
 
 
 def test_pareto_front() -> None:
     pts = [(10, 50), (20, 60), (15, 40), (30, 60), (5, 30), (40, 80)]
-    assert pareto(pts) == [(5, 30), (10, 50), (20, 60), (40, 80)]
+    assert pareto_front(pts, lambda p: p[0], lambda p: p[1]) == [(5, 30), (10, 50), (20, 60), (40, 80)]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_report_files_rows_and_speedup(student_run, tiny_run, tmp_path) -> None:
 
 def test_the_int8_form_of_a_model_is_sped_up_against_its_fp32_form(student_run, minilm_bundle, dev_path, tmp_path):
     """Same parameters, smaller file: the baseline is the largest model on disk, so int8 gets its speedup."""
-    from export.quantize import quantize_dynamic_bundle
+    from edgekit.export.quantize import quantize_dynamic_bundle
 
     int8 = quantize_dynamic_bundle(minilm_bundle, tmp_path / "int8")
     run(int8.path, dev_path, tmp_path / "int8-run", RunConfig(limit=8, warmup=1, progress=False))
@@ -105,7 +105,7 @@ def test_bertscore_is_computed_recorded_and_reported(student_run, tmp_path) -> N
     from bert_score import BERTScorer
 
     from benchmarks.bertscore import score_run
-    from export.models import resolve
+    from edgekit.export.models import resolve
 
     scorer = BERTScorer(model_type=resolve("packaged:all-MiniLM-L6-v2"), num_layers=6, lang="en", device="cpu")
     same = scorer.score(["the Eiffel Tower"], [["the Eiffel Tower", "a tower"]])[2].item()

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from edgekit.errors import EdgekitError
-from export.models import load_qa
-from export.students import from_teacher_layers
+from edgekit.export.models import load_qa
+from edgekit.export.students import from_teacher_layers
 from tests.conftest import TEACHER_DIR
 
 

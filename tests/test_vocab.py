@@ -64,11 +64,11 @@ def test_pruned_bert_bundle_through_the_cli_and_int8(tmp_path, tiny_bundle, dev_
 
 def test_pruned_mpnet_keeps_its_pad_id_and_position_ids(tmp_path, dev_examples) -> None:
     """MPNet's graph compares input_ids with the pad id to number positions: the pad id must not move."""
+    from edgekit.export.models import load_qa
+    from edgekit.export.tiny import tiny_checkpoint
+    from edgekit.export.to_onnx import onnx_bundle
+    from edgekit.export.vocab import prune_bundle
     from edgekit.squad import default_data_dir, load_squad
-    from export.models import load_qa
-    from export.tiny import tiny_checkpoint
-    from export.to_onnx import onnx_bundle
-    from export.vocab import prune_bundle
 
     src = onnx_bundle(
         load_qa(str(tiny_checkpoint("mpnet", tmp_path / "ckpt"))), tmp_path / "mpnet", "tiny-mpnet", 64, 32
@@ -79,9 +79,9 @@ def test_pruned_mpnet_keeps_its_pad_id_and_position_ids(tmp_path, dev_examples) 
 
 
 def test_prune_refusals_leave_nothing(tmp_path, tiny_bundle, capsys) -> None:
-    from export.models import load_qa
-    from export.tiny import tiny_checkpoint
-    from export.to_onnx import onnx_bundle
+    from edgekit.export.models import load_qa
+    from edgekit.export.tiny import tiny_checkpoint
+    from edgekit.export.to_onnx import onnx_bundle
 
     assert main(["export", "prune-vocab", str(tiny_bundle.path), str(tmp_path / "a"), "--keep", "50"]) == 2
     assert "expected at least" in capsys.readouterr().err

@@ -5,15 +5,13 @@ runner (a fresh process per cell) on the same questions into ``OUT/<bundle>/t<th
 with the usual metrics.json) and writes ``OUT/sweep.json`` and ``OUT/sweep.md``.
 Feed the run directories to ``edgekit report`` for plots.
 
-    python -m device_runners.desktop.sweep BUNDLE... --out runs/sweep [--limit 200] [--threads 1 2 4]
+    python -m edgekit.device_runners.desktop.sweep BUNDLE... --out runs/sweep [--limit 200] [--threads 1 2 4]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,9 @@ from edgekit.destination import SWEEP, claim
 from edgekit.device import describe
 from edgekit.errors import EdgekitError
 from edgekit.provenance import module_command
+from edgekit.runner import run_in_process
 from edgekit.squad import default_data_dir
+from edgekit.text import md_table
 
 
 def sweep(bundles: list[Path], dataset: Path, out: Path, threads: list[int], limit: int | None) -> list[dict[str, Any]]:
@@ -32,12 +32,8 @@ def sweep(bundles: list[Path], dataset: Path, out: Path, threads: list[int], lim
     for b in bundles:
         for t in threads:
             cell = out / b.name / f"t{t}"
-            cmd = [sys.executable, "-m", "edgekit.cli", "run", str(b), "--dataset", str(dataset), "--out", str(cell)]
-            cmd += ["--threads", str(t)] + (["--limit", str(limit)] if limit else [])
-            proc = subprocess.run(cmd)
-            if proc.returncode != 0:  # the runner has said why, in one line
-                raise SystemExit(proc.returncode)
-            m = json.loads((cell / "metrics.json").read_text())
+            flags = ["--threads", str(t)] + (["--limit", str(limit)] if limit else [])
+            m = run_in_process(b, dataset, cell, flags, show=True)  # the runner's progress in this terminal
             rows.append(
                 {
                     "bundle": m["bundle"]["name"],
@@ -65,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, nargs="+", default=sorted({1, 2, os.cpu_count() or 1}), help="thread counts to sweep"
     )
     args = p.parse_args(argv)
-    command = module_command("device_runners.desktop.sweep", argv)
+    command = module_command("edgekit.device_runners.desktop.sweep", argv)
     try:
         claim(args.out, SWEEP, [*args.bundles, args.dataset])
     except EdgekitError as exc:
@@ -75,12 +71,21 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.out / "sweep.json", {"rows": [], "status": "running", "command": command})
     rows = sweep(args.bundles, args.dataset, args.out, args.threads, args.limit)
     write_json(args.out / "sweep.json", {"rows": rows, "device": describe(), "command": command})
-    lines = ["| bundle | threads | p50 ms | p90 ms | q/s | peak RSS MB | F1 |", "|---|---|---|---|---|---|---|"]
-    lines += [
-        f"| {r['bundle']} | {r['threads']} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['throughput_qps']:.2f} "
-        f"| {r['peak_rss_mb']:.0f} | {r['f1']:.1f} |"
-        for r in rows
-    ]
+    lines = md_table(
+        ["bundle", "threads", "p50 ms", "p90 ms", "q/s", "peak RSS MB", "F1"],
+        (
+            [
+                r["bundle"],
+                r["threads"],
+                f"{r['p50_ms']:.1f}",
+                f"{r['p90_ms']:.1f}",
+                f"{r['throughput_qps']:.2f}",
+                f"{r['peak_rss_mb']:.0f}",
+                f"{r['f1']:.1f}",
+            ]
+            for r in rows
+        ),
+    )
     write_text(args.out / "sweep.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -12,7 +12,7 @@ files that ``edgekit deploy`` ships (``device_runners.deploy.stage_code``, or a 
 :meth:`EmulatedPython.write_launcher` as the remote Python), so a test of it proves
 what a Pi would run.
 
-Two traps handled here (see ../shared/docs/TOOLCHAIN.md): onnxruntime's CPU probe
+Two traps handled here: onnxruntime's CPU probe
 reads ``/proc/cpuinfo``, which under user-mode emulation is the host's x86 file and
 crashes it, so an aarch64 cpuinfo (a Raspberry Pi 5's) is placed in the rootfs,
 where qemu's path lookup finds it first; and ``QEMU_CPU=cortex-a76`` (the Pi 5's
@@ -34,8 +34,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from device_runners import device_requirements
 from edgekit.device import cpu_model
+from edgekit.device_runners import device_requirements
 from edgekit.errors import EdgekitError
 
 DEBIAN_MIRROR = "http://deb.debian.org/debian"

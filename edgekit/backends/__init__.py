@@ -25,8 +25,7 @@ class RuntimeOptions:
     all cores); ``low_memory`` trades a little speed for a smaller footprint
     (ONNX Runtime: CPU memory arena off). ``spin`` False makes ONNX Runtime's worker
     threads sleep between calls instead of spinning: slower on an idle machine, but on
-    cores shared with other work the spinning threads compete with it (measured with a
-    second program on both cores of a 2-core x86: MiniLM int8 p50 23 -> 12 ms with it off).
+    cores shared with other work the spinning threads compete with it (docs/runner.md, "Runtime settings").
     """
 
     threads: int | None = None

@@ -22,8 +22,7 @@ class OnnxBackend:
         if options.threads is not None:
             so.intra_op_num_threads = options.threads
         # ORT's memory pattern plans the buffers of one input shape; bundles take windows of any length, so
-        # it keeps a plan per length seen and pays off for none (MiniLM int8, 300 dev questions, 2 threads:
-        # RSS 194 -> 164 MB, latency unchanged; benchmarks/results/speed.json measures the runner with it off)
+        # it keeps a plan per length seen and pays off for none (docs/runner.md, "Runtime settings")
         so.enable_mem_pattern = False
         if options.low_memory:
             so.enable_cpu_mem_arena = False

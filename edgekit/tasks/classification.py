@@ -29,7 +29,7 @@ from edgekit.backends import Backend, RuntimeOptions, check_finite, open_backend
 from edgekit.bundle import Bundle, Manifest, load_bundle
 from edgekit.errors import BundleError, InputError
 from edgekit.features import load_tokenizer
-from edgekit.squad import read_json, read_text
+from edgekit.squad import read_json, read_text, resolve_data_path
 from edgekit.timing import Stopwatch
 
 TASK = "text-classification"
@@ -91,12 +91,15 @@ def read_tsv(path: str | Path) -> list[TextExample]:
     return examples
 
 
-def read_clinc(path: str | Path, split: str) -> list[TextExample]:
-    """CLINC150's JSON: the split's ``[utterance, intent]`` pairs, then those of ``oos_<split>`` when present."""
+def read_clinc(path: str | Path, split: str | None = None) -> list[TextExample]:
+    """CLINC150's JSON: the split's ``[utterance, intent]`` pairs, then those of ``oos_<split>`` when present.
+    Without a split: ``test``, or the one split of a file that holds one (as ``edgekit.export.hfdata`` writes)."""
     path = Path(path)
     obj = read_json(path, "CLINC150 JSON")
-    if not isinstance(obj, dict) or not any(k in obj for k in CLINC_SPLITS):
+    if not isinstance(obj, dict) or not (split in obj or any(k in obj for k in CLINC_SPLITS) or len(obj) == 1):
         raise InputError(path, "top level", f"a JSON object of splits ({', '.join(CLINC_SPLITS)}, oos_...)")
+    if split is None:
+        split = next(iter(obj)) if len(obj) == 1 else "test"
     if split not in obj:
         have = sorted(k for k in obj if not k.startswith("oos_"))
         raise InputError(path, f"split {split!r}", f"one of the file's splits {have}")
@@ -120,15 +123,16 @@ def read_clinc(path: str | Path, split: str) -> list[TextExample]:
 
 
 def load_texts(path: str | Path, split: str | None = None) -> list[TextExample]:
-    """A classification dataset by its format: ``.tsv`` (no split), ``.json`` CLINC150 (split, default ``test``)."""
-    path = Path(path)
+    """A classification dataset by its format: ``.tsv`` (no split), ``.json`` CLINC150 (split, default ``test``);
+    ``packaged:clinc150`` is the shipped CLINC150 excerpt."""
+    path = resolve_data_path(str(path), Path(path))
     suffix = path.suffix.lower()
     if suffix == ".tsv":
         if split:
             raise InputError(path, f"split {split!r}", "no split for a TSV file (one file is one split)")
         return read_tsv(path)
     if suffix == ".json":
-        return read_clinc(path, split or "test")
+        return read_clinc(path, split or None)
     raise InputError(
         path, "file name", "a classification dataset: .tsv (sentence/text and label columns) or CLINC150 .json"
     )

@@ -13,7 +13,7 @@ from edgekit.backends import Backend, RuntimeOptions, check_finite, open_backend
 from edgekit.bundle import Bundle, Manifest, load_bundle
 from edgekit.decode import DEFAULT_N_BEST, Span, best_span
 from edgekit.errors import BundleError, EdgekitError, InputError
-from edgekit.features import QATokenizer, batch_inputs, check_window_settings
+from edgekit.features import QATokenizer, Window, batch_inputs, check_window_settings
 from edgekit.metric import evaluate
 from edgekit.squad import MAX_CONTEXT_CHARS, Example, load_squad
 from edgekit.timing import Stopwatch
@@ -37,6 +37,8 @@ class QAModel:
     last_decode_ms: float = 0.0
     last_windows: int = 0
     last_tokens: int = 0
+    # the last question's windows and their start and end logits (edgekit.api scores its answer from them)
+    last_outputs: tuple[list[Window], list[np.ndarray], list[np.ndarray]] = ([], [], [])
 
     @classmethod
     def load(
@@ -70,6 +72,7 @@ class QAModel:
             span = best_span(context, windows, start, end, self.n_best, m.max_answer_len)
         self.last_tokenize_ms, self.last_model_ms, self.last_decode_ms = tokenize.ms, model.ms, decode.ms
         self.last_windows, self.last_tokens = len(windows), sum(len(w) for w in windows)
+        self.last_outputs = (windows, start, end)
         return span
 
     def predict(self, example: Example) -> dict[str, Any]:

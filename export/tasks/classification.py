@@ -24,9 +24,9 @@ from edgekit.atomic import write_json
 from edgekit.backends import RuntimeOptions, open_backend
 from edgekit.bundle import Bundle, sha256_file
 from edgekit.errors import EdgekitError, InputError
+from edgekit.export.losses import IGNORE_INDEX, classification_kd_loss
 from edgekit.squad import resolve_data_path
 from edgekit.tasks.classification import TextExample, TextTokenizer, check_labels, label_set, load_texts
-from export.losses import IGNORE_INDEX, classification_kd_loss
 
 CACHE_FORMAT = 1
 

@@ -1,0 +1,168 @@
+"""Data the ecosystem's way, on the workstation: Hugging Face ``datasets`` names and local json/jsonl/csv/tsv/parquet
+files, read through the ``datasets`` library and written once in the form the device reads.
+
+A source is ``hf:NAME`` (a hub name, ``hf:NAME:CONFIG`` for a configuration; offline, what the local datasets
+cache holds), or a local file read by its suffix (``.jsonl``, ``.csv``, ``.parquet``; ``.json`` and ``.tsv`` too
+when columns are mapped). Columns are mapped by name where the data's differ from the task's:
+
+- text classification: ``text`` and ``label`` (a ``ClassLabel`` column gives its names);
+- extractive QA: ``id``, ``question``, ``context`` and ``answers`` (SQuAD's ``{"text": [...],
+  "answer_start": [...]}``), as the hub's ``squad`` has them.
+
+The rows of one split become a file of the device's own format (SQuAD v1.1 JSON; a classifier's JSON of
+``[text, label]`` pairs under the split's name, read as CLINC150's layout is) in
+``$EDGEKIT_CACHE/datasets`` (default ``~/.cache/edgekit/datasets``), named by the source, split, columns and
+the rows' content: every later command reads that file, hashes it for its caches and resumes against it, as
+it would a file given by hand. The device never needs ``datasets``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from edgekit.atomic import write_text
+from edgekit.errors import EdgekitError, InputError
+
+PREFIX = "hf:"
+FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
+DATASETS_SUFFIXES = (".jsonl", ".csv", ".parquet")  # read through datasets even without a column mapping
+COLUMNS = {
+    "text-classification": ("text", "label"),
+    "extractive-qa": ("id", "question", "context", "answers"),
+}
+
+
+def is_datasets_source(value: str | Path, columns: Mapping[str, str] | None = None) -> bool:
+    """Whether ``value`` is read through ``datasets``: a hub name, a suffix the device does not read, or any
+    file with mapped columns."""
+    value = str(value)
+    if value.startswith(PREFIX):
+        return True
+    suffix = Path(value).suffix.lower()
+    return suffix in DATASETS_SUFFIXES or (bool(columns) and suffix in FILE_BUILDERS)
+
+
+def parse_columns(items: list[str] | None) -> dict[str, str]:
+    """``--columns text=sentence`` items (repeatable, or comma-separated) as {task column: data column}."""
+    out: dict[str, str] = {}
+    for item in ",".join(items or []).split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InputError(None, f"--columns {item}", "TASK_COLUMN=DATA_COLUMN, e.g. text=sentence")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("EDGEKIT_CACHE", Path.home() / ".cache" / "edgekit")) / "datasets"
+
+
+def _load(source: str, split: str) -> Any:
+    """One split of ``source`` as a ``datasets.Dataset``; every failure one line naming the source."""
+    try:
+        import datasets
+    except ModuleNotFoundError:
+        raise EdgekitError(f"{source}: reading it needs the datasets library (pip install datasets)") from None
+    datasets.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    try:
+        if source.startswith(PREFIX):
+            name, _, config = source.removeprefix(PREFIX).partition(":")
+            return datasets.load_dataset(name, config or None, split=split)
+        path = Path(source)
+        if not path.is_file():
+            raise InputError(path, "file", "an existing data file")
+        builder = FILE_BUILDERS.get(path.suffix.lower())
+        if builder is None:
+            raise InputError(path, "file name", f"one of {', '.join(FILE_BUILDERS)}")
+        extra = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+        return datasets.load_dataset(builder, data_files={split: str(path)}, split=split, **extra)
+    except EdgekitError:
+        raise
+    except Exception as exc:  # the library's own errors: a name not in the cache, a split it lacks, a bad file
+        said = " ".join(str(exc).split())[:300]
+        raise InputError(source, f"split {split!r}", f"a dataset the datasets library reads ({said})") from None
+
+
+def _column(ds: Any, source: str, columns: Mapping[str, str], task_column: str) -> str:
+    name = columns.get(task_column, task_column)
+    if name not in ds.column_names:
+        raise InputError(
+            source, f"column {name!r}", f"a column for {task_column!r} (has {ds.column_names[:8]}; map with --columns)"
+        )
+    return name
+
+
+def _text(value: Any, source: str, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(source, where, f"non-empty text, got {ascii(value)[:60]}")
+    return value
+
+
+def _classification(ds: Any, source: str, split: str, columns: Mapping[str, str]) -> dict[str, Any]:
+    text_col, label_col = (_column(ds, source, columns, c) for c in COLUMNS["text-classification"])
+    feature = ds.features[label_col]
+    names = getattr(feature, "names", None)  # a ClassLabel: integers in the rows, names in the feature
+    pairs = []
+    for i, row in enumerate(ds):
+        label = row[label_col]
+        label = names[label] if names is not None and isinstance(label, int) and 0 <= label < len(names) else label
+        if label is None or isinstance(label, bool | float | list | dict) or not str(label).strip():
+            raise InputError(
+                source, f"row {i} column {label_col!r}", f"a label name or number, got {ascii(label)[:60]}"
+            )
+        pairs.append([_text(row[text_col], source, f"row {i} column {text_col!r}"), str(label).strip()])
+    return {split: pairs}
+
+
+def _qa(ds: Any, source: str, columns: Mapping[str, str]) -> dict[str, Any]:
+    id_col, q_col, c_col, a_col = (_column(ds, source, columns, c) for c in COLUMNS["extractive-qa"])
+    paragraphs: dict[str, list[dict[str, Any]]] = {}
+    for i, row in enumerate(ds):
+        answers = row[a_col]
+        if not (isinstance(answers, dict) and isinstance(answers.get("text"), list)):
+            raise InputError(source, f"row {i} column {a_col!r}", "SQuAD's {'text': [...], 'answer_start': [...]}")
+        starts = answers.get("answer_start") or []
+        if len(starts) != len(answers["text"]):
+            raise InputError(source, f"row {i} column {a_col!r}", "as many answer_start values as answer texts")
+        qa = {
+            "id": str(row[id_col]),
+            "question": _text(row[q_col], source, f"row {i} column {q_col!r}"),
+            "answers": [{"text": t, "answer_start": s} for t, s in zip(answers["text"], starts, strict=True)],
+        }
+        context = _text(row[c_col], source, f"row {i} column {c_col!r}")
+        paragraphs.setdefault(context, []).append(qa)
+    data = [{"title": source, "paragraphs": [{"context": c, "qas": q} for c, q in paragraphs.items()]}]
+    return {"version": "1.1", "data": data}
+
+
+def materialize(source: str, task: str, split: str, columns: Mapping[str, str] | None = None) -> Path:
+    """``source``'s ``split`` as a file in the device's format for ``task`` (see the module docstring)."""
+    columns = dict(columns or {})
+    unknown = sorted(set(columns) - set(COLUMNS[task]))
+    if unknown:
+        raise InputError(None, f"columns {unknown}", f"columns of a {task} dataset: {', '.join(COLUMNS[task])}")
+    ds = _load(source, split)
+    if len(ds) == 0:
+        raise InputError(source, f"split {split!r}", "at least one row")
+    obj = _classification(ds, source, split, columns) if task == "text-classification" else _qa(ds, source, columns)
+    text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    key = json.dumps([source, task, split, sorted(columns.items()), hashlib.sha256(text.encode()).hexdigest()])
+    stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in f"{Path(source).name}-{split}")[:60]
+    out = _cache_dir() / f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_text(out, text)
+    return out
+
+
+def local_path(value: str, task: str, split: str, columns: Mapping[str, str] | None = None) -> str:
+    """``value`` itself, or the file :func:`materialize` writes when ``datasets`` reads it."""
+    return str(materialize(value, task, split, columns)) if is_datasets_source(value, columns) else value

@@ -1,0 +1,132 @@
+"""Data the ecosystem's way (export/hfdata.py): local parquet/jsonl/csv/tsv files and a hub name from a local
+datasets cache, offline, read through the datasets library into the files the device reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+datasets = pytest.importorskip("datasets")
+pd = pytest.importorskip("pandas")
+
+from edgekit.cli import main  # noqa: E402
+from edgekit.errors import InputError  # noqa: E402
+from edgekit.export.hfdata import materialize  # noqa: E402
+from edgekit.squad import load_squad, sample_path  # noqa: E402
+from edgekit.tasks.classification import load_texts  # noqa: E402
+
+ROWS = {"sentence": ["a gripping, funny film", "dull\tand far too long", "it is a movie"], "label": [1, 0, 1]}
+
+
+@pytest.fixture(autouse=True)
+def offline_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every cache in the test's own folder, and no network."""
+    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "edgekit-cache"))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    return tmp_path / "hf-datasets"
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl", ".csv", ".tsv"])
+def test_a_local_file_with_mapped_columns_becomes_the_texts_the_device_reads(tmp_path: Path, suffix: str) -> None:
+    frame = pd.DataFrame(ROWS)
+    path = tmp_path / f"data{suffix}"
+    if suffix == ".parquet":
+        frame.to_parquet(path)
+    elif suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        rows = ROWS if suffix == ".csv" else {**ROWS, "sentence": [s.replace("\t", " ") for s in ROWS["sentence"]]}
+        pd.DataFrame(rows).to_csv(path, sep="," if suffix == ".csv" else "\t", index=False)
+    local = materialize(str(path), "text-classification", "train", {"text": "sentence"})
+    got = load_texts(local, "train")
+    want = ROWS["sentence"] if suffix != ".tsv" else [s.replace("\t", " ") for s in ROWS["sentence"]]
+    assert [(e.text, e.label) for e in got] == list(zip(want, ["1", "0", "1"], strict=True))
+    assert load_texts(local) == got  # the file's one split is the default
+    assert materialize(str(path), "text-classification", "train", {"text": "sentence"}) == local  # written once
+
+
+def _cache_hub_dataset(cache: Path, name: str, frame, features, split: str) -> None:
+    """What a download of hub dataset ``name`` leaves in the datasets cache (name/config/version/hash)."""
+    from datasets.packaged_modules.parquet.parquet import Parquet
+
+    src = cache.parent / f"{name}-{split}.parquet"
+    frame.to_parquet(src)
+    builder = Parquet(
+        cache_dir=str(cache), dataset_name=name, config_name="default", data_files={split: str(src)},
+        features=features, hash="0123456789abcdef",
+    )  # fmt: skip
+    builder.download_and_prepare()
+    (config,) = [p for p in (cache / name).iterdir() if p.is_dir()]
+    config.rename(cache / name / "default")
+
+
+def test_a_hub_name_from_the_local_cache_keeps_its_label_names(offline_caches: Path, tmp_path: Path) -> None:
+    features = datasets.Features(
+        {"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}
+    )
+    _cache_hub_dataset(offline_caches, "tiny_sst2", pd.DataFrame(ROWS), features, "validation")
+    out = tmp_path / "dev.json"
+    argv = ["export", "dataset", "hf:tiny_sst2", str(out), "--task", "classification", "--split", "validation"]
+    assert main([*argv, "--columns", "text=sentence"]) == 0
+    assert [(e.text, e.label) for e in load_texts(out, "validation")] == list(
+        zip(ROWS["sentence"], ["pos", "neg", "pos"], strict=True)
+    )
+    assert main([*argv, "--columns", "text=sentence"]) == 2  # an existing file is left alone
+
+
+def test_squad_rows_become_the_same_squad_questions(tmp_path: Path) -> None:
+    examples = load_squad(sample_path("dev"))[:20]
+    rows = [
+        {
+            "id": ex.id,
+            "title": "t",
+            "context": ex.context,
+            "question": ex.question,
+            "answers": {"text": [a.text for a in ex.answers], "answer_start": [a.start for a in ex.answers]},
+        }
+        for ex in examples
+    ]
+    path = tmp_path / "squad.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = load_squad(materialize(str(path), "extractive-qa", "validation"))
+    assert [(e.id, e.question, e.context, e.answers) for e in got] == [
+        (e.id, e.question, e.context, e.answers) for e in examples
+    ]
+
+
+def test_a_recipe_names_a_datasets_source_and_trains_on_its_file(tmp_path: Path) -> None:
+    from edgekit.export.recipes import load_recipe
+
+    pd.DataFrame(ROWS).to_parquet(tmp_path / "train.parquet")
+    pd.DataFrame(ROWS).to_json(tmp_path / "dev.jsonl", orient="records", lines=True)
+    recipe = load_recipe(
+        None,
+        [
+            'task="classification"',
+            f'data.train="{tmp_path / "train.parquet"}"',
+            f'data.dev="{tmp_path / "dev.jsonl"}"',
+            'data.columns={text = "sentence"}',
+        ],
+    )
+    assert recipe.data.train.endswith(".json") and recipe.data.train_split == "train"
+    assert recipe.data.dev_split == "validation"
+    assert len(load_texts(recipe.data.dev, recipe.data.dev_split)) == 3
+
+
+def test_bad_sources_are_one_line_naming_them(tmp_path: Path) -> None:
+    pd.DataFrame(ROWS).to_parquet(tmp_path / "x.parquet")
+    with pytest.raises(InputError, match=r"column .text..*map with --columns"):
+        materialize(str(tmp_path / "x.parquet"), "text-classification", "train")
+    with pytest.raises(InputError, match="columns of a text-classification dataset"):
+        materialize(str(tmp_path / "x.parquet"), "text-classification", "train", {"txt": "sentence"})
+    with pytest.raises(InputError, match="hf:no_such_dataset"):
+        materialize("hf:no_such_dataset", "text-classification", "train")
+    pd.DataFrame({"sentence": ["ok", ""], "label": [1, 0]}).to_parquet(tmp_path / "empty.parquet")
+    with pytest.raises(InputError, match="row 1 column 'sentence'"):
+        materialize(str(tmp_path / "empty.parquet"), "text-classification", "train", {"text": "sentence"})
