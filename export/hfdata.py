@@ -157,7 +157,8 @@ def materialize(source: str, task: str, split: str, columns: Mapping[str, str] |
     key = json.dumps([source, task, split, sorted(columns.items()), hashlib.sha256(text.encode()).hexdigest()])
     stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in f"{Path(source).name}-{split}")[:60]
     out = _cache_dir() / f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
-    if not out.is_file():
+    # a cache is read back as untrusted: kept only when it is a plain file holding exactly these rows
+    if out.is_symlink() or not out.is_file() or out.read_bytes() != text.encode():
         out.parent.mkdir(parents=True, exist_ok=True)
         write_text(out, text)
     return out

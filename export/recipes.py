@@ -127,8 +127,8 @@ class TrainingSpec:
     # run deterministic, e.g. to compare 1 and N processes step by step (benchmarks.ddp).
     dropout: float = -1.0
     # Batches of windows of similar length (transformers' length grouping, reseeded per epoch), each cut to its
-    # longest window: less padding to train on (docs/results.md, "Training time: length-grouped batches and bf16"). Off by default: runs made
-    # before it existed used random batches.
+    # longest window: less padding to train on (docs/results.md, "Training time: length-grouped batches and
+    # bf16"). Off by default: runs made before it existed used random batches.
     group_by_length: bool = False
 
 
@@ -241,9 +241,11 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def named_recipe(path: Path) -> Path:
-    """``path`` itself, or the shipped recipe of that name when ``path`` is a bare name no file answers to."""
-    if path.exists() or len(path.parts) != 1:
+def named_recipe(value: str | Path) -> Path:
+    """``value`` as a path, or the shipped recipe of that name when it is a bare name (no directory part, not
+    even ``./``) that no file answers to."""
+    path = Path(value)
+    if path.exists() or "/" in str(value) or os.sep in str(value):
         return path
     shipped = RECIPES_DIR / (path.name if path.suffix == ".toml" else f"{path.name}.toml")
     return shipped if shipped.is_file() else path
@@ -254,7 +256,7 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
     is no file here (``demo``, ``minilm-l6-kd``) is one of the recipes the package ships."""
     table: dict[str, Any] = {}
     if path is not None:
-        path = named_recipe(Path(path))
+        path = named_recipe(path)
         try:
             table = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -288,19 +290,14 @@ def _local_data(recipe: Recipe) -> Recipe:
     if not any(hfdata.is_datasets_source(v, d.columns) for v in (d.train, d.dev, *d.extra_train) if v):
         return recipe
     task = task_of_recipe(recipe.task)
-    qa = task == "extractive-qa"
-
-    def local(value: str, split: str) -> str:
-        return str(hfdata.materialize(value, task, split, d.columns)) if value else value
-
     train_split, dev_split = d.train_split or "train", d.dev_split or "validation"
     data = replace(
         d,
-        train=local(d.train, train_split) if hfdata.is_datasets_source(d.train, d.columns) else d.train,
-        extra_train=[local(v, "train") if hfdata.is_datasets_source(v, d.columns) else v for v in d.extra_train],
-        dev=local(d.dev, dev_split) if hfdata.is_datasets_source(d.dev, d.columns) else d.dev,
+        train=hfdata.local_path(d.train, task, train_split, d.columns),
+        extra_train=[hfdata.local_path(v, task, "train", d.columns) for v in d.extra_train],
+        dev=hfdata.local_path(d.dev, task, dev_split, d.columns),
     )
-    if not qa:  # the written file holds the split under its name (a SQuAD file has no splits)
+    if task != "extractive-qa":  # the written file holds the split under its name (a SQuAD file has no splits)
         data = replace(
             data,
             train_split=train_split if data.train != d.train else d.train_split,
@@ -372,8 +369,7 @@ def add_recipe_arguments(p: argparse.ArgumentParser, omitted: str = "the built-i
     """--recipe and --set, shared by every command that reads a recipe; ``omitted`` says what no --recipe means."""
     p.add_argument(
         "--recipe",
-        type=Path,
-        default=None,
+        default=None,  # a string: "./demo" names a file, "demo" may name a shipped recipe
         help=f"recipe TOML, or the name of a shipped one (e.g. minilm-l6-kd); if omitted: {omitted}",
     )
     p.add_argument(
