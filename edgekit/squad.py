@@ -74,6 +74,8 @@ def resolve_data_path(value: str, default: Path) -> Path:
         return default
     if value.startswith("packaged:"):
         return sample_path(value.removeprefix("packaged:"))
+    if value.startswith("hf:"):  # read by the datasets library, which the device side does without
+        raise InputError(value, "dataset", "a file here; edgekit export dataset SOURCE OUT writes one on a workstation")
     return Path(os.path.expandvars(value))
 
 

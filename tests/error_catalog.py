@@ -632,6 +632,7 @@ CASES: list[Case] = [
     Case("run", "resuming with another --n-best", lambda e: [*_finished_run(e, "r-n"), "--n-best", "5"], "n_best"),
     Case("run", "a prediction log without its run.json", _log_without_run_json, "not adopted"),
     Case("run", "--n-best 0", lambda e: e.run(e.dataset("nb.json"), "--n-best", "0"), "n_best=0"),
+    Case("run", "a datasets name on the device side", lambda e: e.run(Path("hf:squad")), "edgekit export dataset"),
     # values no program should trust
     Case("dataset", "lone surrogate escape", lambda e: e.run(_surrogate(e)), "lone surrogate"),
     Case("dataset", "JSON nested 100,000 deep", lambda e: e.run(e.raw("deep.json", _deep(100_000))), "nested"),
