@@ -90,7 +90,8 @@ def add_deploy(sub: argparse._SubParsersAction) -> None:
         "--dataset",
         type=Path,
         default=dev_default(),
-        help="the bundle's task's dataset: SQuAD v1.1 JSON (default: %(default)s), a classification TSV or CLINC150 JSON",
+        help="the bundle's task's dataset: SQuAD v1.1 JSON (default: %(default)s; packaged:dev, the shipped excerpt), "
+        "a classification TSV or CLINC150 JSON (packaged:clinc150); other formats: edgekit export dataset first",
     )
     p.add_argument("--split", default=None, help="the split of a file holding several (CLINC150: train, val, test)")
     p.add_argument("--out", type=Path, required=True, help="local directory for the results")

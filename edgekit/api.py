@@ -3,9 +3,12 @@
 Each pipeline takes and returns what transformers' ``pipeline`` for that task does, so an app on a device swaps
 ``pipeline("question-answering", ...)`` for ``edgekit.load(...)`` and keeps its code, without torch:
 
-- extractive QA: ``qa(question=..., context=...)`` -> ``{"score", "start", "end", "answer"}``; lists of questions
-  and contexts give a list. ``score`` is transformers' too: the start probability times the end probability,
-  each a softmax over the [CLS] and context tokens of the window the answer is in.
+- extractive QA: ``qa(question=..., context=...)`` (or ``qa({"question": ..., "context": ...})``) ->
+  ``{"score", "start", "end", "answer"}``; lists give a list, one string beside a list is used for every item.
+  ``score`` is transformers' too: the start probability times the end probability, each a softmax over the
+  [CLS] and context tokens of the window the answer is in. A context of one window gets transformers' answer; over
+  several windows the runner's rule picks it (the best start + end logits over all windows, where transformers
+  compares probabilities normalized per window), so a long context's answer can differ.
 - text classification: ``clf("text")`` -> ``[{"label", "score"}]``, a list of texts one dict per text (the best
   label); ``top_k=None`` gives every label, best first (a list per text).
 
@@ -14,7 +17,7 @@ The answers are the runner's: the same windows, decoding and runtimes as ``edgek
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,14 @@ from edgekit.tasks.classification import TextClassifier
 from edgekit.tasks.qa import QA, QAModel
 
 
+def _texts(value: Any, name: str) -> list[str]:
+    """``value`` as a list of strings (a string is a list of one); anything else one line naming ``name``."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, Sequence) or not items or not all(isinstance(t, str) for t in items):
+        raise EdgekitError(f"{name}: expected a string or a non-empty list of strings, got {ascii(value)[:40]}")
+    return list(items)
+
+
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max())
     return e / e.sum()
@@ -39,16 +50,36 @@ class QuestionAnswering:
     def __init__(self, model: QAModel) -> None:
         self.model = model
 
-    def __call__(self, question: str | Sequence[str], context: str | Sequence[str]) -> dict[str, Any] | list:
-        if isinstance(question, str) != isinstance(context, str):
-            raise EdgekitError("question and context: expected two strings or two lists of the same length")
-        if isinstance(question, str):
-            return self._one(question, str(context))
-        if len(question) != len(context):
-            raise EdgekitError(f"{len(question)} questions and {len(context)} contexts: expected as many of each")
-        return [self._one(q, c) for q, c in zip(question, context, strict=True)]
+    def __call__(
+        self,
+        inputs: Mapping[str, str] | Sequence[Mapping[str, str]] | None = None,
+        question: str | Sequence[str] | None = None,
+        context: str | Sequence[str] | None = None,
+        top_k: int = 1,
+    ) -> dict[str, Any] | list:
+        if top_k != 1:
+            raise EdgekitError(f"top_k={top_k}: expected 1 (edgekit answers with the best span)")
+        if inputs is not None:  # transformers' dict form, one or a list
+            items = [inputs] if isinstance(inputs, Mapping) else list(inputs)
+            if not all(isinstance(i, Mapping) and {"question", "context"} <= set(i) for i in items):
+                raise EdgekitError("inputs: expected {'question': ..., 'context': ...} or a list of them")
+            answers = [self._one(i["question"], i["context"]) for i in items]
+            return answers[0] if isinstance(inputs, Mapping) else answers
+        one = isinstance(question, str) and isinstance(context, str)
+        questions, contexts = _texts(question, "question"), _texts(context, "context")
+        if len(questions) == 1 and len(contexts) > 1:
+            questions *= len(contexts)
+        if len(contexts) == 1 and len(questions) > 1:
+            contexts *= len(questions)
+        if len(questions) != len(contexts):
+            raise EdgekitError(f"{len(questions)} questions and {len(contexts)} contexts: expected as many of each")
+        answers = [self._one(q, c) for q, c in zip(questions, contexts, strict=True)]
+        return answers[0] if one else answers
 
     def _one(self, question: str, context: str) -> dict[str, Any]:
+        for name, text in (("question", question), ("context", context)):
+            if not isinstance(text, str) or not text.strip():
+                raise EdgekitError(f"{name}: expected non-empty text, got {ascii(text)[:40]}")
         span = self.model.answer(question, context)
         score = 0.0
         if span.window >= 0:
@@ -73,7 +104,7 @@ class TextClassification:
     def __call__(self, inputs: str | Sequence[str], top_k: int | None = 1) -> list:
         if top_k is not None and top_k < 1:
             raise EdgekitError(f"top_k={top_k}: expected a positive count, or None for every label")
-        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        texts = _texts(inputs, "inputs")
         out = [self._one(t, top_k) for t in texts]
         # transformers: one text and top_k=1 give [dict]; a list gives one dict per text, or a list per text
         if top_k == 1:
@@ -92,6 +123,8 @@ def load(
     """The bundle's task as a pipeline. ``backend``: None (the format's own runtime) or a runtime by name
     (``onnxruntime``, ``openvino``, ``openvino-bf16``, ``litert``); ``auto`` is the runner's, which picks by
     running a dataset (``edgekit run --backend auto``)."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
+        raise EdgekitError(f"threads={threads!r}: expected a whole number of threads, or None")
     if backend == "auto":
         raise EdgekitError("backend 'auto': expected a runtime by name; edgekit run --backend auto shows the pick")
     options = RuntimeOptions(threads=threads, low_memory=low_memory, backend=backend)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit import __version__
-from edgekit.errors import EdgekitError, Terminated
+from edgekit.errors import EdgekitError, InputError, Terminated
 from edgekit.squad import default_data_dir
 from edgekit.text import one_line
 
@@ -112,6 +112,24 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_dataset(bundle: Path) -> Path:
+    """The dataset ``run`` reads without ``--dataset``: SQuAD's dev set for QA; a classifier has none."""
+    from edgekit.bundle import load_bundle
+
+    task = load_bundle(bundle, verify=False).manifest.task
+    if task != "extractive-qa":
+        raise InputError(None, "--dataset", f"the dataset to run a {task} bundle on (no default for its task)")
+    path = dev_default()
+    if not path.is_file():
+        raise InputError(
+            path,
+            "file",
+            "SQuAD's dev-v1.1.json: give --dataset FILE (packaged:dev: the shipped excerpt), or set "
+            "EDGEKIT_DATA_DIR to the folder holding squad/",
+        )
+    return path
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from edgekit.backends import RuntimeOptions
     from edgekit.runner import RunConfig, run
@@ -126,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_id=args.run_id,
         split=args.split,
     )
-    m = run(args.bundle, args.dataset, args.out, config, argv=args.command_line)
+    m = run(args.bundle, args.dataset or _default_dataset(args.bundle), args.out, config, argv=args.command_line)
     lat = m["latency_ms"]
     print(
         f"{m['bundle']['name']}: {get_task(m['task']).summary(m)} | "
@@ -199,9 +217,11 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--dataset",
         type=Path,
-        default=dev_default(),
-        help="the task's dataset: QA a SQuAD v1.1 JSON (default: %(default)s; set EDGEKIT_SQUAD_DIR to move it); "
-        "classification a TSV with sentence/text and label columns (GLUE's SST-2) or CLINC150's data_full.json",
+        default=None,
+        help="the task's dataset: QA a SQuAD v1.1 JSON (default: $EDGEKIT_DATA_DIR/squad/dev-v1.1.json, or "
+        "$EDGEKIT_SQUAD_DIR/dev-v1.1.json; packaged:dev, the shipped excerpt); classification (no default) a TSV "
+        "with sentence/text and label columns (GLUE's SST-2) or CLINC150's data_full.json (packaged:clinc150); "
+        "other formats: edgekit export dataset on a workstation",
     )
     p.add_argument(
         "--split",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -29,7 +30,7 @@ from edgekit.atomic import write_json
 from edgekit.backends import RuntimeOptions
 from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.decode import DEFAULT_N_BEST
-from edgekit.destination import RUN, claim, locked
+from edgekit.destination import LOCK_FILE, RUN, claim, locked
 from edgekit.errors import BundleError, EdgekitError, InputError
 from edgekit.squad import read_back_json, resolve_data_path
 from edgekit.tasks import TASKS, Task, TaskModel, get_task
@@ -133,10 +134,17 @@ def run(
     config = config or RunConfig()
     dataset_path = resolve_data_path(str(dataset_path), Path(dataset_path))  # packaged:dev, packaged:clinc150
     _refuse_orphan_log(Path(out_dir))
+    made = not Path(out_dir).exists()
     out = claim(out_dir, RUN, (bundle_path, dataset_path))
-    _ensure_writable(out)
-    with locked(out):
-        return _run(bundle_path, dataset_path, out, config, argv)
+    try:
+        _ensure_writable(out)
+        with locked(out):
+            return _run(bundle_path, dataset_path, out, config, argv)
+    except EdgekitError:
+        # refused before anything was written (a bad dataset or bundle): the directory this run made goes too
+        if made and all(p.name == LOCK_FILE for p in out.iterdir()):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _run(

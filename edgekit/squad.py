@@ -58,6 +58,9 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("EDGEKIT_DATA_DIR", ".")) / "squad"
 
 
+PACKAGED = ("dev", "train", "clinc150")  # the excerpts edgekit/data/ ships (NOTICE.md says whence)
+
+
 def sample_path(split: str = "dev") -> Path:
     """A small attributed excerpt shipped inside the package (see data/NOTICE.md): SQuAD's ``dev`` and ``train``,
     and ``clinc150`` (CLINC150's layout, every split)."""
@@ -73,7 +76,12 @@ def resolve_data_path(value: str, default: Path) -> Path:
     if not value:
         return default
     if value.startswith("packaged:"):
-        return sample_path(value.removeprefix("packaged:"))
+        name = value.removeprefix("packaged:")
+        if name not in PACKAGED:
+            raise InputError(
+                value, "dataset", f"one of the shipped excerpts: {', '.join(f'packaged:{n}' for n in PACKAGED)}"
+            )
+        return sample_path(name)
     if value.startswith("hf:"):  # read by the datasets library, which the device side does without
         raise InputError(value, "dataset", "a file here; edgekit export dataset SOURCE OUT writes one on a workstation")
     return Path(os.path.expandvars(value))

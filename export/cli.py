@@ -16,7 +16,7 @@ from typing import Any
 from edgekit.cli import dev_default
 from edgekit.destination import BUNDLE, check_destination
 from edgekit.errors import EdgekitError, InputError
-from edgekit.export.recipes import add_recipe_arguments
+from edgekit.export.recipes import add_recipe_arguments, shipped_names
 from edgekit.squad import default_data_dir
 
 
@@ -180,6 +180,8 @@ def cmd_export_int8_sensitivity(args: argparse.Namespace) -> int:
     from edgekit.squad import load_squad
 
     src = load_bundle(args.bundle)
+    if src.manifest.task != "extractive-qa":
+        raise InputError(args.bundle, "manifest task", f"an extractive-qa bundle, got a {src.manifest.task} one")
     examples = load_squad(args.dataset)
     with replacing(args.out, SENSITIVITY, [args.bundle, args.dataset]) as tmp:
         result = int8_sensitivity(src, examples, args.windows, args.threads, lambda line: print(line, flush=True))
@@ -449,7 +451,8 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         type=Path,
         default=default_data_dir() / "train-v1.1-subset.json",
         help="training inputs that calibrate static quantization: SQuAD JSON (default: %(default)s), or for a "
-        "classifier its TSV or CLINC150 JSON (the train split)",
+        "classifier its TSV or CLINC150 JSON (the train split); or a datasets source (hf:NAME, .jsonl, .csv, "
+        ".parquet: its train split)",
     )
     e.add_argument("--calibration-windows", type=int, default=64, help="windows to calibrate on (default: 64)")
     e.set_defaults(func=cmd_export_int8)
@@ -478,16 +481,22 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     e = esub.add_parser(
         "dataset",
         help="a datasets name or json/jsonl/csv/tsv/parquet file -> one split as the device reads it",
-        description="Read one split of a Hugging Face datasets source (hf:NAME or hf:NAME:CONFIG; offline, from the "
-        "local datasets cache) or a local .json/.jsonl/.csv/.tsv/.parquet file through the datasets library, map its "
-        "columns to the task's, and write it as the device reads it: SQuAD v1.1 JSON for QA, a JSON of [text, label] "
-        "pairs under the split's name for classification (edgekit run --dataset OUT --split SPLIT). Recipes and "
-        "--calibration-data take such sources directly.",
+        description="Read one split of a Hugging Face datasets source (hf:NAME or hf:NAME:CONFIG: downloaded by the "
+        "datasets library, or with HF_HUB_OFFLINE=1 read from its local cache) or a local "
+        ".json/.jsonl/.csv/.tsv/.parquet file through the datasets library, map its columns to the task's, check the "
+        "rows as the device would, and write them as the device reads them: SQuAD v1.1 JSON for QA, a JSON of "
+        "[text, label] pairs under the split's name for classification (edgekit run --dataset OUT). The datasets "
+        "library keeps its own cache, and edgekit a copy under $EDGEKIT_CACHE/datasets (~/.cache/edgekit). Recipes "
+        "(data.train, data.dev, data.columns) and --calibration-data take such sources directly.",
     )
     e.add_argument("source", help="hf:NAME[:CONFIG], or a local .json/.jsonl/.csv/.tsv/.parquet file")
     e.add_argument("out", type=Path, help="JSON file to write (a new one)")
     e.add_argument("--task", choices=["qa", "classification"], required=True, help="the task the data is for")
-    e.add_argument("--split", default="train", help="split to read (default: %(default)s)")
+    e.add_argument(
+        "--split",
+        default="train",
+        help="split to read; a local file is one split, written under this name (default: %(default)s)",
+    )
     e.add_argument(
         "--columns",
         action="append",
@@ -602,7 +611,7 @@ def add_distill(sub: argparse._SubParsersAction) -> None:
         "distill",
         help="distill (or fine-tune) a student from a recipe (needs the export extra)",
         description="Train a student with task-specific KD from a teacher, as a recipe says; "
-        "re-running resumes from the last checkpoint. See export/recipes/.",
+        "re-running resumes from the last checkpoint. Shipped recipes (--recipe NAME): " + shipped_names() + ".",
     )
     add_distill_arguments(p)
     p.set_defaults(func=cmd_distill)

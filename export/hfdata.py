@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,21 @@ def parse_columns(items: list[str] | None) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
             raise InputError(None, f"--columns {item}", "TASK_COLUMN=DATA_COLUMN, e.g. text=sentence")
+        if key.strip() in out:
+            raise InputError(None, f"--columns {item}", f"each task column once, got {key.strip()!r} twice")
         out[key.strip()] = value.strip()
     return out
+
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+def hub_name(source: str) -> tuple[str, str | None]:
+    """``hf:NAME`` or ``hf:NAME:CONFIG`` as (name, config); a name that is no hub id (a path, empty) refused."""
+    name, _, config = source.removeprefix(PREFIX).partition(":")
+    if not HUB_ID.fullmatch(name) or ".." in name or ":" in config:
+        raise InputError(source, "dataset name", "hf:NAME or hf:NAME:CONFIG with a hub id (owner/name or name)")
+    return name, config or None
 
 
 def _cache_dir() -> Path:
@@ -74,8 +88,8 @@ def _load(source: str, split: str) -> Any:
     datasets.disable_progress_bars()
     try:
         if source.startswith(PREFIX):
-            name, _, config = source.removeprefix(PREFIX).partition(":")
-            return datasets.load_dataset(name, config or None, split=split)
+            name, config = hub_name(source)
+            return datasets.load_dataset(name, config, split=split)
         path = Path(source)
         if not path.is_file():
             raise InputError(path, "file", "an existing data file")
@@ -88,14 +102,19 @@ def _load(source: str, split: str) -> Any:
         raise
     except Exception as exc:  # the library's own errors: a name not in the cache, a split it lacks, a bad file
         said = " ".join(str(exc).split())[:300]
-        raise InputError(source, f"split {split!r}", f"a dataset the datasets library reads ({said})") from None
+        where = (
+            f"; the local datasets cache is {datasets.config.HF_DATASETS_CACHE}" if source.startswith(PREFIX) else ""
+        )
+        raise InputError(source, f"split {split!r}", f"a dataset the datasets library reads ({said}{where})") from None
 
 
 def _column(ds: Any, source: str, columns: Mapping[str, str], task_column: str) -> str:
     name = columns.get(task_column, task_column)
     if name not in ds.column_names:
         raise InputError(
-            source, f"column {name!r}", f"a column for {task_column!r} (has {ds.column_names[:8]}; map with --columns)"
+            source,
+            f"column {name!r}",
+            f"a column for {task_column!r} (has {ds.column_names[:8]}; map with --columns or data.columns)",
         )
     return name
 
@@ -114,9 +133,11 @@ def _classification(ds: Any, source: str, split: str, columns: Mapping[str, str]
     for i, row in enumerate(ds):
         label = row[label_col]
         label = names[label] if names is not None and isinstance(label, int) and 0 <= label < len(names) else label
+        if isinstance(label, float) and label.is_integer():  # pandas reads a column with a gap as floats
+            label = int(label)
         if label is None or isinstance(label, bool | float | list | dict) or not str(label).strip():
             raise InputError(
-                source, f"row {i} column {label_col!r}", f"a label name or number, got {ascii(label)[:60]}"
+                source, f"row {i} column {label_col!r}", f"a label name or whole number, got {ascii(label)[:60]}"
             )
         pairs.append([_text(row[text_col], source, f"row {i} column {text_col!r}"), str(label).strip()])
     return {split: pairs}
@@ -125,19 +146,27 @@ def _classification(ds: Any, source: str, split: str, columns: Mapping[str, str]
 def _qa(ds: Any, source: str, columns: Mapping[str, str]) -> dict[str, Any]:
     id_col, q_col, c_col, a_col = (_column(ds, source, columns, c) for c in COLUMNS["extractive-qa"])
     paragraphs: dict[str, list[dict[str, Any]]] = {}
+    seen: set[str] = set()
     for i, row in enumerate(ds):
-        answers = row[a_col]
+        answers, where = row[a_col], f"row {i} column {a_col!r}"
         if not (isinstance(answers, dict) and isinstance(answers.get("text"), list)):
-            raise InputError(source, f"row {i} column {a_col!r}", "SQuAD's {'text': [...], 'answer_start': [...]}")
+            raise InputError(source, where, "SQuAD's {'text': [...], 'answer_start': [...]}")
         starts = answers.get("answer_start") or []
-        if len(starts) != len(answers["text"]):
-            raise InputError(source, f"row {i} column {a_col!r}", "as many answer_start values as answer texts")
+        if len(starts) != len(answers["text"]) or not starts:
+            raise InputError(source, where, "one or more answers, as many answer_start values as texts")
+        context = _text(row[c_col], source, f"row {i} column {c_col!r}")
+        for text, start in zip(answers["text"], starts, strict=True):  # the device's own check, named by row
+            if not isinstance(start, int) or not isinstance(text, str) or context[start : start + len(text)] != text:
+                raise InputError(source, where, f"answer_start the offset of its text in the context, got {start!r}")
+        qa_id = str(row[id_col])
+        if qa_id in seen:
+            raise InputError(source, f"row {i} column {id_col!r}", f"a unique id, got {qa_id!r} again")
+        seen.add(qa_id)
         qa = {
-            "id": str(row[id_col]),
+            "id": qa_id,
             "question": _text(row[q_col], source, f"row {i} column {q_col!r}"),
             "answers": [{"text": t, "answer_start": s} for t, s in zip(answers["text"], starts, strict=True)],
         }
-        context = _text(row[c_col], source, f"row {i} column {c_col!r}")
         paragraphs.setdefault(context, []).append(qa)
     data = [{"title": source, "paragraphs": [{"context": c, "qas": q} for c, q in paragraphs.items()]}]
     return {"version": "1.1", "data": data}

@@ -241,6 +241,11 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+def shipped_names() -> str:
+    """The shipped recipes' names, for help texts and refusals."""
+    return ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.toml")))
+
+
 def named_recipe(value: str | Path) -> Path:
     """``value`` as a path, or the shipped recipe of that name when it is a bare name (no directory part, not
     even ``./``) that no file answers to."""
@@ -260,7 +265,9 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
         try:
             table = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise InputError(path, "file", "an existing recipe TOML file") from None
+            raise InputError(
+                path, "file", f"an existing recipe TOML file, or a shipped one: {shipped_names()}"
+            ) from None
         except IsADirectoryError:
             raise InputError(path, "file", "a recipe TOML file, not a directory") from None
         except UnicodeDecodeError as exc:

@@ -63,13 +63,35 @@ def test_classifier_labels_and_scores_equal_the_transformers_pipeline(tiny_class
 def test_bad_calls_are_refused_in_one_line(minilm_bundle, tiny_classifier_bundle) -> None:
     qa = edgekit.load(minilm_bundle.path)
     with pytest.raises(EdgekitError, match="as many of each"):
-        qa(question=["a", "b"], context=["c"])
-    with pytest.raises(EdgekitError, match="two strings or two lists"):
-        qa(question="a", context=["c"])
-    with pytest.raises(EdgekitError, match="top_k=0"):
-        edgekit.load(tiny_classifier_bundle.path)("x", top_k=0)
+        qa(question=["a", "b", "c"], context=["c", "d"])
+    for bad in (
+        {"question": None, "context": "c"},
+        {"question": "q", "context": " "},
+        {"question": [1], "context": "c"},
+    ):
+        with pytest.raises(EdgekitError, match=r"question|context"):
+            qa(**bad)
+    with pytest.raises(EdgekitError, match="top_k=3"):
+        qa(question="q", context="c", top_k=3)
+    clf = edgekit.load(tiny_classifier_bundle.path)
+    for bad_call in (lambda: clf("x", top_k=0), lambda: clf(None), lambda: clf([1, 2])):
+        with pytest.raises(EdgekitError):
+            bad_call()
     with pytest.raises(EdgekitError, match="backend 'auto'"):
         edgekit.load(minilm_bundle.path, backend="auto")
+    with pytest.raises(EdgekitError, match="threads='2'"):
+        edgekit.load(minilm_bundle.path, threads="2")
+
+
+def test_qa_takes_transformers_input_forms(minilm_bundle) -> None:
+    """One string beside a list is used for every item, and the dict form answers as the keywords do."""
+    qa = edgekit.load(minilm_bundle.path)
+    ex = _one_window_questions(2)
+    by_keywords = qa(question=[ex[0].question, ex[1].question], context=ex[0].context)
+    assert by_keywords == [qa(question=q, context=ex[0].context) for q in (ex[0].question, ex[1].question)]
+    assert qa({"question": ex[1].question, "context": ex[1].context}) == qa(
+        question=ex[1].question, context=ex[1].context
+    )
 
 
 def test_import_edgekit_loads_no_runtime() -> None:

@@ -130,3 +130,27 @@ def test_bad_sources_are_one_line_naming_them(tmp_path: Path) -> None:
     pd.DataFrame({"sentence": ["ok", ""], "label": [1, 0]}).to_parquet(tmp_path / "empty.parquet")
     with pytest.raises(InputError, match="row 1 column 'sentence'"):
         materialize(str(tmp_path / "empty.parquet"), "text-classification", "train", {"text": "sentence"})
+
+
+def test_rows_the_device_would_refuse_are_refused_here_naming_the_row(tmp_path: Path) -> None:
+    from edgekit.export.hfdata import parse_columns
+
+    row = {"id": "a", "title": "t", "context": "Paris is big", "question": "what?"}
+    bad_start = [{**row, "answers": {"text": ["Paris"], "answer_start": [3]}}]
+    pd.DataFrame(bad_start).to_json(tmp_path / "s.jsonl", orient="records", lines=True)
+    with pytest.raises(InputError, match=r"row 0 column 'answers'.*offset of its text"):
+        materialize(str(tmp_path / "s.jsonl"), "extractive-qa", "train")
+    twice = [{**row, "answers": {"text": ["Paris"], "answer_start": [0]}}] * 2
+    pd.DataFrame(twice).to_json(tmp_path / "d.jsonl", orient="records", lines=True)
+    with pytest.raises(InputError, match=r"row 1 column 'id'.*unique id"):
+        materialize(str(tmp_path / "d.jsonl"), "extractive-qa", "train")
+    (tmp_path / "gap.csv").write_text("sentence,label\ngood,1\nbad,\n")  # pandas reads the label column as floats
+    with pytest.raises(InputError, match=r"row 1 column 'label'"):
+        materialize(str(tmp_path / "gap.csv"), "text-classification", "train", {"text": "sentence"})
+    (tmp_path / "ok.csv").write_text("sentence,label\ngood,1\nbad,0\n")
+    assert load_texts(materialize(str(tmp_path / "ok.csv"), "text-classification", "train", {"text": "sentence"}))
+    for name in ("hf:", "hf:../../etc/passwd", "hf:a:b:c"):
+        with pytest.raises(InputError, match="hub id"):
+            materialize(name, "text-classification", "train")
+    with pytest.raises(InputError, match="each task column once"):
+        parse_columns(["text=sentence,text=label"])

@@ -134,7 +134,10 @@ def load_texts(path: str | Path, split: str | None = None) -> list[TextExample]:
     if suffix == ".json":
         return read_clinc(path, split or None)
     raise InputError(
-        path, "file name", "a classification dataset: .tsv (sentence/text and label columns) or CLINC150 .json"
+        path,
+        "file name",
+        "a classification dataset: .tsv (sentence/text and label columns) or CLINC150 .json (other formats: "
+        "edgekit export dataset on a workstation writes one)",
     )
 
 

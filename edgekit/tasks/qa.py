@@ -120,6 +120,10 @@ class QATask:
     def load_examples(self, path: Path, split: str | None, m: Manifest) -> list[Example]:
         if split:
             raise InputError(path, f"split {split!r}", "no split for a SQuAD file (one file is one split)")
+        if path.suffix.lower() in (".parquet", ".csv", ".tsv", ".jsonl"):
+            raise InputError(
+                path, "file name", "a SQuAD v1.1 JSON file (other formats: edgekit export dataset on a workstation)"
+            )
         return load_squad(path)
 
     def load_model(self, bundle_path: str | Path, options: RuntimeOptions, n_best: int) -> QAModel:
