@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -159,3 +162,33 @@ def release_free_heap() -> bool:
         return False
     trim(0)
     return True
+
+
+@contextmanager
+def captured_output() -> Iterator[None]:
+    """Send this process's stdout and stderr (file descriptors 1 and 2, so C++ logs too) to a scratch file.
+
+    Native libraries print notices no user can act on: the TFLite converter and quantizer their stages and
+    progress, TensorFlow and LiteRT their C++ logs (oneDNN, absl, the XNNPACK delegate). On failure the
+    captured tail is printed, so nothing useful is lost.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            if failed:
+                log.seek(0)
+                sys.stderr.write(log.read()[-4000:].decode(errors="replace"))

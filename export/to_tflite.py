@@ -13,16 +13,13 @@ int8 variant (weights int8, activations fp32 with dynamic-range kernels). Both n
 
 from __future__ import annotations
 
-import os
-import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from edgekit.bundle import Bundle, write_bundle
+from edgekit.device import captured_output
 from edgekit.errors import EdgekitError
 from edgekit.export.models import LoadedQA
 from edgekit.export.to_onnx import _LogitsOnly, input_names_of, manifest_for, output_names_of, save_tokenizer_json
@@ -40,7 +37,8 @@ def signature_lengths(max_seq_len: int) -> list[int]:
 def convert_tflite(qa: LoadedQA, out_path: str | Path, lengths: list[int]) -> list[str]:
     """Write ``qa`` as an fp32 .tflite with one signature ``len<N>`` of [1, N] inputs per length; returns
     the input names in order."""
-    import litert_torch
+    with captured_output():  # importing TensorFlow logs oneDNN and absl notices from C++
+        import litert_torch
 
     names = input_names_of(qa)
     qa.model.set_attn_implementation("eager")  # the converter lowers eager attention, not SDPA
@@ -51,35 +49,6 @@ def convert_tflite(qa: LoadedQA, out_path: str | Path, lengths: list[int]) -> li
     with captured_output():  # the converter's stage tree and its C++ logs; edgekit says one line per bundle
         converter.convert().export(str(out_path))
     return names
-
-
-@contextmanager
-def captured_output() -> Iterator[None]:
-    """Send this process's stdout and stderr (file descriptors 1 and 2, so C++ logs too) to a scratch file.
-
-    The converter and quantizer print their internal stages, progress bars and TensorFlow's C++ notices;
-    none is anything a user can act on. On failure the captured tail is printed, so nothing useful is lost.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with tempfile.TemporaryFile() as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        failed = True
-        try:
-            yield
-            failed = False
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            if failed:
-                log.seek(0)
-                sys.stderr.write(log.read()[-4000:].decode(errors="replace"))
 
 
 def quantize_tflite(src: str | Path, out_path: str | Path) -> None:
@@ -125,5 +94,6 @@ def tflite_bundles(
         for precision, model, src in variants:
             bundle_name = f"{name}-{precision}-tflite"
             manifest = manifest_for(qa, bundle_name, "tflite", precision, names, max_seq_len, doc_stride, exporter, src)
-            bundles.append(write_bundle(out_dir / bundle_name, model, tok, manifest, qa.local_files))
+            with captured_output():  # the check of the written model: LiteRT's delegate notice, once per process
+                bundles.append(write_bundle(out_dir / bundle_name, model, tok, manifest, qa.local_files))
     return bundles

@@ -12,6 +12,7 @@ import numpy as np
 
 from edgekit.backends import RuntimeOptions
 from edgekit.bundle import Bundle
+from edgekit.device import captured_output
 from edgekit.errors import BundleError, EdgekitError
 
 
@@ -37,11 +38,13 @@ class TfliteBackend:
         interpreter = _interpreter_class()
         m = bundle.manifest
         try:
-            self.interpreter = interpreter(model_path=str(bundle.model_path), num_threads=options.threads)
-            keys = list(self.interpreter.get_signature_list())
-            runners = [self.interpreter.get_signature_runner(k) for k in keys] or [
-                self.interpreter.get_signature_runner()
-            ]
+            with captured_output():  # LiteRT's C++ notice of its XNNPACK delegate, applied when tensors are allocated
+                self.interpreter = interpreter(model_path=str(bundle.model_path), num_threads=options.threads)
+                self.interpreter.allocate_tensors()
+                keys = list(self.interpreter.get_signature_list())
+                runners = [self.interpreter.get_signature_runner(k) for k in keys] or [
+                    self.interpreter.get_signature_runner()
+                ]
         except (ValueError, RuntimeError) as exc:
             raise BundleError(bundle.model_path, "model", f"a TFLite model the interpreter can load ({exc})") from None
         self.name = interpreter.__module__.split(".")[0]
