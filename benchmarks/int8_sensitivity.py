@@ -13,24 +13,16 @@ from pathlib import Path
 from edgekit.atomic import write_json
 from edgekit.bundle import load_bundle
 from edgekit.errors import EdgekitError
-from edgekit.export.sensitivity import int8_sensitivity
+from edgekit.export.sensitivity import add_arguments, int8_sensitivity
 from edgekit.provenance import module_command
-from edgekit.squad import default_data_dir, load_squad
+from edgekit.squad import load_squad
 
 RESULTS = Path(__file__).resolve().parent / "results" / "int8-sensitivity"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("bundle", type=Path, help="dynamic int8 ONNX bundle (edgekit export int8)")
-    p.add_argument(
-        "--dataset",
-        type=Path,
-        default=default_data_dir() / "train-v1.1-subset.json",
-        help="SQuAD JSON the windows come from (default: %(default)s)",
-    )
-    p.add_argument("--windows", type=int, default=200, help="windows to compare on (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=2, help="runtime threads (default: %(default)s)")
+    add_arguments(p)
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory (default: %(default)s)")
     args = p.parse_args(argv)
     src = load_bundle(args.bundle)

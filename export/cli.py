@@ -513,16 +513,10 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         "start/end distributions from a reference that rounds weights only, alone and cumulatively (most harmful "
         "first); writes sensitivity.json. edgekit export float-activations then keeps the harmful groups in float.",
     )
-    e.add_argument("bundle", type=Path, help="dynamic int8 ONNX bundle (edgekit export int8)")
+    from edgekit.export import sensitivity
+
+    sensitivity.add_arguments(e)
     e.add_argument("out", type=Path, help="directory to write sensitivity.json into")
-    e.add_argument(
-        "--dataset",
-        type=Path,
-        default=default_data_dir() / "train-v1.1-subset.json",
-        help="SQuAD JSON the windows come from: training questions, never dev (default: %(default)s)",
-    )
-    e.add_argument("--windows", type=int, default=200, help="windows to compare on (default: %(default)s)")
-    e.add_argument("--threads", type=int, default=2, help="runtime threads (default: %(default)s)")
     e.set_defaults(func=cmd_export_int8_sensitivity)
 
     e = esub.add_parser(

@@ -21,6 +21,7 @@ and the median model time per window on this CPU. Confirm a chosen variant's F1 
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import tempfile
 import time
@@ -33,7 +34,7 @@ import numpy as np
 from edgekit.backends import RuntimeOptions, open_backend
 from edgekit.bundle import Bundle, load_bundle
 from edgekit.device import describe
-from edgekit.squad import Example
+from edgekit.squad import Example, default_data_dir
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -61,6 +62,19 @@ def distance(ref: list[tuple], got: list[tuple]) -> dict[str, float]:
         kl.append(sum(float((np.exp(p) * (p - q)).sum()) for p, q in pairs))
         same.append(all(p.argmax() == q.argmax() for p, q in pairs))
     return {"kl": statistics.fmean(kl), "same_argmax": statistics.fmean(same)}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The bundle and the measurement's settings, for ``edgekit export int8-sensitivity`` and its benchmark."""
+    p.add_argument("bundle", type=Path, help="dynamic int8 ONNX bundle (edgekit export int8)")
+    p.add_argument(
+        "--dataset",
+        type=Path,
+        default=default_data_dir() / "train-v1.1-subset.json",
+        help="SQuAD JSON the windows come from: training questions, never dev (default: %(default)s)",
+    )
+    p.add_argument("--windows", type=int, default=200, help="windows to compare on (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=2, help="runtime threads (default: %(default)s)")
 
 
 def int8_sensitivity(
