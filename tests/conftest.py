@@ -1,8 +1,8 @@
 """Shared fixtures: the real SQuAD, SST-2 and CLINC150 files from ../shared and a real MiniLM bundle.
 
 Datasets come from ``EDGEKIT_DATA_DIR`` (SQuAD from ``EDGEKIT_SQUAD_DIR`` when set) and the MPNet teacher
-from ``EDGEKIT_MODELS_DIR``; set here to ``../shared/data`` and ``../shared/models`` when unset. CI checks
-the project out beside ``shared/``, so these tests run there too.
+from ``EDGEKIT_MODELS_DIR``; ``benchmarks/__init__.py`` sets them to ``../shared/data`` and ``../shared/models``
+when unset. CI checks the project out beside ``shared/``, so these tests run there too.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+import benchmarks  # noqa: F401  (the workspace's data and models, see below)
 from edgekit.squad import default_data_dir
 
 # Property tests check answers, not speed: hypothesis' default 200 ms deadline per example turns a
@@ -20,12 +21,10 @@ from edgekit.squad import default_data_dir
 settings.register_profile("edgekit", deadline=None)
 settings.load_profile("edgekit")
 
-ROOT = Path(__file__).resolve().parents[1]
-TEACHER_DIR = ROOT.parent / "shared" / "models" / "mpnet-base-squad"
-# the product names no folder of this workspace: datasets and the teacher are found through these variables
-os.environ.setdefault("EDGEKIT_DATA_DIR", str(ROOT.parent / "shared" / "data"))
-os.environ.setdefault("EDGEKIT_MODELS_DIR", str(ROOT.parent / "shared" / "models"))
+# the product names no folder of this workspace: the tests find its datasets and teacher as the benchmarks do,
+# through EDGEKIT_DATA_DIR and EDGEKIT_MODELS_DIR (benchmarks/__init__.py sets them when unset)
 DATA_DIR = Path(os.environ["EDGEKIT_DATA_DIR"])
+TEACHER_DIR = Path(os.environ["EDGEKIT_MODELS_DIR"]) / "mpnet-base-squad"
 
 
 @pytest.fixture(scope="session")

@@ -19,11 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import benchmarks  # noqa: F401  (run as a module too: the workspace's data and models, as the tests find them)
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "errors.md"
-# run as a module too (python -m tests.error_catalog): the same data and models as the tests' conftest
-os.environ.setdefault("EDGEKIT_DATA_DIR", str(ROOT.parent / "shared" / "data"))
-os.environ.setdefault("EDGEKIT_MODELS_DIR", str(ROOT.parent / "shared" / "models"))
 
 VALID = {
     "version": "1.1",
