@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit import predlog
+from edgekit import device, predlog
 from edgekit.errors import InputError
 from edgekit.runner import RunConfig, run
 
@@ -38,7 +38,8 @@ def test_metrics_fields(full_run) -> None:
     assert m["model_latency_ms"]["p50"] <= m["latency_ms"]["p50"]
     assert m["cold_start_ms"] > m["load_ms"] > 0
     assert m["throughput_qps"] == pytest.approx(1000 * N / (m["latency_ms"]["mean"] * N))
-    assert 50 < m["peak_rss_mb"] < 4000
+    # in this process the high-water mark is pytest's whole session's: the runner can only report it, not bound it
+    assert 50 < m["peak_rss_mb"] <= round(device.peak_rss_mb(), 1)
     assert m["bundle"]["format"] == "onnx" and m["bundle"]["precision"] == "fp32"
     assert m["bundle"]["params"] > 0 and m["bundle"]["layers"] == 6 and m["bundle"]["size_mb"] > 1
     dev = m["device"]
