@@ -1,14 +1,17 @@
-"""Text classification end to end, in one run: teacher against students, accuracy and speed.
+"""Text and token classification end to end, in one run: teacher against students, scores and speed.
 
-For one dataset (SST-2's dev TSV, or CLINC150's test split):
+For one dataset (SST-2's dev TSV, CLINC150's test split, or a CoNLL file such as WNUT-17's test set; the
+bundles' task says which):
 
-1. **Accuracy on the whole set through the edgekit runner**: every bundle given (the teacher's fp32 ONNX,
+1. **Scores on the whole set through the edgekit runner**: every bundle given (the teacher's fp32 ONNX,
    each student's fp32 and int8) runs the full set in a process of its own (``edgekit run``): accuracy,
-   macro-F1, CLINC150's in-scope accuracy and out-of-scope recall, p50, peak RSS.
-2. **Speed against what a user runs without edgekit**: transformers' ``pipeline("text-classification")`` on
-   the teacher (fp32 PyTorch) and each bundle through edgekit's own classifier (``TextClassifier``), batch 1,
-   on the same ``--n`` examples spread over the set; each (system, repeat) in a fresh process, repeats
-   interleaved, medians over repeats of the per-example median. Ratios are to the pipeline in this run.
+   macro-F1, CLINC150's in-scope accuracy and out-of-scope recall; a tagger's entity and surface-form F1;
+   p50, peak RSS.
+2. **Speed against what a user runs without edgekit**: transformers' ``pipeline("text-classification")``
+   (a tagger: ``pipeline("token-classification", aggregation_strategy="first")`` on the sentence's words) on
+   the teacher (fp32 PyTorch) and each bundle through edgekit's own model (``TextClassifier``, ``Tagger``),
+   batch 1, on the same ``--n`` examples spread over the set; each (system, repeat) in a fresh process,
+   repeats interleaved, medians over repeats of the per-example median. Ratios are to the pipeline in this run.
 
     python -m benchmarks.classification --teacher runs/distill/mpnet-sst2-ft/model \\
         --dataset $EDGEKIT_DATA_DIR/sst2/dev.tsv --bundles T32 S32 S8 --out benchmarks/results/classification-sst2.json
@@ -30,53 +33,68 @@ from typing import Any
 from edgekit import device
 from edgekit.atomic import write_json
 from edgekit.bundle import load_bundle
+from edgekit.entities import score_entities
 from edgekit.provenance import module_command
 from edgekit.runner import run_in_process
-from edgekit.tasks.classification import TextExample, load_texts
+from edgekit.tasks.classification import load_texts
+from edgekit.tasks.tokens import load_sentences
 
-GOALS = {"student_int8_vs_hf_speedup_min": 20.0, "student_int8_peak_rss_max_mb": 120.0}
+GOALS = {
+    "text-classification": {"student_int8_vs_hf_speedup_min": 20.0, "student_int8_peak_rss_max_mb": 120.0},
+    "token-classification": {"student_int8_vs_hf_speedup_min": 20.0, "student_int8_share_of_teacher_f1_min": 0.95},
+}
 
 
-def pick(dataset: Path, split: str | None, n: int) -> list[TextExample]:
-    examples = load_texts(dataset, split)
+def pick(dataset: Path, split: str | None, n: int, task: str) -> list[Any]:
+    examples = load_sentences(dataset) if task == "token-classification" else load_texts(dataset, split)
     step = max(1, len(examples) // n)
     return examples[::step][:n]
 
 
-def worker(system: str, target: str, dataset: Path, split: str | None, n: int, threads: int, warmup: int) -> dict:
-    """Time one system on ``n`` examples in this process (a fresh subprocess per call of :func:`main`)."""
-    examples = pick(dataset, split, n)
+def _predictor(system: str, target: str, task: str, threads: int) -> Any:
+    """One example -> its prediction (a label, or a tagger's entities as (start word, end word, type))."""
     if system == "hf-pipeline":
         import torch
         from transformers import pipeline
 
         torch.set_num_threads(threads)
+        if task == "token-classification":
+            pipe = pipeline("token-classification", model=target, aggregation_strategy="first", device="cpu")
+            return lambda ex: pipe(list(ex.words), is_split_into_words=True)
         pipe = pipeline("text-classification", model=target, tokenizer=target, device="cpu")
+        return lambda ex: pipe(ex.text)[0]["label"]
+    from edgekit.backends import RuntimeOptions
 
-        def predict(ex: TextExample) -> str:
-            return pipe(ex.text)[0]["label"]
-    else:
-        from edgekit.backends import RuntimeOptions
-        from edgekit.tasks.classification import TextClassifier
+    if task == "token-classification":
+        from edgekit.tasks.tokens import Tagger
 
-        model = TextClassifier.load(target, RuntimeOptions(threads=threads))
+        tagger = Tagger.load(target, RuntimeOptions(threads=threads))
+        return lambda ex: tagger.predict(ex)["tags"]
+    from edgekit.tasks.classification import TextClassifier
 
-        def predict(ex: TextExample) -> str:
-            return model.predict(ex)["label"]
+    model = TextClassifier.load(target, RuntimeOptions(threads=threads))
+    return lambda ex: model.predict(ex)["label"]
 
+
+def worker(
+    system: str, target: str, task: str, dataset: Path, split: str | None, n: int, threads: int, warmup: int
+) -> dict:
+    """Time one system on ``n`` examples in this process (a fresh subprocess per call of :func:`main`)."""
+    examples = pick(dataset, split, n, task)
+    predict = _predictor(system, target, task, threads)
     for ex in examples[:warmup]:
         predict(ex)
-    lat, right = [], 0
+    lat, got = [], []
     for ex in examples:
         t = time.perf_counter()
-        right += predict(ex) == ex.label
+        got.append(predict(ex))
         lat.append((time.perf_counter() - t) * 1000.0)
-    return {
-        "p50_ms": statistics.median(lat),
-        "mean_ms": statistics.fmean(lat),
-        "accuracy_on_sample": 100.0 * right / len(examples),
-        "peak_rss_mb": device.peak_rss_mb(),
-    }
+    out = {"p50_ms": statistics.median(lat), "mean_ms": statistics.fmean(lat), "peak_rss_mb": device.peak_rss_mb()}
+    if task == "text-classification":
+        out["accuracy_on_sample"] = 100.0 * sum(g == ex.label for g, ex in zip(got, examples, strict=True)) / len(got)
+    elif system != "hf-pipeline":  # the pipeline's grouped entities are text spans, not tags per word
+        out["f1_on_sample"] = score_entities([ex.tags for ex in examples], got)["f1"]
+    return out
 
 
 def full_run(bundle: Path, dataset: Path, split: str | None, out: Path, threads: int) -> dict[str, Any]:
@@ -84,14 +102,15 @@ def full_run(bundle: Path, dataset: Path, split: str | None, out: Path, threads:
     m = run_in_process(
         bundle, dataset, out, ["--threads", str(threads), "--no-progress"] + (["--split", split] if split else [])
     )
-    keep = ("accuracy", "macro_f1", "in_scope_accuracy", "oos_recall", "n_examples", "peak_rss_mb", "cold_start_ms")
+    keep = ("accuracy", "macro_f1", "in_scope_accuracy", "oos_recall", "f1", "precision", "recall", "surface_f1")
+    keep += ("n_examples", "peak_rss_mb", "cold_start_ms")
     return {**{k: m[k] for k in keep if k in m}, "p50_ms": m["latency_ms"]["p50"], "bundle": m["bundle"]}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", type=Path, required=True, help="the teacher's transformers directory (HF pipeline)")
-    p.add_argument("--dataset", type=Path, required=True, help="classification dataset (TSV or CLINC150 JSON)")
+    p.add_argument("--dataset", type=Path, required=True, help="the bundles' dataset (TSV, CLINC150 JSON, CoNLL)")
     p.add_argument("--split", default=None, help="split of a CLINC150 file (default: test)")
     p.add_argument("--bundles", type=Path, nargs="+", required=True, help="teacher and student bundles")
     p.add_argument("--n", type=int, default=300, help="examples timed per system (default: %(default)s)")
@@ -107,13 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--worker", nargs=2, metavar=("SYSTEM", "TARGET"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.worker:
-        system, target = args.worker
-        print(json.dumps(worker(system, target, args.dataset, args.split, args.n, args.threads, args.warmup)))
-        return 0
-
     # bundles by their manifest's name: a run's bundle directory is often just bundle-fp32-onnx
     manifests = {load_bundle(b).manifest.name: (b, load_bundle(b).manifest) for b in args.bundles}
+    tasks = {m.task for _, m in manifests.values()}
+    if len(tasks) != 1 or not tasks <= set(GOALS):
+        raise SystemExit(f"--bundles: expected bundles of one task among {sorted(GOALS)}, got {sorted(tasks)}")
+    (task,) = tasks
+    if args.worker:
+        system, target = args.worker
+        print(json.dumps(worker(system, target, task, args.dataset, args.split, args.n, args.threads, args.warmup)))
+        return 0
     if len(manifests) != len(args.bundles):
         raise SystemExit("--bundles: expected bundles of different names")
     systems = [("hf-pipeline", str(args.teacher))] + [(f"edgekit:{n}", str(b)) for n, (b, _) in manifests.items()]
@@ -135,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             "p50_ms": statistics.median(t["p50_ms"] for t in runs),
             "mean_ms": statistics.median(t["mean_ms"] for t in runs),
             "peak_rss_mb": statistics.median(t["peak_rss_mb"] for t in runs),
-            "accuracy_on_sample": runs[0]["accuracy_on_sample"],
+            **{k: v for k, v in runs[0].items() if k.endswith("_on_sample")},
             "repeats_p50_ms": [round(t["p50_ms"], 3) for t in runs],
         }
         for name, runs in timings.items()
@@ -161,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             name: {"precision": m.precision, "format": m.model_format, "params": m.params}
             for name, (_, m) in manifests.items()
         },
-        "goals": GOALS,
+        "task": task,
+        "goals": GOALS[task],
         "device": device.describe(),
         "command": module_command("benchmarks.classification", sys.argv[1:] if argv is None else argv),
         "notes": "speed: batch 1, medians over repeats (each a fresh process) of the per-example median; "

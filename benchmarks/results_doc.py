@@ -38,6 +38,7 @@ BUDGETS_MB = (25.0, 50.0)  # the size lines a student is judged against
 CLASSIFICATION_SETS = {
     "sst2": ("SST-2 dev", "accuracy"),
     "clinc150": ("CLINC150 test", "in_scope_accuracy"),  # its paper's headline: accuracy over the in-scope queries
+    "wnut17": ("WNUT-17 test", "f1"),  # token classification: entity F1 (exact span and type)
 }
 PUBLISHED = RESULTS / "classification" / "published.json"
 
@@ -193,8 +194,9 @@ def classification_brief(results: Path = RESULTS) -> str:
     if not runs:
         return ""
     lines = [
-        "Text classification: the whole set through the edgekit runner (SST-2 dev; CLINC150 test, its score the "
-        "in-scope accuracy); speed: p50 per example, batch 1, against the HF text-classification pipeline on the "
+        "Text and token classification: the whole set through the edgekit runner (SST-2 dev; CLINC150 test, its "
+        "score the in-scope accuracy; WNUT-17 test, its score the entity F1); speed: p50 per example, batch 1, "
+        "against the HF text- or token-classification pipeline on the "
         f"teacher, one run each on {_cpu(runs[0][4]['device'])} "
         f"({', '.join(f'`benchmarks/results/{f.name}`' for *_, f, _ in runs)}; all students: docs/results.md).",
         "",
@@ -229,7 +231,8 @@ def classification(results: Path = RESULTS) -> str:
         acc, sp, info = d["accuracy_full_set"], d["speed"], d["bundles"]
         teacher = max(acc, key=lambda n: info[n]["params"])  # the largest model of the run
         hf = sp["hf-pipeline"]
-        clinc = headline_metric != "accuracy"
+        clinc = headline_metric == "in_scope_accuracy"
+        tagger = d.get("task") == "token-classification"
         n = acc[teacher]["n_examples"]
         pub = "; ".join(
             f"{r['model']} {r['value']:.1f}" + ("" if r["metric"] == headline_metric else f" ({r['metric']})")
@@ -237,27 +240,26 @@ def classification(results: Path = RESULTS) -> str:
             if r["dataset"] == key
         )
         out += [
-            f"**{title}** ({n:,} examples, `benchmarks/results/{f.name}`, {_command(d)}): the whole set through the "
-            f"edgekit runner; speed: p50 per example over {d['dataset']['n_timed']} of them, batch 1, "
-            f"{d['threads']} threads, {_cpu(d['device'])}, against the HF text-classification pipeline on the "
-            f"teacher ({hf['p50_ms']:.1f} ms), medians of {d['repeats']} repeats in one run."
+            f"**{title}** ({n:,} {'sentences' if tagger else 'examples'}, `benchmarks/results/{f.name}`, "
+            f"{_command(d)}): the whole set through the edgekit runner; speed: p50 per example over "
+            f"{d['dataset']['n_timed']} of them, batch 1, {d['threads']} threads, {_cpu(d['device'])}, against the HF "
+            f"{'token' if tagger else 'text'}-classification pipeline on the teacher ({hf['p50_ms']:.1f} ms), "
+            f"medians of {d['repeats']} repeats in one run."
             + (f" Published: {pub} (`{PUBLISHED.relative_to(ROOT)}`)." if pub else ""),
             "",
         ]
-        head = ["model", "size MB", "accuracy", "macro-F1"] + (["in-scope acc.", "oos recall"] if clinc else [])
-        head += [f"% of teacher {'in-scope acc.' if clinc else 'accuracy'}", "p50 ms", "× HF pipeline", "peak RSS MB"]
+        scores = {"f1": "entity F1", "precision": "P", "recall": "R", "surface_f1": "surface F1"} if tagger else {
+            "accuracy": "accuracy",
+            "macro_f1": "macro-F1",
+            **({"in_scope_accuracy": "in-scope acc.", "oos_recall": "oos recall"} if clinc else {}),
+        }
+        head = ["model", "size MB", *scores.values(), f"% of teacher {scores[headline_metric]}"]
+        head += ["p50 ms", "× HF pipeline", "peak RSS MB"]
         out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         order = sorted(acc, key=lambda name: (name != teacher, acc[name]["bundle"]["model_size_mb"]))
         for name in order:
             r, s_ = acc[name], sp[f"edgekit:{name}"]
-            cells = [
-                name,
-                f"{r['bundle']['model_size_mb']:.1f}",
-                f"{r['accuracy']:.2f}",
-                f"{r['macro_f1']:.2f}",
-            ]
-            if clinc:
-                cells += [f"{r['in_scope_accuracy']:.2f}", f"{r['oos_recall']:.2f}"]
+            cells = [name, f"{r['bundle']['model_size_mb']:.1f}", *(f"{r[k]:.2f}" for k in scores)]
             cells += [
                 f"{100 * r[headline_metric] / acc[teacher][headline_metric]:.1f}%",
                 f"{s_['p50_ms']:.2f}",

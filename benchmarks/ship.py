@@ -137,16 +137,23 @@ def card(
 def classification_card(
     name: str, manifest: dict, metrics: dict, results: str, training: dict, teacher: dict, made_by: list[str], argv
 ) -> str:
-    """The model card of a text classifier: the same facts as :func:`card`, its task's scores."""
+    """The model card of a text classifier or a tagger: the same facts as :func:`card`, its task's scores."""
     b, dev, lat, recipe = metrics["bundle"], metrics["device"], metrics["latency_ms"], training["recipe"]
     q = manifest["source"].get("quantization", {})
     quant = _quantization(q) if q else "fp32"
+    tagger = manifest["task"] == "token-classification"
     clinc = "in_scope_accuracy" in metrics
-    headline = "in_scope_accuracy" if clinc else "accuracy"
+    headline = "f1" if tagger else "in_scope_accuracy" if clinc else "accuracy"
+    noun = "sentence" if tagger else "text"
     data = recipe["data"]
     split = f" (split {metrics['dataset']['split']})" if metrics["dataset"].get("split") else ""
-    scores = f"accuracy {metrics['accuracy']:.2f}, macro-F1 {metrics['macro_f1']:.2f}"
-    t_scores = f"accuracy {teacher['accuracy']:.2f}, macro-F1 {teacher['macro_f1']:.2f}"
+    scores = f"accuracy {metrics['accuracy']:.2f}, macro-F1 {metrics['macro_f1']:.2f}" if not tagger else ""
+    t_scores = f"accuracy {teacher['accuracy']:.2f}, macro-F1 {teacher['macro_f1']:.2f}" if not tagger else ""
+    if tagger:
+        scores, t_scores = (
+            f"entity F1 {m['f1']:.2f} (P {m['precision']:.2f}, R {m['recall']:.2f}), surface-form F1 {m['surface_f1']:.2f}"
+            for m in (metrics, teacher)
+        )
     if clinc:
         scores += (
             f", in-scope accuracy {metrics['in_scope_accuracy']:.2f}, out-of-scope recall {metrics['oos_recall']:.2f}"
@@ -154,25 +161,35 @@ def classification_card(
         t_scores += (
             f", in-scope accuracy {teacher['in_scope_accuracy']:.2f}, out-of-scope recall {teacher['oos_recall']:.2f}"
         )
-    dataset = Path(data["dev"]).name
+    dataset = Path(metrics["dataset"]["path"]).name
+    kinds = sorted({t.split("-", 1)[1] for t in manifest["labels"] if t != "O"})
+    what = (
+        f"A named-entity tagger over {len(manifest['labels'])} IOB2 tags ({len(kinds)} entity types: {', '.join(kinds)})"
+        if tagger
+        else f"A text classifier over {len(manifest['labels'])} labels"
+    )
     lines = [
         f"# {name}",
         "",
-        f"A text classifier over {len(manifest['labels'])} labels, {b['size_mb']:.1f} MB as an edgekit bundle "
+        f"{what}, {b['size_mb']:.1f} MB as an edgekit bundle "
         f"({manifest['model_format']}, {quant}). Distilled from the edgekit-made teacher "
         f"`{teacher['bundle']['name']}` ({teacher['bundle']['model_size_mb']:.0f} MB as fp32 ONNX)."
         + (f" Its manifest names it `{manifest['name']}`." if manifest["name"] != name else ""),
         "",
         "| | |",
         "|---|---|",
-        f"| `{dataset}`{split}, {metrics['n_examples']:,} examples | **{scores}** |",
-        f"| teacher on the same examples, same runner | {t_scores} (kept: "
+        f"| `{dataset}`{split}, {metrics['n_examples']:,} {noun}s | **{scores}** |",
+        f"| teacher on the same {noun}s, same runner | {t_scores} (kept: "
         f"**{100 * metrics[headline] / teacher[headline]:.1f}%** of its {headline.replace('_', ' ')}) |",
         f"| size | {b['size_mb']:.1f} MB bundle, {b['model_size_mb']:.1f} MB model |",
         f"| model | {manifest['source'].get('model_type', '?')}, {manifest['layers']} layers, hidden "
         f"{manifest['hidden_size']}, {manifest['params']:,} parameters, {manifest['vocab_size']:,} word pieces; "
-        f"texts cut to {manifest['max_seq_len']} tokens |",
-        f"| training | {training['method']}; {training['steps']} steps on {training['n_train_examples']:,} texts of "
+        + (
+            f"sentences cut into windows of {manifest['max_seq_len']} tokens |"
+            if tagger
+            else f"texts cut to {manifest['max_seq_len']} tokens |"
+        ),
+        f"| training | {training['method']}; {training['steps']} steps on {training['n_train_examples']:,} {noun}s of "
         f"`{Path(data['train']).name}`{' split ' + data['train_split'] if data.get('train_split') else ''}"
         + (
             f" and {copies:,} teacher-labelled copies (`data.extra_train`)"
@@ -185,18 +202,19 @@ def classification_card(
         f"seed {recipe['training']['seed']}"
         + (f"; resumed at step {training['resumed_from_step']}" if training.get("resumed_from_step") else "")
         + " |",
-        f"| latency in that run | p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms per text "
+        f"| latency in that run | p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms per {noun} "
         f"({metrics['threads'] or 'default'} threads, {dev['cpu']}, {dev['arch']}), peak RSS {metrics['peak_rss_mb']:.0f} MB |",
         "",
         *_made_by(made_by, "Full-set", metrics, results, argv),
         "## Use",
         "",
         "```bash",
-        f"edgekit run models/{name} --dataset {data['dev']}{' --split ' + metrics['dataset']['split'] if split else ''} "
+        f"edgekit run models/{name} --dataset {Path(data['dev']).parent / dataset}"
+        f"{' --split ' + metrics['dataset']['split'] if split else ''} "
         f"--out runs/{name}-dev",
         "```",
         "",
-        "Labels, in logit order: "
+        f"{'Tags' if tagger else 'Labels'}, in logit order: "
         + ", ".join(f"`{x}`" for x in manifest["labels"][:12])
         + (f", ... ({len(manifest['labels'])} in all)" if len(manifest["labels"]) > 12 else "")
         + ".",
@@ -228,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     identity = read_json(args.run / "run.json", "run identity")
     if identity.get("model_sha256") != bundle.manifest.files[bundle.manifest.model_file].sha256:
         raise EdgekitError(f"{args.run / 'run.json'}: a run of another model file, not {args.bundle}")
-    count = "n_examples" if bundle.manifest.task == "text-classification" else "n_questions"
+    count = "n_questions" if bundle.manifest.task == "extractive-qa" else "n_examples"
     if metrics[count] != teacher[count]:
         raise EdgekitError(f"{args.run}: {metrics[count]} examples; expected as many as the teacher's run")
     if bundle.size_mb > MAX_MB:
@@ -243,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(bundle.path / f, tmp / f)
     load_bundle(MODELS / name)
     argv_rec = module_command("benchmarks.ship", argv)
-    make = classification_card if bundle.manifest.task == "text-classification" else card
+    make = card if bundle.manifest.task == "extractive-qa" else classification_card
     text = make(name, manifest, metrics, results, training, teacher, args.made_by, argv_rec)
     write_text(MODELS / f"{name}.md", text)
     print(f"wrote {MODELS / name} ({bundle.size_mb:.1f} MB) and {MODELS / name}.md")

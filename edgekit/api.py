@@ -11,6 +11,11 @@ Each pipeline takes and returns what transformers' ``pipeline`` for that task do
   compares probabilities normalized per window), so a long context's answer can differ.
 - text classification: ``clf("text")`` -> ``[{"label", "score"}]``, a list of texts one dict per text (the best
   label); ``top_k=None`` gives every label, best first (a list per text).
+- token classification: ``ner("text")`` -> ``[{"entity_group", "score", "word", "start", "end"}]``, as
+  ``aggregation_strategy="first"`` gives them: each word takes the tag of its first sub-word (score: that tag's
+  probability there), words are grouped as transformers groups them (a ``B-`` or another type starts a group) and
+  ``O`` groups are left out; ``score`` is the group's mean. Words are the tokenizer's own (its pre-tokenizer's
+  splits of the text); transformers' fallback that joins an unknown-token word to the word before it is not copied.
 
 The answers are the runner's: the same windows, decoding and runtimes as ``edgekit run``.
 """
@@ -29,6 +34,8 @@ from edgekit.errors import EdgekitError
 from edgekit.tasks.classification import TASK as CLASSIFICATION
 from edgekit.tasks.classification import TextClassifier
 from edgekit.tasks.qa import QA, QAModel
+from edgekit.tasks.tokens import TASK as TOKENS
+from edgekit.tasks.tokens import Tagger
 
 
 def _texts(value: Any, name: str) -> list[str]:
@@ -117,9 +124,62 @@ class TextClassification:
         return [{"label": self.model.labels[i], "score": float(p[i])} for i in order]
 
 
+class TokenClassification:
+    """A token-classification bundle called as transformers' token-classification pipeline with
+    ``aggregation_strategy="first"``."""
+
+    def __init__(self, model: Tagger) -> None:
+        self.model = model
+        # the text's own words: the bundle's tokenizer over the whole text, without the windows' truncation
+        self.words_of = type(model.tokenizer.tokenizer).from_str(model.tokenizer.tokenizer.to_str())
+        self.words_of.no_truncation()
+
+    def __call__(self, inputs: str | Sequence[str]) -> list:
+        texts = _texts(inputs, "inputs")
+        out = [self._one(t) for t in texts]
+        return out[0] if isinstance(inputs, str) else out
+
+    def _one(self, text: str) -> list[dict[str, Any]]:
+        enc = self.words_of.encode(text, add_special_tokens=False)
+        spans: dict[int, list[int]] = {}  # word -> its tokens
+        for i, w in enumerate(enc.word_ids):
+            if w is not None:
+                spans.setdefault(w, []).append(i)
+        words = [toks for _, toks in sorted(spans.items())]
+        if not words:
+            return []
+        logits = self.model.word_logits([text[enc.offsets[t[0]][0] : enc.offsets[t[-1]][1]] for t in words])
+        probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probs /= probs.sum(axis=-1, keepdims=True)
+        groups: list[tuple[str, list[int]]] = []  # (type, word indexes)
+        for i, p in enumerate(probs):
+            tag = self.model.labels[int(p.argmax())]
+            prefix, kind = ("I", "O") if tag == "O" else tag.split("-", 1)
+            if groups and groups[-1][0] == kind and prefix == "I":
+                groups[-1][1].append(i)
+            else:
+                groups.append((kind, [i]))
+        decoder = self.words_of.decoder
+        out = []
+        for kind, members in groups:
+            if kind == "O":
+                continue
+            tokens = [enc.tokens[t] for w in members for t in words[w]]
+            out.append(
+                {
+                    "entity_group": kind,
+                    "score": float(np.mean([probs[w].max() for w in members])),
+                    "word": decoder.decode(tokens) if decoder is not None else " ".join(tokens),
+                    "start": enc.offsets[words[members[0]][0]][0],
+                    "end": enc.offsets[words[members[-1]][-1]][1],
+                }
+            )
+        return out
+
+
 def load(
     bundle: str | Path, threads: int | None = None, backend: str | None = None, low_memory: bool = False
-) -> QuestionAnswering | TextClassification:
+) -> QuestionAnswering | TextClassification | TokenClassification:
     """The bundle's task as a pipeline. ``backend``: None (the format's own runtime) or a runtime by name
     (``onnxruntime``, ``openvino``, ``openvino-bf16``, ``litert``); ``auto`` is the runner's, which picks by
     running a dataset (``edgekit run --backend auto``)."""
@@ -134,4 +194,6 @@ def load(
         return QuestionAnswering(QAModel(loaded, loaded.tokenizer(), open_backend(loaded, options)))
     if task == CLASSIFICATION:
         return TextClassification(TextClassifier(loaded, loaded.tokenizer(), open_backend(loaded, options)))
-    raise EdgekitError(f"{bundle}: a {task} bundle; edgekit.load knows {QA.name} and {CLASSIFICATION}")
+    if task == TOKENS:
+        return TokenClassification(Tagger(loaded, loaded.tokenizer(), open_backend(loaded, options)))
+    raise EdgekitError(f"{bundle}: a {task} bundle; edgekit.load knows {QA.name}, {CLASSIFICATION} and {TOKENS}")

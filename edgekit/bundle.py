@@ -66,7 +66,7 @@ class Manifest:
     vocab_size: int
     tokenizer_file: str = "tokenizer.json"
     max_answer_len: int = 30
-    # a classifier's label names, in the order of its logits (edgekit.tasks); empty for the other tasks
+    # a classifier's label names (a tagger's tags), in the order of its logits (edgekit.tasks); empty for QA
     labels: list[str] = field(default_factory=list)
     source: dict[str, Any] = field(default_factory=dict)
     files: dict[str, FileEntry] = field(default_factory=dict)
@@ -105,10 +105,15 @@ class Bundle:
         return self.manifest.files[self.manifest.model_file].size / 1e6
 
     def tokenizer(self) -> Any:
-        """The task's tokenizer over the bundle's tokenizer.json (question/context windows for QA)."""
+        """The task's tokenizer over the bundle's tokenizer.json (question/context windows for QA, word windows
+        for token classification)."""
         m = self.manifest
         if m.task == TASK:
             return QATokenizer.from_file(self.tokenizer_path, m.max_seq_len, m.doc_stride)
+        if m.task == "token-classification":
+            from edgekit.tasks.tokens import WordTokenizer
+
+            return WordTokenizer.from_file(self.tokenizer_path, m.max_seq_len)
         from edgekit.tasks.classification import TextTokenizer
 
         return TextTokenizer.from_file(self.tokenizer_path, m.max_seq_len)

@@ -1,7 +1,7 @@
 """Named entities on the device: CoNLL-style tagged sentences and entity-level scores, without heavy dependencies.
 
-Reading: one ``token<TAB>TAG`` line per word (a line without a tab splits at its last run of spaces), a blank line
-between sentences, tags ``O`` or ``B-TYPE`` / ``I-TYPE`` (IOB2). A gold file must be well formed: an ``I-`` tag
+Reading: one ``token<TAB>TAG`` line per word (the word first, the tag last: CoNLL-2003's middle columns are
+skipped; a line without a tab splits at spaces), a blank line between sentences (``-DOCSTART-`` lines skipped), tags ``O`` or ``B-TYPE`` / ``I-TYPE`` (IOB2). A gold file must be well formed: an ``I-`` tag
 continues an entity of its own type, never starts one.
 
 Scoring, the CoNLL rule: an entity is a ``B-TYPE`` word and the ``I-TYPE`` words after it (strict IOB2, as
@@ -101,9 +101,11 @@ def read_conll(path: str | Path, labels: Sequence[str] | None = None) -> list[Se
             close(n)
             first = n + 1
             continue
-        word, sep, tag = line.partition("\t") if "\t" in line else line.rpartition(" ")
-        word, tag = word.strip(), tag.strip()
-        if not sep or not word or not tag or "\t" in tag:
+        if line.startswith("-DOCSTART-"):  # CoNLL-2003's document marker: no word of any sentence
+            continue
+        cols = line.split("\t") if "\t" in line else line.split()
+        word, tag = cols[0].strip(), cols[-1].strip()
+        if len(cols) < 2 or not word or not tag:
             raise InputError(path, f"line {n}", f"a word and its tag separated by a tab, got {ascii(line)[:60]}")
         try:
             split_tag(tag)

@@ -65,11 +65,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    from edgekit.export.models import load_qa
+    from edgekit.export.models import load_trained
     from edgekit.export.to_onnx import onnx_bundle, validate
 
     check_destination(args.out, BUNDLE, [args.model] if Path(args.model).exists() else [])
-    qa = load_qa(args.model)
+    qa = load_trained(args.model)
     if qa.fresh_head:
         print(
             f"note: {args.model} has no QA head; exporting with a freshly initialised one (answers are untrained)",
@@ -79,10 +79,11 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     bundle = onnx_bundle(qa, args.out, name, args.max_seq_len, args.doc_stride, args.opset)
     print(f"wrote {bundle.path} ({bundle.size_mb:.1f} MB)")
     if args.validate_n > 0:
-        examples = _task_inputs(bundle, args.validate_dataset, "--validate-dataset", dev_default(), "questions")
+        what = {"extractive-qa": "questions", "text-classification": "texts"}.get(bundle.manifest.task, "sentences")
+        examples = _task_inputs(bundle, args.validate_dataset, "--validate-dataset", dev_default(), what)
         v = validate(qa, bundle, examples[: args.validate_n], args.atol)
         print(
-            f"validation on {v.n_questions} questions ({v.n_windows} windows): max |Δlogit| {v.max_abs_diff:.2e} "
+            f"validation on {v.n_questions} {what} ({v.n_windows} windows): max |Δlogit| {v.max_abs_diff:.2e} "
             f"(atol {v.atol:.0e}), same answer {100 * v.answer_agreement:.1f}%"
         )
         if not v.ok:
@@ -138,6 +139,12 @@ def _task_inputs(
     if hfdata.is_datasets_source(path):
         split = split or "train"
         path = hfdata.materialize(str(path), src.manifest.task, split)
+    if src.manifest.task == "token-classification":
+        from edgekit.tasks.tokens import load_sentences
+
+        if path == squad_default:
+            raise InputError(path, flag, f"a tagger's {what} (a CoNLL-style word<TAB>tag file)")
+        return load_sentences(path, src.manifest.labels)
     if src.manifest.task != "text-classification":
         from edgekit.squad import load_squad
 
@@ -379,9 +386,10 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     esub = p.add_subparsers(dest="export_command", required=False, metavar="STEP")
     e = esub.add_parser(
         "onnx",
-        help="transformers QA model -> fp32 ONNX bundle, validated against PyTorch",
-        description="Export a local transformers QA checkpoint, a hub name, or "
-        "'packaged:all-MiniLM-L6-v2' to an fp32 ONNX bundle.",
+        help="transformers model (QA, text or token classifier) -> fp32 ONNX bundle, validated against PyTorch",
+        description="Export a local transformers checkpoint, a hub name, or 'packaged:all-MiniLM-L6-v2' to an fp32 "
+        "ONNX bundle with the head its config names (a QA head, freshly initialised for a bare encoder; a text or "
+        "token classifier over its id2label).",
     )
     e.add_argument("model", help="model directory, hub name, or packaged:all-MiniLM-L6-v2")
     e.add_argument("out", type=Path, help="bundle directory to write")
@@ -491,7 +499,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     )
     e.add_argument("source", help="hf:NAME[:CONFIG], or a local .json/.jsonl/.csv/.tsv/.parquet file")
     e.add_argument("out", type=Path, help="JSON file to write (a new one)")
-    e.add_argument("--task", choices=["qa", "classification"], required=True, help="the task the data is for")
+    e.add_argument("--task", choices=["qa", "classification", "tokens"], required=True, help="the task the data is for")
     e.add_argument(
         "--split",
         default="train",

@@ -1,9 +1,10 @@
 """Task-specific distillation of a teacher into a student, with transformers' Trainer.
 
-The recipe's ``task`` picks the data, the head and the logit loss: extractive QA (below) or
-text classification (``export.tasks.classification``: one logit row per text, no windows);
+The recipe's ``task`` picks the data, the head and the logit loss: extractive QA (below),
+text classification (``export.tasks.classification``: one logit row per text, no windows) or
+token classification (``export.tasks.tokens``: a tag per word, on its first sub-word);
 the Trainer, checkpoints, resume, intermediate-layer terms and the evaluation through the
-device path are the same for both.
+device path are the same for all.
 
 ``run_distill(recipe)``:
 1. loads the teacher (and exports it once to an ONNX bundle, the fast runtime
@@ -57,6 +58,7 @@ from edgekit.export.models import LoadedQA, load_model
 from edgekit.export.recipes import LossSpec, Recipe, add_recipe_arguments, checkpoint_settings, load_recipe
 from edgekit.export.students import from_teacher_layers
 from edgekit.export.tasks import classification as cls
+from edgekit.export.tasks import tokens as tagging
 from edgekit.export.teacher_cache import CacheKey, TeacherLogits, teacher_logits
 from edgekit.export.to_onnx import check_positions, input_names_of, onnx_bundle, save_tokenizer_json, validate
 from edgekit.export.train_features import TrainFeatures, build_train_features, concat_features
@@ -111,10 +113,30 @@ class TextDataset(FeatureDataset):
         return item
 
 
-# the tensors with one value per token position: the model's inputs and QA's aligned teacher logits (a
-# classifier's teacher logits are one row per text, as wide as its label set)
+class TagDataset(FeatureDataset):
+    """Windows of tagged sentences: the tag index on each word's first sub-word and, for KD, the teacher's
+    logits for that word there (-100 and zeros elsewhere)."""
+
+    def targets(self, j: int) -> dict[str, torch.Tensor]:
+        item = {"token_labels": torch.from_numpy(self.f.labels[j])}
+        if self.t is not None:
+            item["teacher_token_logits"] = torch.from_numpy(self.t[j])
+        return item
+
+
+# the tensors with one value per token position: the model's inputs, QA's aligned teacher logits and a
+# tagger's labels and teacher logits (a classifier's teacher logits are one row per text, as wide as its labels)
 PER_POSITION = frozenset(
-    {"input_ids", "attention_mask", "token_type_ids", "teacher_start", "teacher_end", "teacher_mask"}
+    {
+        "input_ids",
+        "attention_mask",
+        "token_type_ids",
+        "teacher_start",
+        "teacher_end",
+        "teacher_mask",
+        "token_labels",
+        "teacher_token_logits",
+    }
 )
 
 
@@ -282,7 +304,7 @@ def _teacher_bundle(teacher: LoadedQA, recipe: Recipe, write: bool) -> Bundle:
     name = name_from(model.parent.name if model.name == "model" else model.name) + "-fp32-onnx"
     path = Path(recipe.output_dir) / "teachers" / name
     weights = model / "model.safetensors"
-    source = {"weights_sha256": sha256_file(weights)} if recipe.task == "classification" and weights.is_file() else {}
+    source = {"weights_sha256": sha256_file(weights)} if recipe.task != "qa" and weights.is_file() else {}
     try:
         bundle = load_bundle(path)
         if all(bundle.manifest.source.get(k) == v for k, v in source.items()):
@@ -299,33 +321,44 @@ def _teacher_bundle(teacher: LoadedQA, recipe: Recipe, write: bool) -> Bundle:
     return bundle
 
 
+# a labelled task's workstation half: its reader, labels, loss (extractive QA's is this module's own)
+LABELLED = {"classification": cls, "tokens": tagging}
+
+
 def dev_examples(recipe: Recipe) -> list[Any]:
-    """The recipe's dev examples: SQuAD questions, or texts of a classification set."""
-    if recipe.task == "classification":
-        return cls.read_split(recipe.data.dev, recipe.data.dev_split)
+    """The recipe's dev examples: SQuAD questions, texts of a classification set, or tagged sentences."""
+    if recipe.task in LABELLED:
+        return LABELLED[recipe.task].read_split(recipe.data.dev, recipe.data.dev_split)
     return load_squad(recipe.data.dev_path())
 
 
 def train_texts(recipe: Recipe) -> list[Any]:
-    """A classification recipe's training texts, the first ``data.train_limit`` when set."""
-    examples = cls.read_split(recipe.data.train, recipe.data.train_split)
+    """A labelled recipe's training texts (or sentences), the first ``data.train_limit`` when set."""
+    examples = LABELLED[recipe.task].read_split(recipe.data.train, recipe.data.train_split)
     return examples[: recipe.data.train_limit] if recipe.data.train_limit else examples
 
 
 def dev_file(recipe: Recipe) -> Path:
-    return cls.dataset_path(recipe.data.dev) if recipe.task == "classification" else recipe.data.dev_path()
+    return cls.dataset_path(recipe.data.dev) if recipe.task in LABELLED else recipe.data.dev_path()
 
 
 def recipe_labels(recipe: Recipe) -> list[str] | None:
-    """A classification recipe's labels (its own list, or its training data's); None for QA."""
-    if recipe.task != "classification":
+    """A labelled recipe's labels (its own list, or its training data's); None for QA."""
+    if recipe.task not in LABELLED:
         return None
-    return cls.recipe_labels(recipe, cls.read_split(recipe.data.train, recipe.data.train_split))
+    return LABELLED[recipe.task].recipe_labels(recipe, train_texts(recipe))
+
+
+def recipe_model(
+    recipe: Recipe, name: str, labels: list[str] | None, seed: int = 0, dropout: float | None = None
+) -> LoadedQA:
+    """``name`` loaded with the head of the recipe's task (a tagger's: one label per token)."""
+    return load_model(name, seed, dropout, labels, per_token=recipe.task == "tokens")
 
 
 def load_teacher(recipe: Recipe, labels: list[str] | None) -> LoadedQA:
-    """The recipe's teacher; a classifier must bring its own head for the recipe's labels."""
-    teacher = load_model(recipe.teacher.model, labels=labels)
+    """The recipe's teacher; a classifier or tagger must bring its own head for the recipe's labels."""
+    teacher = recipe_model(recipe, recipe.teacher.model, labels)
     if labels is not None and teacher.fresh_head:
         raise EdgekitError(
             f"{recipe.teacher.model}: no classifier head trained on the recipe's {len(labels)} labels; expected a "
@@ -341,7 +374,7 @@ def build_student(recipe: Recipe, teacher: LoadedQA | None, labels: list[str] | 
             raise EdgekitError("student.init = 'teacher-layers' needs the teacher")
         student = from_teacher_layers(teacher, recipe.student.layers, dropout)
     else:
-        student = load_model(recipe.student.model, seed=recipe.training.seed, dropout=dropout, labels=labels)
+        student = recipe_model(recipe, recipe.student.model, labels, recipe.training.seed, dropout)
     return load_bundle_weights(student, recipe.student.weights) if recipe.student.weights else student
 
 
@@ -491,7 +524,9 @@ def training_arguments(recipe: Recipe, ckpt_dir: Path, uses_all_parameters: bool
         dataloader_pin_memory=False,
         dataloader_num_workers=0,
         save_safetensors=True,
-        label_names=["labels"] if recipe.task == "classification" else ["start_positions", "end_positions"],
+        label_names={"classification": ["labels"], "tokens": ["token_labels"]}.get(
+            recipe.task, ["start_positions", "end_positions"]
+        ),
         ddp_timeout=int(DDP_TIMEOUT.total_seconds()),
         ddp_find_unused_parameters=not uses_all_parameters,
     )
@@ -530,15 +565,15 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
         )
     last = last_checkpoint(ckpt_dir)
     needs_teacher = spec.uses_teacher_logits or spec.uses_intermediate or recipe.student.init == "teacher-layers"
-    classifier = recipe.task == "classification"
+    labelled = recipe.task in LABELLED
     with args.main_process_first(local=False, desc="the run's directory, student tokenizer and teacher logits"):
         if main:
             claim(recipe.out, TRAINING, recipe.inputs())
             _check_resumable(recipe, out / "checkpoint-settings.json", resuming=last is not None)
         labels = None
-        if classifier:
+        if labelled:
             examples = train_texts(recipe)
-            labels = cls.recipe_labels(recipe, examples)
+            labels = LABELLED[recipe.task].recipe_labels(recipe, examples)
         teacher = load_teacher(recipe, labels) if needs_teacher else None
         student = build_student(recipe, teacher, labels)
         # windows the student cannot read are refused now, not after the teacher's logits are computed
@@ -547,7 +582,9 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
             check_positions(student, recipe.data.bundle_len, "data.bundle_max_seq_len")
         tok_file = out / "student-tokenizer.json"
         t_cache = time.time()
-        if classifier:
+        if recipe.task == "tokens":
+            features, logits = _token_data(recipe, teacher, student, examples, labels, tok_file, main)
+        elif labelled:
             extra = [cls.load_texts(path) for path in recipe.data.train_paths()[1:]]
             features, logits = _classification_data(recipe, teacher, student, examples, extra, labels, tok_file, main)
         else:
@@ -578,13 +615,15 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
     trainer = DistillTrainer(
         model=module,
         args=args,
-        train_dataset=(TextDataset if classifier else QADataset)(features, names, logits),
+        train_dataset={"classification": TextDataset, "tokens": TagDataset}.get(recipe.task, QADataset)(
+            features, names, logits
+        ),
         data_collator=collate,
         loss_spec=spec,
         teacher_model=teacher_model,
         layer_map=layer_map,
         input_names=names,
-        logit_loss=cls.logit_loss if classifier else qa_logit_loss,
+        logit_loss=LABELLED[recipe.task].logit_loss if labelled else qa_logit_loss,
     )
     for printer in (PrinterCallback, ProgressCallback):  # the Trainer adds one: raw log dicts, or a bar with them
         trainer.remove_callback(printer)
@@ -598,7 +637,7 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
     resumed = int(Path(last).name.split("-")[-1]) if last else 0
     result: dict[str, Any] = {
         "n_train_features": len(features),
-        ("n_train_examples" if classifier else "n_train_questions"): len(examples),
+        ("n_train_examples" if labelled else "n_train_questions"): len(examples),
         "steps": trainer.state.global_step,
         "resumed_from_step": resumed,
         "processes": args.world_size,
@@ -661,6 +700,45 @@ def _classification_data(
     except FileNotFoundError:
         raise _written_by_process_0(cache_root, "the teacher-logits cache") from None
     return features, logits
+
+
+def _token_data(
+    recipe: Recipe,
+    teacher: LoadedQA | None,
+    student: LoadedQA,
+    sentences: list[Any],
+    labels: list[str],
+    tok_file: Path,
+    write: bool,
+) -> tuple[tagging.TokenFeatures, np.ndarray | None]:
+    """The training sentences windowed as the device will (the student's tokenizer.json, written to ``tok_file``
+    unless ``write`` is false), labelled at first sub-words and, for KD, the teacher's per-word logits there."""
+    if write:
+        save_tokenizer_json(student, tok_file)
+    elif not tok_file.is_file():
+        raise _written_by_process_0(tok_file, "the student's tokenizer")
+    from edgekit.tasks.tokens import WordTokenizer
+
+    tok = WordTokenizer.from_file(tok_file, recipe.data.max_seq_len)
+    features = tagging.build_token_features(sentences, tok, labels, int(student.tokenizer.pad_token_id or 0))
+    if not recipe.loss.uses_teacher_logits:
+        return features, None
+    if len(recipe.data.train_paths()) > 1:
+        raise EdgekitError("data.extra_train: token classification trains on data.train alone")
+    t_bundle = _teacher_bundle(teacher, recipe, write)
+    try:
+        words = tagging.teacher_word_logits(
+            Path(recipe.output_dir) / "cache",
+            t_bundle,
+            tagging.dataset_path(recipe.data.train),
+            sentences,
+            labels,
+            threads=recipe.training.threads or None,
+            write=write,
+        )
+    except FileNotFoundError:
+        raise _written_by_process_0(Path(recipe.output_dir) / "cache", "the teacher-logits cache") from None
+    return features, tagging.place_word_logits(features, words)
 
 
 def _seconds_per_step(log: list[dict[str, Any]], steps_run: int) -> float | None:
@@ -748,7 +826,7 @@ def evaluate_saved(recipe: Recipe, argv: list[str] | None = None) -> dict[str, A
     t0 = time.time()
     result = read_json(recipe.out / "result.json", "distill result")
     result.update(
-        evaluate_student(load_model(str(recipe.out / "model"), labels=recipe_labels(recipe)), recipe, recipe.out)
+        evaluate_student(recipe_model(recipe, str(recipe.out / "model"), recipe_labels(recipe)), recipe, recipe.out)
     )
     result["eval_wall_s"] = round(time.time() - t0, 1)
     result["eval_command"] = argv if argv is not None else sys.argv
@@ -758,7 +836,7 @@ def evaluate_saved(recipe: Recipe, argv: list[str] | None = None) -> dict[str, A
 
 def evaluate_student(student: LoadedQA, recipe: Recipe, out: Path) -> dict[str, Any]:
     """Dev scores through the device path: fp32 ONNX bundle -> edgekit runner -> the task's scorer
-    (QA: the official EM/F1; classification: accuracy, macro-F1)."""
+    (QA: the official EM/F1; classification: accuracy, macro-F1; tagging: entity F1)."""
     dev = dev_file(recipe)
     bundle = onnx_bundle(
         student, out / "bundle-fp32-onnx", f"{recipe.name}-fp32-onnx", recipe.data.bundle_len, recipe.data.doc_stride
@@ -784,6 +862,8 @@ def evaluate_student(student: LoadedQA, recipe: Recipe, out: Path) -> dict[str, 
         )
     if recipe.task == "classification":
         scores = {k: m[k] for k in ("accuracy", "macro_f1", "n_examples", "in_scope_accuracy", "oos_recall") if k in m}
+    elif recipe.task == "tokens":
+        scores = {k: m[k] for k in ("f1", "precision", "recall", "surface_f1", "n_examples")}
     else:
         scores = {"exact_match": m["exact_match"], "f1": m["f1"], "n_questions": m["n_questions"]}
     return {
@@ -803,7 +883,9 @@ def main_args(args: argparse.Namespace, argv: list[str]) -> int:
         result = run_distill(recipe, evaluate=not args.no_eval, argv=argv)
         if result is None:  # another process than 0 of a multi-process run: process 0 reports
             return 0
-    if "f1" in result:
+    if "surface_f1" in result:
+        score = f"entity F1 {result['f1']:.2f} surface F1 {result['surface_f1']:.2f} on {result['n_examples']} dev sentences"
+    elif "f1" in result:
         score = f"EM {result['exact_match']:.2f} F1 {result['f1']:.2f} on {result['n_questions']} dev questions"
     elif "accuracy" in result:
         score = f"accuracy {result['accuracy']:.2f} macro-F1 {result['macro_f1']:.2f} on {result['n_examples']} dev examples"

@@ -22,7 +22,7 @@ from typing import Any
 from edgekit.backends import RuntimeOptions, open_backend
 from edgekit.bundle import Bundle, write_bundle
 from edgekit.errors import EdgekitError
-from edgekit.export.to_onnx import DEFAULT_ATOL, Validation, compare, compare_texts
+from edgekit.export.to_onnx import DEFAULT_ATOL, Validation, compare, compare_tags, compare_texts
 
 # the optimizer's BERT patterns: they match BERT-style encoders (BERT, MiniLM, RoBERTa); on other graphs
 # fewer subgraphs match, the rest stays as exported, and the check below still applies
@@ -57,7 +57,8 @@ def fuse_bundle(
         manifest = replace(m, name=name or f"{m.name}-fused", source=source)
         # checked in a scratch bundle first, so a failed check leaves nothing at out_dir
         staged = write_bundle(Path(tmp) / "staged", out_model, src.tokenizer_path, manifest)
-        v = (compare_texts if m.task == "text-classification" else compare)(reference, staged, examples, atol)
+        by_task = {"text-classification": compare_texts, "token-classification": compare_tags}
+        v = by_task.get(m.task, compare)(reference, staged, examples, atol)
         if not v.ok:
             raise EdgekitError(
                 f"{src.path}: fused graph differs from the original by {v.max_abs_diff:.3g} > atol {atol}"

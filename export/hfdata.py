@@ -7,10 +7,12 @@ when columns are mapped). Columns are mapped by name where the data's differ fro
 
 - text classification: ``text`` and ``label`` (a ``ClassLabel`` column gives its names);
 - extractive QA: ``id``, ``question``, ``context`` and ``answers`` (SQuAD's ``{"text": [...],
-  "answer_start": [...]}``), as the hub's ``squad`` has them.
+  "answer_start": [...]}``), as the hub's ``squad`` has them;
+- token classification: ``tokens`` (a sentence's words) and ``ner_tags`` (one IOB2 tag per word; a sequence of
+  ``ClassLabel`` gives its names), as the hub's ``wnut_17`` and ``conll2003`` have them.
 
 The rows of one split become a file of the device's own format (SQuAD v1.1 JSON; a classifier's JSON of
-``[text, label]`` pairs under the split's name, read as CLINC150's layout is) in
+``[text, label]`` pairs under the split's name, read as CLINC150's layout is; a tagger's CoNLL text) in
 ``$EDGEKIT_CACHE/datasets`` (default ``~/.cache/edgekit/datasets``), named by the source, split, columns and
 the rows' content: every later command reads that file, hashes it for its caches and resumes against it, as
 it would a file given by hand. The device never needs ``datasets``.
@@ -35,6 +37,7 @@ DATASETS_SUFFIXES = (".jsonl", ".csv", ".parquet")  # read through datasets even
 COLUMNS = {
     "text-classification": ("text", "label"),
     "extractive-qa": ("id", "question", "context", "answers"),
+    "token-classification": ("tokens", "ner_tags"),
 }
 
 
@@ -172,6 +175,37 @@ def _qa(ds: Any, source: str, columns: Mapping[str, str]) -> dict[str, Any]:
     return {"version": "1.1", "data": data}
 
 
+def _conll(ds: Any, source: str, columns: Mapping[str, str]) -> str:
+    """The rows as CoNLL text (``word<TAB>tag``, a blank line after each sentence), each checked as the device's
+    reader would, named by row."""
+    from edgekit.entities import check_tags, split_tag
+
+    words_col, tags_col = (_column(ds, source, columns, c) for c in COLUMNS["token-classification"])
+    names = getattr(getattr(ds.features[tags_col], "feature", None), "names", None)  # Sequence(ClassLabel)
+    lines = []
+    for i, row in enumerate(ds):
+        words, tags, where = row[words_col], row[tags_col], f"row {i} column {tags_col!r}"
+        if not isinstance(words, list) or not words or not isinstance(tags, list) or len(tags) != len(words):
+            raise InputError(source, f"row {i}", f"a non-empty list of words and as many tags in {tags_col!r}")
+        if names is not None:
+            tags = [names[t] if isinstance(t, int) and 0 <= t < len(names) else t for t in tags]
+        for w, t in zip(words, tags, strict=True):
+            if not isinstance(w, str) or not w.strip() or any(c in w for c in "\t\n\r"):
+                raise InputError(
+                    source, f"row {i} column {words_col!r}", f"words without tabs or line breaks, got {ascii(w)[:40]}"
+                )
+            try:
+                split_tag(t if isinstance(t, str) else "")
+            except ValueError:
+                raise InputError(source, where, f"tags O, B-TYPE or I-TYPE, got {ascii(t)[:40]}") from None
+        try:
+            check_tags(tags, source, 1)
+        except InputError:
+            raise InputError(source, where, "IOB2 tags (an I-X only after B-X or I-X)") from None
+        lines += [f"{w.strip()}\t{t}" for w, t in zip(words, tags, strict=True)] + [""]
+    return "\n".join(lines) + "\n"
+
+
 def materialize(source: str, task: str, split: str, columns: Mapping[str, str] | None = None) -> Path:
     """``source``'s ``split`` as a file in the device's format for ``task`` (see the module docstring)."""
     columns = dict(columns or {})
@@ -181,11 +215,15 @@ def materialize(source: str, task: str, split: str, columns: Mapping[str, str] |
     ds = _load(source, split)
     if len(ds) == 0:
         raise InputError(source, f"split {split!r}", "at least one row")
-    obj = _classification(ds, source, split, columns) if task == "text-classification" else _qa(ds, source, columns)
-    text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    if task == "token-classification":
+        text = _conll(ds, source, columns)
+    else:
+        obj = _classification(ds, source, split, columns) if task == "text-classification" else _qa(ds, source, columns)
+        text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
     key = json.dumps([source, task, split, sorted(columns.items()), hashlib.sha256(text.encode()).hexdigest()])
     stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in f"{Path(source).name}-{split}")[:60]
-    out = _cache_dir() / f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    suffix = ".conll" if task == "token-classification" else ".json"
+    out = _cache_dir() / f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}{suffix}"
     # a cache is read back as untrusted: kept only when it is a plain file holding exactly these rows
     if out.is_symlink() or not out.is_file() or out.read_bytes() != text.encode():
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Distillation losses, as pure functions of tensors: extractive QA and text classification.
+"""Distillation losses, as pure functions of tensors: extractive QA, text and token classification.
 
 The main objective (Hinton et al.; DistilBERT; TextBrewer's ``kd_ce_loss``) on
 a classifier's logits, or on QA's start and end logits (each a distribution over positions)::
@@ -105,6 +105,29 @@ def classification_kd_loss(
         return {"loss": hard, "hard": hard.detach()}
     every = torch.ones_like(logits, dtype=torch.bool)
     soft = soft_loss(logits, teacher_logits, every, temperature)
+    return {"loss": alpha * hard + (1 - alpha) * soft, "hard": hard.detach(), "soft": soft.detach()}
+
+
+def token_kd_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    teacher_logits: torch.Tensor | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    temperature: float = DEFAULT_TEMPERATURE,
+) -> dict[str, torch.Tensor]:
+    """A tagger's objective over [batch, seq, tags] logits; returns the total and its parts.
+
+    The two terms of :func:`classification_kd_loss`, each position with a label (a word's first sub-word) one
+    example: the hard term is the cross-entropy and the soft term T² · KL, both averaged over those positions.
+    Every other position (later sub-words, special tokens, padding: label -100) takes part in neither."""
+    known = labels != IGNORE_INDEX
+    flat = logits.float()[known]
+    hard = F.cross_entropy(flat, labels[known], reduction="sum") / known.sum().clamp(min=1)
+    if teacher_logits is None or alpha >= 1.0:
+        return {"loss": hard, "hard": hard.detach()}
+    s = F.log_softmax(flat / temperature, dim=-1)
+    t = F.log_softmax(teacher_logits.float()[known] / temperature, dim=-1)
+    soft = (t.exp() * (t - s)).sum() / known.sum().clamp(min=1) * temperature**2
     return {"loss": alpha * hard + (1 - alpha) * soft, "hard": hard.detach(), "soft": soft.detach()}
 
 

@@ -17,6 +17,7 @@ from transformers import (
     AutoConfig,
     AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
     AutoTokenizer,
     PretrainedConfig,
     PreTrainedModel,
@@ -54,7 +55,7 @@ def resolve(name_or_path: str) -> str:
 
 @dataclass
 class LoadedQA:
-    """A model of one of edgekit's tasks (QA, text classification) in fp32 eval mode with its fast tokenizer."""
+    """A model of one of edgekit's tasks (QA, text or token classification) in fp32 eval mode with its fast tokenizer."""
 
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerFast
@@ -94,11 +95,16 @@ def load_classifier(name_or_path: str, labels: list[str], seed: int = 0, dropout
 
 
 def load_model(
-    name_or_path: str, seed: int = 0, dropout: float | None = None, labels: list[str] | None = None
+    name_or_path: str,
+    seed: int = 0,
+    dropout: float | None = None,
+    labels: list[str] | None = None,
+    per_token: bool = False,
 ) -> LoadedQA:
-    """A QA model (``labels`` None) or a classifier over ``labels``: the one loader of both."""
+    """A QA model (``labels`` None), a classifier over ``labels``, or with ``per_token`` a tagger over them
+    (one label per token): the one loader of every task's model."""
     path = resolve(name_or_path)
-    kind = "QA" if labels is None else "classification"
+    kind = "QA" if labels is None else "token-classification" if per_token else "classification"
     if path.startswith(("/", "./", "../", "~")) and not Path(path).expanduser().is_dir():
         raise EdgekitError(f"{name_or_path}: no such directory; expected a transformers QA model directory or hub name")
     torch.manual_seed(seed)
@@ -108,7 +114,7 @@ def load_model(
             set_dropout(config, dropout)
         auto = AutoModelForQuestionAnswering
         if labels is not None:
-            auto = AutoModelForSequenceClassification
+            auto = AutoModelForTokenClassification if per_token else AutoModelForSequenceClassification
             same = getattr(config, "id2label", None) == dict(enumerate(labels))
             config.num_labels = len(labels)
             config.id2label = dict(enumerate(labels))
@@ -136,6 +142,23 @@ def load_model(
             _fresh_head(model, seed)
     model.eval()
     return LoadedQA(model, tokenizer, name_or_path if name_or_path == PACKAGED_MINILM else path, fresh)
+
+
+def load_trained(name_or_path: str) -> LoadedQA:
+    """A checkpoint with the head it was trained with, as its config's ``architectures`` names it: a token or
+    sequence classifier over its ``id2label``, else a QA model (a bare encoder gets a fresh QA head)."""
+    path = resolve(name_or_path)
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError):
+        return load_model(name_or_path)  # its own one-line refusal
+    heads = " ".join(getattr(config, "architectures", None) or [])
+    labels = [str(config.id2label[i]) for i in range(len(config.id2label))]
+    if "ForTokenClassification" in heads:
+        return load_model(name_or_path, labels=labels, per_token=True)
+    if "ForSequenceClassification" in heads:
+        return load_model(name_or_path, labels=labels)
+    return load_model(name_or_path)
 
 
 def _fresh_head(model: PreTrainedModel, seed: int) -> None:

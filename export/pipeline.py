@@ -19,8 +19,17 @@ from edgekit.atomic import write_json, write_text
 from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.destination import TRAINING, claim
 from edgekit.errors import EdgekitError
-from edgekit.export.distill import dev_examples, dev_file, method_name, recipe_labels, run_distill, train_texts
-from edgekit.export.models import LoadedQA, load_model
+from edgekit.export.distill import (
+    LABELLED,
+    dev_examples,
+    dev_file,
+    method_name,
+    recipe_labels,
+    recipe_model,
+    run_distill,
+    train_texts,
+)
+from edgekit.export.models import LoadedQA
 from edgekit.export.quantize import (
     DynamicInt8,
     StaticInt8,
@@ -62,6 +71,7 @@ class ArtifactRow:
     peak_rss_mb: float = 0.0  # of the runner's own process (run_fresh)
     accuracy: float | None = None  # a classifier's scores; None for QA
     macro_f1: float | None = None
+    surface_f1: float | None = None  # a tagger's WNUT surface-form F1 (its entity F1 is ``f1``)
 
 
 def how_made(source: dict) -> str:
@@ -145,7 +155,7 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
 
         def make_static(static: Path = static, settings: StaticInt8 = settings) -> Bundle:
             src32 = load_bundle(fp32)
-            inputs = train_texts(recipe) if recipe.task == "classification" else load_squad(train)
+            inputs = train_texts(recipe) if recipe.task in LABELLED else load_squad(train)
             reader = WindowReader(src32, inputs, n)
             return quantize_static_bundle(src32, static, reader, static.name, settings)
 
@@ -175,7 +185,7 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
                 t8,
                 {**same, "tflite_lengths": signature_lengths(data.bundle_len)},
                 lambda: tflite_bundles(
-                    load_model(str(recipe.out / "model"), labels=recipe_labels(recipe)),
+                    recipe_model(recipe, str(recipe.out / "model"), recipe_labels(recipe)),
                     d,
                     name,
                     data.bundle_len,
@@ -228,6 +238,7 @@ def check(qa: LoadedQA, bundle_path: Path, recipe: Recipe, n: int, shipped: bool
         metrics["peak_rss_mb"],
         metrics.get("accuracy"),
         metrics.get("macro_f1"),
+        metrics.get("surface_f1"),
     )
 
 
@@ -238,15 +249,23 @@ def run_fresh(bundle: Path, dataset: Path, out: Path, limit: int, extra: Sequenc
 
 
 def markdown(rows: list[ArtifactRow]) -> str:
-    """export-summary.md: one row per bundle, the task's scores (QA's EM/F1 or a classifier's accuracy)."""
+    """export-summary.md: one row per bundle, the task's scores (QA's EM/F1, a classifier's accuracy, a
+    tagger's entity and surface-form F1)."""
     classifier = bool(rows) and rows[0].accuracy is not None
-    scores = ["accuracy", "macro-F1", "examples"] if classifier else ["EM", "F1", "questions"]
-    same = "same label (16 ex)" if classifier else "same answer (16 q)"
+    tagger = bool(rows) and rows[0].surface_f1 is not None
+    scores = (
+        ["accuracy", "macro-F1", "examples"]
+        if classifier
+        else ["entity F1", "surface F1", "sentences"]
+        if tagger
+        else ["EM", "F1", "questions"]
+    )
+    same = "same label (16 ex)" if classifier else "same tags (16 sent.)" if tagger else "same answer (16 q)"
     head = ["bundle", "format", "precision", "how", "params", "model MB", "max abs Δlogit", same, *scores]
     head += ["p50 ms", "peak RSS MB"]
     body = []
     for r in rows:
-        a, b = (r.accuracy, r.macro_f1) if classifier else (r.exact_match, r.f1)
+        a, b = (r.accuracy, r.macro_f1) if classifier else (r.f1, r.surface_f1) if tagger else (r.exact_match, r.f1)
         cells = [r.name, r.format, r.precision, r.how or "-", f"{r.params / 1e6:.1f}M", f"{r.size_mb:.1f}"]
         cells += [f"{r.max_abs_diff:.2g}", f"{100 * r.answer_agreement:.0f}%", f"{a:.1f}", f"{b:.1f}", r.n_questions]
         body.append([*cells, f"{r.latency_p50_ms:.1f}", f"{r.peak_rss_mb:.0f}"])
@@ -262,7 +281,7 @@ def export_all(recipe: Recipe, check_questions: int = 100, variants: Variants = 
     else:
         run_distill(recipe, evaluate=False)
     weights_sha = sha256_file(weights)
-    qa = load_model(str(out / "model"), labels=recipe_labels(recipe))
+    qa = recipe_model(recipe, str(out / "model"), recipe_labels(recipe))
     bundles = build_bundles(qa, recipe, weights_sha, variants)
     rows = [check(qa, p, recipe, check_questions, shipped) for p, shipped in bundles.items()]
     write_json(

@@ -57,7 +57,8 @@ CALIBRATION = {
 
 
 class WindowReader(CalibrationDataReader):
-    """Calibration feeds: the bundle's own windows of real questions (a classifier's: its texts), one per call.
+    """Calibration feeds: the bundle's own windows of real questions (a classifier's: its texts; a tagger's: its
+    sentences' windows), one per call.
 
     Inputs are taken evenly across ``examples`` (not the first ones, which all share
     one article), so the ranges see many contexts. Windows are padded to ``max_seq_len``
@@ -74,6 +75,9 @@ class WindowReader(CalibrationDataReader):
         for ex in examples[:: max(1, len(examples) // max_windows)]:
             if m.task == "text-classification":
                 self.feeds.append(tok.feeds(ex.text, m.input_names, pad_to))
+                continue
+            if m.task == "token-classification":
+                self.feeds += [tok.feeds(w, m.input_names, pad_to) for w in tok.windows(ex.words)]
                 continue
             for w in tok.windows(ex.question, ex.context):
                 self.feeds.append(batch_inputs([w], m.input_names, m.pad_id, pad_to))

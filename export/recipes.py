@@ -2,7 +2,7 @@
 
 A recipe has five tables, each a dataclass below: ``[teacher]``, ``[student]``,
 ``[data]``, ``[loss]``, ``[training]``, plus top-level ``name``, ``output_dir`` and
-``task`` (``qa``, the default, or ``classification``). Unknown keys and wrong types are refused with the file and the
+``task`` (``qa``, the default, ``classification`` or ``tokens``). Unknown keys and wrong types are refused with the file and the
 key named. ``--set training.epochs=1`` style overrides are parsed as TOML values.
 Data paths may use environment variables (``$EDGEKIT_SQUAD_DIR``) or name the
 shipped excerpts (``packaged:train``, ``packaged:dev``); empty means the default
@@ -132,7 +132,7 @@ class TrainingSpec:
     group_by_length: bool = False
 
 
-TASKS = ("qa", "classification")
+TASKS = ("qa", "classification", "tokens")
 
 
 @dataclass
@@ -304,7 +304,9 @@ def _local_data(recipe: Recipe) -> Recipe:
         extra_train=[hfdata.local_path(v, task, "train", d.columns) for v in d.extra_train],
         dev=hfdata.local_path(d.dev, task, dev_split, d.columns),
     )
-    if task != "extractive-qa":  # the written file holds the split under its name (a SQuAD file has no splits)
+    if task == "token-classification":  # the written CoNLL file is the split
+        data = replace(data, train_split="", dev_split="")
+    if task == "text-classification":  # the written file holds the split under its name (SQuAD, CoNLL: no splits)
         data = replace(
             data,
             train_split=train_split if data.train != d.train else d.train_split,
@@ -353,6 +355,19 @@ def _validate(r: Recipe, path: Path | None) -> None:
             raise InputError(
                 path, "key 'data.extra_train'", "loss.alpha below 1 (the teacher alone labels extra texts)"
             )
+    elif r.task == "tokens":
+        for key in ("train", "dev"):
+            if not getattr(r.data, key):
+                raise InputError(path, f"key 'data.{key}'", "a CoNLL-style file of word<TAB>tag lines")
+        if len(set(r.data.labels)) != len(r.data.labels):
+            raise InputError(path, "key 'data.labels'", "distinct tag names")
+        if r.data.extra_train:
+            raise InputError(path, "key 'data.extra_train'", "no extra files for task 'tokens'")
+        from edgekit.export.hfdata import is_datasets_source
+
+        for key in ("train", "dev"):  # a CoNLL file is one split; a datasets source names its own
+            if getattr(r.data, f"{key}_split") and not is_datasets_source(getattr(r.data, key), r.data.columns):
+                raise InputError(path, f"key 'data.{key}_split'", "no split for a CoNLL file (one file is one split)")
     elif r.data.labels or r.data.train_split or r.data.dev_split:
         raise InputError(path, "key 'data.labels'/'data.*_split'", "no labels or splits for task 'qa'")
     if r.student.init not in ("pretrained", "teacher-layers"):

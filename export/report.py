@@ -10,7 +10,7 @@ Speedup is the teacher's median latency per example divided by the row's, on
 the same device and task; the teacher is the row with the largest model file there
 (so an fp32 model is the baseline of its own int8 form) unless ``baseline`` names
 one (no speedup where a device ran only one model size). Runs of several tasks
-(extractive QA, text classification) are grouped by task: a table, a headline and a
+(extractive QA, text and token classification) are grouped by task: a table, a headline and a
 Pareto front each, since their scores (F1, accuracy) do not compare.
 """
 
@@ -66,15 +66,16 @@ class Row:
     task: str = "extractive-qa"
     accuracy: float | None = None  # text classification
     macro_f1: float | None = None
+    surface_f1: float | None = None  # token classification (its entity F1 is ``f1``)
 
     @property
     def score(self) -> float:
-        """The task's headline score: F1 for QA, accuracy for a classifier."""
+        """The task's headline score: F1 for QA (entity F1 for a tagger), accuracy for a classifier."""
         return self.f1 if self.accuracy is None else self.accuracy  # type: ignore[return-value]
 
     @property
     def score_name(self) -> str:
-        return "F1" if self.accuracy is None else "accuracy"
+        return "accuracy" if self.accuracy is not None else "entity F1" if self.surface_f1 is not None else "F1"
 
 
 def device_label(d: dict[str, Any]) -> str:
@@ -176,8 +177,18 @@ def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = N
         threads = m.get("threads")
         if threads is not None:
             _value(m, "threads", path, int)
-        classifier = "accuracy" in m
-        if classifier:
+        task = m.get("task", "text-classification" if "accuracy" in m else "extractive-qa")
+        if task not in TASK_COLUMNS:
+            raise InputError(path, "field 'task'", f"one of {sorted(TASK_COLUMNS)}, got {_short(task)}")
+        classifier = task == "text-classification"
+        if task == "token-classification":
+            scores = {
+                "exact_match": None,
+                "f1": _value(m, "f1", path, float),
+                "surface_f1": _value(m, "surface_f1", path, float),
+                "n_questions": _value(m, "n_examples", path, int),
+            }
+        elif classifier:
             scores = {
                 "exact_match": None,
                 "f1": None,
@@ -202,9 +213,9 @@ def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = N
                 format=_value(m, "bundle.format", path, str),
                 precision=_value(m, "bundle.precision", path, str),
                 size_mb=_value(m, "bundle.model_size_mb", path, float),
-                bertscore_f1=None if classifier else _bertscore(path),
+                bertscore_f1=_bertscore(path) if task == "extractive-qa" else None,
                 **scores,
-                task="text-classification" if classifier else "extractive-qa",
+                task=task,
                 latency_p50_ms=p50,
                 latency_p90_ms=_value(m, "latency_ms.p90", path, float),
                 throughput_qps=_value(m, "throughput_qps", path, float),
@@ -353,7 +364,7 @@ def plot(rows: list[Row], refs: list[dict[str, Any]], out: Path) -> list[Path]:
         )
     plain_log_x(ax)
     ax.set_xlabel("median latency per example, ms (log scale)")
-    names = {"extractive-qa": "F1 (SQuAD v1.1)", "text-classification": "accuracy"}
+    names = {"extractive-qa": "F1 (SQuAD v1.1)", "text-classification": "accuracy", "token-classification": "entity F1"}
     ax.set_ylabel(", ".join(f"{names[t]}" for t in tasks) + (" (by task)" if len(tasks) > 1 else ""))
     ax.set_title(f"Score vs latency, {_questions(rows)} (numbers: rows of the table; line: Pareto front)")
     ax.legend(fontsize=8, loc="best")
@@ -402,6 +413,7 @@ COLUMNS = [
     ("bertscore_f1", "BERTScore F1"),
     ("accuracy", "accuracy"),
     ("macro_f1", "macro-F1"),
+    ("surface_f1", "surface F1"),
     ("latency_p50_ms", "p50 ms"),
     ("latency_p90_ms", "p90 ms"),
     ("throughput_qps", "q/s"),
@@ -439,12 +451,14 @@ def _cell(key: str, value: Any) -> str:
 TASK_COLUMNS = {
     "extractive-qa": ("exact_match", "f1", "bertscore_f1"),
     "text-classification": ("accuracy", "macro_f1"),
+    "token-classification": ("f1", "surface_f1"),
 }
 
 
 def table_cells(rows: list[Row], task: str | None = None) -> tuple[list[str], list[list[str]]]:
     """The table of ``task``'s rows (all rows when None), each numbered as its point in the plots."""
-    other = {c for t, cols in TASK_COLUMNS.items() if t != task for c in cols} if task else set()
+    other = {c for t, cols in TASK_COLUMNS.items() if t != task for c in cols} - set(TASK_COLUMNS.get(task or "", ()))
+    other = other if task else set()
     cols = [(k, h) for k, h in COLUMNS if k not in other]
     head = ["#", *(h for _, h in cols)]
     return head, [
@@ -480,7 +494,8 @@ NOTES = (
     "latency of the device's largest model file (or --baseline) divided by the row's. Headline: the smallest "
     "student within one F1 point of the device's most accurate one. Numbers (#) in the plots are table rows. "
     "EM/F1: official SQuAD v1.1 scoring on the row's questions; accuracy and macro-F1 (classification): over the "
-    "row's examples (see the questions column; rows over different sets are not strictly comparable)."
+    "row's examples; entity F1 (token classification): exact span and type (CoNLL), surface F1: WNUT-17's unique "
+    "surface forms (see the questions column; rows over different sets are not strictly comparable)."
 )
 
 

@@ -29,6 +29,7 @@ from transformers import (
     BertConfig,
     BertForQuestionAnswering,
     BertForSequenceClassification,
+    BertForTokenClassification,
 )
 
 from edgekit.export.models import PACKAGED_MINILM, LoadedQA, load_qa, packaged_minilm_path, resolve
@@ -47,8 +48,11 @@ def tiny_qa(tokenizer_from: str = PACKAGED_MINILM, seed: int = 0) -> LoadedQA:
     return LoadedQA(BertForQuestionAnswering(config).eval(), tokenizer, "tiny-random-bert", fresh_head=True)
 
 
-def tiny_classifier(labels: list[str], tokenizer_from: str = PACKAGED_MINILM, seed: int = 0) -> LoadedQA:
-    """A sequence classifier over ``labels`` of the same tiny shape as :func:`tiny_qa`, seeded random weights."""
+def tiny_classifier(
+    labels: list[str], tokenizer_from: str = PACKAGED_MINILM, seed: int = 0, per_token: bool = False
+) -> LoadedQA:
+    """A sequence classifier (``per_token``: a tagger) over ``labels`` of the same tiny shape as :func:`tiny_qa`,
+    seeded random weights."""
     tokenizer = load_qa(tokenizer_from).tokenizer
     torch.manual_seed(seed)
     config = BertConfig(
@@ -59,7 +63,7 @@ def tiny_classifier(labels: list[str], tokenizer_from: str = PACKAGED_MINILM, se
         label2id={name: i for i, name in enumerate(labels)},
         **SMALL,
     )
-    model = BertForSequenceClassification(config).eval()
+    model = (BertForTokenClassification if per_token else BertForSequenceClassification)(config).eval()
     return LoadedQA(model, tokenizer, "tiny-random-bert-classifier", fresh_head=True)
 
 

@@ -1,4 +1,4 @@
-"""PyTorch model (QA, text classification) -> ONNX edge bundle, validated against PyTorch on real examples.
+"""PyTorch model (QA, text or token classification) -> ONNX edge bundle, validated against PyTorch on real examples.
 
 Follows Optimum's exporter pattern (convert, then validate outputs within atol)
 with ``torch.onnx.export`` (TorchScript-based exporter, opset 17, dynamic batch
@@ -9,6 +9,7 @@ its graph faster than the dynamo exporter's (docs/export.md).
 from __future__ import annotations
 
 import inspect
+import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer
 
 from edgekit.backends import RuntimeOptions, open_backend
 from edgekit.bundle import Bundle, Manifest, write_bundle
@@ -49,13 +51,27 @@ class _LogitsOnly(torch.nn.Module):
 
 
 def output_names_of(qa: LoadedQA) -> list[str]:
-    """The graph's outputs: start/end logits of a QA model, the logits of a classifier."""
+    """The graph's outputs: start/end logits of a QA model, the logits of a classifier or tagger."""
     return list(CLASSIFIER_OUTPUTS if labels_of(qa) else OUTPUT_NAMES)
 
 
+# the model class's suffix -> the manifest's task and Optimum's name of it
+HEADS = {
+    "ForQuestionAnswering": ("extractive-qa", "question-answering"),
+    "ForSequenceClassification": ("text-classification", "text-classification"),
+    "ForTokenClassification": ("token-classification", "token-classification"),
+}
+
+
+def task_of(qa: LoadedQA) -> str:
+    """The manifest task of the model's head (``edgekit.tasks``)."""
+    name = type(qa.model).__name__
+    return next((task for suffix, (task, _) in HEADS.items() if name.endswith(suffix)), "extractive-qa")
+
+
 def labels_of(qa: LoadedQA) -> list[str]:
-    """A classifier's label names in logit order (its config's id2label); empty for a QA model."""
-    if not type(qa.model).__name__.endswith("ForSequenceClassification"):
+    """A classifier's label names (a tagger's tags) in logit order (its config's id2label); empty for QA."""
+    if task_of(qa) == "extractive-qa":
         return []
     id2label = qa.model.config.id2label
     return [str(id2label[i]) for i in range(len(id2label))]
@@ -122,7 +138,7 @@ def input_names_of(qa: LoadedQA) -> list[str]:
     RoBERTa, MPNet, DeBERTa-v3), so a tokenizer of another kind than the model still serves it."""
     check_tokenizer(qa)
     config = qa.model.config
-    task = "text-classification" if labels_of(qa) else "question-answering"
+    task = next(optimum for t, optimum in HEADS.values() if t == task_of(qa))
     takes = _optimum_inputs(config, task) or set(inspect.signature(qa.model.forward).parameters)
     if not {"input_ids", "attention_mask"} <= takes:
         raise EdgekitError(
@@ -149,7 +165,7 @@ def export_onnx(qa: LoadedQA, out_path: str | Path, opset: int = 17) -> list[str
     names, outputs = input_names_of(qa), output_names_of(qa)
     dummy = tuple(torch.ones((1, 16), dtype=torch.long) for _ in names)
     axes = {n: {0: "batch", 1: "sequence"} for n in [*names, *outputs]}
-    if labels_of(qa):
+    if task_of(qa) == "text-classification":
         axes["logits"] = {0: "batch"}
     # eval() on the wrapper too: the exporter restores the wrapper's mode afterwards, and a
     # fresh Module is in training mode, which would leave dropout on in the wrapped model.
@@ -169,10 +185,21 @@ def export_onnx(qa: LoadedQA, out_path: str | Path, opset: int = 17) -> list[str
 
 
 def save_tokenizer_json(qa: LoadedQA, out_path: str | Path) -> None:
-    """The fast tokenizer as a plain tokenizer.json, without padding or truncation baked in."""
+    """The fast tokenizer as a plain tokenizer.json, without padding or truncation baked in.
+
+    A tagger reads pre-split words: a byte-level BPE's words then get the leading-space mark (``Ġ``) they
+    carry inside running text, as transformers' ``add_prefix_space=True`` gives them (without it every word
+    would look like the start of a text, which the model rarely saw)."""
     backend = qa.tokenizer.backend_tokenizer
     backend.no_padding()
     backend.no_truncation()
+    if task_of(qa) == "token-classification":
+        spec = json.loads(backend.to_str())
+        pre = spec.get("pre_tokenizer") or {}
+        for step in pre.get("pretokenizers", [pre]):
+            if step.get("type") == "ByteLevel":
+                step["add_prefix_space"] = True
+        backend = Tokenizer.from_str(json.dumps(spec))
     backend.save(str(out_path))
 
 
@@ -201,8 +228,11 @@ def validate(qa: LoadedQA, bundle: Bundle, examples: list[Any], atol: float = DE
             ref = qa.model(**{k: torch.from_numpy(v) for k, v in feeds.items()})
         return tuple(getattr(ref, name).numpy() for name in outputs)
 
-    if labels_of(qa):
+    task = task_of(qa)
+    if task == "text-classification":
         return compare_texts(reference, bundle, examples, atol)
+    if task == "token-classification":
+        return compare_tags(reference, bundle, examples, atol)
     return compare(reference, bundle, examples, atol)
 
 
@@ -219,6 +249,28 @@ def compare_texts(reference: Reference, bundle: Bundle, examples: list[Any], ato
         max_diff = max(max_diff, float(np.abs(got - want).max()))
         agree += int(np.argmax(got)) == int(np.argmax(want))
     return Validation(len(examples), len(examples), max_diff, agree / len(examples), atol)
+
+
+def compare_tags(reference: Reference, bundle: Bundle, examples: list[Any], atol: float = DEFAULT_ATOL) -> Validation:
+    """A tagger bundle's logits (on real tokens) and word tags against ``reference``'s on ``examples``
+    (sentences), one window at a time; a sentence agrees when every word's tag does."""
+    if not examples:
+        raise EdgekitError("validation needs at least one example")
+    backend = open_backend(bundle, RuntimeOptions())
+    tok, m = bundle.tokenizer(), bundle.manifest
+    max_diff, agree, n_windows = 0.0, 0, 0
+    for ex in examples:
+        same = True
+        for w in tok.windows(ex.words):
+            feeds = tok.feeds(w, m.input_names, backend.fixed_seq_len)
+            (got,), (want,) = backend(feeds), reference(feeds)
+            n = len(w)
+            max_diff = max(max_diff, float(np.abs(got[0, :n] - want[0, :n]).max()))
+            heads = [pos for pos, _ in w.heads]
+            same &= bool((got[0, heads].argmax(-1) == want[0, heads].argmax(-1)).all())
+            n_windows += 1
+        agree += same
+    return Validation(len(examples), n_windows, max_diff, agree / len(examples), atol)
 
 
 def compare(reference: Reference, bundle: Bundle, examples: list[Example], atol: float = DEFAULT_ATOL) -> Validation:
@@ -258,7 +310,7 @@ def manifest_for(
     source: dict | None = None,
 ) -> Manifest:
     """The manifest of a bundle exported from ``qa`` (every format and precision fills it the same way)."""
-    cfg, labels = qa.model.config, labels_of(qa)
+    cfg, labels, task = qa.model.config, labels_of(qa), task_of(qa)
     head = {"fresh_head": qa.fresh_head} if labels else {"fresh_qa_head": qa.fresh_head}
     return Manifest(
         name=name,
@@ -275,7 +327,7 @@ def manifest_for(
         hidden_size=int(cfg.hidden_size),
         vocab_size=int(cfg.vocab_size),
         labels=labels,
-        task="text-classification" if labels else "extractive-qa",
+        task=task,
         source={
             "model": qa.source,
             "model_type": cfg.model_type,

@@ -110,6 +110,34 @@ def wnut_dir() -> Path:
     return d
 
 
+# WNUT-17's tags in the order tag_set gives them (O, then B-/I- per type)
+WNUT_TAGS = [
+    "O",
+    *(f"{p}-{k}" for k in ("corporation", "creative-work", "group", "location", "person", "product") for p in "BI"),
+]
+
+
+@pytest.fixture(scope="session")
+def wnut_excerpt(wnut_dir: Path, tmp_path_factory) -> Path:
+    """WNUT-17 dev's first 24 sentences (CC BY 4.0, see the data's SOURCES.md) as a CoNLL file of their own."""
+    blocks = (wnut_dir / "emerging.dev.conll").read_text(encoding="utf-8").strip().split("\n\n")[:24]
+    path = tmp_path_factory.mktemp("wnut") / "dev24.conll"
+    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_tagger_bundle(tmp_path_factory):
+    """A seeded 2-layer, 32-wide BERT tagger over WNUT-17's tags with the MiniLM tokenizer, fp32 ONNX, 32-token
+    windows (long tweets take two)."""
+    from edgekit.export.tiny import tiny_classifier
+    from edgekit.export.to_onnx import onnx_bundle
+
+    out = tmp_path_factory.mktemp("tiny-tag") / "tiny-tagger"
+    tagger = tiny_classifier(WNUT_TAGS, per_token=True)
+    return onnx_bundle(tagger, out, "tiny-random-tagger", max_seq_len=32, doc_stride=0)
+
+
 @pytest.fixture(scope="session")
 def tiny_classifier_bundle(tmp_path_factory):
     """A seeded 2-layer, 32-wide BERT classifier over SST-2's labels with the MiniLM tokenizer, fp32 ONNX."""

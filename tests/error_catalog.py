@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ class Env:
     work: Path
     bundle: Path  # a valid fp32 ONNX bundle
     classifier: Path  # a valid fp32 ONNX text-classification bundle, labels "0" and "1"
+    tagger: Path  # a valid fp32 ONNX token-classification bundle, tags O and B-/I-location, B-/I-person
 
     def dataset(self, name: str, edit: Callable[[dict], None] | None = None) -> Path:
         obj = copy.deepcopy(VALID)
@@ -87,6 +89,11 @@ def _texts(env: Env, name: str, content: str | bytes, *extra: str) -> list[str]:
     """``edgekit run`` of the classifier on a dataset file of ``content``."""
     data = env.raw(name, content if isinstance(content, bytes) else content.encode())
     return env.run(data, *extra, bundle=env.classifier)
+
+
+def _tags(env: Env, name: str, content: str) -> list[str]:
+    """``edgekit run`` of the tagger on a CoNLL file of ``content``."""
+    return env.run(env.raw(name, content.encode()), bundle=env.tagger)
 
 
 def _qa(obj: dict) -> dict:
@@ -329,6 +336,23 @@ CASES: list[Case] = [
         lambda e: _texts(e, "c7.csv", "sentence,label\ngood,1\n"),
         "a classification dataset",
     ),
+    # token-classification datasets (CoNLL-style, as WNUT-17)
+    Case("tagged data", "a line with no tag", lambda e: _tags(e, "t1.conll", "Paris\tB-location\nis\n"), "line 2"),
+    Case("tagged data", "a tag the bundle lacks", lambda e: _tags(e, "t2.conll", "Paris\tB-city\n"), "bundle's tags"),
+    Case(
+        "tagged data",
+        "an I- tag after O",
+        lambda e: _tags(e, "t3.conll", "in\tO\nParis\tI-location\n"),
+        "B-location before I-location",
+    ),
+    Case("tagged data", "no sentence at all", lambda e: _tags(e, "t4.conll", "\n\n"), "at least one tagged sentence"),
+    Case(
+        "tagged data",
+        "a file of another shape",
+        lambda e: _tags(e, "t5.conll", json.dumps({"data": [{"tokens": ["Paris"]}]})),
+        "a tag O, B-TYPE or I-TYPE",
+    ),
+    Case("tagged data", "a format the device does not read", lambda e: _tags(e, "t6.json", "{}"), "CoNLL-style"),
     Case(
         "bundle",
         "classifier labels that do not fit the model's outputs",
@@ -935,7 +959,10 @@ def run_case(case: Case, env: Env) -> tuple[int, str]:
 
     argv = case.make(env)
     err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        # JAX, imported in this test process by the TFLite tests (never by `edgekit run`), warns when a runtime
+        # forks (OpenVINO loading its plugin): a fact of the shared process, not a message of the command
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
         code = main(argv)
     return code, err.getvalue()
 
@@ -963,7 +990,11 @@ def build(work: Path) -> list[tuple[Case, str]]:
 
     bundle = onnx_bundle(tiny_qa(), work / "tiny", "tiny-random-bert", max_seq_len=64, doc_stride=32)
     classifier = onnx_bundle(tiny_classifier(["0", "1"]), work / "tiny-cls", "tiny-cls", max_seq_len=64, doc_stride=0)
-    env = Env(work, bundle.path, classifier.path)
+    tags = ["O", "B-location", "I-location", "B-person", "I-person"]
+    tagger = onnx_bundle(
+        tiny_classifier(tags, per_token=True), work / "tiny-tag", "tiny-tag", max_seq_len=64, doc_stride=0
+    )
+    env = Env(work, bundle.path, classifier.path, tagger.path)
     results = []
     for case in CASES:
         code, err = run_case(case, env)

@@ -60,6 +60,35 @@ def test_classifier_labels_and_scores_equal_the_transformers_pipeline(tiny_class
     assert clf(texts[0]) == [got[0]]
 
 
+def test_tagger_entities_equal_the_transformers_pipeline_first_strategy(tiny_tagger_bundle, wnut_dir) -> None:
+    """Entity groups, offsets, words and scores as ``pipeline("token-classification", aggregation_strategy="first")``
+    gives them, on WNUT-17 sentences written as text (a random tiny tagger: many groups of every kind)."""
+    from conftest import WNUT_TAGS
+
+    from edgekit.entities import read_conll
+    from edgekit.export.tiny import tiny_classifier
+
+    torch_model = tiny_classifier(WNUT_TAGS, per_token=True)  # seeded: the model the bundle was exported from
+    hf = pipeline(
+        "token-classification", model=torch_model.model, tokenizer=torch_model.tokenizer,
+        aggregation_strategy="first", device="cpu",
+    )  # fmt: skip
+    ner = edgekit.load(tiny_tagger_bundle.path)
+    texts = [" ".join(s.words) for s in read_conll(wnut_dir / "emerging.dev.conll")[:200]]
+    texts = [t for t in texts if t.isascii() and len(torch_model.tokenizer(t)["input_ids"]) <= 32][:60]
+    assert len(texts) >= 40
+    got, want = ner(texts), hf(texts)
+    groups = 0
+    for text, g, w in zip(texts, got, want, strict=True):
+        assert [(e["entity_group"], e["start"], e["end"], e["word"]) for e in g] == [
+            (e["entity_group"], e["start"], e["end"], e["word"]) for e in w
+        ], text
+        assert np.allclose([e["score"] for e in g], [float(e["score"]) for e in w], atol=1e-4)
+        groups += len(g)
+    assert groups > 50
+    assert ner(texts[0]) == got[0]
+
+
 def test_bad_calls_are_refused_in_one_line(minilm_bundle, tiny_classifier_bundle) -> None:
     qa = edgekit.load(minilm_bundle.path)
     with pytest.raises(EdgekitError, match="as many of each"):

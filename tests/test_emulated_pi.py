@@ -112,6 +112,27 @@ def test_a_classification_bundle_answers_on_the_emulated_pi_as_on_the_host(
         assert conf[0] == conf[1]
 
 
+def test_a_tagger_bundle_answers_on_the_emulated_pi_as_on_the_host(
+    emulated, sshd, tiny_tagger_bundle, wnut_excerpt, tmp_path
+) -> None:
+    """A token-classification int8 bundle through ``edgekit deploy`` to the emulated Pi: every word's tag and the
+    entity scores are the host's; the CoNLL file travels as it is and the device's reader reads it."""
+    from edgekit.export.quantize import quantize_dynamic_bundle
+
+    n = 8
+    int8 = quantize_dynamic_bundle(tiny_tagger_bundle, tmp_path / "tiny-tag-int8")
+    launcher = emulated.write_launcher(tmp_path / "pi-python")
+    config = DeployConfig(limit=n, warmup=0, remote_dir=str(tmp_path / "pi home"), remote_python=str(launcher))
+    host, pulled = tmp_path / "host", tmp_path / "pulled"
+    run(int8.path, wnut_excerpt, host, RunConfig(limit=n, warmup=0, progress=False))
+    report = deploy(sshd, int8.path, wnut_excerpt, pulled, config)
+    assert report.remote_exit == 0
+    arm, here = (json.loads((d / "metrics.json").read_text()) for d in (pulled, host))
+    assert arm["device"]["arch"] == "aarch64" and arm["task"] == "token-classification"
+    assert json.loads((pulled / "predictions.json").read_text()) == json.loads((host / "predictions.json").read_text())
+    assert (arm["f1"], arm["surface_f1"], arm["n_examples"]) == (here["f1"], here["surface_f1"], n)
+
+
 def test_deploy_over_ssh_to_an_emulated_pi(emulated, sshd, tiny_bundles, dev_path, tmp_path) -> None:
     """``edgekit deploy`` to a real sshd whose Python is the emulated Pi's: every bundle of ``tiny_bundles``."""
     n = 5

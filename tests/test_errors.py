@@ -8,7 +8,15 @@ from error_catalog import CASES, DOC, Case, Env, run_case
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, tiny_bundle, tiny_classifier_bundle) -> Env:
-    return Env(tmp_path_factory.mktemp("cases"), tiny_bundle.path, tiny_classifier_bundle.path)
+    from edgekit.export.tiny import tiny_classifier
+    from edgekit.export.to_onnx import onnx_bundle
+
+    work = tmp_path_factory.mktemp("cases")
+    tags = ["O", "B-location", "I-location", "B-person", "I-person"]
+    tagger = onnx_bundle(
+        tiny_classifier(tags, per_token=True), work / "tiny-tag", "tiny-tag", max_seq_len=64, doc_stride=0
+    )
+    return Env(work, tiny_bundle.path, tiny_classifier_bundle.path, tagger.path)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.group}: {c.what}" for c in CASES])

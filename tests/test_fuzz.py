@@ -189,6 +189,43 @@ def test_mutated_classification_file_loads_or_is_refused_cleanly(tmp_path, ops, 
         assert examples and all(ex.text.strip() and ex.label and ex.id for ex in examples)
 
 
+# WNUT-17's shape (word<TAB>tag, a blank line between sentences), words of the kind it holds
+CONLL_BYTES = "@paul\tO\nmeets\tO\nSam\tB-person\nSmith\tI-person\nin\tO\nNew\tB-location\nYork\tI-location\n\n\U0001f600\tO\nhttp://t.co/x\tO\n".encode()
+CONLL_TAGS = ["O", "B-person", "I-person", "B-location", "I-location"]
+
+
+@FAST
+@given(ops=_mutations(), with_labels=st.booleans())
+def test_mutated_conll_file_loads_or_is_refused_cleanly(tmp_path, ops, with_labels) -> None:
+    from edgekit.tasks.tokens import load_sentences
+
+    f = tmp_path / "m.conll"
+    f.write_bytes(_mutate(CONLL_BYTES, ops))
+    try:
+        sentences = load_sentences(f, CONLL_TAGS if with_labels else None)
+    except InputError as exc:
+        assert str(f) in str(exc) and "expected" in str(exc) and "\n" not in str(exc)
+    else:
+        for s in sentences:
+            assert s.words and len(s.words) == len(s.tags) and all(w.strip() == w and w for w in s.words)
+            assert not with_labels or set(s.tags) <= set(CONLL_TAGS)
+
+
+@FAST
+@given(lines=st.lists(st.text(alphabet="ab \t-BIO\r", max_size=12), max_size=8))
+def test_structurally_random_conll_lines_are_refused_cleanly(tmp_path_factory, lines) -> None:
+    from edgekit.tasks.tokens import load_sentences
+
+    f = tmp_path_factory.mktemp("conll") / "x.conll"
+    f.write_text("\n".join(lines))
+    try:
+        sentences = load_sentences(f)
+    except InputError as exc:
+        assert str(f) in str(exc) and "\n" not in str(exc)
+    else:
+        assert all(len(s.words) == len(s.tags) for s in sentences)
+
+
 @FAST
 @given(
     doc=st.recursive(

@@ -154,3 +154,49 @@ def test_rows_the_device_would_refuse_are_refused_here_naming_the_row(tmp_path: 
             materialize(name, "text-classification", "train")
     with pytest.raises(InputError, match="each task column once"):
         parse_columns(["text=sentence,text=label"])
+
+
+def test_wnut17_as_the_hub_has_it_becomes_the_same_tagged_sentences(
+    offline_caches: Path, tmp_path: Path, wnut_dir
+) -> None:
+    """The hub's wnut_17 layout (words and ClassLabel tag ids per row) from the local cache: the CoNLL file
+    written is read as the same sentences as WNUT-17's own test file."""
+    from edgekit.entities import read_conll
+
+    sentences = read_conll(wnut_dir / "emerging.test.annotated")[:50]
+    names = [
+        "O",
+        *(f"{p}-{k}" for k in ("corporation", "creative-work", "group", "location", "person", "product") for p in "BI"),
+    ]
+    frame = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(len(sentences))],
+            "tokens": [list(s.words) for s in sentences],
+            "ner_tags": [[names.index(t) for t in s.tags] for s in sentences],
+        }
+    )
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names)),
+        }
+    )
+    _cache_hub_dataset(offline_caches, "wnut_17", frame, features, "test")
+    out = tmp_path / "test.conll"
+    assert main(["export", "dataset", "hf:wnut_17", str(out), "--task", "tokens", "--split", "test"]) == 0
+    got = read_conll(out)
+    assert [(s.words, s.tags) for s in got] == [(s.words, s.tags) for s in sentences]
+
+
+def test_tagged_rows_the_device_would_refuse_are_refused_naming_the_row(tmp_path: Path) -> None:
+    for rows, expected in (
+        ({"tokens": [["Paris", "is"]], "ner_tags": [["B-location"]]}, "row 0: expected a non-empty list of words"),
+        ({"tokens": [["Paris"]], "ner_tags": [["I-location"]]}, "row 0 column 'ner_tags': expected IOB2 tags"),
+        ({"tokens": [["Par\tis"]], "ner_tags": [["O"]]}, "row 0 column 'tokens': expected words without tabs"),
+        ({"tokens": [["Paris"]], "ner_tags": [["X-city"]]}, "row 0 column 'ner_tags': expected tags O, B-TYPE"),
+    ):
+        path = tmp_path / "rows.jsonl"
+        path.write_text(json.dumps({k: v[0] for k, v in rows.items()}) + "\n")
+        with pytest.raises(InputError, match=expected):
+            materialize(str(path), "token-classification", "train")

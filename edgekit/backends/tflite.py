@@ -49,7 +49,7 @@ class TfliteBackend:
             raise BundleError(bundle.model_path, "model", f"a TFLite model the interpreter can load ({exc})") from None
         self.name = interpreter.__module__.split(".")[0]
         self.input_names, self.pad_id = m.input_names, m.pad_id
-        self.per_token = m.task == "extractive-qa"  # outputs with one value per position, cut back to the window
+        self.per_token = m.task != "text-classification"  # outputs with one value per position, cut back to the window
         self.runners: dict[int, tuple[object, list[str], list[str]]] = {}  # length -> runner, its args, outputs
         for runner in runners:
             details = runner.get_input_details()

@@ -25,8 +25,13 @@ if TYPE_CHECKING:
 TASKS: dict[str, str] = {
     "extractive-qa": "edgekit.tasks.qa:QA",
     "text-classification": "edgekit.tasks.classification:CLASSIFICATION",
+    "token-classification": "edgekit.tasks.tokens:TOKENS",
 }
-RECIPE_NAMES: dict[str, str] = {"qa": "extractive-qa", "classification": "text-classification"}
+RECIPE_NAMES: dict[str, str] = {
+    "qa": "extractive-qa",
+    "classification": "text-classification",
+    "tokens": "token-classification",
+}
 
 
 class TaskModel(Protocol):
