@@ -184,7 +184,8 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     """The full parser for the device commands; a workstation command gets its own only when ``chosen``."""
     parser = argparse.ArgumentParser(
         prog="edgekit",
-        description="Distill, export and measure transformer models (extractive QA, text classification) for edge devices.",
+        description="Distill, export and measure transformer models (extractive QA, text and token classification) "
+        "for edge devices.",
         epilog="In Python, edgekit.load(BUNDLE) gives a bundle's task as a pipeline called like transformers' "
         "(README, 'Python API').",
     )
@@ -210,7 +211,8 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
         "run",
         help="run a bundle over a dataset of its task; write predictions and metrics",
         description="Run a bundle over a dataset of its task and measure its scores (QA: SQuAD EM/F1; text "
-        "classification: accuracy, macro-F1, and CLINC150's in-scope accuracy and out-of-scope recall), latency, "
+        "classification: accuracy, macro-F1, and CLINC150's in-scope accuracy and out-of-scope recall; token "
+        "classification: entity precision/recall/F1 per type and WNUT-17's surface-form F1), latency, "
         "throughput and memory. Re-running with the same --out resumes an interrupted run.",
     )
     p.add_argument("bundle", type=Path, help="edge bundle directory")
@@ -221,7 +223,7 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
         help="the task's dataset: QA a SQuAD v1.1 JSON (default: $EDGEKIT_DATA_DIR/squad/dev-v1.1.json, or "
         "$EDGEKIT_SQUAD_DIR/dev-v1.1.json; packaged:dev, the shipped excerpt); classification (no default) a TSV "
         "with sentence/text and label columns (GLUE's SST-2) or CLINC150's data_full.json (packaged:clinc150); "
-        "other formats: edgekit export dataset on a workstation",
+        "token classification (no default) a CoNLL-style file of word<TAB>tag lines (WNUT-17); other formats: edgekit export dataset on a workstation",
     )
     p.add_argument(
         "--split",

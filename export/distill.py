@@ -712,7 +712,8 @@ def _token_data(
     write: bool,
 ) -> tuple[tagging.TokenFeatures, np.ndarray | None]:
     """The training sentences windowed as the device will (the student's tokenizer.json, written to ``tok_file``
-    unless ``write`` is false), labelled at first sub-words and, for KD, the teacher's per-word logits there."""
+    unless ``write`` is false), labelled at first sub-words and, for KD, the teacher's per-word logits there.
+    The teacher alone tags the sentences of each ``data.extra_train`` file (its first ``data.train_limit``)."""
     if write:
         save_tokenizer_json(student, tok_file)
     elif not tok_file.is_file():
@@ -720,25 +721,23 @@ def _token_data(
     from edgekit.tasks.tokens import WordTokenizer
 
     tok = WordTokenizer.from_file(tok_file, recipe.data.max_seq_len)
-    features = tagging.build_token_features(sentences, tok, labels, int(student.tokenizer.pad_token_id or 0))
+    paths = recipe.data.train_paths()
+    parts = [sentences, *(tagging.read_unlabelled(p, recipe.data.train_limit) for p in paths[1:])]
+    everything = [s for part in parts for s in part]
+    pad_id = int(student.tokenizer.pad_token_id or 0)
+    features = tagging.build_token_features(everything, tok, labels, pad_id, len(sentences))
     if not recipe.loss.uses_teacher_logits:
         return features, None
-    if len(recipe.data.train_paths()) > 1:
-        raise EdgekitError("data.extra_train: token classification trains on data.train alone")
     t_bundle = _teacher_bundle(teacher, recipe, write)
+    cache, threads = Path(recipe.output_dir) / "cache", recipe.training.threads or None
     try:
-        words = tagging.teacher_word_logits(
-            Path(recipe.output_dir) / "cache",
-            t_bundle,
-            tagging.dataset_path(recipe.data.train),
-            sentences,
-            labels,
-            threads=recipe.training.threads or None,
-            write=write,
-        )
+        words = [
+            tagging.teacher_word_logits(cache, t_bundle, path, part, labels, threads, write)
+            for path, part in zip(paths, parts, strict=True)
+        ]
     except FileNotFoundError:
-        raise _written_by_process_0(Path(recipe.output_dir) / "cache", "the teacher-logits cache") from None
-    return features, tagging.place_word_logits(features, words)
+        raise _written_by_process_0(cache, "the teacher-logits cache") from None
+    return features, tagging.place_word_logits(features, np.concatenate(words))
 
 
 def _seconds_per_step(log: list[dict[str, Any]], steps_run: int) -> float | None:

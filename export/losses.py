@@ -118,16 +118,17 @@ def token_kd_loss(
     """A tagger's objective over [batch, seq, tags] logits; returns the total and its parts.
 
     The two terms of :func:`classification_kd_loss`, each position with a label (a word's first sub-word) one
-    example: the hard term is the cross-entropy and the soft term T² · KL, both averaged over those positions.
-    Every other position (later sub-words, special tokens, padding: label -100) takes part in neither."""
-    known = labels != IGNORE_INDEX
-    flat = logits.float()[known]
-    hard = F.cross_entropy(flat, labels[known], reduction="sum") / known.sum().clamp(min=1)
+    example: the hard term is the cross-entropy over the gold-tagged positions, the soft term T² · KL over those
+    and the positions only the teacher tags (label -1: words of extra, unlabelled sentences), each averaged over
+    its positions. Every other position (later sub-words, special tokens, padding: label -100) takes part in
+    neither."""
+    gold, taught = labels >= 0, labels != IGNORE_INDEX
+    hard = F.cross_entropy(logits.float()[gold], labels[gold], reduction="sum") / gold.sum().clamp(min=1)
     if teacher_logits is None or alpha >= 1.0:
         return {"loss": hard, "hard": hard.detach()}
-    s = F.log_softmax(flat / temperature, dim=-1)
-    t = F.log_softmax(teacher_logits.float()[known] / temperature, dim=-1)
-    soft = (t.exp() * (t - s)).sum() / known.sum().clamp(min=1) * temperature**2
+    s = F.log_softmax(logits.float()[taught] / temperature, dim=-1)
+    t = F.log_softmax(teacher_logits.float()[taught] / temperature, dim=-1)
+    soft = (t.exp() * (t - s)).sum() / taught.sum().clamp(min=1) * temperature**2
     return {"loss": alpha * hard + (1 - alpha) * soft, "hard": hard.detach(), "soft": soft.detach()}
 
 

@@ -361,8 +361,10 @@ def _validate(r: Recipe, path: Path | None) -> None:
                 raise InputError(path, f"key 'data.{key}'", "a CoNLL-style file of word<TAB>tag lines")
         if len(set(r.data.labels)) != len(r.data.labels):
             raise InputError(path, "key 'data.labels'", "distinct tag names")
-        if r.data.extra_train:
-            raise InputError(path, "key 'data.extra_train'", "no extra files for task 'tokens'")
+        if r.data.extra_train and not r.loss.uses_teacher_logits:
+            raise InputError(
+                path, "key 'data.extra_train'", "loss.alpha below 1 (the teacher alone tags extra sentences)"
+            )
         from edgekit.export.hfdata import is_datasets_source
 
         for key in ("train", "dev"):  # a CoNLL file is one split; a datasets source names its own

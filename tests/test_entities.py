@@ -3,6 +3,7 @@ and real tag sequences, WNUT-17's surface forms, and the CoNLL reader's one-line
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -114,3 +115,17 @@ def test_bad_conll_is_one_line_naming_the_place(tmp_path: Path, text: str, where
     with pytest.raises(InputError, match=expected) as info:
         read_conll(path, labels=TAGS)
     assert f"{path}: {where}:" in str(info.value)
+
+
+def test_equal_to_seqeval_on_the_teachers_real_output(wnut_dir: Path) -> None:
+    """The WNUT-17 teacher's own test-set predictions (committed by benchmarks.classification) score the same
+    under seqeval as the runner's metrics.json says they do."""
+    run = Path(__file__).resolve().parents[1] / "benchmarks/results/classification/wnut17/mpnet-wnut17-ft-fp32-onnx"
+    predictions = json.loads((run / "predictions.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    gold = read_conll(wnut_dir / "emerging.test.annotated")
+    tags = [list(s.tags) for s in gold]
+    predicted = [predictions[s.id] for s in gold]
+    _assert_equal(tags, predicted)
+    assert score_entities(tags, predicted)["f1"] == pytest.approx(metrics["f1"])
+    assert sum(t != "O" for p in predicted for t in p) > 500  # a real tagger's output, not all O

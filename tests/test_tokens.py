@@ -101,6 +101,19 @@ def test_token_loss_is_ce_and_t2_kl_over_first_sub_words_only() -> None:
     assert token_kd_loss(changed, labels, teacher, 0.25, t)["loss"] == pytest.approx(out["loss"].item(), rel=1e-6)
     assert token_kd_loss(logits, labels, logits, 0.0, t)["loss"].item() == pytest.approx(0.0, abs=1e-6)
     assert set(token_kd_loss(logits, labels, teacher, 1.0, t)) == {"loss", "hard"}
+    # a word only the teacher tags (-1): in the soft term, not the hard one
+    extra = labels.clone()
+    extra[0, 2] = -1
+    both = extra != IGNORE_INDEX
+    with_extra = token_kd_loss(logits, extra, teacher, 0.25, t)
+    assert with_extra["hard"] == pytest.approx(out["hard"].item(), rel=1e-6)
+    kl = F.kl_div(
+        F.log_softmax(logits[both] / t, -1),
+        F.log_softmax(teacher[both] / t, -1),
+        reduction="batchmean",
+        log_target=True,
+    )
+    assert with_extra["soft"] == pytest.approx(t * t * kl.item(), rel=1e-5)
 
 
 def test_a_tagger_bundle_records_its_tags_and_validates_against_pytorch(tiny_tagger_bundle, wnut_excerpt) -> None:
@@ -165,6 +178,22 @@ def test_a_tag_the_bundle_lacks_is_refused_in_one_line_and_exits_2(tiny_tagger_b
     assert not (tmp_path / "r").exists()
 
 
+def test_a_report_of_a_tagger_and_a_qa_run_has_a_table_each(
+    tiny_tagger_bundle, tiny_bundle, wnut_excerpt, dev_path, tmp_path
+) -> None:
+    from edgekit.export.report import build_rows, read_inputs, task_tables
+
+    run(tiny_tagger_bundle.path, wnut_excerpt, tmp_path / "tag", RunConfig(warmup=0, progress=False))
+    run(tiny_bundle.path, dev_path, tmp_path / "qa", RunConfig(limit=4, warmup=0, progress=False))
+    rows = build_rows(read_inputs([tmp_path / "tag", tmp_path / "qa"])[0])
+    heads = {task: head for task, head, _ in task_tables(rows)}
+    head = heads["token-classification"]
+    assert "surface F1" in head and "F1" in head and "EM" not in head and "accuracy" not in head
+    assert "surface F1" not in heads["extractive-qa"]
+    tagger = next(r for r in rows if r.task == "token-classification")
+    assert tagger.score_name == "entity F1" and tagger.surface_f1 is not None and tagger.n_questions == 24
+
+
 def test_predictions_read_back_that_do_not_fit_the_sentences_are_refused(
     tiny_tagger_bundle, wnut_excerpt, tmp_path
 ) -> None:
@@ -218,10 +247,13 @@ def tiny_tagger_teacher(tmp_path_factory) -> Path:
 def test_kd_chain_trains_a_tagger_and_ships_checked_bundles(
     tiny_tagger_teacher: Path, wnut_dir: Path, wnut_excerpt: Path, tmp_path: Path
 ) -> None:
-    """A teacher-layer student distilled on per-word teacher logits, exported to every format, each checked."""
+    """A teacher-layer student distilled on per-word teacher logits, over the gold sentences and texts only the
+    teacher tags, exported to every format, each checked."""
     from edgekit.export.pipeline import export_all
     from edgekit.export.recipes import load_recipe
 
+    extra = tmp_path / "extra.txt"
+    extra.write_text("paris is lovely in spring\n\nwe watched star wars with anna\n")
     recipe_file = tmp_path / "r.toml"
     recipe_file.write_text(
         f"""
@@ -236,6 +268,7 @@ layers = [1]
 [data]
 train = {json.dumps(str(wnut_dir / "wnut17train.conll"))}
 dev = {json.dumps(str(wnut_excerpt))}
+extra_train = [{json.dumps(str(extra))}]
 max_seq_len = 48
 train_limit = 40
 [loss]
@@ -253,11 +286,10 @@ group_by_length = true
     rows = export_all(recipe, check_questions=12)
     result = json.loads((recipe.out / "result.json").read_text())
     assert result["steps"] == 3 and result["method"].startswith("KD T=2 alpha=0.5")
-    assert result["n_train_examples"] == 40 and result["n_train_features"] >= 40
-    cache = list((recipe.out.parent / "cache").glob("teacher-logits-tokens-*/logits.npy"))
-    assert len(cache) == 1
+    assert result["n_train_examples"] == 40 and result["n_train_features"] >= 42
+    shapes = sorted(np.load(f).shape for f in (recipe.out.parent / "cache").glob("teacher-logits-tokens-*/logits.npy"))
     words = sum(len(s.words) for s in read_conll(wnut_dir / "wnut17train.conll")[:40])
-    assert np.load(cache[0]).shape == (words, len(TAGS))
+    assert shapes == sorted([(words, len(TAGS)), (5 + 6, len(TAGS))])  # one cache per training file
     log = json.loads((recipe.out / "training_log.json").read_text())
     assert any("loss_soft" in e for e in log)
     kinds = {(r.format, r.precision) for r in rows}
@@ -277,7 +309,10 @@ group_by_length = true
     ("overrides", "where"),
     [
         (['data.train="a.conll"'], "key 'data.dev'"),
-        (['data.train="a.conll"', 'data.dev="b.conll"', 'data.extra_train=["c.conll"]'], "data.extra_train"),
+        (
+            ['data.train="a.conll"', 'data.dev="b.conll"', 'data.extra_train=["c.txt"]', "loss.alpha=1"],
+            "data.extra_train",
+        ),
         (['data.train="a.conll"', 'data.dev="b.conll"', 'data.labels=["O", "O"]'], "data.labels"),
     ],
 )

@@ -28,10 +28,19 @@ from edgekit.bundle import Bundle, sha256_file
 from edgekit.entities import Sentence
 from edgekit.errors import EdgekitError, InputError
 from edgekit.export.losses import IGNORE_INDEX, token_kd_loss
-from edgekit.squad import resolve_data_path
-from edgekit.tasks.tokens import Tagger, WordTokenizer, check_tag_names, load_sentences, tag_set
+from edgekit.squad import read_text, resolve_data_path
+from edgekit.tasks.tokens import (
+    MAX_WORD_CHARS,
+    MAX_WORDS,
+    Tagger,
+    WordTokenizer,
+    check_tag_names,
+    load_sentences,
+    tag_set,
+)
 
 CACHE_FORMAT = 1
+TEACHER_ONLY = -1  # the label of a word only the teacher tags (an extra, unlabelled sentence): soft loss alone
 
 
 def dataset_path(value: str) -> Path:
@@ -43,6 +52,30 @@ def read_split(value: str, split: str = "") -> list[Sentence]:
     if split:
         raise InputError(dataset_path(value), f"split {split!r}", "no split for a CoNLL file (one file is one split)")
     return load_sentences(dataset_path(value))
+
+
+def read_unlabelled(path: Path, limit: int = 0) -> list[Sentence]:
+    """Sentences for the teacher alone to tag (``data.extra_train``), the first ``limit`` when set: a ``.txt``
+    file (one text per line), a classification ``.tsv`` (its texts) or a CoNLL file (its tags unused); a text's
+    words are split at whitespace."""
+    suffix = path.suffix.lower()
+    if suffix not in (".txt", ".tsv"):
+        return load_sentences(path)[: limit or None]
+    if suffix == ".tsv":
+        from edgekit.tasks.classification import read_tsv
+
+        texts = [(ex.id, ex.text) for ex in read_tsv(path)]
+    else:
+        texts = [(f"line-{n}", t) for n, t in enumerate(read_text(path, "text").split("\n"), 1) if t.strip()]
+    sentences = []
+    for sid, text in texts[: limit or None]:
+        words = tuple(text.split())
+        if len(words) > MAX_WORDS or any(len(w) > MAX_WORD_CHARS for w in words):
+            raise InputError(path, sid, f"at most {MAX_WORDS:,} words of at most {MAX_WORD_CHARS:,} characters")
+        sentences.append(Sentence(sid, words, ("O",) * len(words)))
+    if not sentences:
+        raise InputError(path, "file", "at least one text")
+    return sentences
 
 
 def recipe_labels(recipe: Any, train: list[Sentence]) -> list[str]:
@@ -65,8 +98,8 @@ def recipe_labels(recipe: Any, train: list[Sentence]) -> list[str]:
 
 @dataclass
 class TokenFeatures:
-    """One row per window, padded to the longest; ``labels`` [N, L] the tag index on each word's first sub-word,
-    ``IGNORE_INDEX`` elsewhere; ``words`` [N, L] the index of that word among all the data's words, -1 elsewhere."""
+    """One row per window, padded to the longest; ``labels`` [N, L] the tag index on each word's first sub-word
+    (``TEACHER_ONLY`` where only the teacher tags it), ``IGNORE_INDEX`` elsewhere; ``words`` [N, L] the index of that word among all the data's words, -1 elsewhere."""
 
     input_ids: np.ndarray
     token_type_ids: np.ndarray
@@ -79,16 +112,18 @@ class TokenFeatures:
 
 
 def build_token_features(
-    sentences: list[Sentence], tok: WordTokenizer, labels: list[str], pad_id: int
+    sentences: list[Sentence], tok: WordTokenizer, labels: list[str], pad_id: int, gold: int | None = None
 ) -> TokenFeatures:
-    """Each sentence's windows as the device makes them, labelled at the first sub-word of each word."""
+    """Each sentence's windows as the device makes them, labelled at the first sub-word of each word. Only the
+    first ``gold`` sentences (all when None) keep their tags; the others' words are ``TEACHER_ONLY``."""
     index = {name: i for i, name in enumerate(labels)}
+    gold = len(sentences) if gold is None else gold
     rows: list[tuple[list[int], list[tuple[int, int]], int]] = []  # ids, heads, offset of the sentence's words
     offset = 0
     for s in sentences:
         rows += [(w.ids, w.heads, offset) for w in tok.windows(s.words)]
         offset += len(s.words)
-    tags = [index[t] for s in sentences for t in s.tags]
+    tags = [index[t] if i < gold else TEACHER_ONLY for i, s in enumerate(sentences) for t in s.tags]
     length = max(len(ids) for ids, _, _ in rows)
     n = len(rows)
     ids = np.full((n, length), pad_id, dtype=np.int64)
