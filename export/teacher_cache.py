@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -146,3 +147,31 @@ def _fill(arrays, done, teacher, examples, features, batch_size, threads, progre
         write_json(progress_file, {"done": hi, "of": n})
         bar.update(hi - lo)
     bar.close()
+
+
+def cached_array(
+    cache: Path, key: dict, shape: tuple[int, ...], fill: Callable[[], np.ndarray], write: bool = True
+) -> np.ndarray:
+    """A classifier's or tagger's teacher logits: ``cache/logits.npy`` (plain ``.npy``, never pickle) beside
+    ``cache/key.json``, read back as untrusted (the key it was made for, the shape, finite numbers), or made by
+    ``fill`` and written (``write``; a reader of another process raises FileNotFoundError). A killed fill starts
+    over: it is minutes, one forward pass per text."""
+    logits_file, key_file = cache / "logits.npy", cache / "key.json"
+    if logits_file.is_file() and key_file.is_file():
+        if json.loads(key_file.read_text()) != json.loads(json.dumps(key)):
+            raise InputError(key_file, "fields", "a cache made for this teacher, data and labels")
+        logits = np.load(logits_file, allow_pickle=False)
+        if logits.shape != shape or not np.all(np.isfinite(logits)):
+            raise InputError(logits_file, "array", f"finite logits of shape {shape}")
+        return logits
+    if not write:
+        raise FileNotFoundError(logits_file)
+    logits = fill()
+    if not np.all(np.isfinite(logits)):
+        raise EdgekitError(f"{cache}: the teacher gave non-finite logits on the training data")
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = cache / "logits.tmp.npy"
+    np.save(tmp, logits, allow_pickle=False)
+    tmp.replace(logits_file)
+    write_json(key_file, key)
+    return logits

@@ -3,8 +3,8 @@ the student's evaluation through the device path.
 
 A classifier's teacher logits are one row per text, whatever either tokenizer makes of it, so the teacher
 reads each text with its own tokenizer and nothing needs aligning (QA's logits are per position and do).
-The cache holds them as a plain ``.npy`` (never pickle) beside the key they are valid for; a killed fill
-starts over (minutes: one forward pass per text, batched by length).
+The cache (``teacher_cache.cached_array``) holds them beside the key they are valid for; a fill runs the
+teacher batched by length.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from edgekit.atomic import write_json
 from edgekit.backends import RuntimeOptions, open_backend
 from edgekit.bundle import Bundle, sha256_file
 from edgekit.errors import EdgekitError, InputError
 from edgekit.export.losses import IGNORE_INDEX, classification_kd_loss
+from edgekit.export.teacher_cache import cached_array
 from edgekit.squad import resolve_data_path
 from edgekit.tasks.classification import TextExample, TextTokenizer, check_labels, label_set, load_texts
 
@@ -122,38 +122,25 @@ def teacher_logits(
         )
     key = LogitsKey(m.files[m.model_file].sha256, sha256_file(train_path), split, len(examples), labels, m.max_seq_len)
     cache = cache_root / f"teacher-logits-cls-{key.digest()}"
-    logits_file, key_file = cache / "logits.npy", cache / "key.json"
-    if logits_file.is_file() and key_file.is_file():
-        if json.loads(key_file.read_text()) != json.loads(json.dumps(asdict(key))):
-            raise InputError(key_file, "fields", "a cache made for this teacher, data and labels")
-        logits = np.load(logits_file, allow_pickle=False)
-        if logits.shape != (len(examples), len(labels)) or not np.all(np.isfinite(logits)):
-            raise InputError(logits_file, "array", f"finite logits of shape {(len(examples), len(labels))}")
+
+    def fill() -> np.ndarray:
+        backend = open_backend(teacher, RuntimeOptions(threads=threads))
+        tok = TextTokenizer.from_file(teacher.tokenizer_path, m.max_seq_len)
+        encodings = tok.tokenizer.encode_batch([ex.text for ex in examples])
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")  # batches of similar length
+        logits = np.zeros((len(examples), len(labels)), dtype=np.float32)
+        print(f"teacher logits: {len(examples):,} texts into {cache}", file=sys.stderr)
+        for lo in tqdm(range(0, len(order), batch_size), desc="teacher logits", unit="batch"):
+            rows = order[lo : lo + batch_size]
+            width = max(len(encodings[i].ids) for i in rows)
+            ids = np.full((len(rows), width), m.pad_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for k, i in enumerate(rows):
+                ids[k, : len(encodings[i].ids)] = encodings[i].ids
+                mask[k, : len(encodings[i].ids)] = 1
+            by_name = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            (out,) = backend({n: by_name[n] for n in m.input_names})
+            logits[rows] = out
         return logits
-    if not write:
-        raise FileNotFoundError(logits_file)
-    backend = open_backend(teacher, RuntimeOptions(threads=threads))
-    tok = TextTokenizer.from_file(teacher.tokenizer_path, m.max_seq_len)
-    encodings = tok.tokenizer.encode_batch([ex.text for ex in examples])
-    order = np.argsort([len(e.ids) for e in encodings], kind="stable")  # batches of similar length: little padding
-    logits = np.zeros((len(examples), len(labels)), dtype=np.float32)
-    print(f"teacher logits: {len(examples):,} texts into {cache}", file=sys.stderr)
-    for lo in tqdm(range(0, len(order), batch_size), desc="teacher logits", unit="batch"):
-        rows = order[lo : lo + batch_size]
-        width = max(len(encodings[i].ids) for i in rows)
-        ids = np.full((len(rows), width), m.pad_id, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for k, i in enumerate(rows):
-            ids[k, : len(encodings[i].ids)] = encodings[i].ids
-            mask[k, : len(encodings[i].ids)] = 1
-        by_name = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        (out,) = backend({n: by_name[n] for n in m.input_names})
-        logits[rows] = out
-    if not np.all(np.isfinite(logits)):
-        raise EdgekitError(f"{teacher.path}: the teacher gave non-finite logits on the training texts")
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = cache / "logits.tmp.npy"
-    np.save(tmp, logits, allow_pickle=False)
-    tmp.replace(logits_file)
-    write_json(key_file, asdict(key))
-    return logits
+
+    return cached_array(cache, asdict(key), (len(examples), len(labels)), fill, write)

@@ -5,8 +5,8 @@ Labels are aligned as the device reads them (``edgekit.tasks.tokens.WordTokenize
 first sub-word; the other sub-words, special tokens and padding carry ``IGNORE_INDEX`` and take no part in
 either loss. Teacher and student may tokenize differently (MPNet's WordPiece, a byte-level BPE student): the
 teacher's logits are kept **per word** (read at its own first sub-words) and placed on the student's first
-sub-words, so nothing needs aligning beyond the words the data already gives. The cache holds them as a plain
-``.npy`` (never pickle) beside the key they are valid for.
+sub-words, so nothing needs aligning beyond the words the data already gives. The cache
+(``teacher_cache.cached_array``) holds them beside the key they are valid for.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from edgekit.atomic import write_json
 from edgekit.backends import RuntimeOptions, open_backend
 from edgekit.bundle import Bundle, sha256_file
 from edgekit.entities import Sentence
 from edgekit.errors import EdgekitError, InputError
 from edgekit.export.losses import IGNORE_INDEX, token_kd_loss
-from edgekit.squad import read_text, resolve_data_path
+from edgekit.export.tasks.classification import dataset_path
+from edgekit.export.teacher_cache import cached_array
+from edgekit.squad import read_text
 from edgekit.tasks.tokens import (
     MAX_WORD_CHARS,
     MAX_WORDS,
@@ -41,11 +42,6 @@ from edgekit.tasks.tokens import (
 
 CACHE_FORMAT = 1
 TEACHER_ONLY = -1  # the label of a word only the teacher tags (an extra, unlabelled sentence): soft loss alone
-
-
-def dataset_path(value: str) -> Path:
-    """A recipe's data path (``$VARS`` expanded); token classification has no default dataset."""
-    return resolve_data_path(value, Path(value))
 
 
 def read_split(value: str, split: str = "") -> list[Sentence]:
@@ -189,26 +185,13 @@ def teacher_word_logits(
         m.files[m.model_file].sha256, sha256_file(train_path), len(sentences), n_words, labels, m.max_seq_len
     )
     cache = cache_root / f"teacher-logits-tokens-{key.digest()}"
-    logits_file, key_file = cache / "logits.npy", cache / "key.json"
-    if logits_file.is_file() and key_file.is_file():
-        if json.loads(key_file.read_text()) != json.loads(json.dumps(asdict(key))):
-            raise InputError(key_file, "fields", "a cache made for this teacher, data and tags")
-        logits = np.load(logits_file, allow_pickle=False)
-        if logits.shape != (n_words, len(labels)) or not np.all(np.isfinite(logits)):
-            raise InputError(logits_file, "array", f"finite logits of shape {(n_words, len(labels))}")
-        return logits
-    if not write:
-        raise FileNotFoundError(logits_file)
-    tagger = Tagger(
-        teacher,
-        WordTokenizer.from_file(teacher.tokenizer_path, m.max_seq_len),
-        open_backend(teacher, RuntimeOptions(threads=threads)),
-    )
-    print(f"teacher logits: {len(sentences):,} sentences into {cache}", file=sys.stderr)
-    logits = np.concatenate([tagger.word_logits(s.words) for s in tqdm(sentences, desc="teacher logits", unit="sent")])
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = cache / "logits.tmp.npy"
-    np.save(tmp, logits, allow_pickle=False)
-    tmp.replace(logits_file)
-    write_json(key_file, asdict(key))
-    return logits
+
+    def fill() -> np.ndarray:
+        backend = open_backend(teacher, RuntimeOptions(threads=threads))
+        tagger = Tagger(teacher, WordTokenizer.from_file(teacher.tokenizer_path, m.max_seq_len), backend)
+        print(f"teacher logits: {len(sentences):,} sentences into {cache}", file=sys.stderr)
+        return np.concatenate(
+            [tagger.word_logits(s.words) for s in tqdm(sentences, desc="teacher logits", unit="sent")]
+        )
+
+    return cached_array(cache, asdict(key), (n_words, len(labels)), fill, write)
