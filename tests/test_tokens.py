@@ -208,7 +208,7 @@ def test_predictions_read_back_that_do_not_fit_the_sentences_are_refused(
 
 
 def test_int8_and_tflite_taggers_keep_the_tags_and_agree(tiny_tagger_bundle, wnut_excerpt, tmp_path: Path) -> None:
-    from edgekit.export.quantize import quantize_dynamic_bundle
+    from edgekit.export.quantize import WindowReader, quantize_dynamic_bundle, quantize_static_bundle
     from edgekit.export.tiny import tiny_classifier
     from edgekit.export.to_onnx import validate
 
@@ -216,6 +216,11 @@ def test_int8_and_tflite_taggers_keep_the_tags_and_agree(tiny_tagger_bundle, wnu
     assert int8.manifest.labels == TAGS and int8.manifest.task == "token-classification"
     m = run(int8.path, wnut_excerpt, tmp_path / "r8", RunConfig(warmup=0, progress=False))
     assert m["n_examples"] == 24 and 0.0 <= m["f1"] <= 100.0
+    # static QDQ, calibrated on the windows of tagged sentences
+    reader = WindowReader(tiny_tagger_bundle, load_sentences(wnut_excerpt), 16)
+    assert reader.n == 16 and all(f["input_ids"].shape == (1, 32) for f in reader.feeds)
+    static = quantize_static_bundle(tiny_tagger_bundle, tmp_path / "static", reader, "tiny-tagger-static")
+    assert run(static.path, wnut_excerpt, tmp_path / "rs", RunConfig(warmup=0, progress=False))["n_examples"] == 24
     if importlib.util.find_spec("litert_torch") is None:
         pytest.skip("litert-torch is not installed")
     from edgekit.export.to_tflite import tflite_bundles
@@ -334,3 +339,19 @@ def test_export_onnx_keeps_a_checkpoints_tagger_head(tiny_tagger_teacher: Path, 
     m = load_bundle(out).manifest
     assert m.task == "token-classification" and m.labels == TAGS and m.source["fresh_head"] is False
     assert main([*args[:3], str(tmp_path / "c"), "--max-seq-len", "64"]) == 2
+
+
+def test_sentences_for_the_teacher_alone_come_from_text_tsv_or_conll(
+    sst2_dir: Path, wnut_excerpt: Path, tmp_path
+) -> None:
+    from edgekit.export.tasks.tokens import read_unlabelled
+
+    txt = tmp_path / "t.txt"
+    txt.write_text("paris is lovely\n\n  we saw  star wars \n")
+    assert [s.words for s in read_unlabelled(txt)] == [("paris", "is", "lovely"), ("we", "saw", "star", "wars")]
+    tsv = read_unlabelled(sst2_dir / "train.tsv", limit=5)
+    assert len(tsv) == 5 and all(s.words and s.id.startswith("line-") for s in tsv)
+    assert len(read_unlabelled(wnut_excerpt, limit=3)) == 3
+    (tmp_path / "empty.txt").write_text("\n \n")
+    with pytest.raises(InputError, match="at least one text"):
+        read_unlabelled(tmp_path / "empty.txt")
