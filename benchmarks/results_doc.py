@@ -248,11 +248,15 @@ def classification(results: Path = RESULTS) -> str:
             + (f" Published: {pub} (`{PUBLISHED.relative_to(ROOT)}`)." if pub else ""),
             "",
         ]
-        scores = {"f1": "entity F1", "precision": "P", "recall": "R", "surface_f1": "surface F1"} if tagger else {
-            "accuracy": "accuracy",
-            "macro_f1": "macro-F1",
-            **({"in_scope_accuracy": "in-scope acc.", "oos_recall": "oos recall"} if clinc else {}),
-        }
+        scores = (
+            {"f1": "entity F1", "precision": "P", "recall": "R", "surface_f1": "surface F1"}
+            if tagger
+            else {
+                "accuracy": "accuracy",
+                "macro_f1": "macro-F1",
+                **({"in_scope_accuracy": "in-scope acc.", "oos_recall": "oos recall"} if clinc else {}),
+            }
+        )
         head = ["model", "size MB", *scores.values(), f"% of teacher {scores[headline_metric]}"]
         head += ["p50 ms", "× HF pipeline", "peak RSS MB"]
         out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
