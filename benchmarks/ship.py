@@ -180,7 +180,7 @@ def classification_card(
         "|---|---|",
         f"| `{dataset}`{split}, {metrics['n_examples']:,} {noun}s | **{scores}** |",
         f"| teacher on the same {noun}s, same runner | {t_scores} (kept: "
-        f"**{100 * metrics[headline] / teacher[headline]:.1f}%** of its {headline.replace('_', ' ')}) |",
+        f"**{100 * metrics[headline] / teacher[headline]:.1f}%** of its {'entity F1' if tagger else headline.replace('_', ' ')}) |",
         f"| size | {b['size_mb']:.1f} MB bundle, {b['model_size_mb']:.1f} MB model |",
         f"| model | {manifest['source'].get('model_type', '?')}, {manifest['layers']} layers, hidden "
         f"{manifest['hidden_size']}, {manifest['params']:,} parameters, {manifest['vocab_size']:,} word pieces; "

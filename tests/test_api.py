@@ -138,7 +138,11 @@ def _readme_example() -> str:
 
 def _transformers_pipeline_on(bundle: Path, task: str, tmp: Path) -> Any:
     """transformers' pipeline over the bundle's own ONNX file (Optimum's ORT model) and its tokenizer.json."""
-    from optimum.onnxruntime import ORTModelForQuestionAnswering, ORTModelForSequenceClassification
+    from optimum.onnxruntime import (
+        ORTModelForQuestionAnswering,
+        ORTModelForSequenceClassification,
+        ORTModelForTokenClassification,
+    )
     from transformers import AutoConfig, PreTrainedTokenizerFast
 
     from edgekit.bundle import load_bundle
@@ -152,18 +156,23 @@ def _transformers_pipeline_on(bundle: Path, task: str, tmp: Path) -> Any:
         config.architectures, ort = ["BertForQuestionAnswering"], ORTModelForQuestionAnswering
     else:
         config.architectures, ort = ["BertForSequenceClassification"], ORTModelForSequenceClassification
+        if task == "token-classification":
+            config.architectures, ort = ["BertForTokenClassification"], ORTModelForTokenClassification
         config.id2label = dict(enumerate(m.labels))
         config.label2id = {name: i for i, name in enumerate(m.labels)}
     config.save_pretrained(tmp)
     specials = {"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]", "unk_token": "[UNK]"}
     tok = PreTrainedTokenizerFast(tokenizer_file=str(bundle / m.tokenizer_file), **specials, mask_token="[MASK]")
-    return pipeline(task, model=ort.from_pretrained(tmp, file_name="model.onnx"), tokenizer=tok)
+    extra = {"aggregation_strategy": "first"} if task == "token-classification" else {}
+    return pipeline(task, model=ort.from_pretrained(tmp, file_name="model.onnx"), tokenizer=tok, **extra)
 
 
 def test_the_readme_example_runs_and_answers_as_transformers_pipeline(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", _readme_example()], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    qa_line, clf_line = [ast.literal_eval(line) for line in done.stdout.splitlines() if line.startswith(("{", "["))]
+    qa_line, clf_line, ner_line = [
+        ast.literal_eval(line) for line in done.stdout.splitlines() if line.startswith(("{", "["))
+    ]
     code = _readme_example()
     question, context = (code.split(f'{k}="', 1)[1].split('"', 1)[0] for k in ("question", "context"))
     hf_qa = _transformers_pipeline_on(
@@ -179,3 +188,11 @@ def test_the_readme_example_runs_and_answers_as_transformers_pipeline(tmp_path: 
     want_clf = hf_clf(texts)
     assert [g["label"] for g in clf_line] == [w["label"] for w in want_clf]
     assert np.allclose([g["score"] for g in clf_line], [w["score"] for w in want_clf], atol=1e-5)
+    text = code.split('ner("', 1)[1].split('"', 1)[0]
+    tagger = ROOT / code.split('ner = edgekit.load("', 1)[1].split('"', 1)[0]
+    want_ner = _transformers_pipeline_on(tagger, "token-classification", tmp_path / "t")(text)
+    assert [(e["entity_group"], e["start"], e["end"], e["word"]) for e in ner_line] == [
+        (e["entity_group"], e["start"], e["end"], e["word"]) for e in want_ner
+    ]
+    assert np.allclose([e["score"] for e in ner_line], [float(e["score"]) for e in want_ner], atol=1e-4)
+    assert ner_line, "the example's text names entities the shipped tagger finds"
