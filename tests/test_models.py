@@ -15,15 +15,17 @@ from edgekit.squad import load_squad, sample_path
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 ALL = sorted(p.parent for p in MODELS.glob("*/manifest.json"))
-SHIPPED = [p for p in ALL if load_bundle(p, verify=False).manifest.task == "extractive-qa"]
-CLASSIFIERS = [p for p in ALL if p not in SHIPPED]
+TASK = {p: load_bundle(p, verify=False).manifest.task for p in ALL}
+SHIPPED = [p for p in ALL if TASK[p] == "extractive-qa"]
+CLASSIFIERS = [p for p in ALL if TASK[p] == "text-classification"]
+TAGGERS = [p for p in ALL if TASK[p] == "token-classification"]
 
 
 def test_at_most_four_students_one_per_task_and_budget() -> None:
-    assert 1 <= len(SHIPPED) <= 2 and len(CLASSIFIERS) <= 1, [p.name for p in ALL]
+    assert len(ALL) <= 4 and 1 <= len(SHIPPED) <= 2 and len(CLASSIFIERS) <= 1 and len(TAGGERS) <= 1, TASK
     for path in SHIPPED:
         assert load_bundle(path).size_mb <= 50.0
-    for path in CLASSIFIERS:
+    for path in CLASSIFIERS + TAGGERS:
         assert load_bundle(path).size_mb <= 25.0
 
 
@@ -49,6 +51,20 @@ def test_a_classifiers_card_says_what_its_results_file_says_and_it_classifies(pa
         model = TextClassifier.load(path)
         examples = read_tsv(sst2_dir / "dev.tsv")[:200]
         assert sum(model.predict(ex)["label"] == ex.label for ex in examples) > 160
+
+
+@pytest.mark.parametrize("path", TAGGERS, ids=lambda p: p.name)
+def test_a_taggers_card_says_what_its_results_file_says_and_it_tags(path: Path, wnut_dir: Path) -> None:
+    from edgekit.entities import read_conll, score_entities
+    from edgekit.tasks.tokens import Tagger
+
+    text, metrics = _card_and_its_metrics(path)
+    assert f"entity F1 {metrics['f1']:.2f} (P {metrics['precision']:.2f}, R {metrics['recall']:.2f})" in text
+    assert f"surface-form F1 {metrics['surface_f1']:.2f}" in text and f"{metrics['bundle']['size_mb']:.1f} MB" in text
+    tagger = Tagger.load(path)
+    sentences = read_conll(wnut_dir / "emerging.dev.conll")[:300]
+    predicted = [tagger.tag(s.words) for s in sentences]
+    assert score_entities([s.tags for s in sentences], predicted)["f1"] > 30.0  # a trained tagger; untrained: ~0
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
