@@ -32,7 +32,7 @@ from edgekit.backends import RuntimeOptions, open_backend
 from edgekit.bundle import load_bundle
 from edgekit.errors import EdgekitError
 from edgekit.tasks.classification import TASK as CLASSIFICATION
-from edgekit.tasks.classification import TextClassifier
+from edgekit.tasks.classification import TextClassifier, softmax
 from edgekit.tasks.qa import QA, QAModel
 from edgekit.tasks.tokens import TASK as TOKENS
 from edgekit.tasks.tokens import Tagger
@@ -44,11 +44,6 @@ def _texts(value: Any, name: str) -> list[str]:
     if not isinstance(items, Sequence) or not items or not all(isinstance(t, str) for t in items):
         raise EdgekitError(f"{name}: expected a string or a non-empty list of strings, got {ascii(value)[:40]}")
     return list(items)
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max())
-    return e / e.sum()
 
 
 class QuestionAnswering:
@@ -96,8 +91,8 @@ class QuestionAnswering:
             n = len(ctx)
             p_start = np.zeros(n)
             p_end = np.zeros(n)
-            p_start[ctx] = _softmax(np.asarray(starts[span.window][:n], dtype=np.float64)[ctx])
-            p_end[ctx] = _softmax(np.asarray(ends[span.window][:n], dtype=np.float64)[ctx])
+            p_start[ctx] = softmax(np.asarray(starts[span.window][:n], dtype=np.float64)[ctx])
+            p_end[ctx] = softmax(np.asarray(ends[span.window][:n], dtype=np.float64)[ctx])
             score = float(p_start[span.start_token] * p_end[span.end_token])
         return {"score": score, "start": span.start_char, "end": span.end_char, "answer": span.text}
 
@@ -149,8 +144,7 @@ class TokenClassification:
         if not words:
             return []
         logits = self.model.word_logits([text[enc.offsets[t[0]][0] : enc.offsets[t[-1]][1]] for t in words])
-        probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        probs /= probs.sum(axis=-1, keepdims=True)
+        probs = softmax(logits)
         groups: list[tuple[str, list[int]]] = []  # (type, word indexes)
         for i, p in enumerate(probs):
             tag = self.model.labels[int(p.argmax())]

@@ -9,8 +9,10 @@ and never re-assembled from word pieces.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -48,6 +50,41 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     except BaseException as exc:
         said = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise InputError(path, "file", f"a tokenizers tokenizer.json ({said})") from None
+
+
+@dataclass
+class TruncatingTokenizer:
+    """A ``tokenizers.Tokenizer`` that cuts what it encodes to ``max_seq_len`` tokens (special tokens included):
+    the common part of a classifier's and a tagger's tokenizer. Truncation is set on this object's own copy, once:
+    no other caller shares it."""
+
+    tokenizer: Tokenizer
+    max_seq_len: int
+
+    def __post_init__(self) -> None:
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(self.max_seq_len)
+
+    @classmethod
+    def from_file(cls, path: str | Path, max_seq_len: int) -> Self:
+        return cls(load_tokenizer(path), max_seq_len)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size(with_added_tokens=True)
+
+
+def row_feeds(ids: Sequence[int], input_names: Sequence[str], pad_to: int | None = None) -> dict[str, np.ndarray]:
+    """The model's inputs for one row of token ids, [1, n] (one text, or one window of a sentence); ``pad_to``
+    pads to a fixed length (TFLite)."""
+    n = len(ids)
+    width = pad_to or n
+    row = np.zeros((1, width), dtype=np.int64)
+    row[0, :n] = ids
+    mask = np.zeros((1, width), dtype=np.int64)
+    mask[0, :n] = 1
+    by_name = {"input_ids": row, "attention_mask": mask, "token_type_ids": np.zeros((1, width), dtype=np.int64)}
+    return {name: by_name[name] for name in input_names}
 
 
 @dataclass

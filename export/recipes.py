@@ -24,6 +24,7 @@ from typing import Any
 from edgekit.errors import InputError
 from edgekit.export.losses import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
 from edgekit.squad import default_data_dir, resolve_data_path
+from edgekit.tasks import RECIPE_NAMES
 
 RECIPES_DIR = Path(__file__).with_name("recipes")
 
@@ -132,7 +133,7 @@ class TrainingSpec:
     group_by_length: bool = False
 
 
-TASKS = ("qa", "classification", "tokens")
+TASKS = tuple(RECIPE_NAMES)  # a recipe's task names, each a task of edgekit.tasks
 
 
 @dataclass

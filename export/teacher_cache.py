@@ -24,6 +24,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.lib.format import open_memmap
@@ -149,16 +150,35 @@ def _fill(arrays, done, teacher, examples, features, batch_size, threads, progre
     bar.close()
 
 
+def check_teacher_labels(teacher: Bundle, labels: list[str], noun: str = "labels") -> None:
+    """Refuse a classifier or tagger teacher whose labels (a tagger's tags) are not the student's, in order."""
+    have = teacher.manifest.labels
+    if have != labels:
+        raise EdgekitError(
+            f"{teacher.path}: the teacher's {noun} {have[:5]}... differ from the student's {labels[:5]}...; "
+            f"expected a teacher trained on the recipe's {noun}, in the same order"
+        )
+
+
 def cached_array(
-    cache: Path, key: dict, shape: tuple[int, ...], fill: Callable[[], np.ndarray], write: bool = True
+    cache_root: Path,
+    prefix: str,
+    key: Any,
+    shape: tuple[int, ...],
+    fill: Callable[[Path], np.ndarray],
+    write: bool = True,
 ) -> np.ndarray:
-    """A classifier's or tagger's teacher logits: ``cache/logits.npy`` (plain ``.npy``, never pickle) beside
-    ``cache/key.json``, read back as untrusted (the key it was made for, the shape, finite numbers), or made by
-    ``fill`` and written (``write``; a reader of another process raises FileNotFoundError). A killed fill starts
-    over: it is minutes, one forward pass per text."""
+    """A classifier's or tagger's teacher logits: ``logits.npy`` (plain ``.npy``, never pickle) beside ``key.json``
+    in ``cache_root/<prefix>-<digest of key>``, read back as untrusted (the key it was made for, the shape, finite
+    numbers), or made by ``fill(that directory)`` and written (``write``; a reader of another process raises
+    FileNotFoundError). ``key`` is a dataclass of what the logits are valid for. A killed fill starts over: it is
+    minutes, one forward pass per text."""
+    record = asdict(key)
+    digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+    cache = cache_root / f"{prefix}-{digest}"
     logits_file, key_file = cache / "logits.npy", cache / "key.json"
     if logits_file.is_file() and key_file.is_file():
-        if json.loads(key_file.read_text()) != json.loads(json.dumps(key)):
+        if json.loads(key_file.read_text()) != json.loads(json.dumps(record)):
             raise InputError(key_file, "fields", "a cache made for this teacher, data and labels")
         logits = np.load(logits_file, allow_pickle=False)
         if logits.shape != shape or not np.all(np.isfinite(logits)):
@@ -166,12 +186,12 @@ def cached_array(
         return logits
     if not write:
         raise FileNotFoundError(logits_file)
-    logits = fill()
+    logits = fill(cache)
     if not np.all(np.isfinite(logits)):
         raise EdgekitError(f"{cache}: the teacher gave non-finite logits on the training data")
     cache.mkdir(parents=True, exist_ok=True)
     tmp = cache / "logits.tmp.npy"
     np.save(tmp, logits, allow_pickle=False)
     tmp.replace(logits_file)
-    write_json(key_file, key)
+    write_json(key_file, record)
     return logits

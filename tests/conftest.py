@@ -7,6 +7,7 @@ when unset. CI checks the project out beside ``shared/``, so these tests run the
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -108,6 +109,15 @@ def wnut_dir() -> Path:
     if not (d / "emerging.dev.conll").exists():
         pytest.fail(f"WNUT-17 not found in {d}; set EDGEKIT_DATA_DIR")
     return d
+
+
+def chain_forms() -> set[tuple[str, str]]:
+    """The (format, precision) of the bundles ``edgekit export --recipe`` makes here: ONNX fp32 and int8, and TFLite
+    fp32 and int8 where litert-torch is installed."""
+    forms = {("onnx", "fp32"), ("onnx", "int8")}
+    if importlib.util.find_spec("litert_torch") is not None:
+        forms |= {("tflite", "fp32"), ("tflite", "int8")}
+    return forms
 
 
 # WNUT-17's tags in the order tag_set gives them (O, then B-/I- per type)

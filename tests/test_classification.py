@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import chain_forms
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -254,7 +255,6 @@ def test_kd_chain_trains_a_student_and_ships_checked_bundles(
 ) -> None:
     """Teacher-layer student with a hidden-state term, trained on texts plus augmented copies (teacher only),
     exported to every format and each checked against PyTorch."""
-    import importlib.util
 
     from edgekit.export.pipeline import export_all
     from edgekit.export.recipes import load_recipe
@@ -302,11 +302,7 @@ group_by_length = true
     assert any("loss_soft" in e and "loss_hidden" in e for e in log)
     said = capsys.readouterr()
     assert "{'loss'" not in said.out + said.err  # a bar with the loss on it, not raw log dicts
-    kinds = {(r.format, r.precision) for r in rows}
-    want = {("onnx", "fp32"), ("onnx", "int8")}
-    if importlib.util.find_spec("litert_torch") is not None:
-        want |= {("tflite", "fp32"), ("tflite", "int8")}
-    assert kinds == want
+    assert {(r.format, r.precision) for r in rows} == chain_forms()
     for r in rows:
         assert r.n_questions == 12 and r.accuracy is not None and r.exact_match is None
         if r.precision == "fp32":  # ONNX and TFLite, each against PyTorch

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+
+from conftest import chain_forms
 
 from edgekit.export.pipeline import Variants, export_all
 from edgekit.export.recipes import RECIPES_DIR, load_recipe
@@ -24,11 +25,7 @@ def test_export_chain_builds_checks_and_skips_valid_steps(tmp_path, capsys) -> N
         ],
     )
     rows = export_all(recipe, check_questions=5)
-    kinds = {(r.format, r.precision) for r in rows}
-    want = {("onnx", "fp32"), ("onnx", "int8")}
-    if importlib.util.find_spec("litert_torch") is not None:
-        want |= {("tflite", "fp32"), ("tflite", "int8")}
-    assert kinds == want
+    assert {(r.format, r.precision) for r in rows} == chain_forms()
     for r in rows:
         assert r.n_questions == 5 and 0 <= r.f1 <= 100 and r.latency_p50_ms > 0
         if r.precision == "fp32":

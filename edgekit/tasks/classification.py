@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tokenizers import Tokenizer
 
 from edgekit.backends import Backend, RuntimeOptions, check_finite, open_backend
 from edgekit.bundle import Bundle, Manifest, load_bundle
 from edgekit.errors import BundleError, InputError
-from edgekit.features import load_tokenizer
+from edgekit.features import TruncatingTokenizer, row_feeds
 from edgekit.squad import read_json, read_text, resolve_data_path
 from edgekit.timing import Stopwatch
 
@@ -159,36 +158,12 @@ def check_labels(examples: Sequence[TextExample], labels: Sequence[str], path: s
 
 
 @dataclass
-class TextTokenizer:
-    """A ``tokenizers.Tokenizer`` for one text per input, cut to ``max_seq_len`` tokens (special tokens
-    included). Truncation is set on this object's own copy, once: no other caller shares it."""
-
-    tokenizer: Tokenizer
-    max_seq_len: int
-
-    def __post_init__(self) -> None:
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(self.max_seq_len)
-
-    @classmethod
-    def from_file(cls, path: str | Path, max_seq_len: int) -> TextTokenizer:
-        return cls(load_tokenizer(path), max_seq_len)
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.get_vocab_size(with_added_tokens=True)
+class TextTokenizer(TruncatingTokenizer):
+    """One text per input, cut to ``max_seq_len`` tokens (special tokens included)."""
 
     def feeds(self, text: str, input_names: Sequence[str], pad_to: int | None = None) -> dict[str, np.ndarray]:
         """The model's inputs for one text, [1, n]; ``pad_to`` pads to a fixed length (TFLite)."""
-        enc = self.tokenizer.encode(text)
-        n = len(enc.ids)
-        width = pad_to or n
-        ids = np.zeros((1, width), dtype=np.int64)
-        ids[0, :n] = enc.ids
-        mask = np.zeros((1, width), dtype=np.int64)
-        mask[0, :n] = 1
-        by_name = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros((1, width), dtype=np.int64)}
-        return {name: by_name[name] for name in input_names}
+        return row_feeds(self.tokenizer.encode(text).ids, input_names, pad_to)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tokenizers import Tokenizer
 
 from edgekit.backends import Backend, RuntimeOptions, check_finite, open_backend
 from edgekit.bundle import Bundle, Manifest, load_bundle
 from edgekit.entities import OUTSIDE, Sentence, read_conll, score_entities, split_tag
 from edgekit.errors import BundleError, InputError
-from edgekit.features import load_tokenizer
+from edgekit.features import TruncatingTokenizer, row_feeds
 from edgekit.squad import resolve_data_path
 from edgekit.timing import Stopwatch
 
@@ -46,24 +45,8 @@ class WordWindow:
 
 
 @dataclass
-class WordTokenizer:
-    """A ``tokenizers.Tokenizer`` over pre-split words, cut into windows of at most ``max_seq_len`` tokens
-    (special tokens included). Truncation is set on this object's own copy, once."""
-
-    tokenizer: Tokenizer
-    max_seq_len: int
-
-    def __post_init__(self) -> None:
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(self.max_seq_len)
-
-    @classmethod
-    def from_file(cls, path: str | Path, max_seq_len: int) -> WordTokenizer:
-        return cls(load_tokenizer(path), max_seq_len)
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.get_vocab_size(with_added_tokens=True)
+class WordTokenizer(TruncatingTokenizer):
+    """Pre-split words, cut into windows of at most ``max_seq_len`` tokens (special tokens included)."""
 
     def windows(self, words: Sequence[str]) -> list[WordWindow]:
         """The sentence's windows, in order; every word that makes a token has its head in exactly one."""
@@ -84,14 +67,7 @@ class WordTokenizer:
 
     def feeds(self, window: WordWindow, input_names: Sequence[str], pad_to: int | None = None) -> dict[str, np.ndarray]:
         """The model's inputs for one window, [1, n]; ``pad_to`` pads to a fixed length (TFLite)."""
-        n = len(window.ids)
-        width = pad_to or n
-        ids = np.zeros((1, width), dtype=np.int64)
-        ids[0, :n] = window.ids
-        mask = np.zeros((1, width), dtype=np.int64)
-        mask[0, :n] = 1
-        by_name = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros((1, width), dtype=np.int64)}
-        return {name: by_name[name] for name in input_names}
+        return row_feeds(window.ids, input_names, pad_to)
 
 
 def load_sentences(path: str | Path, labels: Sequence[str] | None = None) -> list[Sentence]:

@@ -9,10 +9,8 @@ teacher batched by length.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +20,9 @@ from tqdm import tqdm
 
 from edgekit.backends import RuntimeOptions, open_backend
 from edgekit.bundle import Bundle, sha256_file
-from edgekit.errors import EdgekitError, InputError
+from edgekit.errors import InputError
 from edgekit.export.losses import IGNORE_INDEX, classification_kd_loss
-from edgekit.export.teacher_cache import cached_array
+from edgekit.export.teacher_cache import cached_array, check_teacher_labels
 from edgekit.squad import resolve_data_path
 from edgekit.tasks.classification import TextExample, TextTokenizer, check_labels, label_set, load_texts
 
@@ -97,9 +95,6 @@ class LogitsKey:
     max_seq_len: int
     format: int = CACHE_FORMAT
 
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
-
 
 def teacher_logits(
     cache_root: Path,
@@ -115,15 +110,10 @@ def teacher_logits(
     """The teacher bundle's logits for every training text, [N, labels], from the cache (filled first when
     ``write``). The teacher must be a classifier over the same labels, in the same order."""
     m = teacher.manifest
-    if m.labels != labels:
-        raise EdgekitError(
-            f"{teacher.path}: the teacher's labels {m.labels[:5]}... differ from the student's {labels[:5]}...; "
-            "expected a teacher trained on the recipe's labels, in the same order"
-        )
+    check_teacher_labels(teacher, labels)
     key = LogitsKey(m.files[m.model_file].sha256, sha256_file(train_path), split, len(examples), labels, m.max_seq_len)
-    cache = cache_root / f"teacher-logits-cls-{key.digest()}"
 
-    def fill() -> np.ndarray:
+    def fill(cache: Path) -> np.ndarray:
         backend = open_backend(teacher, RuntimeOptions(threads=threads))
         tok = TextTokenizer.from_file(teacher.tokenizer_path, m.max_seq_len)
         encodings = tok.tokenizer.encode_batch([ex.text for ex in examples])
@@ -143,4 +133,4 @@ def teacher_logits(
             logits[rows] = out
         return logits
 
-    return cached_array(cache, asdict(key), (len(examples), len(labels)), fill, write)
+    return cached_array(cache_root, "teacher-logits-cls", key, (len(examples), len(labels)), fill, write)

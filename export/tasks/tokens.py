@@ -11,10 +11,8 @@ sub-words, so nothing needs aligning beyond the words the data already gives. Th
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +23,10 @@ from tqdm import tqdm
 from edgekit.backends import RuntimeOptions, open_backend
 from edgekit.bundle import Bundle, sha256_file
 from edgekit.entities import Sentence
-from edgekit.errors import EdgekitError, InputError
+from edgekit.errors import InputError
 from edgekit.export.losses import IGNORE_INDEX, token_kd_loss
 from edgekit.export.tasks.classification import dataset_path
-from edgekit.export.teacher_cache import cached_array
+from edgekit.export.teacher_cache import cached_array, check_teacher_labels
 from edgekit.squad import read_text
 from edgekit.tasks.tokens import (
     MAX_WORD_CHARS,
@@ -159,9 +157,6 @@ class WordLogitsKey:
     max_seq_len: int
     format: int = CACHE_FORMAT
 
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
-
 
 def teacher_word_logits(
     cache_root: Path,
@@ -175,18 +170,13 @@ def teacher_word_logits(
     """The teacher bundle's logits for every word of the training sentences, [words, tags], each read at the
     word's first sub-word in the teacher's own tokenization; from the cache (filled first when ``write``)."""
     m = teacher.manifest
-    if m.labels != labels:
-        raise EdgekitError(
-            f"{teacher.path}: the teacher's tags {m.labels[:5]}... differ from the student's {labels[:5]}...; "
-            "expected a teacher trained on the recipe's tags, in the same order"
-        )
+    check_teacher_labels(teacher, labels, "tags")
     n_words = sum(len(s.words) for s in sentences)
     key = WordLogitsKey(
         m.files[m.model_file].sha256, sha256_file(train_path), len(sentences), n_words, labels, m.max_seq_len
     )
-    cache = cache_root / f"teacher-logits-tokens-{key.digest()}"
 
-    def fill() -> np.ndarray:
+    def fill(cache: Path) -> np.ndarray:
         backend = open_backend(teacher, RuntimeOptions(threads=threads))
         tagger = Tagger(teacher, WordTokenizer.from_file(teacher.tokenizer_path, m.max_seq_len), backend)
         print(f"teacher logits: {len(sentences):,} sentences into {cache}", file=sys.stderr)
@@ -194,4 +184,4 @@ def teacher_word_logits(
             [tagger.word_logits(s.words) for s in tqdm(sentences, desc="teacher logits", unit="sent")]
         )
 
-    return cached_array(cache, asdict(key), (n_words, len(labels)), fill, write)
+    return cached_array(cache_root, "teacher-logits-tokens", key, (n_words, len(labels)), fill, write)
