@@ -25,8 +25,8 @@ import torch
 from transformers import AutoConfig, AutoModelForQuestionAnswering, BertConfig
 
 from edgekit.atomic import write_json, write_text
+from edgekit.jsonfile import read_json
 from edgekit.provenance import module_command
-from edgekit.squad import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

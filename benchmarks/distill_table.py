@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.atomic import write_json, write_text
-from edgekit.squad import read_json
+from edgekit.jsonfile import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

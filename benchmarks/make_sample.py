@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 
 from edgekit.atomic import write_text
-from edgekit.squad import default_data_dir, parse_squad, read_json, sample_path
+from edgekit.jsonfile import read_json
+from edgekit.squad import default_data_dir, parse_squad, sample_path
 from edgekit.tasks.classification import OOS, read_clinc
 
 CLINC_INTENTS = 10

@@ -22,8 +22,8 @@ from edgekit.atomic import write_text
 from edgekit.bundle import MANIFEST, load_bundle
 from edgekit.destination import BUNDLE, replacing
 from edgekit.errors import EdgekitError
+from edgekit.jsonfile import read_json
 from edgekit.provenance import module_command, portable
-from edgekit.squad import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgekit.cli import add_runtime_args, dev_default
+from edgekit.cli import MAX_EXAMPLES, add_runtime_args, dev_default, whole
 from edgekit.device_runners.deploy import DEFAULT_REMOTE_DIR, DEFAULT_REMOTE_PYTHON
 from edgekit.errors import EdgekitError
 
@@ -50,8 +50,6 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         raise EdgekitError(
             f"edgekit deploy: expected a TARGET or a --targets-file with at least one ({args.targets_file})"
         )
-    if args.jobs is not None and args.jobs <= 0:
-        raise EdgekitError(f"--jobs {args.jobs}: expected a positive number of devices at once")
     if args.user is not None:
         check_user(args.user, "--user")
 
@@ -95,9 +93,12 @@ def add_deploy(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--split", default=None, help="the split of a file holding several (CLINC150: train, val, test)")
     p.add_argument("--out", type=Path, required=True, help="local directory for the results")
-    p.add_argument("--limit", type=int, default=None, help="only the first N questions (examples)")
+    p.add_argument("--limit", type=whole(1, MAX_EXAMPLES), default=None, help="only the first N questions (examples)")
     p.add_argument(
-        "--warmup", type=int, default=3, help="untimed warm-up runs on the device before measuring (default: 3)"
+        "--warmup",
+        type=whole(0, 10_000),
+        default=3,
+        help="untimed warm-up runs on the device before measuring (default: 3)",
     )
     p.add_argument(
         "--remote-dir", default=DEFAULT_REMOTE_DIR, help="working directory on the device (default: %(default)s)"
@@ -114,6 +115,8 @@ def add_deploy(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--targets-file", type=Path, default=None, help="more targets, one per line (# comments); implies a fleet"
     )
-    p.add_argument("--jobs", type=int, default=None, help="devices deployed at once in a fleet (default: all)")
+    p.add_argument(
+        "--jobs", type=whole(1, 1024), default=None, help="devices deployed at once in a fleet (default: all)"
+    )
     add_runtime_args(p)
     p.set_defaults(func=cmd_deploy)

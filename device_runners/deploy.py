@@ -23,7 +23,6 @@ plus ``deploy.json``, and only when they carry this deploy's run id: an earlier 
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import shlex
@@ -36,7 +35,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 import edgekit
 from edgekit.atomic import open_in_place, write_json
@@ -44,8 +43,10 @@ from edgekit.backends import RuntimeOptions, check_format, open_backend
 from edgekit.bundle import load_bundle, sha256_file
 from edgekit.destination import DEPLOY, FLEET, claim
 from edgekit.errors import DeviceError, EdgekitError, InputError
-from edgekit.runner import RunConfig, check_metrics
-from edgekit.squad import read_json, resolve_data_path
+from edgekit.jsonfile import READ_BACK_BYTES, from_json, loads, read_bytes, read_json
+from edgekit.result import check_metrics, read_metrics
+from edgekit.runner import RunConfig
+from edgekit.squad import resolve_data_path
 from edgekit.tasks import get_task
 
 RESULT_FILES = ("metrics.json", "predictions.json", "predictions.jsonl", "run.json")
@@ -327,8 +328,10 @@ def deploy(
     dataset = resolve_data_path(str(dataset), Path(dataset))
     m = bundle.manifest
     # a bad dataset is refused here, with its own message, before anything travels
-    get_task(m.task).load_examples(dataset, config.split, m)
+    examples = get_task(m.task).load_examples(dataset, config.split, m)
     data_sha = sha256_file(dataset)
+    # what this run's metrics must say of itself: the device cannot pass off another model's or dataset's run
+    expect = Expected(m.task, m.files[m.model_file].sha256, min(len(examples), config.limit or len(examples)))
     bundle_dir = f"bundles/{m.name}-{m.files[m.model_file].sha256[:12]}"
     data_name = f"data/{data_sha[:16]}{dataset.suffix.lower()}"  # the readers know a format by its suffix
     files = shipped_code_files()
@@ -336,6 +339,7 @@ def deploy(
     files[data_name] = dataset
 
     out = claim(out, DEPLOY, (bundle.path, dataset))
+    _set_aside_earlier_results(out)
     remote = Remote(target)
     root = target.remote_dir or config.remote_dir
     there = remote.hashes(root, list(files))
@@ -353,13 +357,27 @@ def deploy(
     record = {"bundle": m.name, "config": asdict(config)}
     write_json(out / "deploy.json", {**asdict(report), **record, "status": "running"})
     try:
-        _push_and_run(remote, root, changed, run_dir, bundle_dir, data_name, config, report, out)
+        _push_and_run(remote, root, changed, run_dir, bundle_dir, data_name, config, report, out, expect)
     except BaseException as exc:  # any failure, an interrupt too: deploy.json never says "running" for a dead run
         said = str(exc) if isinstance(exc, EdgekitError) else type(exc).__name__
         write_json(out / "deploy.json", {**asdict(report), **record, "status": f"failed: {said}"})
         raise
     write_json(out / "deploy.json", {**asdict(report), **record, "status": "finished"})
     return report
+
+
+def _set_aside_earlier_results(out: Path) -> None:
+    """Move an earlier deploy's result files in ``out`` into ``out/previous/``: if this deploy fails, nothing
+    beside its failed ``deploy.json`` looks like its results (links are moved as links, never followed)."""
+    earlier = [name for name in RESULT_FILES if (out / name).is_symlink() or (out / name).exists()]
+    if not earlier:
+        return
+    previous = out / "previous"
+    if previous.is_symlink() or (previous.exists() and not previous.is_dir()):
+        raise InputError(previous, "file", "a directory edgekit deploy keeps an earlier run's results in")
+    previous.mkdir(exist_ok=True)
+    for name in earlier:
+        os.replace(out / name, previous / name)
 
 
 def _push_and_run(
@@ -372,6 +390,7 @@ def _push_and_run(
     config: DeployConfig,
     report: DeployReport,
     out: Path,
+    expect: Expected,
 ) -> None:
     """Push what the device lacks, run the runner there, pull what this run wrote (into ``report``)."""
     print(f"{report.target}: pushing {len(changed)} files, {len(report.skipped)} already there", file=sys.stderr)
@@ -397,7 +416,7 @@ def _push_and_run(
     # the runner's progress bar and summary stream straight to this terminal (one device at a time)
     proc = remote.run(command, capture=not config.stream, check=False)
     report.remote_exit = proc.returncode
-    report.pulled = _pull_this_run(remote, f"{root}/{run_dir}", out, report.run_id)
+    report.pulled = _pull_this_run(remote, f"{root}/{run_dir}", out, report.run_id, expect)
     if proc.returncode == 0 and "metrics.json" not in report.pulled:
         raise DeviceError(
             f"{report.target}: the runner exited 0 but left no metrics.json of this run (run id {report.run_id}); "
@@ -410,11 +429,31 @@ def _push_and_run(
         )
 
 
-def _pull_this_run(remote: Remote, run_dir: str, out: Path, run_id: str) -> list[str]:
+@dataclass(frozen=True)
+class Expected:
+    """What the metrics of a deployed run must say of themselves: the task, the model, how many examples."""
+
+    task: str
+    model_sha256: str
+    examples: int
+
+    def check(self, m: dict, path: Path) -> None:
+        if m.get("task", "extractive-qa") != self.task:
+            raise InputError(path, "field 'task'", f"the deployed bundle's task {self.task}")
+        if m["bundle"].get("model_sha256") != self.model_sha256:
+            raise InputError(path, "field 'bundle.model_sha256'", f"the deployed model's {self.model_sha256[:16]}...")
+        count = "n_questions" if self.task == "extractive-qa" else "n_examples"
+        if m.get(count) != self.examples:
+            raise InputError(path, f"field '{count}'", f"{self.examples}, the examples deployed, got {m.get(count)!a}")
+
+
+def _pull_this_run(remote: Remote, run_dir: str, out: Path, run_id: str, expect: Expected) -> list[str]:
     """Pull the run's files into ``out``: the prediction log always, the rest only if this run wrote them.
 
     ``metrics.json`` carries the run id the runner was given; one with another id (or none) is an
-    earlier run's, left on the device when this one failed, and is not passed off as new.
+    earlier run's, left on the device when this one failed, and is not passed off as new. The id travels
+    on the device's command line, so it proves nothing about the content: the metrics must also validate
+    and name the deployed task, model and example count (``expect``).
     """
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         staged = Path(tmp)
@@ -422,10 +461,13 @@ def _pull_this_run(remote: Remote, run_dir: str, out: Path, run_id: str) -> list
         ours, bad = False, None
         if "metrics.json" in pulled:
             try:
-                m = read_json(staged / "metrics.json", "metrics.json")
+                # named as the device has it: the staging directory is gone when the message is read
+                data = read_bytes(staged / "metrics.json", "metrics.json", MAX_RESULT_BYTES, read_back=True)
+                m = loads(data, Path(run_dir) / "metrics.json")
                 ours = isinstance(m, dict) and m.get("run_id") == run_id
                 if ours:
                     check_metrics(m, Path(run_dir) / "metrics.json", run_id)
+                    expect.check(m, Path(run_dir) / "metrics.json")
             except InputError as exc:
                 ours, bad = False, exc
         keep = [n for n in pulled if ours or n in ("predictions.jsonl", "run.json")]
@@ -462,7 +504,7 @@ class FleetResult:
         """The device's line of the fleet summary."""
         if self.report is None:
             return f"{self.target}: FAILED (exit {self.exit_code}): {self.error}"
-        m = json.loads((self.out / "metrics.json").read_text())
+        m = read_metrics(self.out / "metrics.json")
         return (
             f"{self.target}: {get_task(m.get('task', 'extractive-qa')).summary(m)}, "
             f"p50 {m['latency_ms']['p50']:.1f} ms, peak RSS {m['peak_rss_mb']:.0f} MB -> {self.out}"
@@ -482,6 +524,44 @@ def read_targets(path: Path) -> list[str]:
         raise InputError(path, "file", f"a readable UTF-8 list of targets, one per line ({exc})") from None
     targets = [line.split("#", 1)[0].strip() for line in lines]
     return [t for t in targets if t]
+
+
+@dataclass(frozen=True)
+class FleetDevice:
+    """One device's entry in ``fleet.json``: its results directory (a name inside the fleet's) and how it ended."""
+
+    target: str
+    results: str
+    ok: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class FleetRecord:
+    """``fleet.json``: the bundle and targets of a fleet deploy, and, once it finished, each device's outcome."""
+
+    bundle: str
+    targets: list[str]
+    status: Literal["running", "finished"]
+    devices: list[FleetDevice] = field(default_factory=list)
+
+
+def read_fleet(path: Path) -> FleetRecord:
+    """A ``fleet.json`` read back as untrusted: its schema, and devices that are the fleet's own targets, each once,
+    whose results directory is the name deploy gives that target (so it names nothing outside the fleet's)."""
+    fleet = from_json(FleetRecord, read_json(path, "fleet.json", READ_BACK_BYTES, read_back=True), path)
+    if fleet.status != "finished":
+        raise InputError(path, "field 'status'", "a finished fleet deploy (this one is running or was stopped)")
+    seen: set[str] = set()
+    for i, d in enumerate(fleet.devices):
+        if d.target not in fleet.targets or d.target in seen or d.results != target_dir_name(d.target):
+            raise InputError(
+                path,
+                f"field 'devices[{i}]'",
+                "one of the fleet's targets, once, with the results directory deploy names",
+            )
+        seen.add(d.target)
+    return fleet
 
 
 def deploy_fleet(
@@ -508,8 +588,8 @@ def deploy_fleet(
     if len(set(names)) != len(names):
         raise InputError(None, "targets", f"each device once (results directories {sorted(names)})")
     out = claim(out, FLEET, (bundle_path, dataset))
-    record = {"bundle": str(bundle_path), "targets": list(targets)}
-    write_json(out / "fleet.json", {**record, "status": "running"})  # first: an interrupted fleet resumes
+    fleet = FleetRecord(str(bundle_path), list(targets), "running")
+    write_json(out / "fleet.json", asdict(fleet))  # first: an interrupted fleet resumes
     quiet = replace(config, stream=False)
 
     def one(item: tuple[str, str]) -> FleetResult:
@@ -522,15 +602,6 @@ def deploy_fleet(
 
     with ThreadPoolExecutor(max_workers=jobs or len(targets)) as pool:
         results = list(pool.map(one, zip(targets, names, strict=True)))
-    write_json(
-        out / "fleet.json",
-        {
-            **record,
-            "status": "finished",
-            "devices": [
-                {"target": r.target, "results": r.out.name, "ok": r.report is not None, "error": r.error}
-                for r in results
-            ],
-        },
-    )
+    devices = [FleetDevice(r.target, r.out.name, r.report is not None, r.error) for r in results]
+    write_json(out / "fleet.json", asdict(replace(fleet, status="finished", devices=devices)))
     return results

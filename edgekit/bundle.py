@@ -20,7 +20,8 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from edgekit.atomic import write_json
 from edgekit.destination import BUNDLE, replacing
 from edgekit.errors import BundleError, InputError
 from edgekit.features import QATokenizer
-from edgekit.squad import read_json
+from edgekit.jsonfile import read_json
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -148,6 +149,42 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+SCRATCH = ".scratch"  # inside a bundle's partial directory: what the bundle is made from, gone before the swap
+
+
+@contextmanager
+def bundle_scratch(out_dir: str | Path, sources: Iterable[str | Path] = ()) -> Iterator[Path]:
+    """A scratch directory for what a bundle is made from (a converter's output, the copy a quantizer reads),
+    inside the partial directory that becomes ``out_dir`` (:func:`edgekit.destination.replacing`): ``out_dir``
+    is checked before any work, an interrupted export leaves nothing in ``$TMPDIR``, and a killed one only its
+    partial directory beside ``out_dir``. Call :func:`fill_bundle` inside it."""
+    with replacing(out_dir, BUNDLE, sources) as tmp:
+        scratch = tmp / SCRATCH
+        scratch.mkdir()
+        yield scratch
+        shutil.rmtree(scratch)
+
+
+def fill_bundle(
+    scratch: Path, model_path: str | Path, tokenizer_path: str | Path, manifest: Manifest, out_dir: str | Path
+) -> None:
+    """Put model and tokenizer into the bundle being built around ``scratch`` (a file made in the scratch is
+    moved, any other copied) and write its manifest with their hashes."""
+    tmp = scratch.parent
+    for src, name in ((Path(model_path), manifest.model_file), (Path(tokenizer_path), manifest.tokenizer_file)):
+        if src.parent == scratch:
+            os.replace(src, tmp / name)
+        else:
+            shutil.copyfile(src, tmp / name)
+    files = {
+        name: FileEntry((tmp / name).stat().st_size, sha256_file(tmp / name))
+        for name in (manifest.model_file, manifest.tokenizer_file)
+    }
+    final = replace(manifest, files=files)
+    _check_manifest(final, Path(out_dir) / MANIFEST)  # named as the user will find it
+    write_json(tmp / MANIFEST, final.to_json())
+
+
 def write_bundle(
     out_dir: str | Path,
     model_path: str | Path,
@@ -162,16 +199,8 @@ def write_bundle(
     bundle, and ``out_dir`` is refused unless it is new, empty or an earlier bundle, and
     apart from ``sources`` (what the bundle is made from).
     """
-    with replacing(out_dir, BUNDLE, sources) as tmp:
-        shutil.copyfile(model_path, tmp / manifest.model_file)
-        shutil.copyfile(tokenizer_path, tmp / manifest.tokenizer_file)
-        files = {
-            name: FileEntry((tmp / name).stat().st_size, sha256_file(tmp / name))
-            for name in (manifest.model_file, manifest.tokenizer_file)
-        }
-        final = replace(manifest, files=files)
-        _check_manifest(final, Path(out_dir) / MANIFEST)  # named as the user will find it
-        write_json(tmp / MANIFEST, final.to_json())
+    with bundle_scratch(out_dir, sources) as scratch:
+        fill_bundle(scratch, model_path, tokenizer_path, manifest, out_dir)
     return load_bundle(out_dir)
 
 

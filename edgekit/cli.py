@@ -17,17 +17,65 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError, InputError, Terminated
 from edgekit.squad import default_data_dir
 from edgekit.text import one_line
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose refusal is one line, as every other refusal is (argparse prints the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("edgekit").strip()  # 'export int8' of 'edgekit export int8'
+        where = f"{command}: " if command else ""
+        self.exit(2, f"edgekit: error: {where}{one_line(message, limit=2000)} (see {self.prog} --help)\n")
+
+
+def whole(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``. Every number a command takes has bounds, so
+    a value that makes no sense (0 threads, -1 copies, 10^20 windows) is refused before any work."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low:,} to {high:,}, got {text!a}")
+        return value
+
+    parse.bounds = (low, high)  # type: ignore[attr-defined]  (read by the tests of every flag)
+    return parse
+
+
+def real(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number from ``low`` to ``high`` (NaN and infinity are refused: NaN passes
+    every comparison a check would make)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"expected a number from {low:g} to {high:g}, got {text!a}")
+        return value
+
+    parse.bounds = (low, high)  # type: ignore[attr-defined]
+    return parse
+
+
+MAX_EXAMPLES = 10**9  # any --limit, sample or window count: more than any dataset holds
 
 
 @dataclass(frozen=True)
@@ -68,7 +116,9 @@ def dev_default() -> Path:
 
 def add_runtime_args(p: argparse.ArgumentParser) -> None:
     """How the runtime runs the model: the same flags for ``run`` here and ``deploy`` on a device."""
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: runtime's choice)")
+    p.add_argument(
+        "--threads", type=whole(1, 10_000), default=None, help="intra-op threads (default: runtime's choice)"
+    )
     p.add_argument("--low-memory", action="store_true", help="turn the runtime's memory arena off (smaller peak RSS)")
     p.add_argument(
         "--no-spin",
@@ -182,7 +232,7 @@ def _workstation_adder(name: str) -> Callable[[argparse._SubParsersAction], None
 
 def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     """The full parser for the device commands; a workstation command gets its own only when ``chosen``."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="edgekit",
         description="Distill, export and measure transformer models (extractive QA, text and token classification) "
         "for edge devices.",
@@ -231,9 +281,11 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
         help="the split of a file holding several (CLINC150 JSON: train, val, test; default test)",
     )
     p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--limit", type=int, default=None, help="only the first N questions (examples)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs before measuring (default: 3)")
-    p.add_argument("--n-best", type=int, default=20, help="start/end candidates per window (default: 20)")
+    p.add_argument("--limit", type=whole(1, MAX_EXAMPLES), default=None, help="only the first N questions (examples)")
+    p.add_argument(
+        "--warmup", type=whole(0, 10_000), default=3, help="untimed warm-up runs before measuring (default: 3)"
+    )
+    p.add_argument("--n-best", type=whole(1, 1000), default=20, help="start/end candidates per window (default: 20)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--run-id", default=None, help="a name recorded in metrics.json as run_id (deploy ties pulled results to it)"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import InputError
-from edgekit.squad import read_text
+from edgekit.jsonfile import read_text
 
 OUTSIDE = "O"
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekit.errors import InputError
-from edgekit.squad import Example, read_json
+from edgekit.jsonfile import read_json
+from edgekit.squad import Example
 
 _PUNCT = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")

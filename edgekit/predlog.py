@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from edgekit.atomic import open_in_place
 from edgekit.errors import InputError
-from edgekit.squad import reject_constant
+from edgekit.jsonfile import loads
 
 
 def read_log(
@@ -43,9 +43,9 @@ def read_log(
             pos += len(line) + 1
             continue
         try:
-            rec = json.loads(line, parse_constant=reject_constant)
+            rec = loads(line, path, f"line {i + 1}")
             check_record(rec, fields)
-        except (ValueError, RecursionError) as exc:
+        except (ValueError, InputError) as exc:
             torn = is_last or all(not rest.strip() for rest in lines[i + 1 :])
             if torn and repair:
                 print(
@@ -56,7 +56,8 @@ def read_log(
                 with open_in_place(path, "r+b") as fh:
                     fh.truncate(pos)
                 return records
-            raise InputError(path, f"line {i + 1}", f"one JSON prediction record per line ({exc})") from None
+            said = exc.expected if isinstance(exc, InputError) else str(exc)
+            raise InputError(path, f"line {i + 1}", f"one JSON prediction record per line ({said})") from None
         if rec["id"] in seen:
             raise InputError(path, f"line {i + 1} (id {rec['id']})", "each question id once")
         seen.add(rec["id"])

@@ -32,8 +32,10 @@ from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.decode import DEFAULT_N_BEST
 from edgekit.destination import LOCK_FILE, RUN, claim, locked
 from edgekit.errors import BundleError, EdgekitError, InputError
-from edgekit.squad import read_back_json, resolve_data_path
-from edgekit.tasks import TASKS, Task, TaskModel, get_task
+from edgekit.jsonfile import READ_BACK_BYTES, read_json
+from edgekit.result import read_metrics
+from edgekit.squad import resolve_data_path
+from edgekit.tasks import Task, TaskModel, get_task
 from edgekit.tasks.qa import QAModel  # noqa: F401  (the QA model's long-standing import path)
 from edgekit.timing import Stopwatch, summarize
 
@@ -94,10 +96,8 @@ def _refuse_orphan_log(out: Path) -> None:
 def _check_resume(out: Path, identity: dict[str, Any]) -> None:
     run_file = out / "run.json"
     if run_file.exists() or run_file.is_symlink():
-        try:  # anything but this run's own settings, strict JSON of at most 1 MB, is "not the same run"
-            earlier = read_back_json(run_file)
-        except (ValueError, RecursionError):
-            earlier = None
+        # read back as untrusted (no link followed, bounded, strict); anything but this run's settings is refused
+        earlier = read_json(run_file, "run settings", READ_BACK_BYTES, read_back=True)
         if earlier != identity:
             was = earlier if isinstance(earlier, dict) else {}
             diff = sorted(k for k in identity.keys() | was.keys() if was.get(k) != identity.get(k))
@@ -287,32 +287,6 @@ def _metrics(
     }
 
 
-def check_metrics(m: Any, path: Path, run_id: str | None = None) -> dict[str, Any]:
-    """``m``, read back from ``path``, if it is a metrics.json as this runner writes it: the known task, the
-    fields its summary line reads, finite numbers in their ranges, and ``run_id`` when one is given. A device's
-    reply and an old run directory are as untrusted as a user's file: a bad one is one line, not a traceback.
-    """
-    if not isinstance(m, dict):
-        raise InputError(path, "top level", "a JSON object of metrics")
-    name = m.get("task", "extractive-qa")
-    if not isinstance(name, str) or name not in TASKS:
-        raise InputError(path, "field 'task'", f"one of {sorted(TASKS)}, got {ascii(name)[:60]}")
-    task = get_task(name)
-    if run_id is not None and m.get("run_id") != run_id:
-        raise InputError(path, "field 'run_id'", f"this run's id {run_id}, got {ascii(m.get('run_id'))[:60]}")
-    for dotted, low, high in (("latency_ms.p50", 0.0, 3.6e6), ("peak_rss_mb", 0.0, 1e7), (task.headline, 0.0, 100.0)):
-        value: Any = m
-        for key in dotted.split("."):
-            value = value.get(key) if isinstance(value, dict) else None
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            raise InputError(path, f"field '{dotted}'", f"a number from {low:g} to {high:g}, got {ascii(value)[:60]}")
-    try:
-        task.summary(m)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InputError(path, "fields", f"those of a {task.name} run ({type(exc).__name__}: {exc})") from None
-    return m
-
-
 def run_in_process(
     bundle: str | Path, dataset: str | Path, out: str | Path, flags: Sequence[str] = (), show: bool = False
 ) -> dict[str, Any]:
@@ -327,8 +301,4 @@ def run_in_process(
     if proc.returncode != 0:
         said = (proc.stderr or "").strip().splitlines()
         raise EdgekitError(f"{bundle}: edgekit run failed: {said[-1] if said else f'exit {proc.returncode}'}")
-    path = Path(out) / "metrics.json"
-    try:
-        return check_metrics(read_back_json(path), path)
-    except (OSError, ValueError, RecursionError) as exc:
-        raise InputError(path, "file", f"the metrics.json edgekit run writes ({exc})") from None
+    return read_metrics(Path(out) / "metrics.json")

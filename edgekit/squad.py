@@ -9,14 +9,13 @@ user debugging a 5 MB JSON file cannot do anything with a bare ``KeyError``.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgekit.atomic import open_in_place
 from edgekit.errors import InputError
+from edgekit.jsonfile import read_json
 
 # One question's context, in characters: a million (about 250k tokens, ~2,000 windows of 384) keeps the
 # tokenizer's own buffers to tens of MB; the model sees windows in bounded chunks whatever the length.
@@ -85,62 +84,6 @@ def resolve_data_path(value: str, default: Path) -> Path:
     if value.startswith("hf:"):  # read by the datasets library, which the device side does without
         raise InputError(value, "dataset", "a file here; edgekit export dataset SOURCE OUT writes one on a workstation")
     return Path(os.path.expandvars(value))
-
-
-class NotJsonNumber(ValueError):
-    """NaN or Infinity in a JSON text: Python's reader takes them, JSON has no such values."""
-
-
-def reject_constant(name: str) -> Any:
-    """``json.loads``' ``parse_constant`` hook: refuse NaN and Infinity, so no result can carry them on."""
-    raise NotJsonNumber(name)
-
-
-def read_text(path: str | Path, what: str) -> str:
-    """A file's UTF-8 text, every failure to read or decode it an :class:`InputError` naming ``what`` it should be."""
-    path = Path(path)
-    try:
-        if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO or device never ends
-            raise InputError(path, "file", f"a regular {what} file, not a device or a pipe")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "file", f"an existing {what} file") from None
-    except IsADirectoryError:
-        raise InputError(path, "file", f"a {what} file, not a directory") from None
-    except OSError as exc:  # a path through a file, too long, a link loop, an unreadable device
-        raise InputError(path, "file", f"a readable {what} file ({exc.strerror or exc})") from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"byte {exc.start}", "UTF-8 text") from None
-
-
-def read_back_json(path: str | Path, max_bytes: int = 1 << 20) -> Any:
-    """A JSON file edgekit wrote earlier, read back as untrusted: not through a link, only a regular file (a
-    FIFO is not waited on: :func:`edgekit.atomic.open_in_place`), at most ``max_bytes``, strict JSON. Raises
-    InputError (a link, FIFO or device), OSError, ValueError (too large, not JSON, NaN) or RecursionError; the
-    caller decides what an unreadable file means (not the same run, nothing remembered)."""
-    with open_in_place(path, "rb") as fh:
-        data = fh.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise ValueError(f"{path}: more than {max_bytes} bytes")
-    return json.loads(data, parse_constant=reject_constant)
-
-
-def read_json(path: str | Path, what: str = "JSON") -> Any:
-    """Read a JSON file, turning every decoding failure into an :class:`InputError`."""
-    path = Path(path)
-    text = read_text(path, what)
-    try:
-        return json.loads(text, parse_constant=reject_constant)
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"line {exc.lineno} column {exc.colno}", f"valid JSON ({exc.msg})") from None
-    except RecursionError:
-        raise InputError(path, "nesting", "JSON nested a few hundred levels deep at most") from None
-    except NotJsonNumber as exc:
-        raise InputError(path, f"value {exc}", "valid JSON (NaN and Infinity are not JSON numbers)") from None
-    except ValueError as exc:  # e.g. an integer of more digits than Python converts
-        raise InputError(path, "value", f"valid JSON within edgekit's limits ({exc})") from None
 
 
 def _field(obj: Any, key: str, kind: type, path: Path, where: str) -> Any:

@@ -25,7 +25,6 @@ sentence's sentiment, so distillation teaches the copies with the teacher's logi
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import string
@@ -42,7 +41,8 @@ from edgekit.bundle import Bundle, load_bundle, sha256_file
 from edgekit.destination import LOCK_FILE, OutputKind, check_destination, replacing
 from edgekit.errors import InputError
 from edgekit.export.vocab import _wordpiece, english_frequencies, word_embedding_node
-from edgekit.squad import load_squad, reject_constant
+from edgekit.jsonfile import read_json
+from edgekit.squad import load_squad
 
 AUGMENTED = OutputKind("edgekit augmented questions", ("augment.json",))
 QUESTION_WORDS = frozenset("who whom whose what which when where why how many much did does do is are was were".split())
@@ -72,7 +72,7 @@ class Augmentation:
 def neighbour_table(bundle: Bundle, words: set[str], k: int, english_words: int = 30_000) -> dict[str, list[str]]:
     """For each of ``words`` that is one whole-word piece of ``bundle``'s vocabulary, its ``k`` nearest
     common English words by cosine of their embedding rows."""
-    vocab = _wordpiece(json.loads(bundle.tokenizer_path.read_text()), bundle.tokenizer_path)
+    vocab = _wordpiece(read_json(bundle.tokenizer_path, "tokenizer"), bundle.tokenizer_path)
     model = onnx.load(str(bundle.model_path))
     name = word_embedding_node(model, bundle.model_path).input[0]
     table = numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == name)).astype(np.float32)
@@ -157,7 +157,7 @@ def augment_questions(train: Path, neighbours_from: Path, out: Path, **settings:
     load_squad(train)  # every problem in the file is reported with its place before anything is built
     bundle = load_bundle(neighbours_from)
     spec = _record(train, bundle, settings)
-    data = json.loads(train.read_text(encoding="utf-8"), parse_constant=reject_constant)
+    data = read_json(train, "SQuAD JSON")
     qas = [(p, qa) for art in data["data"] for p in art["paragraphs"] for qa in p["qas"]]
     rng = random.Random(spec.seed)
     chosen = _sample(len(qas), spec.questions, rng)

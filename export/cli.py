@@ -8,12 +8,11 @@ Each function adds one sub-parser; heavy libraries load inside the command funct
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from edgekit.cli import dev_default
+from edgekit.cli import MAX_EXAMPLES, dev_default, real, whole
 from edgekit.destination import BUNDLE, check_destination
 from edgekit.errors import EdgekitError, InputError
 from edgekit.export.recipes import add_recipe_arguments, shipped_names
@@ -191,7 +190,7 @@ def cmd_export_int8_sensitivity(args: argparse.Namespace) -> int:
         raise InputError(args.bundle, "manifest task", f"an extractive-qa bundle, got a {src.manifest.task} one")
     examples = load_squad(args.dataset)
     with replacing(args.out, SENSITIVITY, [args.bundle, args.dataset]) as tmp:
-        result = int8_sensitivity(src, examples, args.windows, args.threads, lambda line: print(line, flush=True))
+        result = int8_sensitivity(src, examples, args.windows, args.threads, lambda s: print(s, flush=True), tmp)
         result |= {"dataset": str(args.dataset), "command": args.command_line}
         write_json(tmp / "sensitivity.json", result)
     print(f"wrote {args.out / 'sensitivity.json'}: roles by harm {', '.join(result['roles_by_harm'])}")
@@ -317,22 +316,18 @@ def _add_bundle_step_io(e: argparse.ArgumentParser, suffix: str) -> None:
     e.add_argument("--name", default=None, help=f"bundle name (default: source name + '{suffix}')")
 
 
-def _tolerance(text: str) -> float:
-    """A logit tolerance: a finite number of 0 or more (NaN would let every comparison pass)."""
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite tolerance of 0 or more, got {text}")
-    return value
-
-
 def _add_augment_flags(e: argparse.ArgumentParser, unit: str) -> None:
     """The copying flags ``augment-questions`` and ``augment-texts`` share; ``unit`` names what is copied."""
-    e.add_argument(f"--{unit}s", type=int, default=0, help=f"{unit}s to copy, a seeded sample (0: all; default)")
-    e.add_argument("--copies", type=int, default=1, help=f"copies per {unit} (default: 1)")
-    e.add_argument("--p-delete", type=float, default=0.1, help="chance a word is dropped (default: 0.1)")
-    e.add_argument("--p-replace", type=float, default=0.2, help="chance a word is replaced (default: 0.2)")
-    e.add_argument("--neighbours", type=int, default=5, help="replacements to choose from per word (default: 5)")
-    e.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    e.add_argument(
+        f"--{unit}s", type=whole(0, MAX_EXAMPLES), default=0, help=f"{unit}s to copy, a seeded sample (0: all; default)"
+    )
+    e.add_argument("--copies", type=whole(1, 1000), default=1, help=f"copies per {unit} (default: 1)")
+    e.add_argument("--p-delete", type=real(0.0, 1.0), default=0.1, help="chance a word is dropped (default: 0.1)")
+    e.add_argument("--p-replace", type=real(0.0, 1.0), default=0.2, help="chance a word is replaced (default: 0.2)")
+    e.add_argument(
+        "--neighbours", type=whole(1, 1000), default=5, help="replacements to choose from per word (default: 5)"
+    )
+    e.add_argument("--seed", type=whole(0, 2**32 - 1), default=0, help="random seed (default: 0)")
 
 
 def _augment_settings(args: argparse.Namespace, unit: str) -> dict[str, Any]:
@@ -344,14 +339,21 @@ def _augment_settings(args: argparse.Namespace, unit: str) -> dict[str, Any]:
 def _add_check_args(e: argparse.ArgumentParser, against: str, skippable: bool = False) -> None:
     """How an export step checks its output's logits against what it was made from (same flags for every step)."""
     skip = "0: skip; " if skippable else ""
-    e.add_argument("--atol", type=_tolerance, default=1e-3, help=f"max |Δlogit| vs {against} (default: %(default)s)")
+    e.add_argument(
+        "--atol", type=real(0.0, 1e6), default=1e-3, help=f"max |Δlogit| vs {against} (default: %(default)s)"
+    )
     e.add_argument(
         "--validate-dataset",
         type=Path,
         default=dev_default(),
         help="inputs for the check: SQuAD questions (default: the dev set), a classifier's .tsv or CLINC150 .json",
     )
-    e.add_argument("--validate-n", type=int, default=8, help=f"questions to check on ({skip}default: %(default)s)")
+    e.add_argument(
+        "--validate-n",
+        type=whole(0, MAX_EXAMPLES),
+        default=8,
+        help=f"questions to check on ({skip}default: %(default)s)",
+    )
 
 
 def add_export(sub: argparse._SubParsersAction) -> None:
@@ -363,7 +365,12 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         "bundles -> quick dev check -> summary table), skipping steps whose outputs are valid; or one STEP.",
     )
     add_recipe_arguments(p, omitted="give a STEP instead")
-    p.add_argument("--check-questions", type=int, default=100, help="dev questions for the quick check (default: 100)")
+    p.add_argument(
+        "--check-questions",
+        type=whole(1, MAX_EXAMPLES),
+        default=100,
+        help="dev questions for the quick check (default: 100)",
+    )
     p.add_argument("--no-tflite", action="store_true", help="skip the TFLite bundles")
     p.add_argument(
         "--fuse", action="store_true", help="also fused ONNX bundles (fp32 and int8) from ONNX Runtime's optimizer"
@@ -395,9 +402,14 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     e.add_argument("out", type=Path, help="bundle directory to write")
     e.add_argument("--name", default=None, help="bundle name (default: the directory name)")
     e.add_argument(
-        "--max-seq-len", type=int, default=384, help="tokens per window, fixed in the graph (default: %(default)s)"
+        "--max-seq-len",
+        type=whole(8, 65_536),
+        default=384,
+        help="tokens per window, fixed in the graph (default: %(default)s)",
     )
-    e.add_argument("--doc-stride", type=int, default=128, help="context tokens shared by consecutive windows")
+    e.add_argument(
+        "--doc-stride", type=whole(1, 65_536), default=128, help="context tokens shared by consecutive windows"
+    )
     e.add_argument(
         "--opset",
         type=int,
@@ -462,7 +474,9 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         "classifier its TSV or CLINC150 JSON (the train split); or a datasets source (hf:NAME, .jsonl, .csv, "
         ".parquet: its train split)",
     )
-    e.add_argument("--calibration-windows", type=int, default=64, help="windows to calibrate on (default: 64)")
+    e.add_argument(
+        "--calibration-windows", type=whole(1, 1_000_000), default=64, help="windows to calibrate on (default: 64)"
+    )
     e.set_defaults(func=cmd_export_int8)
 
     e = esub.add_parser(
@@ -535,7 +549,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         "text; the embedding rows and tokenizer.json are renumbered together. Quantize the result afterwards.",
     )
     _add_bundle_step_io(e, "-vocabKEEP")
-    e.add_argument("--keep", type=int, required=True, help="pieces to keep in all")
+    e.add_argument("--keep", type=whole(1, 10_000_000), required=True, help="pieces to keep in all")
     e.add_argument(
         "--corpus",
         type=Path,
@@ -551,7 +565,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     )
     e.add_argument(
         "--english-words",
-        type=int,
+        type=whole(0, 10_000_000),
         default=100_000,
         help="wordfreq's most frequent English words mixed in, half the weight (0: training text only; "
         "default: %(default)s)",
@@ -599,7 +613,9 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         "fp32 scale per block: for students whose int8 form is over a size budget.",
     )
     _add_bundle_step_io(e, "-int4")
-    e.add_argument("--block-size", type=int, default=32, help="weights per scale (power of two; default: 32)")
+    e.add_argument(
+        "--block-size", type=whole(16, 1024), default=32, help="weights per scale (power of two; default: 32)"
+    )
     e.add_argument("--keep-embeddings", action="store_true", help="leave the embedding tables in fp32")
     e.set_defaults(func=cmd_export_int4)
     p.set_defaults(steps=list(esub.choices))  # named in the error when neither a step nor --recipe is given
@@ -648,5 +664,7 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
         "with the tflite extra), check every bundle on the shipped dev excerpt, print the table. Offline.",
     )
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=None, help="threads for training and the runner (default: all)")
+    p.add_argument(
+        "--threads", type=whole(1, 10_000), default=None, help="threads for training and the runner (default: all)"
+    )
     p.set_defaults(func=cmd_demo)

@@ -12,7 +12,6 @@ No network, no files outside the project.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -21,6 +20,7 @@ from edgekit.atomic import write_text
 from edgekit.errors import EdgekitError
 from edgekit.export.pipeline import export_all, markdown, run_fresh
 from edgekit.export.recipes import RECIPES_DIR, load_recipe
+from edgekit.jsonfile import read_json
 from edgekit.squad import sample_path
 from edgekit.text import md_table
 
@@ -33,7 +33,7 @@ def shipped_students(out: Path, threads: int | None = None) -> list[str]:
     """The trained students in ``models/`` answering the same 105 dev questions: the summary's second table."""
     bundles = sorted(p for p in MODELS.glob("*/manifest.json")) if MODELS.is_dir() else []
     # the QA students: a classifier shipped there has no packaged excerpt of its own data to answer
-    bundles = [p for p in bundles if json.loads(p.read_text()).get("task", "extractive-qa") == "extractive-qa"]
+    bundles = [p for p in bundles if read_json(p, "manifest").get("task", "extractive-qa") == "extractive-qa"]
     if not bundles:
         return []
     lines = [

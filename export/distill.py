@@ -37,10 +37,10 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
@@ -50,6 +50,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from edgekit import device
 from edgekit.atomic import write_json
 from edgekit.bundle import Bundle, load_bundle, name_from, sha256_file
+from edgekit.cli import Parser
 from edgekit.destination import RUN, TRAINING, check_destination, claim, replacing
 from edgekit.errors import EdgekitError, InputError
 from edgekit.export.from_bundle import load_bundle_weights
@@ -63,9 +64,10 @@ from edgekit.export.teacher_cache import CacheKey, TeacherLogits, teacher_logits
 from edgekit.export.to_onnx import check_positions, input_names_of, onnx_bundle, save_tokenizer_json, validate
 from edgekit.export.train_features import TrainFeatures, build_train_features, concat_features
 from edgekit.features import QATokenizer
+from edgekit.jsonfile import READ_BACK_BYTES, Range, from_json, read_json
 from edgekit.provenance import module_command
 from edgekit.runner import RunConfig, run
-from edgekit.squad import Example, load_squad, read_json
+from edgekit.squad import Example, load_squad
 
 
 class FeatureDataset(torch.utils.data.Dataset):
@@ -753,7 +755,10 @@ def _check_resumable(recipe: Recipe, path: Path, resuming: bool) -> None:
     recipes after a run started counts as having had its default there."""
     settings = checkpoint_settings(recipe)
     if resuming and path.is_file():
-        saved = {**checkpoint_settings(Recipe()), **read_json(path)}
+        found = read_json(path, "checkpoint settings", READ_BACK_BYTES, read_back=True)
+        if not isinstance(found, dict):
+            raise InputError(path, "top level", "a JSON object of the settings the checkpoints were made with")
+        saved = {**checkpoint_settings(Recipe()), **found}
         changed = sorted(k for k in saved.keys() | settings.keys() if saved.get(k) != settings.get(k))
         if changed:
             diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {settings.get(k)!r}" for k in changed)
@@ -793,6 +798,14 @@ def _save_student(
     return result
 
 
+@dataclass(frozen=True)
+class TrainerProgress:
+    """The fields of a Trainer checkpoint's ``trainer_state.json`` a student made from it records."""
+
+    global_step: Annotated[int, Range(0, 1e12)]
+    epoch: Annotated[float, Range(0, 1e9)]
+
+
 def student_from_checkpoint(
     recipe: Recipe, checkpoint: Path, evaluate: bool = True, argv: list[str] | None = None
 ) -> dict[str, Any]:
@@ -814,16 +827,19 @@ def student_from_checkpoint(
     missing, unexpected = student.model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise InputError(weights_file, f"missing {missing[:3]}, unexpected {unexpected[:3]}", "the recipe's student")
-    progress = read_json(checkpoint / "trainer_state.json", "trainer state")
+    state_file = checkpoint / "trainer_state.json"
+    progress = from_json(TrainerProgress, read_json(state_file, "trainer state", READ_BACK_BYTES), state_file)
     claim(recipe.out, TRAINING, [*recipe.inputs(), checkpoint])
-    result = {"steps": progress["global_step"], "epoch": progress["epoch"], "from_checkpoint": str(checkpoint)}
+    result = {"steps": progress.global_step, "epoch": progress.epoch, "from_checkpoint": str(checkpoint)}
     return _save_student(student, recipe, result, evaluate, argv, t0)
 
 
 def evaluate_saved(recipe: Recipe, argv: list[str] | None = None) -> dict[str, Any]:
     """Score the student an earlier ``--no-eval`` run wrote to the recipe's output, updating its result.json."""
     t0 = time.time()
-    result = read_json(recipe.out / "result.json", "distill result")
+    result = read_json(recipe.out / "result.json", "distill result", READ_BACK_BYTES, read_back=True)
+    if not isinstance(result, dict):
+        raise InputError(recipe.out / "result.json", "top level", "a JSON object, as edgekit distill writes it")
     result.update(
         evaluate_student(recipe_model(recipe, str(recipe.out / "model"), recipe_labels(recipe)), recipe, recipe.out)
     )
@@ -913,7 +929,7 @@ def add_distill_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m edgekit.export.distill",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -14,13 +14,12 @@ classifier's texts: same logits within ``atol``) before it is written.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from edgekit.backends import RuntimeOptions, open_backend
-from edgekit.bundle import Bundle, write_bundle
+from edgekit.bundle import Bundle, bundle_scratch, fill_bundle, load_bundle, write_bundle
 from edgekit.errors import EdgekitError
 from edgekit.export.to_onnx import DEFAULT_ATOL, Validation, compare, compare_tags, compare_texts
 
@@ -40,11 +39,11 @@ def fuse_bundle(
     if m.model_format != "onnx" or m.precision != "fp32":
         raise EdgekitError(f"{src.path}: expected an fp32 ONNX bundle to fuse, got {m.model_format}/{m.precision}")
     reference = open_backend(src, RuntimeOptions())
-    with tempfile.TemporaryDirectory() as tmp:
-        out_model = Path(tmp) / "model.onnx"
+    with bundle_scratch(out_dir, (src.path,)) as tmp:
+        out_model = tmp / "model.onnx"
         # num_heads/hidden_size 0: read from the graph; opt_level 0: only the optimizer's own fusions, so the
         # saved graph stays portable across ORT versions (the session applies its own optimizations at load)
-        source_model = Path(tmp) / "source.onnx"  # the optimizer reads a copy: nothing is written beside the source
+        source_model = tmp / "source.onnx"  # the optimizer reads a copy: nothing is written beside the source
         shutil.copyfile(src.model_path, source_model)
         opt = optimize_model(str(source_model), model_type=MODEL_TYPE, num_heads=0, hidden_size=0, opt_level=0)
         opt.save_model_to_file(str(out_model))
@@ -56,11 +55,12 @@ def fuse_bundle(
         }
         manifest = replace(m, name=name or f"{m.name}-fused", source=source)
         # checked in a scratch bundle first, so a failed check leaves nothing at out_dir
-        staged = write_bundle(Path(tmp) / "staged", out_model, src.tokenizer_path, manifest)
+        staged = write_bundle(tmp / "staged", out_model, src.tokenizer_path, manifest)
         by_task = {"text-classification": compare_texts, "token-classification": compare_tags}
         v = by_task.get(m.task, compare)(reference, staged, examples, atol)
         if not v.ok:
             raise EdgekitError(
                 f"{src.path}: fused graph differs from the original by {v.max_abs_diff:.3g} > atol {atol}"
             )
-        return write_bundle(out_dir, out_model, src.tokenizer_path, manifest, (src.path,)), v
+        fill_bundle(tmp, out_model, src.tokenizer_path, manifest, out_dir)
+    return load_bundle(out_dir), v

@@ -26,7 +26,6 @@ from __future__ import annotations
 import re
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -44,7 +43,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.onnx_model import ONNXModel
 
-from edgekit.bundle import Bundle, write_bundle
+from edgekit.bundle import Bundle, bundle_scratch, fill_bundle, load_bundle
 from edgekit.errors import EdgekitError
 from edgekit.features import batch_inputs
 
@@ -106,15 +105,16 @@ def _quantized_bundle(
     m = src.manifest
     if m.model_format != "onnx" or m.precision != "fp32":
         raise EdgekitError(f"{src.path}: expected an fp32 ONNX bundle to quantize, got {m.model_format}/{m.precision}")
-    with tempfile.TemporaryDirectory() as tmp:
+    with bundle_scratch(out_dir, (src.path,)) as tmp:
         # ONNX Runtime's quantizers write scratch files (model-inferred.onnx) beside the model they read:
         # they read a copy here, so the source bundle is never written to
-        source_model, out_model = Path(tmp) / "source.onnx", Path(tmp) / "model.onnx"
+        source_model, out_model = tmp / "source.onnx", tmp / "model.onnx"
         shutil.copyfile(src.model_path, source_model)
         quantize(source_model, out_model)
         source = {**m.source, "quantized_from": m.files[m.model_file].sha256, "quantization": info}
         manifest = replace(m, name=name, precision=precision, source=source)
-        return write_bundle(out_dir, out_model, src.tokenizer_path, manifest, (src.path,))
+        fill_bundle(tmp, out_model, src.tokenizer_path, manifest, out_dir)
+    return load_bundle(out_dir)
 
 
 @dataclass(frozen=True)
@@ -389,10 +389,11 @@ def float_activations_bundle(
     if unknown := [g for g in groups if g not in table]:
         raise EdgekitError(f"{src.path}: no MatMul group {', '.join(unknown)}; expected one of {', '.join(table)}")
     float_activations(model, {n for g in groups for n in table[g]})
-    with tempfile.TemporaryDirectory() as tmp:
-        out_model = Path(tmp) / "model.onnx"
+    with bundle_scratch(out_dir, (src.path,)) as tmp:
+        out_model = tmp / "model.onnx"
         onnx.save(model, str(out_model))
         earlier = quantization.get("float_activations", [])  # a bundle already made this way
         source = {**m.source, "quantization": {**quantization, "float_activations": earlier + groups}}
         manifest = replace(m, name=name or f"{m.name}-float-act", source=source)
-        return write_bundle(out_dir, out_model, src.tokenizer_path, manifest, (src.path,))
+        fill_bundle(tmp, out_model, src.tokenizer_path, manifest, out_dir)
+    return load_bundle(out_dir)

@@ -28,9 +28,11 @@ from typing import Any, TypeVar
 
 from edgekit.atomic import write_bytes, write_json, write_text
 from edgekit.destination import REPORT, replacing
+from edgekit.device_runners.deploy import read_fleet
 from edgekit.errors import InputError
+from edgekit.jsonfile import read_json
 from edgekit.predlog import COMMON_FIELDS, read_log
-from edgekit.squad import read_json
+from edgekit.result import check_metrics
 from edgekit.text import md_cell, md_table
 
 T = TypeVar("T")
@@ -99,10 +101,13 @@ def _metrics_file(path: Path) -> Path:
 
 
 def _expand(path: Path) -> list[Path]:
-    """A fleet deploy's directory stands for the results of its devices inside it; anything else for itself."""
-    if (path / "fleet.json").is_file():
-        return sorted(q.parent for q in path.glob("*/metrics.json"))
-    return [path]
+    """A fleet deploy's directory stands for the results of the devices its ``fleet.json`` lists as finished;
+    anything else for itself."""
+    fleet_file = path / "fleet.json"
+    if not (fleet_file.is_file() or fleet_file.is_symlink()):
+        return [path]
+    fleet = read_fleet(fleet_file)
+    return [path / d.results for d in fleet.devices if d.ok]
 
 
 def read_inputs(paths: list[Path]) -> tuple[list[tuple[Path, dict[str, Any]]], list[dict[str, Any]]]:
@@ -112,7 +117,7 @@ def read_inputs(paths: list[Path]) -> tuple[list[tuple[Path, dict[str, Any]]], l
         f = _metrics_file(Path(p))
         obj = read_json(f, "results")
         if isinstance(obj, dict) and "latency_ms" in obj and ("f1" in obj or "accuracy" in obj) and "bundle" in obj:
-            runs.append((f, obj))
+            runs.append((f, check_metrics(obj, f)))
         elif isinstance(obj, dict) and isinstance(obj.get("rows"), list):
             for i, r in enumerate(obj["rows"]):
                 if isinstance(r, dict) and r.get("kind") == "reference":

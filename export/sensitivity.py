@@ -33,6 +33,7 @@ import numpy as np
 
 from edgekit.backends import RuntimeOptions, open_backend
 from edgekit.bundle import Bundle, load_bundle
+from edgekit.cli import whole
 from edgekit.device import describe
 from edgekit.squad import Example, default_data_dir
 
@@ -73,8 +74,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=default_data_dir() / "train-v1.1-subset.json",
         help="SQuAD JSON the windows come from: training questions, never dev (default: %(default)s)",
     )
-    p.add_argument("--windows", type=int, default=200, help="windows to compare on (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=2, help="runtime threads (default: %(default)s)")
+    p.add_argument(
+        "--windows", type=whole(1, 1_000_000), default=200, help="windows to compare on (default: %(default)s)"
+    )
+    p.add_argument("--threads", type=whole(1, 10_000), default=2, help="runtime threads (default: %(default)s)")
 
 
 def int8_sensitivity(
@@ -83,8 +86,11 @@ def int8_sensitivity(
     windows: int = 200,
     threads: int = 2,
     say: Callable[[str], None] = print,
+    workdir: Path | None = None,
 ) -> dict[str, Any]:
-    """Every variant's distance from the weights-only reference on ``windows`` windows of ``examples``."""
+    """Every variant's distance from the weights-only reference on ``windows`` windows of ``examples``; the
+    variants' bundles are written to a temporary directory in ``workdir`` (a command's partial output) and
+    removed."""
     import onnx
 
     from edgekit.export.quantize import WindowReader, float_activations_bundle, matmul_groups
@@ -92,7 +98,7 @@ def int8_sensitivity(
     groups = matmul_groups(onnx.load(str(src.model_path)).graph)
     roles = [g for g in groups if not g.startswith("layer.")]
     feeds = WindowReader(src, list(examples), windows, padded=False).feeds
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
 
         def measure(label: str, chosen: list[str]) -> dict:
             path = float_activations_bundle(src, Path(tmp) / "variant", chosen).path if chosen else src.path

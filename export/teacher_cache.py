@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from numpy.lib.format import open_memmap
@@ -37,6 +37,7 @@ from edgekit.errors import EdgekitError, InputError
 from edgekit.export.align import teacher_window
 from edgekit.export.train_features import TrainFeatures
 from edgekit.features import QATokenizer, batch_inputs
+from edgekit.jsonfile import READ_BACK_BYTES, Range, from_json, read_json
 from edgekit.squad import Example
 
 FORMAT = 1
@@ -67,7 +68,8 @@ class TeacherLogits:
 def _check_key(cache: Path, key: CacheKey, write: bool) -> None:
     key_file = cache / "key.json"
     if key_file.exists() or not write:
-        found = json.loads(key_file.read_text())
+        found = read_json(key_file, "teacher-logits cache key", READ_BACK_BYTES, read_back=True)
+        found = found if isinstance(found, dict) else {}
         if found != asdict(key):
             diff = sorted(k for k in asdict(key) if found.get(k) != asdict(key)[k])
             raise InputError(
@@ -79,6 +81,23 @@ def _check_key(cache: Path, key: CacheKey, write: bool) -> None:
     else:
         cache.mkdir(parents=True, exist_ok=True)
         write_json(key_file, asdict(key))
+
+
+@dataclass(frozen=True)
+class CacheProgress:
+    """``progress.json``: how many windows of the cache are written (the rest is computed on resume)."""
+
+    done: Annotated[int, Range(0, 1e12)]
+
+
+def _progress(path: Path, n: int) -> int:
+    """Windows already in the cache, read back as untrusted: a count beyond the cache's windows is refused."""
+    if not (path.exists() or path.is_symlink()):
+        return 0
+    done = from_json(CacheProgress, read_json(path, "cache progress", READ_BACK_BYTES, read_back=True), path).done
+    if done > n:
+        raise InputError(path, "field 'done'", f"at most the cache's {n} windows, got {done}")
+    return done
 
 
 def teacher_logits(
@@ -100,7 +119,7 @@ def teacher_logits(
     n, length = len(features), features.input_ids.shape[1]
     files = {name: cache / f"{name}.npy" for name in ("start", "end", "mask")}
     progress_file = cache / "progress.json"
-    done = json.loads(progress_file.read_text())["done"] if progress_file.exists() else 0
+    done = _progress(progress_file, n)
     if done < n and not write:
         raise EdgekitError(f"{progress_file}: expected a complete teacher-logits cache, found {done} of {n} windows")
     if done < n:
@@ -178,7 +197,8 @@ def cached_array(
     cache = cache_root / f"{prefix}-{digest}"
     logits_file, key_file = cache / "logits.npy", cache / "key.json"
     if logits_file.is_file() and key_file.is_file():
-        if json.loads(key_file.read_text()) != json.loads(json.dumps(record)):
+        found = read_json(key_file, "teacher-logits cache key", READ_BACK_BYTES, read_back=True)
+        if found != json.loads(json.dumps(record)):
             raise InputError(key_file, "fields", "a cache made for this teacher, data and labels")
         logits = np.load(logits_file, allow_pickle=False)
         if logits.shape != shape or not np.all(np.isfinite(logits)):

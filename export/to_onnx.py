@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 from tokenizers import Tokenizer
 
 from edgekit.backends import RuntimeOptions, open_backend
-from edgekit.bundle import Bundle, Manifest, write_bundle
+from edgekit.bundle import Bundle, Manifest, bundle_scratch, fill_bundle, load_bundle
 from edgekit.decode import best_span
 from edgekit.errors import EdgekitError, InputError
 from edgekit.export.models import LoadedQA
@@ -349,12 +348,13 @@ def onnx_bundle(
 ) -> Bundle:
     """Export ``qa`` to an fp32 ONNX bundle in ``out_dir``; ``source`` adds provenance fields."""
     check_positions(qa, max_seq_len)
-    with tempfile.TemporaryDirectory() as tmp:
-        model_file, tok_file = Path(tmp) / "model.onnx", Path(tmp) / "tokenizer.json"
+    with bundle_scratch(out_dir, qa.local_files) as tmp:
+        model_file, tok_file = tmp / "model.onnx", tmp / "tokenizer.json"
         names = export_onnx(qa, model_file, opset)
         save_tokenizer_json(qa, tok_file)
         if not labels_of(qa):
             QATokenizer.from_file(tok_file, max_seq_len, doc_stride)  # refuse bad settings before writing
         exporter = f"torch.onnx (torch {torch.__version__}, opset {opset})"
         manifest = manifest_for(qa, name, "onnx", "fp32", names, max_seq_len, doc_stride, exporter, source)
-        return write_bundle(out_dir, model_file, tok_file, manifest, qa.local_files)
+        fill_bundle(tmp, model_file, tok_file, manifest, out_dir)
+    return load_bundle(out_dir)

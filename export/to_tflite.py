@@ -13,12 +13,11 @@ int8 variant (weights int8, activations fp32 with dynamic-range kernels). Both n
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import torch
 
-from edgekit.bundle import Bundle, write_bundle
+from edgekit.bundle import Bundle, bundle_scratch, fill_bundle, load_bundle
 from edgekit.device import captured_output
 from edgekit.errors import EdgekitError
 from edgekit.export.models import LoadedQA
@@ -78,9 +77,10 @@ def tflite_bundles(
     if lengths[-1] != max_seq_len:
         raise EdgekitError(f"TFLite lengths {lengths}: expected the longest to be max_seq_len ({max_seq_len})")
     source = {**(source or {}), "tflite_lengths": lengths}
-    bundles = []
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32, tok = Path(tmp) / "model.tflite", Path(tmp) / "tokenizer.json"
+    names_of = {p: out_dir / f"{name}-{p}-tflite" for p in ("fp32", "int8")[: 1 + int8]}
+    # the converter's and quantizer's files live in the fp32 bundle's partial directory (bundle_scratch)
+    with bundle_scratch(names_of["fp32"], qa.local_files) as tmp:
+        fp32, tok = tmp / "model.tflite", tmp / "tokenizer.json"
         names = convert_tflite(qa, fp32, lengths)
         save_tokenizer_json(qa, tok)
         import litert_torch
@@ -88,12 +88,21 @@ def tflite_bundles(
         exporter = f"litert-torch {litert_torch.__version__} (torch {torch.__version__})"
         variants = [("fp32", fp32, source)]
         if int8:
-            q8 = Path(tmp) / "model-int8.tflite"
+            q8 = tmp / "model-int8.tflite"
             quantize_tflite(fp32, q8)
             variants.append(("int8", q8, {**source, "quantization": {"method": "ai-edge-quantizer dynamic_wi8_afp32"}}))
-        for precision, model, src in variants:
-            bundle_name = f"{name}-{precision}-tflite"
-            manifest = manifest_for(qa, bundle_name, "tflite", precision, names, max_seq_len, doc_stride, exporter, src)
-            with captured_output():  # the check of the written model: LiteRT's delegate notice, once per process
-                bundles.append(write_bundle(out_dir / bundle_name, model, tok, manifest, qa.local_files))
+        manifests = {
+            precision: manifest_for(
+                qa, names_of[precision].name, "tflite", precision, names, max_seq_len, doc_stride, exporter, src
+            )
+            for precision, _, src in variants
+        }
+        if int8:
+            with bundle_scratch(names_of["int8"], qa.local_files) as tmp8:
+                fill_bundle(tmp8, q8, tok, manifests["int8"], names_of["int8"])
+        fill_bundle(tmp, fp32, tok, manifests["fp32"], names_of["fp32"])
+    bundles = []
+    for precision in names_of:
+        with captured_output():  # the check of the written model: LiteRT's delegate notice, once per process
+            bundles.append(load_bundle(names_of[precision]))
     return bundles

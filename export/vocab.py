@@ -24,7 +24,6 @@ unigram vocabularies build pieces from one another, so dropping one can break ot
 from __future__ import annotations
 
 import json
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
@@ -36,8 +35,9 @@ import onnx
 from onnx import numpy_helper
 from tokenizers import Tokenizer
 
-from edgekit.bundle import Bundle, sha256_file, write_bundle
+from edgekit.bundle import Bundle, bundle_scratch, fill_bundle, load_bundle, sha256_file
 from edgekit.errors import EdgekitError, InputError
+from edgekit.jsonfile import read_json
 from edgekit.squad import Example
 
 ENGLISH_WORDS = 100_000
@@ -195,7 +195,7 @@ def prune_bundle(
         raise EdgekitError(
             f"{src.path}: expected an fp32 ONNX bundle to prune (quantize afterwards), got {m.model_format}/{m.precision}"
         )
-    tok_json = json.loads(src.tokenizer_path.read_text())
+    tok_json = read_json(src.tokenizer_path, "tokenizer")
     kept = choose_ids(
         tok_json,
         piece_scores(
@@ -218,8 +218,8 @@ def prune_bundle(
     )
     graph = onnx.load(str(src.model_path))
     removed = pruned_graph(graph, kept, src.model_path)
-    with tempfile.TemporaryDirectory() as tmp:
-        model_file, tok_file = Path(tmp) / m.model_file, Path(tmp) / m.tokenizer_file
+    with bundle_scratch(out_dir, (src.path,)) as tmp:
+        model_file, tok_file = tmp / m.model_file, tmp / m.tokenizer_file
         onnx.save(graph, str(model_file))
         tok_file.write_text(json.dumps(pruned_tokenizer(tok_json, kept), ensure_ascii=False))
         manifest = replace(
@@ -229,4 +229,5 @@ def prune_bundle(
             params=m.params - removed,
             source={**m.source, "vocab_pruning": asdict(record)},
         )
-        return write_bundle(out_dir, model_file, tok_file, manifest, (src.path,))
+        fill_bundle(tmp, model_file, tok_file, manifest, out_dir)
+    return load_bundle(out_dir)

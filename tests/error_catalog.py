@@ -262,6 +262,20 @@ def _metrics_file(env: Env, name: str, edit: Callable[[dict], None]) -> str:
     return str(path)
 
 
+def _fleet(env: Env, name: str, status: str = "finished", results: str | None = None) -> Path:
+    """A fleet deploy's directory with one device's finished run in it, its fleet.json edited."""
+    from edgekit.device_runners.deploy import target_dir_name
+
+    fleet, target = env.work / name, "ssh://pi@pi5"
+    fleet.mkdir()
+    run_dir = Path(_finished_run(env, f"{name}-run")[-1])
+    shutil.copytree(run_dir, fleet / target_dir_name(target))
+    device = {"target": target, "results": results or target_dir_name(target), "ok": True, "error": None}
+    record = {"bundle": "b", "targets": [target], "status": status, "devices": [device]}
+    (fleet / "fleet.json").write_text(json.dumps(record))
+    return fleet
+
+
 def _fifo(env: Env) -> Path:
     path = env.work / "fifo.json"
     if not path.exists():
@@ -624,8 +638,8 @@ CASES: list[Case] = [
         "a plain file name inside the bundle",
     ),
     # run settings and outputs
-    Case("run", "threads <= 0", lambda e: e.run(e.dataset("q.json"), "--threads", "0"), "threads=0"),
-    Case("run", "limit <= 0", lambda e: e.run(e.dataset("q.json"), "--limit", "0"), "limit=0"),
+    Case("run", "threads <= 0", lambda e: e.run(e.dataset("q.json"), "--threads", "0"), "a whole number from 1"),
+    Case("run", "limit <= 0", lambda e: e.run(e.dataset("q.json"), "--limit", "0"), "a whole number from 1"),
     Case(
         "run",
         "a runtime for another model format (--backend litert, ONNX bundle)",
@@ -654,7 +668,7 @@ CASES: list[Case] = [
     Case("run", "resuming with another --warmup", lambda e: [*_finished_run(e, "r-w"), "--warmup", "0"], "warmup"),
     Case("run", "resuming with another --n-best", lambda e: [*_finished_run(e, "r-n"), "--n-best", "5"], "n_best"),
     Case("run", "a prediction log without its run.json", _log_without_run_json, "not adopted"),
-    Case("run", "--n-best 0", lambda e: e.run(e.dataset("nb.json"), "--n-best", "0"), "n_best=0"),
+    Case("run", "--n-best 0", lambda e: e.run(e.dataset("nb.json"), "--n-best", "0"), "from 1 to 1,000"),
     Case("run", "a datasets name on the device side", lambda e: e.run(Path("hf:squad")), "edgekit export dataset"),
     # values no program should trust
     Case("dataset", "lone surrogate escape", lambda e: e.run(_surrogate(e)), "lone surrogate"),
@@ -729,7 +743,7 @@ CASES: list[Case] = [
         lambda e: [*e.run(e.dataset("ln.json"))[:4], "--out", str(e.work / ("x" * 300))],
         "File name too long",
     ),
-    Case("run", "--threads 100000", lambda e: e.run(e.dataset("th.json"), "--threads", "100000"), "from 1 to 256"),
+    Case("run", "--threads 100000", lambda e: e.run(e.dataset("th.json"), "--threads", "100000"), "from 1 to 10,000"),
     Case(
         "bundle",
         "a name with a newline and a terminal escape",
@@ -749,10 +763,40 @@ CASES: list[Case] = [
         "a finite number",
     ),
     Case(
+        "report",
+        "metrics whose median is above their maximum",
+        lambda e: [
+            "report",
+            _metrics_file(e, "ord", lambda m: m["latency_ms"].update(p50=m["latency_ms"]["max"] + 1)),
+            "--out",
+            str(e.work / "rep-o5"),
+        ],
+        "percentiles in order",
+    ),
+    Case(
+        "report",
+        "a fleet deploy that did not finish",
+        lambda e: ["report", str(_fleet(e, "fl1", status="running")), "--out", str(e.work / "rep-o6")],
+        "a finished fleet deploy",
+    ),
+    Case(
+        "report",
+        "a fleet naming a results directory outside it",
+        lambda e: ["report", str(_fleet(e, "fl2", results="../elsewhere")), "--out", str(e.work / "rep-o7")],
+        "with the results directory deploy names",
+    ),
+    Case("run", "--warmup nan", lambda e: e.run(e.dataset("wn.json"), "--warmup", "nan"), "a whole number from 0"),
+    Case(
+        "export",
+        "augment-questions with a negative seed",
+        lambda e: ["export", "augment-questions", str(e.bundle), str(e.work / "aq-s"), "--seed", "-1"],
+        "from 0 to 4,294,967,295",
+    ),
+    Case(
         "export",
         "int4 block size beyond 1024",
         lambda e: ["export", "int4", str(e.bundle), str(e.work / "q4"), "--block-size", str(2**40)],
-        "from 16 to 1024",
+        "from 16 to 1,024",
     ),
     Case(
         "export",
@@ -822,7 +866,7 @@ CASES: list[Case] = [
             *["export", "int8", str(e.bundle), str(e.work / "qs"), "--static", "minmax"],
             *["--calibration-data", str(e.dataset("cal.json")), "--calibration-windows", "0"],
         ],
-        "calibration windows 0",
+        "argument --calibration-windows: expected a whole number from 1",
     ),
     Case(
         "export",
@@ -848,7 +892,7 @@ CASES: list[Case] = [
         lambda e: ["export", "onnx", str(_template_without_its_tokens(e)), str(e.work / "o3")],
         "expected a tokenizer whose special tokens",
     ),
-    Case("deploy", "--limit 0", lambda e: [*_deploy(e, "--limit", "0"), "--out", str(e.work / "d-l")], "limit=0"),
+    Case("deploy", "--limit 0", lambda e: [*_deploy(e, "--limit", "0"), "--out", str(e.work / "d-l")], "from 1 to"),
     Case(
         "deploy",
         "a targets file with no target",
@@ -865,7 +909,7 @@ CASES: list[Case] = [
             *["deploy", "ssh://127.0.0.1:9", *_deploy(e, "--jobs", "0", target="ssh://127.0.0.1:10")[1:]],
             *["--out", str(e.work / "d-j")],
         ],
-        "a positive number of devices at once",
+        "argument --jobs: expected a whole number from 1",
     ),
     Case(
         "deploy",
@@ -963,7 +1007,10 @@ def run_case(case: Case, env: Env) -> tuple[int, str]:
         # JAX, imported in this test process by the TFLite tests (never by `edgekit run`), warns when a runtime
         # forks (OpenVINO loading its plugin): a fact of the shared process, not a message of the command
         warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
-        code = main(argv)
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse's refusal of a flag's value
+            code = exc.code if isinstance(exc.code, int) else 2
     return code, err.getvalue()
 
 

@@ -52,10 +52,11 @@ def test_user_error_is_one_line_exit_2(tmp_path, capsys) -> None:
 
 def test_bad_threads_and_limit(tmp_path, minilm_bundle, dev_path, capsys) -> None:
     for flag, value in (("--threads", "0"), ("--limit", "0")):
-        code = main(["run", str(minilm_bundle.path), "--dataset", str(dev_path), "--out", str(tmp_path), flag, value])
-        assert code == 2
+        with pytest.raises(SystemExit) as exit_:  # argparse's refusal, in one line
+            main(["run", str(minilm_bundle.path), "--dataset", str(dev_path), "--out", str(tmp_path), flag, value])
+        assert exit_.value.code == 2
         err = capsys.readouterr().err
-        assert f"{flag[2:]}=0: expected a" in err and err.count("\n") == 1, err
+        assert f"argument {flag}: expected a whole number from 1" in err and err.count("\n") == 1, err
 
 
 def test_unwritable_output_directory(tmp_path, minilm_bundle, dev_path, capsys) -> None:
@@ -114,3 +115,71 @@ def test_every_option_says_what_it_does(command) -> None:
         if not isinstance(action, argparse._SubParsersAction | argparse._HelpAction) and not action.help
     ]
     assert not missing, f"options without help text: {missing}"
+
+
+def _every_parser() -> list[argparse.ArgumentParser]:
+    """``edgekit``'s parser with every workstation command's, every sub-command's, and the other entry points'."""
+    from edgekit.device_runners.desktop import sweep
+    from edgekit.export import distill
+
+    found, stack = [], [build_parser(name) for name in [None, *WORKSTATION_COMMANDS]]
+    for module in (sweep, distill):  # their own parsers, built as their main() builds them
+        parser = None
+
+        def grab(p, *args, **kwargs):
+            nonlocal parser
+            parser = p
+            raise SystemExit(0)
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(argparse.ArgumentParser, "parse_args", grab)
+            with pytest.raises(SystemExit):
+                module.main([])
+        stack.append(parser)
+    while stack:
+        p = stack.pop()
+        found.append(p)
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+    return found
+
+
+HOSTILE_NUMBERS = ["nan", "inf", "-inf", "", "x", "1e400", "0x10", "1" + "0" * 5000]
+
+
+def test_every_number_a_command_takes_is_bounded() -> None:
+    """No flag takes a bare int or float (0 threads, -1 copies, NaN tolerance, 10^20 windows would pass it and fail
+    later, or never): each has bounds, refuses NaN, infinity, text and out-of-range values at parse time, and
+    accepts its bounds and its default."""
+    actions = [(p.prog, a) for p in _every_parser() for a in p._actions]
+    bare = [f"{prog} {a.dest}" for prog, a in actions if a.type in (int, float) and a.choices is None]
+    assert not bare
+    bounded = [(prog, a) for prog, a in actions if hasattr(a.type, "bounds")]
+    assert len({(prog, a.dest) for prog, a in bounded}) >= 30
+    for prog, a in bounded:
+        low, high = a.type.bounds
+        step = 1 if isinstance(low, int) else 1e-3 * max(1.0, abs(high))
+        for bad in [*HOSTILE_NUMBERS, str(low - step), str(high + step)]:
+            with pytest.raises(argparse.ArgumentTypeError, match="expected"):
+                a.type(bad)
+        assert a.type(str(low)) == low and a.type(str(high)) == high, (prog, a.dest)
+        for default in a.default if isinstance(a.default, list) else [a.default]:
+            assert default is None or low <= default <= high, (prog, a.dest, default)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "b", "--out", "o", "--threads", "0"],
+        ["run", "b", "--out", "o", "--warmup", "nan"],
+        ["export", "augment-questions", "b", "o", "--seed", "-1"],
+        ["export", "int8", "b", "o", "--calibration-windows", "1e400"],
+        ["deploy", "ssh://h", "b", "--out", "o", "--jobs", "0"],
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
+def test_a_number_out_of_range_is_one_line_before_any_work(argv: list[str], tmp_path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "edgekit.cli", *argv], capture_output=True, text=True, cwd=tmp_path)
+    [line] = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and "expected a" in line and "--help" in line and not list(tmp_path.iterdir())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -213,6 +214,23 @@ def test_no_spin_reaches_the_devices_session_and_names_its_run(sshd, tiny_bundle
     assert json.loads((tmp_path / "ns" / "metrics.json").read_text())["spin"] is False
 
 
+LATENCY = {"n": 2, "mean": 5.0, "p50": 9.0, "p90": 6.0, "p99": 6.0, "min": 4.0, "max": 6.0}
+ABSURD = {
+    "run_id": "RUN_ID",
+    "task": "extractive-qa",
+    "exact_match": 50.0,
+    "f1": 60.0,
+    "n_questions": 2,
+    "latency_ms": LATENCY,
+    "peak_rss_mb": 100.0,
+    "throughput_qps": 200.0,
+    "backend": "litert",
+    "bundle": {"name": "b", "format": "onnx", "precision": "fp32", "model_size_mb": 1.0, "params": 1, "layers": 1},
+}
+# consistent in itself, but of another model: what the run id alone could not tell apart
+FORGED = {**ABSURD, "latency_ms": {**LATENCY, "p50": 5.0}, "backend": "onnxruntime"}
+FORGED["bundle"] = {**ABSURD["bundle"], "model_sha256": "0" * 64}
+
 HOSTILE_RUNNERS = {
     # a device whose Python is not the runner: it exits 0 having run nothing
     "exits 0 without running": "exit 0",
@@ -220,6 +238,25 @@ HOSTILE_RUNNERS = {
     "writes bad metrics": 'mkdir -p "$out" && printf \'{"run_id": "%s", "f1": "high"}\' "$id" > "$out/metrics.json"',
     # valid JSON but a prediction file far larger than any run writes
     "sends a huge file": 'mkdir -p "$out" && head -c 3000000 /dev/zero > "$out/predictions.json"',
+    # every field of a runner's metrics, of its type, but a median above the maximum and a TFLite-only runtime
+    "writes metrics that contradict themselves": f'mkdir -p "$out" && echo {shlex.quote(json.dumps(ABSURD))} '
+    '| sed "s/RUN_ID/$id/" > "$out/metrics.json"',
+    "writes a run of another model": f'mkdir -p "$out" && echo {shlex.quote(json.dumps(FORGED))} '
+    '| sed "s/RUN_ID/$id/" > "$out/metrics.json"',
+    # NaN, and nesting deeper than any reader should recurse into
+    "writes NaN": 'mkdir -p "$out" && printf \'{"run_id": "%s", "f1": NaN}\' "$id" > "$out/metrics.json"',
+    "writes deep nesting": 'mkdir -p "$out" && python3 -c "print(\'[\' * 100000)" > "$out/metrics.json"',
+    # a link where the metrics should be: the pull takes plain files only
+    "links metrics.json elsewhere": 'mkdir -p "$out" && ln -sf /etc/hostname "$out/metrics.json"',
+}
+
+
+SAID = {  # what the one line says, where the device sent a metrics.json of this run's id
+    "writes metrics that contradict themselves": "percentiles in order",
+    "writes a run of another model": "the deployed model's",
+    "writes NaN": "NaN",
+    "writes deep nesting": "nested at most",
+    "writes bad metrics": "latency_ms",
 }
 
 
@@ -227,11 +264,17 @@ HOSTILE_RUNNERS = {
 def test_a_hostile_device_fails_the_deploy_in_one_line_and_passes_nothing_off(
     sshd, tiny_bundle, dev_path, tmp_path, monkeypatch, behaviour
 ) -> None:
-    """The device's reply is untrusted: each of these is a DeviceError, deploy.json says failed, and nothing
-    the device sent back is kept as this run's metrics."""
+    """The device's reply is untrusted: each of these is a DeviceError, deploy.json says failed, nothing the
+    device sent back is kept as this run's metrics, and an earlier deploy's results in ``--out`` are moved to
+    ``previous/``, so nothing beside the failed deploy.json looks like its results."""
     import edgekit.device_runners.deploy as deploy_module
 
     monkeypatch.setattr(deploy_module, "MAX_RESULT_BYTES", 1 << 20)
+    out = tmp_path / "pulled"
+    out.mkdir()
+    earlier = {"deploy.json": '{"status": "finished"}', "metrics.json": '{"f1": 99.0}', "predictions.json": "{}"}
+    for name, text in earlier.items():
+        (out / name).write_text(text)
     runner = tmp_path / "hostile-python"
     runner.write_text(
         "#!/bin/sh\n"
@@ -240,9 +283,9 @@ def test_a_hostile_device_fails_the_deploy_in_one_line_and_passes_nothing_off(
     )
     runner.chmod(0o755)
     config = DeployConfig(remote_dir=str(tmp_path / "device"), remote_python=str(runner), warmup=0, limit=2)
-    out = tmp_path / "pulled"
     with pytest.raises(DeviceError) as err:
         deploy(sshd, tiny_bundle.path, dev_path, out, config)
-    assert "\n" not in str(err.value)
+    assert "\n" not in str(err.value) and SAID.get(behaviour, "") in str(err.value)
     assert json.loads((out / "deploy.json").read_text())["status"].startswith("failed: ")
     assert not (out / "metrics.json").exists() and not (out / "predictions.json").exists()
+    assert (out / "previous" / "metrics.json").read_text() == earlier["metrics.json"]

@@ -270,7 +270,7 @@ _METRIC_KEYS = ["task", "run_id", "latency_ms", "p50", "peak_rss_mb", "f1", "exa
 def test_a_metrics_file_read_back_is_accepted_only_whole(doc) -> None:
     """What a device or an old run directory sends back as metrics.json: checked, or refused in one InputError
     naming it, never a crash; an accepted one gives its task's summary line."""
-    from edgekit.runner import check_metrics
+    from edgekit.result import check_metrics
     from edgekit.tasks import get_task
 
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.atomic import write_json, write_text
+from edgekit.cli import MAX_EXAMPLES, Parser, whole
 from edgekit.destination import SWEEP, claim
 from edgekit.device import describe
 from edgekit.errors import EdgekitError
@@ -52,13 +53,17 @@ def sweep(bundles: list[Path], dataset: Path, out: Path, threads: list[int], lim
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundles", nargs="+", type=Path, help="edge bundle directories")
     p.add_argument("--dataset", type=Path, default=default_data_dir() / "dev-v1.1.json", help="SQuAD v1.1 JSON")
     p.add_argument("--out", type=Path, required=True, help="directory for the runs and sweep.json/.md")
-    p.add_argument("--limit", type=int, default=200, help="first N questions (default: %(default)s)")
+    p.add_argument("--limit", type=whole(1, MAX_EXAMPLES), default=200, help="first N questions (default: %(default)s)")
     p.add_argument(
-        "--threads", type=int, nargs="+", default=sorted({1, 2, os.cpu_count() or 1}), help="thread counts to sweep"
+        "--threads",
+        type=whole(1, 10_000),
+        nargs="+",
+        default=sorted({1, 2, os.cpu_count() or 1}),
+        help="thread counts to sweep",
     )
     args = p.parse_args(argv)
     command = module_command("edgekit.device_runners.desktop.sweep", argv)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ from edgekit.atomic import write_json
 from edgekit.backends import BACKENDS, RuntimeOptions
 from edgekit.bundle import load_bundle
 from edgekit.errors import EdgekitError, InputError
-from edgekit.squad import Example, read_back_json
+from edgekit.jsonfile import from_json, read_json
+from edgekit.squad import Example
 
 AGREEMENT = 0.95  # share of answers equal to the reference's a candidate needs
 N_QUESTIONS = 32
@@ -42,22 +43,30 @@ def _remembered(path: Path) -> dict[str, Any]:
     """The remembered choices, or none: the file is read back as untrusted (a FIFO or device there is not
     waited on, an oversized or malformed file is measured again and rewritten)."""
     try:
-        found = read_back_json(path, MAX_CACHE_BYTES)
-    except (OSError, ValueError, RecursionError, InputError):
+        found = read_json(path, "backend choices", MAX_CACHE_BYTES, read_back=True)
+    except InputError:
         return {}
     return found if isinstance(found, dict) else {}
+
+
+@dataclass(frozen=True)
+class RememberedChoice:
+    """One entry of the cache, as :func:`choose_backend` writes it (the fields a later run relies on)."""
+
+    backend: str
+    candidates: dict[str, dict[str, Any]]
 
 
 def _valid_choice(known: Any, model_format: str) -> bool:
     """A remembered record as :func:`choose_backend` writes it, for this bundle's format, whose winner met the
     agreement rule: a hand-edited or stale entry is measured again rather than obeyed."""
-    if not isinstance(known, dict) or known.get("backend") not in BACKENDS:
+    try:
+        choice = from_json(RememberedChoice, known, None)
+    except InputError:
         return False
-    name, reference = known["backend"], OWN_RUNTIME.get(model_format)
-    trial = known.get("candidates", {}).get(name) if isinstance(known.get("candidates"), dict) else None
-    same = trial.get(f"same_answers_as_{reference}") if isinstance(trial, dict) else None
+    same = choice.candidates.get(choice.backend, {}).get(f"same_answers_as_{OWN_RUNTIME.get(model_format)}")
     return (
-        BACKENDS[name] == model_format
+        BACKENDS.get(choice.backend) == model_format
         and isinstance(same, int | float)
         and not isinstance(same, bool)
         and AGREEMENT <= same <= 1.0

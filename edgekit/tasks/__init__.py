@@ -51,6 +51,7 @@ class Task(Protocol):
 
     name: str  # the manifest's 'task'
     headline: str  # the metrics.json score a table leads with ('f1', 'accuracy')
+    scores: type  # the dataclass of the scores metrics.json holds: their schema when read back (edgekit.result)
     example_noun: str  # 'questions', 'examples'
     record_fields: Mapping[str, type | tuple[type, ...]]  # what predict() writes, besides the runner's fields
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,9 @@ from edgekit.backends import Backend, RuntimeOptions, check_finite, open_backend
 from edgekit.bundle import Bundle, Manifest, load_bundle
 from edgekit.errors import BundleError, InputError
 from edgekit.features import TruncatingTokenizer, row_feeds
-from edgekit.squad import read_json, read_text, resolve_data_path
+from edgekit.jsonfile import read_json, read_text
+from edgekit.result import Examples, Percent
+from edgekit.squad import resolve_data_path
 from edgekit.timing import Stopwatch
 
 TASK = "text-classification"
@@ -174,19 +176,17 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ClassificationScore:
-    """Scores of predictions against gold labels, in percent; the CLINC150 pair where the labels hold ``oos``."""
+    """Scores of predictions against gold labels, in percent; the CLINC150 pair where the labels hold ``oos``.
+    Also the schema of these fields in a metrics.json read back (``ClassificationTask.scores``)."""
 
-    accuracy: float
-    macro_f1: float
-    total: int
-    in_scope_accuracy: float | None = None
-    oos_recall: float | None = None
+    accuracy: Percent
+    macro_f1: Percent
+    n_examples: Examples
+    in_scope_accuracy: Percent | None = None
+    oos_recall: Percent | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"accuracy": self.accuracy, "macro_f1": self.macro_f1, "n_examples": self.total}
-        if self.in_scope_accuracy is not None:
-            d.update(in_scope_accuracy=self.in_scope_accuracy, oos_recall=self.oos_recall)
-        return d
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 def score(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str] = ()) -> ClassificationScore:
@@ -211,7 +211,7 @@ def score(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str] =
     return ClassificationScore(
         result.accuracy,
         result.macro_f1,
-        result.total,
+        result.n_examples,
         100.0 * sum(g == p for g, p in in_scope) / len(in_scope) if in_scope else 0.0,
         100.0 * sum(p == OOS for p in out_scope) / len(out_scope) if out_scope else 0.0,
     )
@@ -259,6 +259,7 @@ class ClassificationTask:
     """A text in, one of the bundle's labels out; accuracy and macro-F1 (and CLINC150's pair)."""
 
     name = TASK
+    scores = ClassificationScore
     headline = "accuracy"
     example_noun = "examples"
     record_fields: Mapping[str, type | tuple[type, ...]] = {"label": str, "confidence": (int, float)}

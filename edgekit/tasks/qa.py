@@ -15,6 +15,7 @@ from edgekit.decode import DEFAULT_N_BEST, Span, best_span
 from edgekit.errors import BundleError, EdgekitError, InputError
 from edgekit.features import QATokenizer, Window, batch_inputs, check_window_settings
 from edgekit.metric import evaluate
+from edgekit.result import Examples, Percent
 from edgekit.squad import MAX_CONTEXT_CHARS, Example, load_squad
 from edgekit.timing import Stopwatch
 
@@ -85,10 +86,20 @@ class QAModel:
         }
 
 
+@dataclass(frozen=True)
+class QAScores:
+    """The scores a QA run's metrics.json holds (checked when it is read back)."""
+
+    exact_match: Percent
+    f1: Percent
+    n_questions: Examples
+
+
 class QATask:
     """SQuAD v1.1: a question and its context in, a span of the context out; EM/F1 by the official rules."""
 
     name = "extractive-qa"
+    scores = QAScores
     headline = "f1"
     example_noun = "questions"
     record_fields: Mapping[str, type | tuple[type, ...]] = {

@@ -25,6 +25,7 @@ from edgekit.bundle import Bundle, Manifest, load_bundle
 from edgekit.entities import OUTSIDE, Sentence, read_conll, score_entities, split_tag
 from edgekit.errors import BundleError, InputError
 from edgekit.features import TruncatingTokenizer, row_feeds
+from edgekit.result import Examples, Percent
 from edgekit.squad import resolve_data_path
 from edgekit.timing import Stopwatch
 
@@ -155,10 +156,22 @@ class Tagger:
         return {"tags": self.tag(example.words), "windows": self.last_windows}
 
 
+@dataclass(frozen=True)
+class TagScores:
+    """The scores a tagger run's metrics.json holds (checked when it is read back)."""
+
+    f1: Percent
+    precision: Percent
+    recall: Percent
+    surface_f1: Percent
+    n_examples: Examples
+
+
 class TokenTask:
     """Words in, one IOB2 tag per word out; entity precision/recall/F1 (CoNLL) and WNUT's surface-form F1."""
 
     name = TASK
+    scores = TagScores
     headline = "f1"
     example_noun = "sentences"
     record_fields: Mapping[str, type | tuple[type, ...]] = {"tags": list, "windows": int}

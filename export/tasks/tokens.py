@@ -27,7 +27,7 @@ from edgekit.errors import InputError
 from edgekit.export.losses import IGNORE_INDEX, token_kd_loss
 from edgekit.export.tasks.classification import dataset_path
 from edgekit.export.teacher_cache import cached_array, check_teacher_labels
-from edgekit.squad import read_text
+from edgekit.jsonfile import read_text
 from edgekit.tasks.tokens import (
     MAX_WORD_CHARS,
     MAX_WORDS,
