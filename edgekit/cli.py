@@ -100,6 +100,10 @@ WORKSTATION_COMMANDS: dict[str, Command] = {
         "edgekit.device_runners.cli:add_deploy",
         "push a bundle to a Raspberry Pi or phone, run it there, pull the results",
     ),
+    "fit": Command(
+        "edgekit.export.cli:add_fit",
+        "the most accurate student form within a size and latency budget, measured on the device (export extra)",
+    ),
     "report": Command(
         "edgekit.export.cli:add_report", "teacher-vs-students table and plots from metrics.json files (any devices)"
     ),

@@ -655,6 +655,87 @@ def add_report(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_report)
 
 
+def cmd_fit(args: argparse.Namespace) -> int:
+    from edgekit.export.fit import Budget, Device, FitSettings, fit, parse_duration
+
+    if args.device != "local":
+        from edgekit.device_runners.deploy import parse_target
+
+        parse_target(args.device)  # a bad target is refused before any bundle is built
+    settings = FitSettings(
+        starts=tuple(str(s) for s in args.students),
+        eval=str(args.eval),
+        budget=Budget(args.max_mb, args.max_p50_ms, args.min_score),
+        device=args.device,
+        backends=tuple(args.backends) if args.backends else None,
+        threads=tuple(args.threads) if args.threads else (None,),
+        rungs=tuple(args.rungs),
+        seed=args.seed,
+        split=args.split,
+        exhaustive=args.exhaustive,
+    )
+    device = Device(
+        args.device, args.identity, tuple(args.ssh_option), args.remote_dir, args.remote_python, args.warmup
+    )
+    budget_s = parse_duration(args.time_budget) if args.time_budget else None
+    doc = fit(settings, args.out, device, budget_s, args.command_line)
+    cost = doc["cost"]
+    said = doc["chosen"] or f"none meets every bound; nearest {doc['nearest']} ({', '.join(doc['missing'])})"
+    print(
+        f"chosen: {said}; measured on all: {cost['measured_on_all']} of {cost['within_size']} candidates within "
+        f"the size bound -> {args.out}/fit.md"
+    )
+    return 0
+
+
+def add_fit(sub: argparse._SubParsersAction) -> None:
+    quiet_third_party()  # chosen from the command line: before torch and transformers load
+    p = sub.add_parser(
+        "fit",
+        help="the most accurate student form that fits a size and latency budget, measured on the device",
+        description="Search the post-training forms of the given student bundles (fp32, int8 7/8-bit, int4; "
+        "float activations of an int8 bundle), runtimes and thread counts for the most accurate one within "
+        "--max-mb and --max-p50-ms, measured by the runner on the device on growing samples of --eval; "
+        "candidates are dropped only when a paired bootstrap shows with 95%% confidence that they cannot win. "
+        "Writes fit.json (every candidate and measurement, the commands), fit.md, fit.png and report/; "
+        "run again with the same arguments to resume.",
+    )
+    p.add_argument("students", nargs="+", type=Path, help="starting bundles (edgekit export onnx, models/...)")
+    p.add_argument("--eval", type=Path, required=True, help="the task's evaluation set, as edgekit run reads it")
+    p.add_argument("--split", default=None, help="the split of a file holding several (CLINC150 JSON)")
+    p.add_argument("--max-mb", type=real(0.1, 1e6), required=True, help="bound on the model file size in MB")
+    p.add_argument("--max-p50-ms", type=real(0.001, 3.6e6), default=None, help="bound on the median latency")
+    p.add_argument("--min-score", type=real(0.0, 100.0), default=None, help="floor on the task's headline score")
+    p.add_argument("--device", default="local", help="local (this machine), ssh://[user@]host[:port] or adb[:SERIAL]")
+    p.add_argument("-i", "--identity", type=Path, default=None, help="ssh private key for the device")
+    p.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="extra ssh -o option")
+    p.add_argument("--remote-dir", default=None, help="working directory on the device (default: deploy's)")
+    p.add_argument("--remote-python", default=None, help="Python on the device (default: deploy's)")
+    p.add_argument(
+        "--backends", nargs="+", default=None, help="runtimes to try (default: every one of each bundle's format)"
+    )
+    p.add_argument(
+        "--threads",
+        type=whole(1, 10_000),
+        nargs="+",
+        default=None,
+        help="thread counts to try (default: the runtime's)",
+    )
+    p.add_argument(
+        "--rungs",
+        type=whole(1, MAX_EXAMPLES),
+        nargs="+",
+        default=[200, 1000],
+        help="examples of the growing samples before the whole set (default: %(default)s)",
+    )
+    p.add_argument("--seed", type=whole(0, 2**32 - 1), default=0, help="seed of the evaluation order (default: 0)")
+    p.add_argument("--warmup", type=whole(0, 10_000), default=3, help="untimed warm-up runs per measurement")
+    p.add_argument("--time-budget", default=None, help="stop starting measurements after this long (600s, 45m, 3h)")
+    p.add_argument("--exhaustive", action="store_true", help="measure every candidate within the size on all")
+    p.add_argument("--out", type=Path, required=True, help="output directory (resumed when it holds this fit)")
+    p.set_defaults(func=cmd_fit)
+
+
 def add_demo(sub: argparse._SubParsersAction) -> None:
     quiet_third_party()  # chosen from the command line: before torch and transformers load
     p = sub.add_parser(
