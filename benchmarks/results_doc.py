@@ -300,6 +300,55 @@ def int8_agreement() -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(commands) + "\n"
 
 
+def fit_results() -> str:
+    """Each committed ``edgekit fit`` (``benchmarks/results/fit/*/fit.json``): its budget, the answer, what the
+    search measured, and the best variant of the same starting students made by hand (committed full-dev runs)."""
+    rows, notes = [], []
+    for path in sorted(RESULTS.glob("fit/*/fit.json")):
+        d = _load(path)
+        budget, cost = d["budget"], d["cost"]
+        by_id = {c["candidate"]["id"]: c for c in d["candidates"]}
+        chosen = by_id[d["chosen"]]
+        full = chosen["measurements"][-1]
+        starts = d["settings"]["starts"]
+        names = {_load(ROOT / s / "manifest.json")["name"] for s in starts}  # the bundles' names start with them
+        made = [
+            r
+            for r in full_dev_runs()
+            if any(r["name"].startswith(n) for n in names) and r["size_mb"] <= budget["max_mb"]
+        ]
+        best = max(made, key=lambda r: r["f1"], default=None)
+        rows.append(
+            f"| ≤ {budget['max_mb']:g} MB, p50 ≤ {budget['max_p50_ms']:g} ms | {d['chosen']} | {chosen['size_mb']:.1f} "
+            f"| {full['score']:.2f} | {full['p50_ms']:.1f} | "
+            + (f"{best['name']}: {best['f1']:.2f}" if best else "–")
+            + f" | {cost['measured_on_all']} of {cost['within_size']} | {cost['examples_answered']:,} of "
+            f"{cost['examples_if_all_measured_on_all']:,} | {d['seconds'] / 60:.0f} min |"
+        )
+        notes.append(f"`{path.relative_to(ROOT)}` ({_command(d)})")
+    if not rows:
+        return "No fit is committed.\n"
+    recorded = [d for p in sorted(RESULTS.glob("fit/*/fit.json")) if (d := _load(p).get("device"))]
+    device = recorded[0] if recorded else None
+    return "\n".join(
+        [
+            "The starting students are the shipped QA bundles; the search is over their forms, runtimes and threads "
+            "(docs/fit.md), on the full dev set, each measurement on "
+            + (_cpu(device) if device else "this machine")
+            + ". Best made by hand: the best committed full-dev run of a bundle made from the same starts within the "
+            "size (another machine's run; F1 does not depend on the CPU). Time: of that fit's own command; a fit run "
+            "into an --out that holds another budget's measurements reuses them.",
+            "",
+            "| budget | chosen | MB | F1 | p50 ms | best made by hand | measured on all | examples answered | time |",
+            "|---|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            *(f"- {n}" for n in notes),
+            "",
+        ]
+    )
+
+
 def int8_sensitivity() -> str:
     """Per bundle: each MatMul group's activation rounding measured against a graph that rounds weights only."""
     out = []
@@ -660,6 +709,9 @@ def document() -> str:
         "## The size budget",
         "",
         budget(),
+        "## edgekit fit: the budget search",
+        "",
+        fit_results(),
         "## Vocabulary pruning",
         "",
         vocab_curves(),

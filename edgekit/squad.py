@@ -10,6 +10,7 @@ user debugging a 5 MB JSON file cannot do anything with a bare ``KeyError``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,3 +190,29 @@ def load_squad(path: str | Path, require_answers: bool = True) -> list[Example]:
     """Read and validate a SQuAD v1.1 JSON file (``packaged:dev``, ``packaged:train``: the shipped excerpts)."""
     path = resolve_data_path(str(path), Path(path))
     return parse_squad(read_json(path, "SQuAD JSON"), path, require_answers)
+
+
+def squad_json(examples: Iterable[Example]) -> dict[str, Any]:
+    """SQuAD v1.1 JSON of ``examples`` in their order, one paragraph each (:func:`parse_squad` reads it back
+    to the same examples, in that order)."""
+    return {
+        "version": "1.1",
+        "data": [
+            {
+                "title": ex.title,
+                "paragraphs": [
+                    {
+                        "context": ex.context,
+                        "qas": [
+                            {
+                                "id": ex.id,
+                                "question": ex.question,
+                                "answers": [{"text": a.text, "answer_start": a.start} for a in ex.answers],
+                            }
+                        ],
+                    }
+                ],
+            }
+            for ex in examples
+        ],
+    }

@@ -50,7 +50,7 @@ from edgekit.errors import EdgekitError, InputError
 from edgekit.jsonfile import READ_BACK_BYTES, read_json
 from edgekit.predlog import COMMON_FIELDS, read_log
 from edgekit.result import read_metrics
-from edgekit.squad import resolve_data_path
+from edgekit.squad import resolve_data_path, squad_json
 from edgekit.tasks import Task, get_task
 from edgekit.text import md_table
 
@@ -207,25 +207,7 @@ def _write_order(task: Task, examples: Sequence[Any], path: Path, seed: int) -> 
         text = "\n".join("".join(f"{w}\t{t}\n" for w, t in zip(s.words, s.tags, strict=True)) for s in order)
         write_text(path.with_suffix(".conll"), text)
     else:  # SQuAD v1.1, one paragraph per question so the file's order is the questions' order
-        data = [
-            {
-                "title": ex.title,
-                "paragraphs": [
-                    {
-                        "context": ex.context,
-                        "qas": [
-                            {
-                                "id": ex.id,
-                                "question": ex.question,
-                                "answers": [{"text": a.text, "answer_start": a.start} for a in ex.answers],
-                            }
-                        ],
-                    }
-                ],
-            }
-            for ex in order
-        ]
-        write_json(path.with_suffix(".json"), {"version": "1.1", "data": data})
+        write_json(path.with_suffix(".json"), squad_json(order))
 
 
 def order_file(out: Path, task: Task) -> Path:
@@ -444,7 +426,7 @@ def fit(
     starts = [load_bundle(s) for s in settings.starts]
     tasks = {b.manifest.task for b in starts}
     if len(tasks) != 1:
-        raise InputError(None, "--students", f"bundles of one task, got {sorted(tasks)}")
+        raise InputError(None, "the students", f"bundles of one task, got {sorted(tasks)}")
     task = get_task(tasks.pop())
     eval_path = resolve_data_path(settings.eval, Path(settings.eval))  # packaged:dev too
     examples_all = task.load_examples(eval_path, settings.split, starts[0].manifest)
@@ -579,6 +561,8 @@ def _write(
     if task is not None and budget is not None:
         full = [e for e in entries if e.status == "measured on all"]
         doc.update(_answer(full, budget, entries, total, out))
+        if full:  # the device every measurement was made on, as its runner recorded it
+            doc["device"] = read_metrics(out / full[0].last.run_dir / "metrics.json")["device"]
         doc["status"] = stopped or "finished"
     doc["seconds"] = round(time.time() - t0, 1)
     doc["command"] = list(argv or [])

@@ -276,6 +276,12 @@ def _fleet(env: Env, name: str, status: str = "finished", results: str | None = 
     return fleet
 
 
+def _written(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
 def _fifo(env: Env) -> Path:
     path = env.work / "fifo.json"
     if not path.exists():
@@ -993,6 +999,33 @@ CASES: list[Case] = [
         "--user that is an option",
         lambda e: [*_deploy(e, "--user=-oX=y"), "--out", str(e.work / "dep-u")],
         "user name",
+    ),
+    Case(
+        "fit",
+        "students of two tasks",
+        lambda e: [
+            *["fit", str(e.bundle), str(e.classifier), "--eval", str(e.dataset("fit1.json"))],
+            *["--max-mb", "25", "--out", str(e.work / "fit1")],
+        ],
+        "bundles of one task",
+    ),
+    Case(
+        "fit",
+        "resuming into a fit of other settings",
+        lambda e: [
+            *["fit", str(e.bundle), "--eval", str(e.dataset("fit2.json")), "--max-mb", "25"],
+            *["--out", str(_written(e.work / "fit2" / "fit.json", '{"settings": {"seed": 9}}').parent)],
+        ],
+        "the same settings as the fit being resumed",
+    ),
+    Case(
+        "fit",
+        "a time budget that is not a duration",
+        lambda e: [
+            *["fit", str(e.bundle), "--eval", str(e.dataset("fit3.json")), "--max-mb", "25"],
+            *["--time-budget", "forever", "--out", str(e.work / "fit3")],
+        ],
+        "a positive duration",
     ),
 ]
 

@@ -145,3 +145,25 @@ def test_deploy_over_ssh_to_an_emulated_pi(emulated, sshd, tiny_bundles, dev_pat
         assert report.remote_exit == 0 and {"metrics.json", "predictions.json"} <= set(report.pulled)
         assert_answers_like_the_host(pulled, host, n)
         assert json.loads((pulled / "metrics.json").read_text())["bundle"]["name"] == load_bundle(bundle).manifest.name
+
+
+def test_a_fit_against_the_emulated_pi(emulated, sshd, tiny_bundle, dev_examples, tmp_path) -> None:
+    """``edgekit fit --device ssh://...`` whose remote Python is the emulated Pi's: every candidate built here runs
+    there, rung by rung; the times are emulation time, so what is checked is the plumbing, not the choice."""
+    from edgekit.cli import main
+    from edgekit.squad import squad_json
+
+    eval_file = tmp_path / "eight.json"
+    eval_file.write_text(json.dumps(squad_json(dev_examples[:8])))
+    launcher = emulated.write_launcher(tmp_path / "pi-python")
+    out = tmp_path / "fit"
+    argv = ["fit", str(tiny_bundle.path), "--eval", str(eval_file), "--max-mb", "25", "--backends", "onnxruntime"]
+    argv += ["--rungs", "4", "--warmup", "0", "--out", str(out), "--device", f"ssh://{sshd.user}@127.0.0.1:{sshd.port}"]
+    argv += ["-i", str(sshd.identity), "--ssh-option", sshd.options[0], "--remote-python", str(launcher)]
+    argv += ["--remote-dir", str(tmp_path / "pi home")]
+    assert main(argv) == 0
+    doc = json.loads((out / "fit.json").read_text())
+    assert doc["status"] == "finished" and doc["chosen"]
+    for c in (c for c in doc["candidates"] if c["measurements"]):
+        metrics = json.loads((out / c["measurements"][-1]["run_dir"] / "metrics.json").read_text())
+        assert metrics["device"]["arch"] == "aarch64" and "emulation" in metrics["device"]["emulated"]
