@@ -603,9 +603,7 @@ def _answer(full: list[Entry], budget: Budget, entries: list[Entry], total: int,
         )
     ]
     considered = [e for e in entries if e.measurements or e.status == "running"]
-    answered = sum(m.n for e in entries for m in e.measurements[:1]) + sum(
-        b.n - a.n for e in entries for a, b in zip(e.measurements, e.measurements[1:], strict=False)
-    )
+    answered = sum(e.last.n for e in entries if e.measurements)  # rungs resume: each example answered once
     return {
         **answer,
         "pareto": front,
