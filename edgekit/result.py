@@ -72,7 +72,7 @@ class RunResult:
     resumed_from: Count | None = None
 
 
-DEVICE_TEXT = ("cpu", "arch", "emulated")  # device fields reports and plots print
+DEVICE_TEXT = ("cpu", "arch", "emulated")  # device fields reports and plots print, besides the bundle's name
 LITERT_MODULES = ("ai_edge_litert", "tflite_runtime")  # the TFLite backend records its interpreter's package
 
 
@@ -97,10 +97,11 @@ def check_metrics(m: Any, path: str | Path, run_id: str | None = None) -> dict[s
     if run.backend is not None and formats.get(run.backend) != run.bundle.format:
         runs = sorted(b for b, fmt in formats.items() if fmt == run.bundle.format)
         raise InputError(path, "field 'backend'", f"a runtime of {run.bundle.format} models ({', '.join(runs)})")
-    for key in DEVICE_TEXT:
-        value = run.device.get(key)
+    shown = {f"device.{k}": run.device.get(k) for k in DEVICE_TEXT}
+    shown |= {"bundle.name": run.bundle.name, "bundle.precision": run.bundle.precision}
+    for field_name, value in shown.items():  # printed in summary lines, tables and plots
         if value is not None and not (isinstance(value, str) and value.isprintable() and len(value) <= 200):
-            raise InputError(path, f"field 'device.{key}'", f"printable text, got {ascii(value)[:60]}")
+            raise InputError(path, f"field '{field_name}'", f"printable text, got {ascii(value)[:60]}")
     return m
 
 

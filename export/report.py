@@ -117,7 +117,7 @@ def read_inputs(paths: list[Path]) -> tuple[list[tuple[Path, dict[str, Any]]], l
         f = _metrics_file(Path(p))
         obj = read_json(f, "results")
         if isinstance(obj, dict) and "latency_ms" in obj and ("f1" in obj or "accuracy" in obj) and "bundle" in obj:
-            runs.append((f, check_metrics(obj, f)))
+            runs.append((f, obj))  # checked by build_rows
         elif isinstance(obj, dict) and isinstance(obj.get("rows"), list):
             for i, r in enumerate(obj["rows"]):
                 if isinstance(r, dict) and r.get("kind") == "reference":
@@ -167,64 +167,45 @@ def _short(value: Any) -> str:
 
 
 def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = None) -> list[Row]:
-    """One row per metrics file, every field checked (a hand-edited or foreign file gets one line, not a crash)."""
+    """One row per metrics file, each checked against the run schema first (``edgekit.result.check_metrics``: a
+    hand-edited or foreign file gets one line, not a crash), then read as the record it is."""
     rows = []
     for path, m in runs:
-        b = m["bundle"]
-        if not isinstance(b, dict) or not isinstance(m.get("device", {}), dict):
-            raise InputError(path, "fields 'bundle'/'device'", "JSON objects")
-        for key in ("cpu", "arch", "emulated"):  # named in labels and plots
-            if key in m.get("device", {}):
-                _value(m, f"device.{key}", path, str)
-        p50 = _value(m, "latency_ms.p50", path, float)
-        if p50 <= 0:
-            raise InputError(path, "field 'latency_ms.p50'", f"a positive time, got {p50}")
-        threads = m.get("threads")
-        if threads is not None:
-            _value(m, "threads", path, int)
-        task = m.get("task", "text-classification" if "accuracy" in m else "extractive-qa")
-        if task not in TASK_COLUMNS:
-            raise InputError(path, "field 'task'", f"one of {sorted(TASK_COLUMNS)}, got {_short(task)}")
-        classifier = task == "text-classification"
+        check_metrics(m, path)
+        b, lat = m["bundle"], m["latency_ms"]
+        if lat["p50"] <= 0:
+            raise InputError(path, "field 'latency_ms.p50'", f"a positive time, got {lat['p50']}")
+        task = m.get("task", "extractive-qa")
         if task == "token-classification":
-            scores = {
-                "exact_match": None,
-                "f1": _value(m, "f1", path, float),
-                "surface_f1": _value(m, "surface_f1", path, float),
-                "n_questions": _value(m, "n_examples", path, int),
-            }
-        elif classifier:
+            scores = {"exact_match": None, "f1": float(m["f1"]), "surface_f1": float(m["surface_f1"])}
+        elif task == "text-classification":
             scores = {
                 "exact_match": None,
                 "f1": None,
-                "accuracy": _value(m, "accuracy", path, float),
-                "macro_f1": _value(m, "macro_f1", path, float),
-                "n_questions": _value(m, "n_examples", path, int),
+                "accuracy": float(m["accuracy"]),
+                "macro_f1": float(m["macro_f1"]),
             }
         else:
-            scores = {
-                "exact_match": _value(m, "exact_match", path, float),
-                "f1": _value(m, "f1", path, float),
-                "n_questions": _value(m, "n_questions", path, int),
-            }
+            scores = {"exact_match": float(m["exact_match"]), "f1": float(m["f1"])}
+        scores["n_questions"] = m["n_questions"] if task == "extractive-qa" else m["n_examples"]
         rows.append(
             Row(
-                model=_value(m, "bundle.name", path, str),
+                model=b["name"],
                 device=device_label(m.get("device", {})),
-                threads=threads,
-                params=_value(m, "bundle.params", path, int),
-                layers=_value(m, "bundle.layers", path, int),
+                threads=m.get("threads"),
+                params=b["params"],
+                layers=b["layers"],
                 method=method_of(b),
-                format=_value(m, "bundle.format", path, str),
-                precision=_value(m, "bundle.precision", path, str),
-                size_mb=_value(m, "bundle.model_size_mb", path, float),
+                format=b["format"],
+                precision=b["precision"],
+                size_mb=float(b["model_size_mb"]),
                 bertscore_f1=_bertscore(path) if task == "extractive-qa" else None,
                 **scores,
                 task=task,
-                latency_p50_ms=p50,
-                latency_p90_ms=_value(m, "latency_ms.p90", path, float),
-                throughput_qps=_value(m, "throughput_qps", path, float),
-                peak_rss_mb=_value(m, "peak_rss_mb", path, float),
+                latency_p50_ms=float(lat["p50"]),
+                latency_p90_ms=float(lat["p90"]),
+                throughput_qps=float(m["throughput_qps"]),
+                peak_rss_mb=float(m["peak_rss_mb"]),
                 speedup=None,
                 metrics_path=str(path),
                 emulated=bool(m.get("device", {}).get("emulated")),
