@@ -14,6 +14,21 @@ from edgekit.device_runners.deploy import DEFAULT_REMOTE_DIR, DEFAULT_REMOTE_PYT
 from edgekit.errors import EdgekitError
 
 
+def add_device_args(p: argparse.ArgumentParser) -> None:
+    """How a device is reached and where edgekit lives on it: the same flags for ``deploy`` and ``fit``."""
+    p.add_argument(
+        "--remote-dir", default=DEFAULT_REMOTE_DIR, help="working directory on the device (default: %(default)s)"
+    )
+    p.add_argument(
+        "--remote-python",
+        default=DEFAULT_REMOTE_PYTHON,
+        help="Python on the device with the runner's packages (default: %(default)s, made by the setup scripts)",
+    )
+    p.add_argument("--user", default=None, help="login name when the target has none (adb: Termux's user)")
+    p.add_argument("-i", "--identity", type=Path, default=None, help="ssh private key")
+    p.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="extra ssh -o option (repeatable)")
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     from edgekit.device_runners.deploy import (
         DeployConfig,
@@ -100,17 +115,7 @@ def add_deploy(sub: argparse._SubParsersAction) -> None:
         default=3,
         help="untimed warm-up runs on the device before measuring (default: 3)",
     )
-    p.add_argument(
-        "--remote-dir", default=DEFAULT_REMOTE_DIR, help="working directory on the device (default: %(default)s)"
-    )
-    p.add_argument(
-        "--remote-python",
-        default=DEFAULT_REMOTE_PYTHON,
-        help="Python on the device with the runner's packages (default: %(default)s, made by the setup scripts)",
-    )
-    p.add_argument("--user", default=None, help="login name when the target has none (adb: Termux's user)")
-    p.add_argument("-i", "--identity", type=Path, default=None, help="ssh private key")
-    p.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="extra ssh -o option (repeatable)")
+    add_device_args(p)
     p.add_argument("--fresh", action="store_true", help="discard an earlier remote run of the same settings")
     p.add_argument(
         "--targets-file", type=Path, default=None, help="more targets, one per line (# comments); implies a fleet"

@@ -675,7 +675,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         exhaustive=args.exhaustive,
     )
     device = Device(
-        args.device, args.identity, tuple(args.ssh_option), args.remote_dir, args.remote_python, args.warmup
+        args.device, args.identity, tuple(args.ssh_option), args.user, args.remote_dir, args.remote_python, args.warmup
     )
     budget_s = parse_duration(args.time_budget) if args.time_budget else None
     doc = fit(settings, args.out, device, budget_s, args.command_line)
@@ -689,6 +689,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def add_fit(sub: argparse._SubParsersAction) -> None:
+    from edgekit.device_runners.cli import add_device_args
+
     quiet_third_party()  # chosen from the command line: before torch and transformers load
     p = sub.add_parser(
         "fit",
@@ -707,10 +709,7 @@ def add_fit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-p50-ms", type=real(0.001, 3.6e6), default=None, help="bound on the median latency")
     p.add_argument("--min-score", type=real(0.0, 100.0), default=None, help="floor on the task's headline score")
     p.add_argument("--device", default="local", help="local (this machine), ssh://[user@]host[:port] or adb[:SERIAL]")
-    p.add_argument("-i", "--identity", type=Path, default=None, help="ssh private key for the device")
-    p.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="extra ssh -o option")
-    p.add_argument("--remote-dir", default=None, help="working directory on the device (default: deploy's)")
-    p.add_argument("--remote-python", default=None, help="Python on the device (default: deploy's)")
+    add_device_args(p)
     p.add_argument(
         "--backends", nargs="+", default=None, help="runtimes to try (default: every one of each bundle's format)"
     )

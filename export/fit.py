@@ -46,6 +46,7 @@ import numpy as np
 from edgekit.atomic import write_bytes, write_json, write_text
 from edgekit.bundle import Bundle, load_bundle
 from edgekit.destination import OutputKind, claim, locked
+from edgekit.device_runners.deploy import DEFAULT_REMOTE_DIR, DEFAULT_REMOTE_PYTHON, DeployConfig, deploy, target_for
 from edgekit.errors import EdgekitError, InputError
 from edgekit.jsonfile import READ_BACK_BYTES, read_json
 from edgekit.predlog import COMMON_FIELDS, read_log
@@ -275,8 +276,9 @@ class Device:
     spec: str
     identity: Path | None = None
     ssh_options: tuple[str, ...] = ()
-    remote_dir: str | None = None
-    remote_python: str | None = None
+    user: str | None = None
+    remote_dir: str = DEFAULT_REMOTE_DIR
+    remote_python: str = DEFAULT_REMOTE_PYTHON
     warmup: int = 3
 
     def run(self, c: Candidate, bundle: Path, dataset: Path, n: int, run_dir: Path) -> dict[str, Any]:
@@ -286,19 +288,16 @@ class Device:
             from edgekit.runner import run_in_process
 
             return run_in_process(bundle, dataset, run_dir, [*flags, "--no-progress"])
-        from edgekit.device_runners.deploy import DEFAULT_REMOTE_DIR, DEFAULT_REMOTE_PYTHON, DeployConfig, target_for
-        from edgekit.device_runners.deploy import deploy as deploy_to
-
         config = DeployConfig(
             limit=n,
             threads=c.threads,
             backend=c.backend,
             warmup=self.warmup,
-            remote_dir=self.remote_dir or DEFAULT_REMOTE_DIR,
-            remote_python=self.remote_python or DEFAULT_REMOTE_PYTHON,
+            remote_dir=self.remote_dir,
+            remote_python=self.remote_python,
             stream=False,
         )
-        deploy_to(target_for(self.spec, self.identity, self.ssh_options, None), bundle, dataset, run_dir, config)
+        deploy(target_for(self.spec, self.identity, self.ssh_options, self.user), bundle, dataset, run_dir, config)
         return read_metrics(run_dir / "metrics.json")
 
 
