@@ -24,7 +24,7 @@ from edgekit.jsonfile import read_text
 OUTSIDE = "O"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sentence:
     """A sentence's words and their gold tags (one per word)."""
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, BinaryIO, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from edgekit.atomic import open_in_place
 from edgekit.errors import InputError
@@ -52,12 +53,12 @@ def read_bytes(path: str | Path, what: str, max_bytes: int = MAX_BYTES, read_bac
     try:
         if read_back:
             with open_in_place(path, "rb") as fh:
-                data = fh.read(max_bytes + 1)
+                data = _read_at_most(fh, max_bytes)
         else:
             if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO or device never ends
                 raise InputError(path, "file", f"a regular {what} file, not a device or a pipe")
             with open(path, "rb") as fh:
-                data = fh.read(max_bytes + 1)
+                data = _read_at_most(fh, max_bytes)
     except FileNotFoundError:
         raise InputError(path, "file", f"an existing {what} file") from None
     except IsADirectoryError:
@@ -67,6 +68,21 @@ def read_bytes(path: str | Path, what: str, max_bytes: int = MAX_BYTES, read_bac
     if len(data) > max_bytes:
         raise InputError(path, "size", f"a {what} file of at most {max_bytes:,} bytes")
     return data
+
+
+def _read_at_most(fh: BinaryIO, max_bytes: int) -> bytes:
+    """Up to ``max_bytes + 1`` bytes of an open file, in one buffer of the file's own size: ``read(max_bytes + 1)``
+    would ask the C heap for the whole bound first, more than a 512 MB device has."""
+    size = os.fstat(fh.fileno()).st_size
+    data = fh.read(min(size, max_bytes) + 1)
+    if len(data) <= size:  # the end of the file, or a file over the bound
+        return data
+    chunks = [data]  # it grew after the size was read: on in chunks, to the bound
+    total = len(data)
+    while total <= max_bytes and (chunk := fh.read(min(1 << 20, max_bytes + 1 - total))):
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
 
 
 def read_text(path: str | Path, what: str, max_bytes: int = MAX_BYTES) -> str:

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,48 +26,51 @@ from edgekit.jsonfile import loads
 def read_log(
     path: str | Path, repair: bool = True, fields: Mapping[str, type | tuple[type, ...]] | None = None
 ) -> list[dict[str, Any]]:
-    """Records of a predictions log, in order; a torn final line is truncated away. ``fields``: what each
+    """Records of a predictions log, in order (see :func:`iter_log`)."""
+    return list(iter_log(path, repair, fields))
+
+
+def iter_log(
+    path: str | Path, repair: bool = True, fields: Mapping[str, type | tuple[type, ...]] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Records of a predictions log, in order, one line read at a time (a device's run keeps only what it
+    takes from each); a torn final line is truncated away once the iteration reaches it. ``fields``: what each
     record must hold (the runner's and its task's fields); by default those of an extractive-QA run."""
     path = Path(path)
     if not path.exists() and not path.is_symlink():
-        return []
-    with open_in_place(path, "rb") as fh:
-        data = fh.read()
-    records: list[dict[str, Any]] = []
+        return
     seen: set[str] = set()
     pos = 0
-    lines = data.split(b"\n")
-    for i, line in enumerate(lines):
-        is_last = i == len(lines) - 1
-        if not line.strip():
-            pos += len(line) + 1
-            continue
-        try:
-            rec = loads(line, path, f"line {i + 1}")
-            check_record(rec, fields)
-        except (ValueError, InputError) as exc:
-            torn = is_last or all(not rest.strip() for rest in lines[i + 1 :])
-            if torn and repair:
-                print(
-                    f"{path}: line {i + 1} is incomplete (interrupted write); truncating it and "
-                    "answering that question again",
-                    file=sys.stderr,
-                )
-                with open_in_place(path, "r+b") as fh:
-                    fh.truncate(pos)
-                return records
-            said = exc.expected if isinstance(exc, InputError) else str(exc)
-            raise InputError(path, f"line {i + 1}", f"one JSON prediction record per line ({said})") from None
-        if rec["id"] in seen:
-            raise InputError(path, f"line {i + 1} (id {rec['id']})", "each question id once")
-        seen.add(rec["id"])
-        records.append(rec)
-        pos += len(line) + 1
-    if data and not data.endswith(b"\n"):
+    line = b""
+    with open_in_place(path, "rb") as fh:
+        for i, line in enumerate(fh):
+            if not line.strip():
+                pos += len(line)
+                continue
+            try:
+                rec = loads(line, path, f"line {i + 1}")
+                check_record(rec, fields)
+            except (ValueError, InputError) as exc:
+                if repair and not fh.read().strip():  # nothing but blank lines after it: an interrupted write
+                    print(
+                        f"{path}: line {i + 1} is incomplete (interrupted write); truncating it and "
+                        "answering that question again",
+                        file=sys.stderr,
+                    )
+                    with open_in_place(path, "r+b") as out:
+                        out.truncate(pos)
+                    return
+                said = exc.expected if isinstance(exc, InputError) else str(exc)
+                raise InputError(path, f"line {i + 1}", f"one JSON prediction record per line ({said})") from None
+            if rec["id"] in seen:
+                raise InputError(path, f"line {i + 1} (id {rec['id']})", "each question id once")
+            seen.add(rec["id"])
+            pos += len(line)
+            yield rec
+    if line and not line.endswith(b"\n"):
         # a complete record without its newline: keep it, and end the line for the next append
-        with open_in_place(path, "ab") as fh:
-            fh.write(b"\n")
-    return records
+        with open_in_place(path, "ab") as out:
+            out.write(b"\n")
 
 
 # What the runner writes for each example (edgekit.runner) whatever the task: every field, of its type, finite

@@ -174,9 +174,9 @@ def _run(
 
     log_path = out / "predictions.jsonl"
     fields = {**predlog.COMMON_FIELDS, **task.record_fields}
-    done = {r["id"]: r for r in predlog.read_log(log_path, fields=fields)}
+    done = {r["id"] for r in predlog.iter_log(log_path, fields=fields)}
     wanted = {ex.id for ex in examples}
-    stray = sorted(set(done) - wanted)
+    stray = sorted(done - wanted)
     if stray and config.limit is None:
         raise InputError(log_path, f"id {stray[0]}", "only ids of the dataset being run")
     todo = [ex for ex in examples if ex.id not in done]
@@ -192,10 +192,20 @@ def _run(
 
     _predict_all(model, task, todo, log_path, dataset_path, config.progress)
 
-    records = {r["id"]: r for r in predlog.read_log(log_path, fields=fields) if r["id"] in wanted}
-    predictions = {ex.id: task.prediction(records[ex.id]) for ex in examples if ex.id in records}
+    # only what the metrics take from each record is kept: the log of a full dataset, parsed whole, is the
+    # largest thing a run would hold after the model (docs/runner.md, "Memory")
+    answered: dict[str, Any] = {}
+    timings: dict[str, tuple[float, float]] = {}
+    peak = 0.0
+    for r in predlog.iter_log(log_path, fields=fields):
+        if r["id"] in wanted:
+            answered[r["id"]] = task.prediction(r)
+            timings[r["id"]] = (r["latency_ms"], r["model_ms"])
+            peak = max(peak, r["peak_rss_mb"])
+    predictions = {ex.id: answered[ex.id] for ex in examples if ex.id in answered}
+    del answered
     write_json(out / "predictions.json", predictions)
-    metrics = _metrics(model, task, examples, records, predictions, dataset_path, config, argv)
+    metrics = _metrics(model, task, examples, timings, peak, predictions, dataset_path, config, argv)
     metrics.update(cold_start_ms=cold_start_ms, load_ms=load_ms, resumed_from=resumed_from)
     if choice is not None:
         metrics["backend_choice"] = choice
@@ -247,16 +257,17 @@ def _metrics(
     model: TaskModel,
     task: Task,
     examples: list[Any],
-    records: dict[str, dict[str, Any]],
+    timings: dict[str, tuple[float, float]],
+    peak_rss_mb: float,
     predictions: dict[str, Any],
     dataset_path: Path,
     config: RunConfig,
     argv: Sequence[str] | None,
 ) -> dict[str, Any]:
-    latencies = [records[i]["latency_ms"] for i in predictions]
-    model_ms = [records[i]["model_ms"] for i in predictions]
+    latencies = [timings[i][0] for i in predictions]
+    model_ms = [timings[i][1] for i in predictions]
     stats = summarize(latencies)
-    peak = max([device.peak_rss_mb()] + [r.get("peak_rss_mb", 0.0) for r in records.values()])
+    peak = max(device.peak_rss_mb(), peak_rss_mb)
     return {
         **task.score(examples, predictions, model.bundle.manifest),
         "latency_ms": stats.as_dict(),

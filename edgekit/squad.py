@@ -26,7 +26,7 @@ SUPPORTED_VERSIONS = ("1.1",)
 DATA_DIR_ENV = "EDGEKIT_SQUAD_DIR"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Answer:
     """A gold answer: its text and its character offset in the context."""
 
@@ -34,7 +34,7 @@ class Answer:
     start: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Example:
     """One SQuAD question with its paragraph and gold answers."""
 

@@ -40,7 +40,7 @@ MAX_TEXT_CHARS = 100_000  # one example's text; a longer one is truncated to max
 CLINC_SPLITS = ("train", "val", "test")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TextExample:
     """One text with its gold label name ('' when the data has none)."""
 
