@@ -123,7 +123,12 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threads", type=whole(1, 10_000), default=None, help="intra-op threads (default: runtime's choice)"
     )
-    p.add_argument("--low-memory", action="store_true", help="turn the runtime's memory arena off (smaller peak RSS)")
+    p.add_argument(
+        "--low-memory",
+        action="store_true",
+        help="turn the runtime's memory arena off: buffers are allocated per call and freed after it (whether the "
+        "peak falls depends on the C library's allocator: docs/runner.md, 'Memory')",
+    )
     p.add_argument(
         "--no-spin",
         dest="spin",

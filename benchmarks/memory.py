@@ -1,0 +1,260 @@
+"""Where a runner's memory goes: peak RSS of ``edgekit run`` on a whole dataset, and its breakdown by cause.
+
+Three measurements of one bundle, each in fresh processes, in one run:
+
+  run         ``edgekit run BUNDLE --dataset DATASET`` over every example: the peak RSS the runner reports
+              (the process's high-water mark), with the default settings and with ``--low-memory``.
+  breakdown   the runner's steps, one after another in a worker process, in its order: the interpreter,
+              numpy, the runtime library, edgekit's own modules (tokenizers, the progress bar), the dataset
+              as the runner holds it, the bundle check (sha256 of every file), the tokenizer, the runtime
+              session (its kernels and the weights), the activations of one window of the bundle's longest
+              length; each step's growth of the resident set, and how far the peak rose above it while the
+              step ran (a transient: the model file parsed beside the weights built from it).
+  api         ``edgekit.load(BUNDLE)`` and one question answered: an app's footprint, without a dataset.
+
+The model file's weights inline (the bundle format) against the same graph with its weights in an external
+data file (memory-mapped by ONNX Runtime) is measured as the ``session`` step of both, in the breakdown.
+
+    python -m benchmarks.memory models/minilm-l6-kd-e4-int8-onnx [--dataset DEV] [--threads 2] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULT = ROOT / "benchmarks" / "results" / "memory.json"
+GOAL_PEAK_RSS_MB = 100.0  # a Raspberry Pi Zero 2 W has 512 MB for everything
+
+
+def _mb(kb_line: str) -> float:
+    return int(kb_line.split()[1]) / 1024.0
+
+
+def _status() -> tuple[float, float]:
+    """This process's resident set and its high-water mark (MiB), from /proc/self/status."""
+    rss = hwm = 0.0
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = _mb(line)
+        elif line.startswith("VmHWM:"):
+            hwm = _mb(line)
+    return rss, hwm
+
+
+def breakdown_worker(bundle: Path, dataset: Path, threads: int) -> list[dict[str, Any]]:
+    """The runner's steps in its order, each step's resident growth and transient."""
+    steps: list[dict[str, Any]] = []
+    trim = None
+
+    def step(name: str) -> None:
+        if trim is not None:
+            trim()  # the C heap's free pages back first, as the runner does after loading the model
+        rss, hwm = _status()
+        before = steps[-1]["rss_mb"] if steps else 0.0
+        hwm_before = max((s["hwm_mb"] for s in steps), default=0.0)
+        steps.append(
+            {
+                "step": name,
+                "rss_mb": round(rss, 1),
+                "hwm_mb": round(hwm, 1),
+                "grew_mb": round(rss - before, 1),
+                "transient_mb": round(max(0.0, hwm - max(rss, hwm_before)), 1),
+            }
+        )
+
+    step("interpreter")
+    import numpy  # noqa: F401
+
+    step("numpy")
+    import onnxruntime  # noqa: F401
+
+    step("runtime library (onnxruntime)")
+    from edgekit import device
+    from edgekit.backends import RuntimeOptions, check_model
+    from edgekit.backends.onnx import OnnxBackend
+    from edgekit.bundle import load_bundle
+    from edgekit.tasks import get_task
+
+    trim = device.release_free_heap
+    import tqdm  # noqa: F401  (the runner's progress bar)
+
+    step("edgekit, tokenizers, progress bar")
+    manifest = load_bundle(bundle, verify=False).manifest
+    task = get_task(manifest.task)
+    examples = list(task.load_examples(dataset, None, manifest))
+    step(f"dataset ({len(examples)} examples)")
+    loaded = load_bundle(bundle)
+    step("bundle check (sha256 of every file)")
+    loaded.tokenizer()
+    step("tokenizer")
+    backend = OnnxBackend(loaded, RuntimeOptions(threads=threads))
+    step("runtime session (kernels, weights)")
+    check_model(loaded, backend)
+    step(f"activations ({manifest.max_seq_len}-token window)")
+    return steps
+
+
+def api_worker(bundle: Path, threads: int) -> dict[str, Any]:
+    """``edgekit.load`` and one question answered from the packaged excerpt: an app's peak."""
+    import edgekit
+    from edgekit.squad import load_squad, sample_path
+
+    ex = load_squad(sample_path("dev"))[0]
+    qa = edgekit.load(bundle, threads=threads)
+    answer = qa(question=ex.question, context=ex.context)
+    rss, hwm = _status()
+    return {"rss_mb": round(rss, 1), "peak_rss_mb": round(hwm, 1), "answer": answer["answer"]}
+
+
+def _worker(kind: str, bundle: Path, *args: str) -> Any:
+    """One worker in a fresh process: its resident set is that step sequence's own."""
+    cmd = [sys.executable, "-m", "benchmarks.memory", str(bundle), "--worker", kind, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"worker {kind} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def external_data_bundle(bundle: Path, out: Path) -> Path:
+    """A copy of the bundle whose model keeps every weight in one external data file beside it (ONNX's own
+    layout), listed in its manifest like any bundle file."""
+    import onnx
+
+    from edgekit.atomic import write_json
+    from edgekit.bundle import FileEntry, load_bundle, sha256_file
+
+    src = load_bundle(bundle)
+    model = onnx.load(str(src.model_path))
+    onnx.save(
+        model, str(out / "model.onnx"), save_as_external_data=True, location="model.onnx.data", size_threshold=1024
+    )
+    shutil.copyfile(src.tokenizer_path, out / src.manifest.tokenizer_file)
+    files = {f.name: FileEntry(f.stat().st_size, sha256_file(f)) for f in sorted(out.iterdir())}
+    write_json(out / "manifest.json", replace(src.manifest, files=files).to_json())
+    return out
+
+
+def _median_steps(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    keys = ("rss_mb", "hwm_mb", "grew_mb", "transient_mb")
+    return [
+        {"step": run0["step"], **{k: statistics.median(r[i][k] for r in runs) for k in keys}}
+        for i, run0 in enumerate(runs[0])
+    ]
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        "| step | resident MB | grew MB | transient MB |",
+        "|---|---|---|---|",
+        *(
+            f"| {s['step']} | {s['rss_mb']:.1f} | {s['grew_mb']:+.1f} | {s['transient_mb']:.1f} |"
+            for s in result["breakdown"]
+        ),
+    ]
+    ext = result["breakdown_external_data"]
+    session = next(s for s in ext if s["step"].startswith("runtime session"))
+    lines += [
+        "",
+        f"Weights in an external data file: the session step grows {session['grew_mb']:+.1f} MB "
+        f"(transient {session['transient_mb']:.1f} MB); resident after the activations "
+        f"{ext[-1]['rss_mb']:.1f} MB against {result['breakdown'][-1]['rss_mb']:.1f} MB.",
+        "",
+        "| run | peak RSS MB | F1 | p50 ms |",
+        "|---|---|---|---|",
+        *(f"| {r['name']} | {r['peak_rss_mb']:.1f} | {r['f1']:.2f} | {r['p50_ms']:.1f} |" for r in result["runs"]),
+        "",
+        f"`edgekit.load` and one question: peak RSS {result['api']['peak_rss_mb']:.1f} MB.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bundle", type=Path, help="edge bundle directory (ONNX)")
+    p.add_argument(
+        "--dataset",
+        type=Path,
+        default=Path(os.environ.get("EDGEKIT_DATA_DIR", ".")) / "squad" / "dev-v1.1.json",
+        help="the task's dataset (default: $EDGEKIT_DATA_DIR/squad/dev-v1.1.json)",
+    )
+    p.add_argument("--threads", type=int, default=2, help="runtime threads (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=3, help="breakdown repeats, medians reported (default: 3)")
+    p.add_argument("--no-run", action="store_true", help="only the breakdown and the API (no full runs)")
+    p.add_argument("--work", type=Path, default=ROOT / "runs" / "memory")
+    p.add_argument("--out", type=Path, default=RESULT)
+    p.add_argument("--worker", nargs=1, choices=["breakdown", "api"], help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    # edgekit is imported here, not at the top: a worker's first step measures the interpreter alone
+
+    if args.worker:
+        if args.worker[0] == "api":
+            print(json.dumps(api_worker(args.bundle, args.threads)))
+        else:
+            print(json.dumps(breakdown_worker(args.bundle, args.dataset, args.threads)))
+        return 0
+
+    from tqdm import tqdm
+
+    from edgekit.atomic import write_json, write_text
+    from edgekit.device import describe
+    from edgekit.provenance import module_command
+    from edgekit.runner import run_in_process
+
+    common = ["--dataset", str(args.dataset), "--threads", str(args.threads)]
+    with tempfile.TemporaryDirectory(prefix="memory-") as tmp:
+        external = external_data_bundle(args.bundle, Path(tmp))
+        inline, ext = [], []
+        for _ in tqdm(range(args.repeats), desc="breakdown x repeat"):
+            inline.append(_worker("breakdown", args.bundle, *common))
+            ext.append(_worker("breakdown", external, *common))
+    api = _worker("api", args.bundle, *common)
+    runs = []
+    if not args.no_run:
+        for name, flags in (("edgekit run", []), ("edgekit run --low-memory", ["--low-memory"])):
+            out = args.work / f"{args.bundle.name}-{'low-memory' if flags else 'default'}-{int(time.time())}"
+            m = run_in_process(args.bundle, args.dataset, out, ["--threads", str(args.threads), *flags], show=True)
+            runs.append(
+                {
+                    "name": name,
+                    "run_dir": str(out),
+                    "peak_rss_mb": m["peak_rss_mb"],
+                    "f1": m.get("f1", m.get("accuracy")),
+                    "p50_ms": m["latency_ms"]["p50"],
+                    "examples": m["latency_ms"]["n"],
+                }
+            )
+    result = {
+        "bundle": str(args.bundle),
+        "dataset": str(args.dataset),
+        "breakdown": _median_steps(inline),
+        "breakdown_external_data": _median_steps(ext),
+        "api": api,
+        "runs": runs,
+        "goal_peak_rss_mb": GOAL_PEAK_RSS_MB,
+        "settings": {"threads": args.threads, "repeats": args.repeats},
+        "device": describe(),
+        "command": module_command("benchmarks.memory", argv),
+        "notes": "resident MB: VmRSS after the step (the C heap trimmed first, as the runner does after loading); "
+        "grew: its change over the step before; transient: how far the high-water mark rose above both while "
+        "the step ran; medians over repeats, each a fresh process",
+    }
+    write_json(args.out, result)
+    write_text(args.out.with_suffix(".md"), markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
