@@ -69,7 +69,6 @@ def test_size_is_bounded_before_parsing(tmp_path: Path) -> None:
         read_json(f, "results", max_bytes=1000)
 
 
-
 @pytest.mark.parametrize("read_back", [False, True])
 def test_the_bound_is_not_allocated_up_front(tmp_path: Path, read_back: bool) -> None:
     """A small file under a bound of a terabyte reads in a buffer of its own size: reading ``bound + 1`` bytes
@@ -84,6 +83,7 @@ def test_a_file_without_a_stated_size_is_read_to_its_end() -> None:
     from edgekit.jsonfile import read_bytes
 
     assert b"VmRSS" in read_bytes("/proc/self/status", "status", max_bytes=1 << 20)
+
 
 def test_a_file_read_back_is_never_a_link_or_fifo_a_users_file_may_be_a_link(tmp_path: Path) -> None:
     real, link, fifo = tmp_path / "real.json", tmp_path / "link.json", tmp_path / "fifo.json"
