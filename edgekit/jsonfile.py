@@ -8,7 +8,8 @@ untrusted, so they are read one way:
 - strict JSON: ``NaN`` and ``Infinity`` are refused, and so are integers of more digits than Python converts;
 - nesting of at most :data:`MAX_DEPTH` levels, and text that is Unicode (no lone surrogate escapes);
 - files edgekit wrote (``read_back=True``) are opened without following a link, and only if they are
-  regular files: a FIFO there is not waited on (:func:`edgekit.atomic.open_in_place`).
+  regular files: a FIFO there is not waited on (:func:`edgekit.atomic.open_in_place`);
+- a dataset's large array can be read item by item (:func:`iter_members`), under the same checks.
 
 What is read back is then checked against a typed schema: a dataclass whose annotations say each
 field's type, with :class:`Range` bounds on numbers (:func:`from_json`). Every failure is one
@@ -21,8 +22,11 @@ import dataclasses
 import json
 import math
 import os
+import re
 import types
 import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -98,8 +102,17 @@ def loads(data: str | bytes, path: str | Path | None, where: str = "") -> Any:
     """Parse strict JSON text (one file's, or one line of a log: ``where`` says which), checked as the module
     docstring says."""
     at = f"{where} " if where else ""
-    try:
+    with _parsing(path, at):
         obj = json.loads(data, parse_constant=reject_constant)
+    _check_tree(obj, path, where or "top level")
+    return obj
+
+
+@contextmanager
+def _parsing(path: str | Path | None, at: str) -> Iterator[None]:
+    """The parser's failures as one InputError each, named by their place."""
+    try:
+        yield
     except json.JSONDecodeError as exc:
         raise InputError(path, f"{at}line {exc.lineno} column {exc.colno}", f"valid JSON ({exc.msg})") from None
     except UnicodeDecodeError as exc:
@@ -110,8 +123,72 @@ def loads(data: str | bytes, path: str | Path | None, where: str = "") -> Any:
         raise InputError(path, f"{at}value {exc}", "valid JSON (NaN and Infinity are not JSON numbers)") from None
     except ValueError as exc:  # e.g. an integer of more digits than Python converts
         raise InputError(path, f"{at}value", f"valid JSON within edgekit's limits ({exc})") from None
-    _check_tree(obj, path, where or "top level")
-    return obj
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def iter_members(
+    path: str | Path, what: str, stream: str, max_bytes: int = MAX_BYTES
+) -> Iterator[tuple[str, int | None, Any]]:
+    """A JSON file's top-level object, member by member in file order, as ``(name, None, value)``; the array
+    member ``stream`` item by item instead, as ``(stream, index, item)`` (empty: ``(stream, None, [])``), each
+    parsed and checked as
+    :func:`loads` checks a file. A large dataset is then never a whole parsed tree at once: its items are
+    kept as the caller keeps them, and each one's parse garbage is reused by the next."""
+    text = read_text(path, what, max_bytes)
+    decoder = json.JSONDecoder(parse_constant=reject_constant)
+
+    def space(pos: int) -> int:
+        return _SPACE.match(text, pos).end()  # type: ignore[union-attr]  (matches the empty string too)
+
+    def expect(pos: int, chars: str, msg: str) -> int:
+        if pos >= len(text) or text[pos] not in chars:
+            raise json.JSONDecodeError(msg, text, pos)
+        return pos + 1
+
+    def value(pos: int, where: str) -> tuple[Any, int]:
+        obj, end = decoder.raw_decode(text, pos)
+        _check_tree(obj, path, where)
+        return obj, end
+
+    with _parsing(path, ""):
+        pos = space(0)
+        if not text.startswith("{", pos):
+            loads(text, path)  # not JSON at all is named as such; JSON of another shape is refused below
+            raise InputError(path, "top level", f"a JSON object with a '{stream}' member")
+        pos = space(pos + 1)
+        if text.startswith("}", pos):
+            pos += 1
+        else:
+            while True:
+                name, pos = decoder.raw_decode(
+                    text, expect(pos, '"', "Expecting property name enclosed in double quotes") - 1
+                )
+                pos = space(expect(space(pos), ":", "Expecting ':' delimiter"))
+                if name == stream and text.startswith("[", pos):
+                    pos = space(pos + 1)
+                    i = 0
+                    while not text.startswith("]", pos):
+                        if i:
+                            pos = space(expect(pos, ",", "Expecting ',' delimiter"))
+                        item, pos = value(pos, f"field '{stream}[{i}]'")
+                        yield name, i, item
+                        pos = space(pos)
+                        i += 1
+                    pos += 1
+                    if not i:
+                        yield name, None, []  # an empty array is still the member
+                else:
+                    member, pos = value(pos, f"field '{name}'")
+                    yield name, None, member
+                pos = space(pos)
+                if text.startswith("}", pos):
+                    pos += 1
+                    break
+                pos = space(expect(pos, ",", "Expecting ',' delimiter"))
+        if space(pos) != len(text):
+            raise json.JSONDecodeError("Extra data", text, space(pos))
 
 
 def _check_tree(obj: Any, path: str | Path | None, where: str) -> None:

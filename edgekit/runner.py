@@ -192,8 +192,8 @@ def _run(
 
     _predict_all(model, task, todo, log_path, dataset_path, config.progress)
 
-    # only what the metrics take from each record is kept: the log of a full dataset, parsed whole, is the
-    # largest thing a run would hold after the model (docs/runner.md, "Memory")
+    # only what the metrics take from each record is kept: the log of a whole dataset, parsed at once, would sit
+    # on top of the model and the dataset (docs/runner.md, "Memory")
     answered: dict[str, Any] = {}
     timings: dict[str, tuple[float, float]] = {}
     peak = 0.0
@@ -203,7 +203,6 @@ def _run(
             timings[r["id"]] = (r["latency_ms"], r["model_ms"])
             peak = max(peak, r["peak_rss_mb"])
     predictions = {ex.id: answered[ex.id] for ex in examples if ex.id in answered}
-    del answered
     write_json(out / "predictions.json", predictions)
     metrics = _metrics(model, task, examples, timings, peak, predictions, dataset_path, config, argv)
     metrics.update(cold_start_ms=cold_start_ms, load_ms=load_ms, resumed_from=resumed_from)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import InputError
-from edgekit.jsonfile import read_json
+from edgekit.jsonfile import iter_members
 
 # One question's context, in characters: a million (about 250k tokens, ~2,000 windows of 384) keeps the
 # tokenizer's own buffers to tens of MB; the model sees windows in bounded chunks whatever the length.
@@ -105,6 +105,11 @@ def _field(obj: Any, key: str, kind: type, path: Path, where: str) -> Any:
     return value
 
 
+def _check_version(version: Any, path: Path) -> None:
+    if version not in SUPPORTED_VERSIONS:
+        raise InputError(path, "field 'version'", f"SQuAD version 1.1, got {version!r}")
+
+
 def parse_squad(obj: Any, path: str | Path = "<memory>", require_answers: bool = True) -> list[Example]:
     """Validate a parsed SQuAD v1.1 object and return its examples in file order.
 
@@ -114,47 +119,49 @@ def parse_squad(obj: Any, path: str | Path = "<memory>", require_answers: bool =
     path = Path(path)
     if not isinstance(obj, dict):
         raise InputError(path, "top level", "a JSON object with 'version' and 'data'")
-    version = obj.get("version", "1.1")
-    if version not in SUPPORTED_VERSIONS:
-        raise InputError(path, "field 'version'", f"SQuAD version 1.1, got {version!r}")
-    articles = _field(obj, "data", list, path, "top level")
+    _check_version(obj.get("version", "1.1"), path)
     examples: list[Example] = []
     seen: dict[str, str] = {}
-    for a_i, article in enumerate(articles):
-        where_a = f"data[{a_i}]"
-        title = _field(article, "title", str, path, where_a)
-        for p_i, para in enumerate(_field(article, "paragraphs", list, path, where_a)):
-            where_p = f"{where_a}.paragraphs[{p_i}]"
-            context = _field(para, "context", str, path, where_p)
-            if not context.strip():
-                raise InputError(path, f"{where_p}: field 'context'", "non-empty text")
-            if len(context) > MAX_CONTEXT_CHARS:
-                raise InputError(
-                    path,
-                    f"{where_p}: field 'context'",
-                    f"a context of at most {MAX_CONTEXT_CHARS:,} characters (edgekit's bound on one "
-                    f"question's work and memory), got {len(context):,}",
-                )
-            for q_i, qa in enumerate(_field(para, "qas", list, path, where_p)):
-                where_q = f"{where_p}.qas[{q_i}]"
-                qid = _field(qa, "id", str, path, where_q)
-                if not qid.strip():
-                    raise InputError(path, f"{where_q}: field 'id'", "a non-empty id")
-                where_q = f"{where_q} (id {qid})"
-                if qid in seen:
-                    raise InputError(path, f"{where_q}: field 'id'", f"a unique id (also at {seen[qid]})")
-                seen[qid] = where_q
-                if qa.get("is_impossible"):
-                    raise InputError(
-                        path, f"{where_q}: field 'is_impossible'", "SQuAD v1.1 (every question answerable)"
-                    )
-                question = _field(qa, "question", str, path, where_q)
-                if not question.strip():
-                    raise InputError(path, f"{where_q}: field 'question'", "non-empty text")
-                answers = _parse_answers(qa, context, path, where_q, require_answers)
-                examples.append(Example(qid, title, context, question, answers))
+    for a_i, article in enumerate(_field(obj, "data", list, path, "top level")):
+        examples += _parse_article(article, a_i, path, seen, require_answers)
     if not examples:
         raise InputError(path, "field 'data'", "at least one question")
+    return examples
+
+
+def _parse_article(article: Any, a_i: int, path: Path, seen: dict[str, str], require_answers: bool) -> list[Example]:
+    """The examples of ``data[a_i]``; ``seen``: the ids so far and where they were (each id once per file)."""
+    examples: list[Example] = []
+    where_a = f"data[{a_i}]"
+    title = _field(article, "title", str, path, where_a)
+    for p_i, para in enumerate(_field(article, "paragraphs", list, path, where_a)):
+        where_p = f"{where_a}.paragraphs[{p_i}]"
+        context = _field(para, "context", str, path, where_p)
+        if not context.strip():
+            raise InputError(path, f"{where_p}: field 'context'", "non-empty text")
+        if len(context) > MAX_CONTEXT_CHARS:
+            raise InputError(
+                path,
+                f"{where_p}: field 'context'",
+                f"a context of at most {MAX_CONTEXT_CHARS:,} characters (edgekit's bound on one "
+                f"question's work and memory), got {len(context):,}",
+            )
+        for q_i, qa in enumerate(_field(para, "qas", list, path, where_p)):
+            where_q = f"{where_p}.qas[{q_i}]"
+            qid = _field(qa, "id", str, path, where_q)
+            if not qid.strip():
+                raise InputError(path, f"{where_q}: field 'id'", "a non-empty id")
+            where_q = f"{where_q} (id {qid})"
+            if qid in seen:
+                raise InputError(path, f"{where_q}: field 'id'", f"a unique id (also at {seen[qid]})")
+            seen[qid] = where_q
+            if qa.get("is_impossible"):
+                raise InputError(path, f"{where_q}: field 'is_impossible'", "SQuAD v1.1 (every question answerable)")
+            question = _field(qa, "question", str, path, where_q)
+            if not question.strip():
+                raise InputError(path, f"{where_q}: field 'question'", "non-empty text")
+            answers = _parse_answers(qa, context, path, where_q, require_answers)
+            examples.append(Example(qid, title, context, question, answers))
     return examples
 
 
@@ -189,7 +196,24 @@ def _parse_answers(qa: dict, context: str, path: Path, where: str, require_answe
 def load_squad(path: str | Path, require_answers: bool = True) -> list[Example]:
     """Read and validate a SQuAD v1.1 JSON file (``packaged:dev``, ``packaged:train``: the shipped excerpts)."""
     path = resolve_data_path(str(path), Path(path))
-    return parse_squad(read_json(path, "SQuAD JSON"), path, require_answers)
+    examples: list[Example] = []
+    seen: dict[str, str] = {}
+    data = False
+    # article by article: the file is never one parsed tree (docs/runner.md, "Memory")
+    for name, a_i, value in iter_members(path, "SQuAD JSON", stream="data"):
+        if name == "version":
+            _check_version(value, path)
+        elif name == "data":
+            data = True
+            if a_i is not None:
+                examples += _parse_article(value, a_i, path, seen, require_answers)
+            elif not isinstance(value, list):
+                raise InputError(path, "top level: field 'data'", f"a list, got {type(value).__name__}")
+    if not data:
+        raise InputError(path, "top level: field 'data'", "a list (field missing)")
+    if not examples:
+        raise InputError(path, "field 'data'", "at least one question")
+    return examples
 
 
 def squad_json(examples: Iterable[Example]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgekit.errors import InputError
-from edgekit.jsonfile import MAX_DEPTH, Range, from_json, read_json
+from edgekit.jsonfile import MAX_DEPTH, Range, from_json, iter_members, read_json
 from edgekit.result import check_metrics, read_metrics
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -53,6 +53,59 @@ def test_what_json_does_not_allow_or_edgekit_bounds_is_one_line(tmp_path: Path, 
     for read_back in (False, True):
         with pytest.raises(InputError, match=where) as exc:
             read_json(f, "x", read_back=read_back)
+        _one_line(exc.value, f)
+
+
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ('{"data": [1, NaN]}', "NaN"),
+        ('{"data": [{"a": "\\ud800"}]}', "data\\[0\\]"),
+        ('{"data": [' + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1) + "]}", "nesting"),
+        ('{"data": [1 2]}', "line 1 column 13"),
+        ('{"data": [1], "version": 1} x', "Extra data"),
+        ("[1, 2]", "a JSON object with a 'data' member"),
+    ],
+    ids=["nan", "lone surrogate", "too deep", "no comma", "extra", "not an object"],
+)
+def test_a_streamed_file_is_refused_as_a_whole_one_is(tmp_path: Path, text: str, where: str) -> None:
+    f = tmp_path / "x.json"
+    f.write_text(text)
+    with pytest.raises(InputError, match=where) as exc:
+        list(iter_members(f, "x", stream="data"))
+    _one_line(exc.value, f)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@FUZZ
+@given(
+    members=st.dictionaries(st.text(max_size=5), JSON_VALUES, max_size=3),
+    items=st.lists(JSON_VALUES, max_size=4),
+    indent=st.sampled_from([None, 0, 2]),
+)
+def test_members_streamed_are_the_file_read_whole(
+    tmp_path: Path, members: dict, items: list, indent: int | None
+) -> None:
+    f = tmp_path / "x.json"
+    text = json.dumps({**members, "data": items}, indent=indent)
+    f.write_text(text)
+    rebuilt: dict[str, Any] = {}
+    for name, i, value in iter_members(f, "x", stream="data"):
+        if i is None:
+            rebuilt[name] = value
+        else:
+            rebuilt.setdefault(name, []).append(value)
+    assert rebuilt == json.loads(text)
+    for end in range(len(text)):  # every cut of an object is no JSON: refused in one line, never another error
+        f.write_text(text[:end])
+        with pytest.raises(InputError) as exc:
+            list(iter_members(f, "x", stream="data"))
         _one_line(exc.value, f)
 
 
