@@ -670,6 +670,37 @@ def vocab_curves() -> str:
     return "\n".join(out)
 
 
+def peers() -> str:
+    """Each tool's fastest deployable form of the teacher, one run (``benchmarks/results/peers.json``), compared as
+    :func:`benchmarks.speed.peer_ratios` compares them."""
+    path = RESULTS / "peers.json"
+    if not path.exists():
+        return (
+            "Not measured yet: `python -m benchmarks.speed --teacher-forms ... --out benchmarks/results/peers.json`.\n"
+        )
+    d = _load(path)
+    r = speed.peer_ratios(d["rows"])
+    said = []
+    for key, what in (("fastest", "Optimum's fastest form"), ("accuracy_kept", "within 0.5 F1 of the fp32 teacher")):
+        if f"edgekit_vs_optimum_{key}_teacher_speedup" in r:
+            said.append(
+                f"- {what}: Optimum `{r[f'optimum_{key}_teacher']}`, edgekit `{r[f'edgekit_{key}_teacher']}`: "
+                f"{r[f'edgekit_vs_optimum_{key}_teacher_speedup']:.2f}× its speed per question, "
+                f"{r[f'edgekit_minus_optimum_{key}_teacher_f1']:+.2f} F1."
+            )
+    config = d["ratios"].get("optimum_cpu_config", "?")
+    return (
+        f"`benchmarks/results/peers.json` ({_command(d)}); {d['notes']}; device: {_cpu(d['device'])}. Optimum's INT8 "
+        f"is its `ORTQuantizer` with `AutoQuantizationConfig.{config}(is_static=False)`; edgekit's are "
+        "`edgekit export int8 --full-range` and `edgekit export float-activations --group all` of its fp32 bundle. "
+        "Each comparison takes every tool's fastest form at an accuracy (the goal is "
+        f"{d['goals'].get('edgekit_vs_optimum_teacher_speedup_min', 1.5)}×):\n\n"
+        + "\n".join(said)
+        + "\n\n"
+        + speed.markdown(d["rows"])
+    )
+
+
 def document() -> str:
     t = _load(TEACHER)
     c, dt, sp = (_load(RESULTS / f) for f in ("compress.json", "distill.json", "speed.json"))
@@ -741,6 +772,9 @@ def document() -> str:
             if (sw := sp.get("thread_sweep"))
             else []
         ),
+        "## Against the peers: each tool's best form of the teacher",
+        "",
+        peers(),
         "## TFLite: a signature per window length",
         "",
         tflite_lengths(),

@@ -4,8 +4,11 @@ Systems, all on the same dev questions (spread evenly over the dev set), batch 1
 
   hf-pipeline-teacher   transformers ``pipeline("question-answering")``, fp32 PyTorch teacher (what a user runs without edgekit)
   optimum-ort-teacher   Optimum's ``ORTModelForQuestionAnswering`` pipeline, the same teacher exported by Optimum
+  optimum-ort-int8-*    the same pipeline on Optimum's dynamic INT8 of that export (``ORTQuantizer``, the
+                        ``AutoQuantizationConfig`` of this CPU: avx512_vnni, avx512, avx2 or arm64)
   edgekit-teacher       the teacher's fp32 ONNX bundle through the edgekit runner (ONNX Runtime; where the
                         openvino package is installed also OpenVINO f32 and, on a CPU with bfloat16, bf16)
+  edgekit-teacher-NAME  each other form of the teacher given (``--teacher-forms``: int8, float activations, ...)
   edgekit-student-*     each student bundle given (ONNX int8, TFLite fp32/int8, ...) through the edgekit runner
                         (with --low-memory also the int8 ONNX students with the memory arena off;
                         fp32 ONNX students also through OpenVINO bf16 where it runs)
@@ -16,7 +19,8 @@ over all systems. Reported per system: medians over repeats of the median latenc
 per question, throughput, peak RSS, EM/F1 on those questions (a check that every
 system answers the same task), and for edgekit the bare model time, so the
 runner's own overhead (tokenize + decode) is visible. Ratios are to the HF
-pipeline measured in the same run. A thread sweep then times the edgekit teacher and the int8
+pipeline measured in the same run; the peer comparison takes each tool's fastest form of the teacher, edgekit's
+among those within 0.5 F1 of Optimum's fastest. A thread sweep then times the edgekit teacher and the int8
 students, the same way, at each ``--sweep-threads`` count (by default 1 and twice the cores: how
 far fewer threads fall behind and what oversubscribing costs).
 
@@ -55,6 +59,7 @@ GOALS = {
     "edgekit_teacher_vs_optimum_speedup_min": 1.0,
     "runner_overhead_max_pct": 10.0,
     "student_int8_peak_rss_max_mb": 150.0,
+    "edgekit_vs_optimum_teacher_speedup_min": 1.5,
 }
 # worker system -> edgekit runtime backend (None: the bundle format's own)
 EDGEKIT_SYSTEMS = {
@@ -89,7 +94,7 @@ def worker(system: str, target: str, dataset: Path, n: int, threads: int, warmup
     t0 = time.perf_counter()
     model_ms: list[float] = []
     choice: dict[str, Any] | None = None
-    if system in ("hf-pipeline", "optimum-ort"):
+    if system in ("hf-pipeline", "optimum-ort", "optimum-ort-int8"):
         import torch
         from transformers import AutoTokenizer, pipeline
 
@@ -105,7 +110,8 @@ def worker(system: str, target: str, dataset: Path, n: int, threads: int, warmup
 
             so = ort.SessionOptions()
             so.intra_op_num_threads = threads
-            model = ORTModelForQuestionAnswering.from_pretrained(target, session_options=so)
+            file_name = OPTIMUM_INT8_FILE if system == "optimum-ort-int8" else None
+            model = ORTModelForQuestionAnswering.from_pretrained(target, session_options=so, file_name=file_name)
         pipe = pipeline("question-answering", model=model, tokenizer=tok, device="cpu")
 
         def answer(ex: Example) -> str:
@@ -173,6 +179,57 @@ def optimum_export(teacher: Path, out: Path) -> Path:
     model = ORTModelForQuestionAnswering.from_pretrained(teacher, export=True)
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(teacher).save_pretrained(out)
+    return out
+
+
+OPTIMUM_INT8_FILE = "model_quantized.onnx"
+
+
+def optimum_cpu_config(features: list[str]) -> str:
+    """The ``AutoQuantizationConfig`` Optimum offers for this CPU: its most capable x86 target the CPU has,
+    ``arm64`` on ARM."""
+    if "asimd" in features or not any(f.startswith("avx") for f in features):
+        return "arm64"
+    return "avx512_vnni" if "avx512_vnni" in features else "avx512" if "avx512f" in features else "avx2"
+
+
+def optimum_int8(optimum_dir: Path, out: Path, config: str) -> Path:
+    """Optimum's own dynamic INT8 form of its export (``ORTQuantizer`` with ``AutoQuantizationConfig.<config>``,
+    its defaults but dynamic), done once and reused."""
+    if (out / OPTIMUM_INT8_FILE).exists():
+        return out
+    from optimum.onnxruntime import ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+    from transformers import AutoTokenizer
+
+    qconfig = getattr(AutoQuantizationConfig, config)(is_static=False)
+    ORTQuantizer.from_pretrained(optimum_dir).quantize(quantization_config=qconfig, save_dir=out)
+    AutoTokenizer.from_pretrained(optimum_dir).save_pretrained(out)
+    return out
+
+
+def _fastest(rows: list[dict[str, Any]], prefix: str, min_f1: float) -> dict[str, Any] | None:
+    kept = [r for r in rows if r["name"].startswith(prefix) and r["f1"] >= min_f1]
+    return min(kept, key=lambda r: r["p50_ms"]) if kept else None
+
+
+def peer_ratios(rows: list[dict[str, Any]], tolerance: float = 0.5) -> dict[str, Any]:
+    """Each tool's best deployable form of the teacher, compared two ways: Optimum's fastest form against
+    edgekit's fastest within ``tolerance`` F1 of it; and each tool's fastest form within ``tolerance`` F1 of the
+    fp32 teacher (the HF pipeline's answers), a quantized form that loses more being no answer to the same need."""
+    out: dict[str, Any] = {}
+    teacher_f1 = next(r["f1"] for r in rows if r["name"] == "hf-pipeline-teacher")
+    optimum = _fastest(rows, "optimum-", float("-inf"))
+    assert optimum is not None
+    for key, ref in (("fastest", optimum), ("accuracy_kept", _fastest(rows, "optimum-", teacher_f1 - tolerance))):
+        if ref is None:
+            continue
+        edge = _fastest(rows, "edgekit-teacher", (ref["f1"] if key == "fastest" else teacher_f1) - tolerance)
+        out[f"optimum_{key}_teacher"] = ref["name"]
+        if edge is not None:
+            out[f"edgekit_{key}_teacher"] = edge["name"]
+            out[f"edgekit_vs_optimum_{key}_teacher_speedup"] = ref["p50_ms"] / edge["p50_ms"]
+            out[f"edgekit_minus_optimum_{key}_teacher_f1"] = edge["f1"] - ref["f1"]
     return out
 
 
@@ -283,6 +340,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--students", nargs="*", type=Path, default=[], help="student bundles to measure")
     p.add_argument("--teacher", type=Path, default=TEACHER, help="teacher transformers directory")
     p.add_argument("--teacher-bundle", type=Path, default=TEACHER_BUNDLE, help="teacher fp32 ONNX bundle")
+    p.add_argument(
+        "--teacher-forms",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="other bundles of the teacher (int8, float activations, ...) to measure beside it",
+    )
     p.add_argument("--dataset", type=Path, default=default_data_dir() / "dev-v1.1.json")
     p.add_argument("--n", type=int, default=500, help="questions, spread evenly over the dataset (default: 500)")
     p.add_argument("--repeats", type=int, default=3)
@@ -311,16 +375,24 @@ def main(argv: list[str] | None = None) -> int:
     from edgekit.bundle import load_bundle
 
     optimum_dir = optimum_export(args.teacher, args.work / "optimum-teacher")
+    optimum_config = optimum_cpu_config(device.cpu_features()["cpu_features"])
+    optimum_q = optimum_int8(optimum_dir, args.work / f"optimum-teacher-int8-{optimum_config}", optimum_config)
     choice_cache = tempfile.TemporaryDirectory(prefix="backend-choice-")
     args.choice_cache = Path(choice_cache.name)
     openvino = openvino_backends()
     systems = [
         ("hf-pipeline-teacher", "hf-pipeline", str(args.teacher)),
         ("optimum-ort-teacher", "optimum-ort", str(optimum_dir)),
+        (f"optimum-ort-int8-{optimum_config}-teacher", "optimum-ort-int8", str(optimum_q)),
         ("edgekit-teacher-fp32-onnx", "edgekit", str(args.teacher_bundle)),
         *((f"edgekit-teacher-fp32-onnx-{b}", f"edgekit-{b}", str(args.teacher_bundle)) for b in openvino),
         ("edgekit-teacher-fp32-onnx-auto", "edgekit-auto", str(args.teacher_bundle)),
     ]
+    for b in args.teacher_forms:
+        name = load_bundle(b).manifest.name
+        systems.append((f"edgekit-teacher-{name}", "edgekit", str(b)))
+        if openvino:  # OpenVINO runs an int8 ONNX graph too, with kernels of its own
+            systems.append((f"edgekit-teacher-{name}-openvino", "edgekit-openvino", str(b)))
     for b in args.students:
         m = load_bundle(b).manifest
         systems.append((f"edgekit-student-{m.name}", "edgekit", str(b)))
@@ -352,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         "edgekit_teacher_auto_vs_optimum_speedup": optimum["p50_ms"] / auto["p50_ms"],
         "edgekit_teacher_auto_f1_minus_hf_f1": auto["f1"] - base["f1"],
     }
+    checks.update(peer_ratios(rows), optimum_cpu_config=optimum_config)
     if int8:
         checks["student_int8_vs_hf_speedup"] = int8[0]["speedup_vs_hf_pipeline"]
         checks["student_int8_vs_hf_mean_speedup"] = base["mean_ms"] / int8[0]["mean_ms"]
