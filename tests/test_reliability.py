@@ -267,6 +267,16 @@ def test_a_dataset_path_that_is_not_utf8_still_gives_valid_results(tiny_bundle, 
     assert json.loads(text)["dataset"]["path"] == str(odd)
 
 
+def _signals_as_a_shell_gives_them() -> None:
+    """A child inherits the test session's SIGINT disposition and signal mask, which libraries loaded by earlier
+    tests may have changed (ignored or blocked, a Python child never raises KeyboardInterrupt); a user's shell
+    starts it with the defaults."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 @pytest.mark.parametrize("signum", [2, 15, 9], ids=["SIGINT", "SIGTERM", "SIGKILL"])
 def test_a_killed_export_leaves_no_partial_output_nor_temporary_copy(minilm_bundle, tmp_path, signum) -> None:
     """``kill`` (SIGTERM) cleans up as Ctrl-C (SIGINT) does: no half bundle, no temporary model copy left. The
@@ -283,6 +293,7 @@ def test_a_killed_export_leaves_no_partial_output_nor_temporary_copy(minilm_bund
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=_signals_as_a_shell_gives_them,
         )
         deadline = time.time() + 120
         while not list(tmp_path.glob(".out.*.partial/.scratch/source.onnx")) and proc.poll() is None:
