@@ -63,7 +63,7 @@ def breakdown_worker(bundle: Path, dataset: Path, threads: int) -> list[dict[str
             trim()  # the C heap's free pages back first, as the runner does after loading the model
         rss, hwm = _status()
         before = steps[-1]["rss_mb"] if steps else 0.0
-        hwm_before = max((s["hwm_mb"] for s in steps), default=0.0)
+        hwm_before = steps[-1]["hwm_mb"] if steps else 0.0  # a high-water mark only rises
         steps.append(
             {
                 "step": name,

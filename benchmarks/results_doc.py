@@ -673,12 +673,7 @@ def vocab_curves() -> str:
 def peers() -> str:
     """Each tool's fastest deployable form of the teacher, one run (``benchmarks/results/peers.json``), compared as
     :func:`benchmarks.speed.peer_ratios` compares them."""
-    path = RESULTS / "peers.json"
-    if not path.exists():
-        return (
-            "Not measured yet: `python -m benchmarks.speed --teacher-forms ... --out benchmarks/results/peers.json`.\n"
-        )
-    d = _load(path)
+    d = _load(RESULTS / "peers.json")
     r = speed.peer_ratios(d["rows"])
     said = []
     for key, what in (("fastest", "Optimum's fastest form"), ("accuracy_kept", "within 0.5 F1 of the fp32 teacher")):

@@ -219,12 +219,13 @@ def peer_ratios(rows: list[dict[str, Any]], tolerance: float = 0.5) -> dict[str,
     fp32 teacher (the HF pipeline's answers), a quantized form that loses more being no answer to the same need."""
     out: dict[str, Any] = {}
     teacher_f1 = next(r["f1"] for r in rows if r["name"] == "hf-pipeline-teacher")
-    optimum = _fastest(rows, "optimum-", float("-inf"))
-    assert optimum is not None
-    for key, ref in (("fastest", optimum), ("accuracy_kept", _fastest(rows, "optimum-", teacher_f1 - tolerance))):
+    fastest = _fastest(rows, "optimum-", float("-inf"))
+    assert fastest is not None
+    kept = _fastest(rows, "optimum-", teacher_f1 - tolerance)
+    for key, ref, f1 in (("fastest", fastest, fastest["f1"]), ("accuracy_kept", kept, teacher_f1)):
         if ref is None:
             continue
-        edge = _fastest(rows, "edgekit-teacher", (ref["f1"] if key == "fastest" else teacher_f1) - tolerance)
+        edge = _fastest(rows, "edgekit-teacher", f1 - tolerance)
         out[f"optimum_{key}_teacher"] = ref["name"]
         if edge is not None:
             out[f"edgekit_{key}_teacher"] = edge["name"]

@@ -162,9 +162,8 @@ def iter_members(
             pos += 1
         else:
             while True:
-                name, pos = decoder.raw_decode(
-                    text, expect(pos, '"', "Expecting property name enclosed in double quotes") - 1
-                )
+                expect(pos, '"', "Expecting property name enclosed in double quotes")
+                name, pos = decoder.raw_decode(text, pos)
                 pos = space(expect(space(pos), ":", "Expecting ':' delimiter"))
                 if name == stream and text.startswith("[", pos):
                     pos = space(pos + 1)

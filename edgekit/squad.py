@@ -10,7 +10,7 @@ user debugging a 5 MB JSON file cannot do anything with a bare ``KeyError``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,10 +120,34 @@ def parse_squad(obj: Any, path: str | Path = "<memory>", require_answers: bool =
     if not isinstance(obj, dict):
         raise InputError(path, "top level", "a JSON object with 'version' and 'data'")
     _check_version(obj.get("version", "1.1"), path)
+
+    def members() -> Iterator[tuple[str, int | None, Any]]:  # as iter_members gives a file's
+        for name, value in obj.items():
+            if name == "data" and isinstance(value, list) and value:
+                yield from (("data", i, article) for i, article in enumerate(value))
+            else:
+                yield name, None, value
+
+    return _examples(members(), path, require_answers)
+
+
+def _examples(members: Iterable[tuple[str, int | None, Any]], path: Path, require_answers: bool) -> list[Example]:
+    """The examples of a SQuAD object given member by member, ``data`` article by article
+    (:func:`edgekit.jsonfile.iter_members`'s form)."""
     examples: list[Example] = []
     seen: dict[str, str] = {}
-    for a_i, article in enumerate(_field(obj, "data", list, path, "top level")):
-        examples += _parse_article(article, a_i, path, seen, require_answers)
+    data = False
+    for name, a_i, value in members:
+        if name == "version":
+            _check_version(value, path)
+        elif name == "data":
+            data = True
+            if a_i is not None:
+                examples += _parse_article(value, a_i, path, seen, require_answers)
+            elif not isinstance(value, list):
+                raise InputError(path, "top level: field 'data'", f"a list, got {type(value).__name__}")
+    if not data:
+        raise InputError(path, "top level: field 'data'", "a list (field missing)")
     if not examples:
         raise InputError(path, "field 'data'", "at least one question")
     return examples
@@ -196,24 +220,8 @@ def _parse_answers(qa: dict, context: str, path: Path, where: str, require_answe
 def load_squad(path: str | Path, require_answers: bool = True) -> list[Example]:
     """Read and validate a SQuAD v1.1 JSON file (``packaged:dev``, ``packaged:train``: the shipped excerpts)."""
     path = resolve_data_path(str(path), Path(path))
-    examples: list[Example] = []
-    seen: dict[str, str] = {}
-    data = False
     # article by article: the file is never one parsed tree (docs/runner.md, "Memory")
-    for name, a_i, value in iter_members(path, "SQuAD JSON", stream="data"):
-        if name == "version":
-            _check_version(value, path)
-        elif name == "data":
-            data = True
-            if a_i is not None:
-                examples += _parse_article(value, a_i, path, seen, require_answers)
-            elif not isinstance(value, list):
-                raise InputError(path, "top level: field 'data'", f"a list, got {type(value).__name__}")
-    if not data:
-        raise InputError(path, "top level: field 'data'", "a list (field missing)")
-    if not examples:
-        raise InputError(path, "field 'data'", "at least one question")
-    return examples
+    return _examples(iter_members(path, "SQuAD JSON", stream="data"), path, require_answers)
 
 
 def squad_json(examples: Iterable[Example]) -> dict[str, Any]:
