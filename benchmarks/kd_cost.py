@@ -7,7 +7,7 @@ recipe for ``--steps`` steps on the first ``--train-limit`` training questions, 
 output directory (so the teacher's bundle and logits cache are made once, by the first run), and writes the
 Trainer's own seconds per step and what a full epoch of the recipe would take at that rate::
 
-    python -m benchmarks.kd_cost export/recipes/mpnet-l3-kd-{logits,hidden,attention,pkd}.toml
+    python -m benchmarks.kd_cost export/recipes/experiments/mpnet-l3-kd-{logits,hidden,attention,pkd}.toml
 
 Writes ``benchmarks/results/kd-cost.json``. The first run's setup time includes the teacher's ONNX export and
 its logits for the limited questions' windows; compare the rows of one run only.

@@ -6,7 +6,7 @@ all would let one term drown the others. This runs the recipe's student (as buil
 any step) and its teacher on ``--batches`` random batches of training windows under bf16 autocast, as
 training runs them (QA windows or a classifier's texts), and writes each term's mean and the weight that makes it equal the logit loss::
 
-    python -m benchmarks.kd_scales --recipe export/recipes/mpnet-l3-kd-logits.toml --layer-map 3 7 11
+    python -m benchmarks.kd_scales --recipe export/recipes/experiments/mpnet-l3-kd-logits.toml --layer-map 3 7 11
 
 The teacher's logits come from its forward here, not from the cache: the student shares its tokenizer
 (intermediate terms require that), so they are the cache's up to rounding.

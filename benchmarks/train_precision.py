@@ -9,7 +9,7 @@ of ``--repeats`` timings. The bf16/fp32 ratio is of estimates measured in the sa
 does to accuracy is measured by training with it (``benchmarks.distill_table`` shows the precision
 of every student and KD/FT pair).
 
-    python -m benchmarks.train_precision --recipe export/recipes/mpnet-l6-ft.toml [--steps 8] [--repeats 3]
+    python -m benchmarks.train_precision --recipe export/recipes/experiments/mpnet-l6-ft.toml [--steps 8] [--repeats 3]
 """
 
 from __future__ import annotations

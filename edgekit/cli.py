@@ -90,8 +90,8 @@ DEVICE_COMMANDS = ("run", "score", "verify")
 WORKSTATION_COMMANDS: dict[str, Command] = {
     "export": Command(
         "edgekit.export.cli:add_export",
-        "model -> edge bundle and its steps: onnx, int8, int4, fuse, prune-vocab, int8-sensitivity, "
-        "float-activations, augment-questions/-texts, dataset (workstation: export extra)",
+        "model -> edge bundle and its steps: onnx, int8, int4, fuse, prune-vocab, vocab-curve, int8-sensitivity, "
+        "float-activations, augment-questions/-texts, dataset, ship (workstation: export extra)",
     ),
     "distill": Command(
         "edgekit.export.cli:add_distill", "distill (or fine-tune) a student from a recipe (workstation: export extra)"
@@ -116,6 +116,11 @@ WORKSTATION_COMMANDS: dict[str, Command] = {
 def dev_default() -> Path:
     """The SQuAD dev file commands read when ``--dataset`` is not given."""
     return default_data_dir() / "dev-v1.1.json"
+
+
+def train_default() -> Path:
+    """The SQuAD training file workstation commands read when none is named (recipes, calibration, pruning)."""
+    return default_data_dir() / "train-v1.1-subset.json"
 
 
 def add_runtime_args(p: argparse.ArgumentParser) -> None:

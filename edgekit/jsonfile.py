@@ -147,9 +147,9 @@ def iter_members(
             raise json.JSONDecodeError(msg, text, pos)
         return pos + 1
 
-    def value(pos: int, where: str) -> tuple[Any, int]:
+    def value(pos: int, member: str) -> tuple[Any, int]:
         obj, end = decoder.raw_decode(text, pos)
-        _check_tree(obj, path, where)
+        _check_tree(obj, path, "top level", member)
         return obj, end
 
     with _parsing(path, ""):
@@ -171,7 +171,7 @@ def iter_members(
                     while not text.startswith("]", pos):
                         if i:
                             pos = space(expect(pos, ",", "Expecting ',' delimiter"))
-                        item, pos = value(pos, f"field '{stream}[{i}]'")
+                        item, pos = value(pos, f"{stream}[{i}]")
                         yield name, i, item
                         pos = space(pos)
                         i += 1
@@ -179,7 +179,7 @@ def iter_members(
                     if not i:
                         yield name, None, []  # an empty array is still the member
                 else:
-                    member, pos = value(pos, f"field '{name}'")
+                    member, pos = value(pos, name)
                     yield name, None, member
                 pos = space(pos)
                 if text.startswith("}", pos):
@@ -190,14 +190,19 @@ def iter_members(
             raise json.JSONDecodeError("Extra data", text, space(pos))
 
 
-def _check_tree(obj: Any, path: str | Path | None, where: str) -> None:
+def _check_tree(obj: Any, path: str | Path | None, where: str, member: str = "") -> None:
     """Nesting depth and Unicode text over the whole value, iteratively (no recursion to exhaust); a problem is
-    named by its place in the value (found by a second walk that keeps places, so a good file pays for none)."""
+    named by its place in the value (found by a second walk that keeps places, so a good file pays for none).
+    ``member``: the value's own place in the file (``data[3]``), which the place of a problem starts with."""
     if _problem(obj, track=False) is None:
         return
     problem = _problem(obj, track=True)
     assert problem is not None
     kind, at, detail = problem
+    if member:
+        at = member + ("." if at and not at.startswith("[") else "") + at
+        if kind == "depth":
+            where = f"field '{member}'"
     place = where if not at else f"field '{at}'" if where == "top level" else f"{where}: field '{at}'"
     if kind == "depth":  # the place would be a list of indices as long as the nesting
         at_line = f"{where}: " if where != "top level" else ""

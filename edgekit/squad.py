@@ -18,8 +18,9 @@ from typing import Any
 from edgekit.errors import InputError
 from edgekit.jsonfile import iter_members
 
-# One question's context, in characters: a million (about 250k tokens, ~2,000 windows of 384) keeps the
-# tokenizer's own buffers to tens of MB; the model sees windows in bounded chunks whatever the length.
+# One question's context, in characters: a million (about 250k tokens) bounds the tokenizer's own buffers; the
+# model sees windows in bounded chunks whatever the length (docs/results.md, "Long contexts: memory per
+# question", measures a context of this length).
 MAX_CONTEXT_CHARS = 1_000_000
 
 SUPPORTED_VERSIONS = ("1.1",)

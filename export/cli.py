@@ -12,11 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edgekit.cli import MAX_EXAMPLES, dev_default, real, whole
+from edgekit.cli import MAX_EXAMPLES, dev_default, real, train_default, whole
 from edgekit.destination import BUNDLE, check_destination
 from edgekit.errors import EdgekitError, InputError
-from edgekit.export.recipes import add_recipe_arguments, shipped_names
-from edgekit.squad import default_data_dir
+from edgekit.export.recipes import add_recipe_arguments, shipped_recipes
 
 
 def quiet_third_party() -> None:
@@ -112,7 +111,7 @@ def cmd_export_int8(args: argparse.Namespace) -> int:
         if args.embedding_bits != 8:
             raise EdgekitError("--embedding-bits 4: expected dynamic quantization (no --static)")
         inputs = _task_inputs(
-            src, args.calibration_data, "--calibration-data", default_data_dir() / "train-v1.1-subset.json",
+            src, args.calibration_data, "--calibration-data", train_default(),
             "training texts", split="train",
         )  # fmt: skip
         reader = quantize.WindowReader(src, inputs, args.calibration_windows)
@@ -197,6 +196,24 @@ def cmd_export_int8_sensitivity(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_ship(args: argparse.Namespace) -> int:
+    from edgekit.export.ship import ship
+
+    dest, card = ship(
+        args.bundle,
+        args.out,
+        args.run,
+        args.training,
+        args.teacher_run,
+        args.made_by,
+        args.note,
+        args.name,
+        args.command_line,
+    )
+    print(f"wrote {dest} and its card {card}")
+    return 0
+
+
 def cmd_export_dataset(args: argparse.Namespace) -> int:
     from edgekit.atomic import write_bytes
     from edgekit.export.hfdata import materialize, parse_columns
@@ -244,7 +261,7 @@ def cmd_export_prune_vocab(args: argparse.Namespace) -> int:
         ]
         corpus = args.corpus
     else:
-        corpus = args.corpus or [default_data_dir() / "train-v1.1-subset.json"]
+        corpus = args.corpus or [train_default()]
         examples = [ex for f in corpus for ex in load_squad(f)]
     name = args.name or f"{src.manifest.name}-vocab{args.keep}"
     out = prune_bundle(src, args.out, name, args.keep, examples, corpus, args.english_words)
@@ -252,6 +269,52 @@ def cmd_export_prune_vocab(args: argparse.Namespace) -> int:
         f"wrote {out.path}: {out.manifest.vocab_size} of {src.manifest.vocab_size} pieces, "
         f"{out.model_size_mb:.1f} MB model (was {src.model_size_mb:.1f} MB)"
     )
+    return 0
+
+
+def cmd_export_vocab_curve(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from edgekit.atomic import write_json, write_text
+    from edgekit.bundle import load_bundle, sha256_file
+    from edgekit.destination import VOCAB_CURVE, claim, locked
+    from edgekit.export.vocab import CurveSettings, curve_markdown, curve_plot, vocab_curve
+    from edgekit.jsonfile import read_json
+
+    src = load_bundle(args.bundle)
+    if src.manifest.task == "token-classification":
+        raise InputError(args.bundle, "manifest task", "a QA or text-classification bundle (a tagger is not pruned)")
+    if src.manifest.task == "text-classification" and not args.corpus:
+        raise EdgekitError("--corpus: a classifier's vocabulary is ranked on its own training data; name it")
+    corpus_files = args.corpus or [train_default()]
+    corpus = [
+        ex
+        for f in corpus_files
+        for ex in _task_inputs(src, f, "--corpus", dev_default(), "training texts", args.corpus_split)
+    ]
+    dev = _task_inputs(src, args.dataset, "--dataset", dev_default(), "evaluation set", args.split)
+    settings = CurveSettings(
+        tuple(args.keep), tuple(args.embedding_bits), args.english_words, args.limit, args.threads, args.split
+    )
+    identity = {
+        "source_sha256": src.manifest.files[src.manifest.model_file].sha256,
+        "corpus_sha256": [sha256_file(f) for f in corpus_files],
+        "english_words": args.english_words,
+    }
+    out = claim(args.out, VOCAB_CURVE, [args.bundle])
+    with locked(out):
+        marker = out / "curve-settings.json"
+        if marker.exists() or marker.is_symlink():
+            before = read_json(marker, "curve settings", read_back=True)
+            if not isinstance(before, dict) or before.get("identity") != identity:
+                raise InputError(marker, "identity", "the same source bundle, corpus and English words to resume")
+        write_json(marker, {"identity": identity, "settings": asdict(settings)})
+        doc = vocab_curve(src, out, settings, corpus, corpus_files, args.dataset, dev, lambda s: print(s, flush=True))
+        doc["command"] = args.command_line
+        write_json(out / "vocab-curve.json", doc)
+        write_text(out / "vocab-curve.md", curve_markdown(doc))
+        curve_plot(doc, out / "vocab-curve.png")
+    print(f"wrote {out / 'vocab-curve.json'}, vocab-curve.md and vocab-curve.png")
     return 0
 
 
@@ -291,7 +354,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from edgekit.export.report import page_height, screenshot, write_report
 
-    report = write_report(args.results, args.out, args.baseline, command=args.command_line)
+    report = write_report(args.results, args.out, args.baseline, command=args.command_line, budgets=args.budget)
     rows, devices = len(report["rows"]), len(report["devices"])
     print(
         f"{rows} row{'s' * (rows != 1)} from {devices} device{'s' * (devices != 1)} -> {args.out}/report.{{md,html,json}}"
@@ -314,6 +377,30 @@ def _add_bundle_step_io(e: argparse.ArgumentParser, suffix: str) -> None:
     e.add_argument("bundle", type=Path, help="fp32 ONNX bundle")
     e.add_argument("out", type=Path, help="bundle directory to write")
     e.add_argument("--name", default=None, help=f"bundle name (default: source name + '{suffix}')")
+
+
+def _add_corpus_flags(e: argparse.ArgumentParser) -> None:
+    """The flags that choose the text a vocabulary is ranked on (``prune-vocab``, ``vocab-curve``)."""
+    e.add_argument(
+        "--corpus",
+        type=Path,
+        action="append",
+        default=None,
+        help="training text that ranks the pieces (repeatable): a QA bundle's SQuAD JSON (default: the training "
+        "subset), a classifier's dataset (a TSV, or CLINC150 JSON's --corpus-split)",
+    )
+    e.add_argument(
+        "--corpus-split",
+        default="train",
+        help="the split of a classification corpus file holding several (CLINC150; default: %(default)s)",
+    )
+    e.add_argument(
+        "--english-words",
+        type=whole(0, 10_000_000),
+        default=100_000,
+        help="wordfreq's most frequent English words mixed in, half the weight (0: training text only; "
+        "default: %(default)s)",
+    )
 
 
 def _add_augment_flags(e: argparse.ArgumentParser, unit: str) -> None:
@@ -469,7 +556,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--calibration-data",
         type=Path,
-        default=default_data_dir() / "train-v1.1-subset.json",
+        default=train_default(),
         help="training inputs that calibrate static quantization: SQuAD JSON (default: %(default)s), or for a "
         "classifier its TSV or CLINC150 JSON (the train split); or a datasets source (hf:NAME, .jsonl, .csv, "
         ".parquet: its train split)",
@@ -542,6 +629,50 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=cmd_export_int8_sensitivity)
 
     e = esub.add_parser(
+        "vocab-curve",
+        help="fp32 ONNX bundle -> score and size of its int8 form at each vocabulary size",
+        description="For each --keep size: prune the vocabulary (as prune-vocab does), quantize to dynamic int8 "
+        "(as int8 does, at each --embedding-bits width) and run the task's evaluation set in a process of its "
+        "own; the full vocabulary's int8 form is the baseline, in the same run. Writes vocab-curve.json, .md and "
+        ".png in OUT, with the bundles and runs it made; a stopped curve resumes from them.",
+    )
+    e.add_argument("bundle", type=Path, help="fp32 ONNX bundle of a trained QA student or text classifier")
+    e.add_argument("out", type=Path, help="directory for the curve, its bundles and runs")
+    e.add_argument("--keep", type=whole(1, 10_000_000), nargs="+", required=True, help="vocabulary sizes to measure")
+    e.add_argument(
+        "--embedding-bits",
+        type=int,
+        nargs="+",
+        choices=[8, 4],
+        default=[8],
+        help="word-embedding widths to measure (default: 8)",
+    )
+    _add_corpus_flags(e)
+    e.add_argument(
+        "--dataset",
+        type=Path,
+        default=dev_default(),
+        help="evaluation set: SQuAD JSON (default: the dev set), a classifier's .tsv or CLINC150 .json",
+    )
+    e.add_argument("--split", default=None, help="the evaluation file's split, for a file holding several (CLINC150)")
+    e.add_argument("--limit", type=whole(1, MAX_EXAMPLES), default=None, help="first N examples (default: all)")
+    e.add_argument("--threads", type=whole(1, 1024), default=None, help="runner threads (default: the runtime's)")
+    e.set_defaults(func=cmd_export_vocab_curve)
+
+    e = esub.add_parser(
+        "ship",
+        help="trained bundle -> a verified copy in a models directory with its model card",
+        description="Copy a verified bundle to OUT/NAME and write OUT/NAME.md, its model card: what the bundle is "
+        "(its manifest), how it was trained (the distill result.json), its scores and latency from an edgekit run "
+        "of this very model file beside the teacher's run on the same examples, and the commands that made it. "
+        "A bundle already in OUT is carded again in place.",
+    )
+    from edgekit.export import ship
+
+    ship.add_arguments(e)
+    e.set_defaults(func=cmd_export_ship)
+
+    e = esub.add_parser(
         "prune-vocab",
         help="fp32 ONNX bundle -> the same with a smaller WordPiece vocabulary and embedding table",
         description="Keep the special, added and single-character pieces (so every word still tokenizes) and "
@@ -550,26 +681,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     )
     _add_bundle_step_io(e, "-vocabKEEP")
     e.add_argument("--keep", type=whole(1, 10_000_000), required=True, help="pieces to keep in all")
-    e.add_argument(
-        "--corpus",
-        type=Path,
-        action="append",
-        default=None,
-        help="training text that ranks the pieces (repeatable): a QA bundle's SQuAD JSON (default: the training "
-        "subset), a classifier's dataset (a TSV, or CLINC150 JSON's --corpus-split)",
-    )
-    e.add_argument(
-        "--corpus-split",
-        default="train",
-        help="the split of a classification corpus file holding several (CLINC150; default: %(default)s)",
-    )
-    e.add_argument(
-        "--english-words",
-        type=whole(0, 10_000_000),
-        default=100_000,
-        help="wordfreq's most frequent English words mixed in, half the weight (0: training text only; "
-        "default: %(default)s)",
-    )
+    _add_corpus_flags(e)
     e.set_defaults(func=cmd_export_prune_vocab)
 
     e = esub.add_parser(
@@ -585,7 +697,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--train",
         type=Path,
-        default=default_data_dir() / "train-v1.1-subset.json",
+        default=train_default(),
         help="SQuAD JSON of the questions to copy (default: the training subset)",
     )
     _add_augment_flags(e, "question")
@@ -629,7 +741,7 @@ def add_distill(sub: argparse._SubParsersAction) -> None:
         "distill",
         help="distill (or fine-tune) a student from a recipe (needs the export extra)",
         description="Train a student with task-specific KD from a teacher, as a recipe says; "
-        "re-running resumes from the last checkpoint. Shipped recipes (--recipe NAME): " + shipped_names() + ".",
+        "re-running resumes from the last checkpoint. Shipped recipes (--recipe NAME), " + shipped_recipes() + ".",
     )
     add_distill_arguments(p)
     p.set_defaults(func=cmd_distill)
@@ -642,7 +754,8 @@ def add_report(sub: argparse._SubParsersAction) -> None:
         help="teacher-vs-students table and plots from metrics.json files (any bundles, any devices)",
         description="Merge runner metrics.json files (or run directories) from any bundles and devices, plus an "
         "optional compress.json for reference sizes, into report.md, a self-contained report.html, report.json and "
-        "PNG plots (sizes, F1 vs latency with the Pareto front, latency distribution per device).",
+        "PNG plots (sizes, score vs latency and score vs size with their Pareto fronts, latency distribution per "
+        "device); with --budget, the most accurate form within each model-size budget.",
     )
     p.add_argument("results", nargs="+", type=Path, help="metrics.json files, run directories, or compress.json")
     p.add_argument("--out", type=Path, required=True, help="output directory")
@@ -650,6 +763,15 @@ def add_report(sub: argparse._SubParsersAction) -> None:
         "--baseline",
         default=None,
         help="bundle name the speedups are against (default: the largest model file on each device)",
+    )
+    p.add_argument(
+        "--budget",
+        type=real(0.001, 1e6),
+        action="append",
+        default=[],
+        metavar="MB",
+        help="a model-size budget in MB (repeatable): the report names the most accurate form within it, per "
+        "device, and draws it on the score-vs-size plot",
     )
     p.add_argument("--screenshot", action="store_true", help="also render report.html in headless Chromium to a PNG")
     p.set_defaults(func=cmd_report)

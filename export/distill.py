@@ -516,9 +516,9 @@ def training_arguments(recipe: Recipe, ckpt_dir: Path, uses_all_parameters: bool
         save_total_limit=tr.save_total_limit,
         seed=tr.seed,
         bf16=tr.bf16,
-        # Without CUDA, transformers accepts bf16 (CPU autocast; AVX512-BF16/AMX: a step x0.45 of fp32 on
-        # mpnet-l6 here, benchmarks.train_precision) and DDP over gloo only when told the run is on the CPU.
-        # Otherwise it is left to choose (a Mac's MPS).
+        # Without CUDA, transformers accepts bf16 (CPU autocast; faster than fp32 with AVX512-BF16/AMX:
+        # docs/results.md, "Training time: length-grouped batches and bf16") and DDP over gloo only when told
+        # the run is on the CPU. Otherwise it is left to choose (a Mac's MPS).
         use_cpu=not torch.cuda.is_available() and (tr.bf16 or n > 1 or not torch.backends.mps.is_available()),
         group_by_length=tr.group_by_length,
         report_to=[],

@@ -123,15 +123,15 @@ class DynamicInt8:
 
     ``reduce_range`` (7-bit weights) is the default: x86 CPUs without VNNI multiply uint8
     activations by int8 weights with an instruction (``vpmaddubsw``) whose int16 pair sums
-    saturate with 8-bit weights. Measured on this AVX2 CPU: the 768-wide mpnet-l3-kd student's
-    8-bit int8 graph gave the fp32 answer on 0 of 16 questions (max |Δlogit| 8.9), its 7-bit
-    one on 15 of 16; on MiniLM the two have the same full-dev F1 (71.73), and only the 7-bit one
-    answers the same on x86 and ARM. 8-bit weights (``reduce_range=False``) are for ARM and VNNI
-    CPUs, where they buy one bit of weight precision.
+    saturate with 8-bit weights: on such a CPU a 768-wide student's 8-bit graph lost its answers
+    where the 7-bit one kept them, a MiniLM lost nothing to the missing bit, and only the 7-bit
+    form answered on ARM as on x86 (docs/export.md, "INT8", has what was measured). 8-bit weights
+    (``reduce_range=False``) are for ARM and VNNI CPUs, where they buy one bit of weight precision.
     """
 
     weight_type: str = "qint8"  # "qint8" or "quint8"
-    per_channel: bool = True  # one scale per output channel: half the logit error at no speed cost
+    # one scale per output channel: a smaller logit error at no speed cost (docs/export.md, "INT8")
+    per_channel: bool = True
     reduce_range: bool = True
     nodes_to_exclude: tuple[str, ...] = ()  # ONNX node names left in fp32
     # 4: the word-embedding table in 4-bit blocks (GatherBlockQuantized, block 32) instead of a byte a weight;
@@ -259,7 +259,8 @@ class Int4Weights:
 
     Weights of every MatMul (and, with ``embeddings``, the word-embedding Gather) in blocks of
     ``block_size`` along the input dimension, one fp32 scale per block: about 0.625 bytes a weight at
-    32, so a 768-wide 6-layer student is ~42 MB instead of ~66 MB as int8. ``accuracy_level`` 4 lets
+    32 against int8's one (docs/results.md, "The size budget", has a 768-wide 6-layer student in both
+    forms: mpnet-l6-kd-int4-onnx, mpnet-l6-kd-bf16-int8-onnx). ``accuracy_level`` 4 lets
     the CPU kernel quantize activations to int8 for the product (its fast path).
     """
 

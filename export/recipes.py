@@ -1,5 +1,10 @@
 """Typed distillation recipes: TOML files under ``export/recipes/`` plus CLI overrides.
 
+The package ships two kinds: presets (``export/recipes/*.toml``: the demo, the test recipe, a student and a
+teacher per task), the recipes to start from; and experiments (``export/recipes/experiments/*.toml``), the
+recipes behind docs/results.md (baselines, schedules, loss terms, further training), kept so that a run
+can be repeated. ``--recipe NAME`` finds either by name; the names are unique over both.
+
 A recipe has five tables, each a dataclass below: ``[teacher]``, ``[student]``,
 ``[data]``, ``[loss]``, ``[training]``, plus top-level ``name``, ``output_dir`` and
 ``task`` (``qa``, the default, ``classification`` or ``tokens``). Unknown keys and wrong types are refused with the file and the
@@ -21,12 +26,14 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from edgekit.cli import train_default
 from edgekit.errors import InputError
 from edgekit.export.losses import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
 from edgekit.squad import default_data_dir, resolve_data_path
 from edgekit.tasks import RECIPE_NAMES
 
-RECIPES_DIR = Path(__file__).with_name("recipes")
+RECIPES_DIR = Path(__file__).with_name("recipes")  # the presets
+EXPERIMENTS_DIR = RECIPES_DIR / "experiments"  # the recipes behind docs/results.md
 
 
 @dataclass
@@ -78,7 +85,7 @@ class DataSpec:
         return self.bundle_max_seq_len or self.max_seq_len
 
     def train_path(self) -> Path:
-        return resolve_data_path(self.train, default_data_dir() / "train-v1.1-subset.json")
+        return resolve_data_path(self.train, train_default())
 
     def train_paths(self) -> list[Path]:
         """Every training file: ``train`` first, then ``extra_train`` in order."""
@@ -242,24 +249,40 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def shipped_names() -> str:
-    """The shipped recipes' names, for help texts and refusals."""
-    return ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.toml")))
+def preset_names() -> list[str]:
+    """The presets' names (``export/recipes/*.toml``), sorted."""
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
+
+
+def experiment_names() -> list[str]:
+    """The experiments' names (``export/recipes/experiments/*.toml``), sorted."""
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.toml"))
+
+
+def shipped_recipes() -> str:
+    """Every shipped recipe by kind, for refusals and help texts: ``presets: ...; experiments (...): ...``."""
+    return f"presets: {', '.join(preset_names())}; experiments (the recipes behind docs/results.md): " + ", ".join(
+        experiment_names()
+    )
 
 
 def named_recipe(value: str | Path) -> Path:
     """``value`` as a path, or the shipped recipe of that name when it is a bare name (no directory part, not
-    even ``./``) that no file answers to."""
+    even ``./``) that no file answers to: a preset first, then an experiment."""
     path = Path(value)
     if path.exists() or "/" in str(value) or os.sep in str(value):
         return path
-    shipped = RECIPES_DIR / (path.name if path.suffix == ".toml" else f"{path.name}.toml")
-    return shipped if shipped.is_file() else path
+    file = path.name if path.suffix == ".toml" else f"{path.name}.toml"
+    for shipped in (RECIPES_DIR / file, EXPERIMENTS_DIR / file):
+        if shipped.is_file():
+            return shipped
+    return path
 
 
 def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
     """Read a recipe TOML (or start from the defaults) and apply ``KEY=VALUE`` overrides. A bare name that
-    is no file here (``demo``, ``minilm-l6-kd``) is one of the recipes the package ships."""
+    is no file here (``demo``, ``minilm-l6-kd``, ``minilm-l6-kd-e4``) is one of the recipes the package ships:
+    a preset, else an experiment."""
     table: dict[str, Any] = {}
     if path is not None:
         path = named_recipe(path)
@@ -267,7 +290,7 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
             table = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InputError(
-                path, "file", f"an existing recipe TOML file, or a shipped one: {shipped_names()}"
+                path, "file", f"an existing recipe TOML file, or a shipped one by name ({shipped_recipes()})"
             ) from None
         except IsADirectoryError:
             raise InputError(path, "file", "a recipe TOML file, not a directory") from None
@@ -395,7 +418,8 @@ def add_recipe_arguments(p: argparse.ArgumentParser, omitted: str = "the built-i
     p.add_argument(
         "--recipe",
         default=None,  # a string: "./demo" names a file, "demo" may name a shipped recipe
-        help=f"recipe TOML, or the name of a shipped one (e.g. minilm-l6-kd); if omitted: {omitted}",
+        help=f"recipe TOML, or the name of a shipped one: a preset (e.g. minilm-l6-kd) or an experiment of "
+        f"export/recipes/experiments/ (e.g. minilm-l6-kd-e4); if omitted: {omitted}",
     )
     p.add_argument(
         "--set",

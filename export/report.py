@@ -37,7 +37,7 @@ from edgekit.text import md_cell, md_table
 
 T = TypeVar("T")
 
-PLOTS = ("sizes.png", "f1_vs_latency.png", "latency_by_device.png")
+PLOTS = ("sizes.png", "f1_vs_latency.png", "latency_by_device.png", "score_vs_size.png")
 
 
 @dataclass(frozen=True)
@@ -255,6 +255,47 @@ def headline(rows: list[Row]) -> list[str]:
     return lines
 
 
+def budget_picks(rows: list[Row], budgets: Iterable[float]) -> list[dict[str, Any]]:
+    """Per task, device and size budget (MB of model file): the most accurate row that fits (then the smaller,
+    then the faster), with its share of the baseline's score; ``best`` is None where nothing measured fits."""
+    picks = []
+    for task, dev in sorted({(r.task, r.device) for r in rows}):
+        same = [r for r in rows if r.device == dev and r.task == task]
+        base = next((r for r in same if r.is_baseline), None)
+        for mb in sorted(set(budgets)):
+            fits = [r for r in same if r.size_mb <= mb]
+            best = max(fits, key=lambda r: (r.score, -r.size_mb, -r.latency_p50_ms), default=None)
+            picks.append(
+                {
+                    "task": task,
+                    "device": dev,
+                    "budget_mb": mb,
+                    "best": None if best is None else rows.index(best),
+                    "kept": None if best is None or base is None else best.score / base.score,
+                }
+            )
+    return picks
+
+
+def budget_lines(rows: list[Row], picks: list[dict[str, Any]]) -> list[str]:
+    """The size-budget picks in words, one line each."""
+    lines = []
+    several = len({r.task for r in rows}) > 1
+    for p in picks:
+        where = f"{p['task'] + ', ' if several else ''}{p['device']}, within {p['budget_mb']:g} MB"
+        if p["best"] is None:
+            lines.append(f"{where}: no measured form fits.")
+            continue
+        r = rows[p["best"]]
+        kept = f" ({100 * p['kept']:.1f}% of the baseline's)" if p["kept"] is not None else ""
+        fast = f", {r.speedup:.1f}× faster" if r.speedup else ""
+        lines.append(
+            f"{where}: #{p['best'] + 1} {r.model} ({r.format} {r.precision}, {r.size_mb:.1f} MB), "
+            f"{r.score_name} {r.score:.1f}{kept}{fast}."
+        )
+    return lines
+
+
 def _questions(rows: list[Row]) -> str:
     counts = sorted({r.n_questions for r in rows})
     noun = "questions" if all(r.task == "extractive-qa" for r in rows) else "examples"
@@ -294,8 +335,8 @@ def _latencies(metrics_path: str) -> list[float]:
     return [_value(r, "latency_ms", log, float, where=f"id {r['id']}") for r in records]
 
 
-def plot(rows: list[Row], refs: list[dict[str, Any]], out: Path) -> list[Path]:
-    """Write the three PNG plots; returns their paths."""
+def plot(rows: list[Row], refs: list[dict[str, Any]], out: Path, budgets: Iterable[float] = ()) -> list[Path]:
+    """Write the four PNG plots; returns their paths."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -381,6 +422,36 @@ def plot(rows: list[Row], refs: list[dict[str, Any]], out: Path) -> list[Path]:
     fig.tight_layout()
     fig.savefig(paths[2], dpi=110)
     plt.close(fig)
+
+    # score vs model size with the Pareto front per device, and the size budgets asked for
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for i, (task, dev) in enumerate(sorted({(r.task, r.device) for r in rows})):
+        pts = [(n, r) for n, r in enumerate(rows, 1) if r.device == dev and r.task == task]
+        sc = ax.scatter([r.size_mb for _, r in pts], [r.score for _, r in pts], marker=markers[i % len(markers)])
+        for n, r in pts:
+            ax.annotate(str(n), (r.size_mb, r.score), fontsize=8, xytext=(4, 3), textcoords="offset points")
+        front = pareto_front([(r.size_mb, r.score) for _, r in pts], lambda p: p[0], lambda p: p[1])
+        ax.step(
+            [x for x, _ in front],
+            [y for _, y in front],
+            where="post",
+            color=sc.get_facecolor()[0],
+            linewidth=2,
+            label=f"{task + ', ' if len(tasks) > 1 else ''}{dev}: Pareto front",
+        )
+    for mb in sorted(set(budgets)):
+        ax.axvline(mb, color="#718096", linestyle="--", linewidth=1)
+        ax.annotate(f"{mb:g} MB", (mb, 1), xycoords=("data", "axes fraction"), fontsize=8, xytext=(3, -12),
+                    textcoords="offset points")  # fmt: skip
+    plain_log_x(ax)
+    ax.set_xlabel("model file size, MB (log scale; dashed: size budgets)")
+    ax.set_ylabel(", ".join(f"{names[t]}" for t in tasks) + (" (by task)" if len(tasks) > 1 else ""))
+    ax.set_title(f"Score vs size, {_questions(rows)} (numbers: rows of the table; line: Pareto front)")
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(paths[3], dpi=110)
+    plt.close(fig)
     return paths
 
 
@@ -459,7 +530,7 @@ def task_tables(rows: list[Row]) -> list[tuple[str, list[str], list[list[str]]]]
     return [(task, *table_cells(rows, task)) for task in sorted({r.task for r in rows})]
 
 
-def markdown(rows: list[Row], refs: list[dict[str, Any]], plots: list[Path]) -> str:
+def markdown(rows: list[Row], refs: list[dict[str, Any]], plots: list[Path], budgets: list[str] = ()) -> str:
     """report.md: every piece of text from the runs' files escaped (a name holding ``|`` or HTML stays one cell)."""
     lines = [f"# {md_cell(title(rows))}", "", *[f"- {md_cell(line)}" for line in headline(rows)], ""]
     tables = task_tables(rows)
@@ -467,6 +538,8 @@ def markdown(rows: list[Row], refs: list[dict[str, Any]], plots: list[Path]) -> 
         if len(tables) > 1:
             lines += [f"## {md_cell(task)}", ""]
         lines += [*md_table(head, body), ""]
+    if budgets:
+        lines += ["## Size budgets", "", *[f"- {md_cell(line)}" for line in budgets], ""]
     if refs:
         lines += ["", "Reference sizes (fp32, parameters × 4 bytes): "]
         lines += [f"- {md_cell(r['name'])}: {r['params'] / 1e6:.1f}M params, {r['size_mb']:.1f} MB" for r in refs]
@@ -485,7 +558,7 @@ NOTES = (
 )
 
 
-def html_page(rows: list[Row], refs: list[dict[str, Any]], plots: list[Path]) -> str:
+def html_page(rows: list[Row], refs: list[dict[str, Any]], plots: list[Path], budgets: list[str] = ()) -> str:
     """A single self-contained HTML file: the table and the plots embedded as data URIs."""
     tables = []
     for task, head, body in task_tables(rows):
@@ -502,6 +575,8 @@ def html_page(rows: list[Row], refs: list[dict[str, Any]], plots: list[Path]) ->
         f"<li>{html.escape(r['name'])}: {r['params'] / 1e6:.1f}M params, {r['size_mb']:.1f} MB</li>" for r in refs
     )
     refs_html = f"<h2>Reference sizes (fp32)</h2><ul>{ref_items}</ul>" if refs else ""
+    budget_items = "".join(f"<li>{html.escape(line)}</li>" for line in budgets)
+    refs_html = (f"<h2>Size budgets</h2><ul>{budget_items}</ul>" if budgets else "") + refs_html
     items = "".join(f"<li>{html.escape(line)}</li>" for line in headline(rows))
     headline_html = f'<ul class="headline">{items}</ul>' if items else ""
     return f"""<!doctype html>
@@ -525,10 +600,19 @@ ul.headline {{ font-size: 17px; line-height: 1.5; max-width: 1100px; }}
 """
 
 
-def write_report(inputs: list[Path], out: Path, baseline: str | None = None, command: list[str] | None = None) -> dict:
-    """Read the inputs and write report.{md,html,json} and the PNG plots into ``out``."""
+def write_report(
+    inputs: list[Path],
+    out: Path,
+    baseline: str | None = None,
+    command: list[str] | None = None,
+    budgets: Iterable[float] = (),
+) -> dict:
+    """Read the inputs and write report.{md,html,json} and the PNG plots into ``out``; ``budgets`` (MB) adds
+    the best form within each size budget."""
     runs, refs = read_inputs(inputs)
     rows = build_rows(runs, baseline)
+    picks = budget_picks(rows, budgets)
+    lines = budget_lines(rows, picks)
     report = {
         "rows": [asdict(r) for r in rows],
         "references": refs,
@@ -536,13 +620,14 @@ def write_report(inputs: list[Path], out: Path, baseline: str | None = None, com
         "devices": sorted({r.device for r in rows}),
         "title": title(rows),
         "headline": headline(rows),
+        "budgets": picks,
         "command": command,
         "notes": NOTES,
     }
     with replacing(out, REPORT, inputs) as tmp:
-        plots = plot(rows, refs, tmp)
-        write_text(tmp / "report.md", markdown(rows, refs, plots))
-        write_text(tmp / "report.html", html_page(rows, refs, plots))
+        plots = plot(rows, refs, tmp, budgets)
+        write_text(tmp / "report.md", markdown(rows, refs, plots, lines))
+        write_text(tmp / "report.html", html_page(rows, refs, plots, lines))
         write_json(tmp / "report.json", report)
     return report
 

@@ -33,9 +33,9 @@ import numpy as np
 
 from edgekit.backends import RuntimeOptions, open_backend
 from edgekit.bundle import Bundle, load_bundle
-from edgekit.cli import whole
+from edgekit.cli import train_default, whole
 from edgekit.device import describe
-from edgekit.squad import Example, default_data_dir
+from edgekit.squad import Example
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -71,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset",
         type=Path,
-        default=default_data_dir() / "train-v1.1-subset.json",
+        default=train_default(),
         help="SQuAD JSON the windows come from: training questions, never dev (default: %(default)s)",
     )
     p.add_argument(

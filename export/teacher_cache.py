@@ -1,7 +1,7 @@
 """The teacher-logits cache: run the teacher once over the training features, reuse it.
 
 This is the costly step on a CPU, so it runs the teacher's ONNX bundle in ONNX
-Runtime (about 2x faster than PyTorch eager here), writes progress as it goes
+Runtime (faster than PyTorch eager: docs/export.md, "The teacher-logits cache"), writes progress as it goes
 (a killed run resumes from the last finished batch), and stores start/end logits
 aligned to *student* positions as memory-mapped ``.npy`` arrays (never pickle):
 

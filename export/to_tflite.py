@@ -3,9 +3,8 @@
 ``litert-torch`` converts the model at fixed sequence lengths (TFLite shapes are static;
 inputs become int32): one signature per length of ``signature_lengths`` in one file, the
 weights shared, so the device pads a window only to the shortest length that holds it, not
-always to ``max_seq_len``. For MiniLM at 64/128/256 the fp32 file grows 1%, the int8 one 9%
-and peak RSS on the device about 27 MB, for 0.88x the p50 time
-(``benchmarks/results/tflite-lengths.json``). Dynamic lengths do not lower: the converter
+always to ``max_seq_len``: a little more file and memory for less time per question
+(docs/export.md, "TFLite", has what was measured). Dynamic lengths do not lower: the converter
 fails on the position-id slice. ``ai-edge-quantizer``'s ``dynamic_wi8_afp32`` recipe makes the
 int8 variant (weights int8, activations fp32 with dynamic-range kernels). Both need the
 ``tflite`` extra (jax and the converter).

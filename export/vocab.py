@@ -23,6 +23,7 @@ unigram vocabularies build pieces from one another, so dropping one can break ot
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from collections.abc import Iterable
@@ -35,6 +36,7 @@ import onnx
 from onnx import numpy_helper
 from tokenizers import Tokenizer
 
+from edgekit.atomic import write_bytes
 from edgekit.bundle import Bundle, bundle_scratch, fill_bundle, load_bundle, sha256_file
 from edgekit.errors import EdgekitError, InputError
 from edgekit.jsonfile import read_json
@@ -231,3 +233,175 @@ def prune_bundle(
         )
         fill_bundle(tmp, model_file, tok_file, manifest, out_dir)
     return load_bundle(out_dir)
+
+
+@dataclass(frozen=True)
+class CurveSettings:
+    """What a vocabulary curve measures: each ``keep`` size at each word-embedding width, on ``limit`` examples."""
+
+    keep: tuple[int, ...]
+    embedding_bits: tuple[int, ...] = (8,)
+    english_words: int = ENGLISH_WORDS
+    limit: int | None = None  # first N evaluation examples (None: all)
+    threads: int | None = None
+    split: str | None = None  # the evaluation file's split, for a file holding several (CLINC150)
+
+
+def coverage(full: Bundle, pruned: Bundle, texts: list[str]) -> dict[str, float]:
+    """Share of the texts' full-vocabulary tokens the pruned vocabulary holds, and how many more tokens they take."""
+    kept = set(read_json(pruned.tokenizer_path, "tokenizer")["model"]["vocab"])
+    t_full, t_cut = full.tokenizer().tokenizer, pruned.tokenizer().tokenizer
+    pieces = Counter(p for enc in t_full.encode_batch(texts, add_special_tokens=False) for p in enc.tokens)
+    n_full = sum(pieces.values())
+    n_cut = sum(len(enc.ids) for enc in t_cut.encode_batch(texts, add_special_tokens=False))
+    return {
+        "dev_tokens_covered": sum(c for p, c in pieces.items() if p in kept) / n_full,
+        "dev_tokens_growth": n_cut / n_full - 1,
+    }
+
+
+def _reuse_or_make(path: Path, make: Any) -> Bundle:
+    """The verified bundle at ``path``, or ``make(path)``'s: a curve stopped half-way resumes where it was."""
+    try:
+        return load_bundle(path)
+    except EdgekitError:
+        return make(path)
+
+
+def vocab_curve(
+    src: Bundle,
+    work: Path,
+    settings: CurveSettings,
+    corpus: list[Any],
+    corpus_files: list[Path],
+    dataset: Path,
+    dev: list[Any],
+    progress: Any = print,
+) -> dict[str, Any]:
+    """The vocabulary curve of the fp32 ONNX bundle ``src``: for each ``keep`` size, prune it on ``corpus``
+    (:func:`prune_bundle`), quantize it to dynamic int8 at each embedding width, and run it over ``dataset``
+    in a process of its own, as a user runs it. The full vocabulary's 8-bit row is the baseline, in the same
+    run. Bundles and runs are built under ``work`` and reused when verified. Returns the results document.
+    """
+    from edgekit.export.pipeline import run_fresh
+    from edgekit.export.quantize import DynamicInt8, quantize_dynamic_bundle
+    from edgekit.tasks import get_task
+
+    headline = get_task(src.manifest.task).headline
+    name = src.manifest.name.removesuffix("-fp32-onnx")
+    dev_texts = corpus_texts(dev[: settings.limit])
+    extra = [*(["--threads", str(settings.threads)] if settings.threads else [])]
+    extra += ["--split", settings.split] if settings.split else []
+    rows: list[dict[str, Any]] = []
+    metrics: dict[str, Any] = {}
+    for keep in [None, *sorted(set(settings.keep), reverse=True)]:
+        label = "full" if keep is None else str(keep)
+        fp32 = (
+            src
+            if keep is None
+            else _reuse_or_make(
+                work / f"vocab{label}",
+                lambda out, k=keep: prune_bundle(
+                    src, out, f"{name}-vocab{k}-fp32-onnx", k, corpus, corpus_files, settings.english_words
+                ),
+            )
+        )
+        covered = coverage(src, fp32, dev_texts)  # a property of the vocabulary: the same for every width
+        for bits in sorted(set(settings.embedding_bits) | {8}, reverse=True):  # the 8-bit row first: the baseline
+            tag = label if bits == 8 else f"{label}-emb4"
+            int8 = _reuse_or_make(
+                work / f"vocab{tag}-int8",
+                lambda out, b=fp32, e=bits: quantize_dynamic_bundle(
+                    b,
+                    out,
+                    b.manifest.name.removesuffix("-fp32-onnx") + ("-int8-onnx" if e == 8 else "-int8-onnx-emb4"),
+                    DynamicInt8(embedding_bits=e),
+                ),
+            )
+            progress(f"{tag}: {int8.manifest.vocab_size} pieces, {int8.model_size_mb:.1f} MB; running {dataset.name}")
+            run_dir = work / f"run-{tag}"
+            metrics = run_fresh(int8.path, dataset, run_dir, settings.limit or len(dev), extra)
+            scores = {k: metrics[k] for k in ("exact_match", "f1", "accuracy", "macro_f1") if k in metrics}
+            row = {
+                "name": int8.manifest.name,
+                "keep": int8.manifest.vocab_size,
+                "full": keep is None,
+                "embedding_bits": bits,
+                "params": int8.manifest.params,
+                "fp32_model_mb": fp32.model_size_mb,
+                "int8_model_mb": int8.model_size_mb,
+                "int8_bundle_mb": int8.size_mb,
+                **scores,
+                "n_questions": metrics.get("n_questions", metrics.get("n_examples")),
+                **covered,
+                "run": str(run_dir),
+                "bundle_path": str(int8.path),
+                "model_sha256": int8.manifest.files[int8.manifest.model_file].sha256,
+            }
+            base = rows[0] if rows else row
+            row[f"delta_{headline}"] = row[headline] - base[headline]
+            row["mb_saved"] = base["int8_model_mb"] - row["int8_model_mb"]
+            rows.append(row)
+            progress(
+                f"  {headline} {row[headline]:.2f} ({row[f'delta_{headline}']:+.2f}), {row['mb_saved']:.1f} MB saved"
+            )
+    return {
+        "bundle": name,
+        "task": src.manifest.task,
+        "headline": headline,
+        "source_sha256": src.manifest.files[src.manifest.model_file].sha256,
+        "train_corpus": ", ".join(f.name for f in corpus_files),
+        "english_words": settings.english_words,
+        "dataset": dataset.name,
+        "device": metrics.get("device"),
+        "rows": rows,
+    }
+
+
+def curve_markdown(doc: dict[str, Any]) -> str:
+    """vocab-curve.md: one row per vocabulary size and embedding width, the baseline first."""
+    from edgekit.text import md_table
+
+    h = doc["headline"]
+    head = ["bundle", "pieces", "embedding bits", "int8 model MB", "MB saved", h, f"Δ {h}", "dev tokens covered"]
+    body = [
+        [
+            r["name"],
+            f"{r['keep']:,}",
+            r["embedding_bits"],
+            f"{r['int8_model_mb']:.1f}",
+            f"{r['mb_saved']:.1f}",
+            f"{r[h]:.2f}",
+            f"{r[f'delta_{h}']:+.2f}",
+            f"{100 * r['dev_tokens_covered']:.1f}%",
+        ]
+        for r in doc["rows"]
+    ]
+    title = f"# Vocabulary curve of {doc['bundle']} ({doc['dataset']}, {doc['rows'][0]['n_questions']:,} examples)"
+    return "\n".join([title, "", *md_table(head, body), ""])
+
+
+def curve_plot(doc: dict[str, Any], out: Path) -> None:
+    """vocab-curve.png: the headline score against the int8 model's size, one line per embedding width."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = doc["headline"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for bits in sorted({r["embedding_bits"] for r in doc["rows"]}, reverse=True):
+        rows = sorted((r for r in doc["rows"] if r["embedding_bits"] == bits), key=lambda r: r["int8_model_mb"])
+        ax.plot([r["int8_model_mb"] for r in rows], [r[h] for r in rows], "o-", label=f"{bits}-bit word embedding")
+        for r in rows:
+            ax.annotate(f"{r['keep']:,}", (r["int8_model_mb"], r[h]), textcoords="offset points", xytext=(4, 4))
+    ax.set_xlabel("int8 model MB")
+    ax.set_ylabel(f"{h} on {doc['dataset']}")
+    ax.set_title(f"{doc['bundle']}: word pieces kept")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120)
+    plt.close(fig)
+    write_bytes(out, png.getvalue())

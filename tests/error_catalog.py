@@ -309,6 +309,19 @@ def _long_question(obj: dict) -> None:
     _qa(obj)["question"] = "why " * 200 + "?"
 
 
+def _no_run_flags(missing: Path) -> list[str]:
+    """``export ship``'s required flags, each naming ``missing``, a folder that is not there."""
+    return ["--run", str(missing), "--training", str(missing / "result.json"), "--teacher-run", str(missing),
+            "--made-by", "edgekit export onnx ..."]  # fmt: skip
+
+
+def _with_file(folder: Path) -> Path:
+    """``folder`` holding a file no edgekit command wrote."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "notes.txt").write_text("mine\n")
+    return folder
+
+
 @dataclass(frozen=True)
 class Case:
     group: str
@@ -821,6 +834,18 @@ CASES: list[Case] = [
         "prune-vocab keeping the whole vocabulary",
         lambda e: ["export", "prune-vocab", str(e.bundle), str(e.work / "pv2"), "--keep", "999999"],
         "expected fewer than the",
+    ),
+    Case(
+        "export",
+        "vocab-curve into a directory holding other files",
+        lambda e: ["export", "vocab-curve", str(e.bundle), str(_with_file(e.work / "vc1")), "--keep", "5000"],
+        "an edgekit vocabulary curve",
+    ),
+    Case(
+        "export",
+        "ship with a --run that is no run directory",
+        lambda e: ["export", "ship", str(e.bundle), str(e.work / "models"), *_no_run_flags(e.work / "no-run")],
+        "metrics.json",
     ),
     Case(
         "export",

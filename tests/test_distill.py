@@ -13,7 +13,14 @@ from edgekit.errors import InputError
 from edgekit.export.align import teacher_window
 from edgekit.export.distill import run_distill
 from edgekit.export.models import packaged_minilm_path
-from edgekit.export.recipes import RECIPES_DIR, load_recipe
+from edgekit.export.recipes import (
+    EXPERIMENTS_DIR,
+    RECIPES_DIR,
+    experiment_names,
+    load_recipe,
+    named_recipe,
+    preset_names,
+)
 from edgekit.export.teacher_cache import CacheKey, teacher_logits
 from edgekit.export.train_features import build_train_features
 from edgekit.features import QATokenizer
@@ -22,12 +29,29 @@ from tests.conftest import TEACHER_DIR
 
 
 def test_every_shipped_recipe_loads() -> None:
-    names = sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
-    assert {"minilm-l6-kd", "minilm-l6-ft", "mpnet-l6-kd", "mpnet-l3-kd", "tiny-test"} <= set(names)
-    for p in RECIPES_DIR.glob("*.toml"):
+    presets = sorted(RECIPES_DIR.glob("*.toml"))
+    experiments = sorted(EXPERIMENTS_DIR.glob("*.toml"))
+    assert {"demo", "minilm-l6-kd", "mpnet-l6-kd", "tiny-test"} <= {p.stem for p in presets}
+    assert {"minilm-l6-ft", "mpnet-l3-kd", "minilm-l6-kd-e4"} <= {p.stem for p in experiments}
+    for p in [*presets, *experiments]:
         r = load_recipe(p)
         assert r.name == p.stem
         assert (r.loss.alpha < 1) == ("-kd" in p.stem or p.stem.endswith("test"))
+
+
+def test_presets_and_experiments_have_distinct_names_and_load_by_name(tmp_path: Path, monkeypatch) -> None:
+    """A bare name finds a preset, else an experiment: one name in both folders would hide the experiment."""
+    presets, experiments = preset_names(), experiment_names()
+    assert presets and experiments
+    assert not set(presets) & set(experiments)
+    assert named_recipe("minilm-l6-kd") == RECIPES_DIR / "minilm-l6-kd.toml"
+    assert named_recipe("minilm-l6-kd-e4.toml") == EXPERIMENTS_DIR / "minilm-l6-kd-e4.toml"
+    assert load_recipe("mpnet-l3-kd-logits").name == "mpnet-l3-kd-logits"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").write_text('name = "mine"\n')  # a file of that name here comes first
+    assert load_recipe("demo").name == "mine"
+    with pytest.raises(InputError, match=r"presets: demo, .*; experiments .*minilm-l6-kd-e4"):
+        load_recipe("no-such-recipe")
 
 
 def test_overrides_and_bad_recipes(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ deploy test goes the whole way a Pi is reached: ``edgekit deploy ssh://...`` to 
 loopback whose remote Python is that emulated interpreter.
 
 The models are tiny (2 layers, hidden 32: a few MFLOPs per window) because emulated floating
-point is hundreds of times slower than the host; what is checked is that the aarch64 builds of
+point is far slower than the host (docs/runner.md, "The emulated Raspberry Pi"); what is checked is that the aarch64 builds of
 onnxruntime, LiteRT, tokenizers and numpy give the host's answers through edgekit's own code.
 """
 

@@ -33,8 +33,8 @@ def _card_and_its_metrics(path: Path) -> tuple[str, dict]:
     """A shipped bundle's card, which names how it was made, and the metrics file it cites, a run of this very model."""
     bundle = load_bundle(path)
     text = (MODELS / f"{path.name}.md").read_text()
-    assert "export.distill" in text or "edgekit distill" in text
-    cited = [w.strip("`;.") for w in text.split() if w.strip("`;.").endswith("/metrics.json")]
+    assert "edgekit distill" in text and "python -m" not in text  # every command an installed edgekit command
+    cited = [w.strip("`;.,") for w in text.split() if w.strip("`;.,").endswith("/metrics.json")]
     metrics = json.loads((ROOT / cited[0]).read_text())
     assert metrics["bundle"]["model_sha256"] == bundle.manifest.files[bundle.manifest.model_file].sha256
     return text, metrics

@@ -10,7 +10,7 @@ import pytest
 from device_tools import require
 
 from edgekit.errors import InputError
-from edgekit.export.report import pareto_front, read_inputs, screenshot, write_report
+from edgekit.export.report import PLOTS, pareto_front, read_inputs, screenshot, write_report
 from edgekit.runner import RunConfig, run
 
 
@@ -36,7 +36,7 @@ def tiny_run(tmp_path_factory, tiny_bundle, dev_path) -> Path:
 
 def test_report_files_rows_and_speedup(student_run, tiny_run, tmp_path) -> None:
     report = write_report([student_run, tiny_run], tmp_path / "rep", command=["test"])
-    for name in ("report.md", "report.html", "report.json", "sizes.png", "f1_vs_latency.png", "latency_by_device.png"):
+    for name in ("report.md", "report.html", "report.json", *PLOTS):
         assert (tmp_path / "rep" / name).stat().st_size > 0, name
         if name.endswith(".png"):
             assert (tmp_path / "rep" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -52,7 +52,7 @@ def test_report_files_rows_and_speedup(student_run, tiny_run, tmp_path) -> None:
     md = (tmp_path / "rep" / "report.md").read_text().splitlines()
     assert md[0] == f"# {report['title']}" and md[2] == f"- {line}"  # the headline comes first
     page = (tmp_path / "rep" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3 and 'src="http' not in page  # self-contained
+    assert page.count("data:image/png;base64,") == len(PLOTS) and 'src="http' not in page  # self-contained
     assert "minilm-test" in (tmp_path / "rep" / "report.md").read_text()
     assert json.loads((tmp_path / "rep" / "report.json").read_text())["rows"] == report["rows"]
 
@@ -67,6 +67,23 @@ def test_the_int8_form_of_a_model_is_sped_up_against_its_fp32_form(student_run, 
     rows = {r["model"]: r for r in report["rows"]}
     assert rows["minilm-test"]["speedup"] == 1.0 and rows["minilm-test-int8"]["speedup"] is not None
     assert report["title"].startswith("edgekit report: 2 runs on 1 device")  # one model's forms: no "teacher"
+
+
+def test_size_budgets_name_the_most_accurate_form_that_fits(student_run, tiny_run, tmp_path) -> None:
+    report = write_report([student_run, tiny_run], tmp_path / "rep", budgets=[1e5, 0.001, 5.0])
+    rows = report["rows"]
+    big, small = sorted(range(len(rows)), key=lambda i: -rows[i]["size_mb"])
+    assert rows[small]["size_mb"] < 5.0 < rows[big]["size_mb"]  # the tiny model fits 5 MB, MiniLM does not
+    picks = {p["budget_mb"]: p for p in report["budgets"]}
+    assert sorted(picks) == [0.001, 5.0, 1e5]
+    assert picks[0.001]["best"] is None and picks[5.0]["best"] == small
+    score = "f1"
+    best = max(range(len(rows)), key=lambda i: rows[i][score])  # no limit to speak of: the more accurate one
+    assert picks[1e5]["best"] == best and picks[1e5]["kept"] == pytest.approx(1.0)
+    assert picks[5.0]["kept"] == pytest.approx(rows[small][score] / rows[big][score])
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Size budgets" in md and "within 0.001 MB: no measured form fits." in md
+    assert f"within 5 MB: #{small + 1} tiny-random-bert" in md
 
 
 def test_one_run_is_not_called_teacher_vs_students(student_run, tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,3 +123,60 @@ def test_embedding_bits_need_dynamic_quantization(tmp_path, tiny_bundle, capsys)
     args = ["export", "int8", str(tiny_bundle.path), str(tmp_path / "s"), "--embedding-bits", "4", "--static", "minmax"]
     assert main(args) == 2
     assert "expected dynamic quantization" in capsys.readouterr().err and not (tmp_path / "s").exists()
+
+
+def test_the_vocabulary_curve_measures_each_form_against_the_full_vocabulary_and_resumes(
+    tmp_path, tiny_bundle, capsys
+) -> None:
+    from edgekit.squad import sample_path
+
+    out = tmp_path / "curve"
+    base = ["export", "vocab-curve", str(tiny_bundle.path), str(out), "--keep", "3000"]
+    flags = ["--embedding-bits", "8", "4", "--corpus", str(sample_path("train")), "--english-words", "1000"]
+    flags += ["--dataset", str(sample_path("dev")), "--limit", "6", "--threads", "1"]
+    assert main([*base, *flags]) == 0
+    doc = json.loads((out / "vocab-curve.json").read_text())
+    rows = doc["rows"]
+    assert [(r["keep"], r["embedding_bits"]) for r in rows] == [(30522, 8), (30522, 4), (3000, 8), (3000, 4)]
+    assert rows[0]["delta_f1"] == 0.0 and rows[0]["mb_saved"] == 0.0 and doc["headline"] == "f1"
+    for r in rows:  # each row is a run of the bundle it names, on the examples asked for
+        bundle = load_bundle(r["bundle_path"])
+        assert bundle.manifest.files[bundle.manifest.model_file].sha256 == r["model_sha256"]
+        metrics = json.loads((Path(r["run"]) / "metrics.json").read_text())
+        assert metrics["n_questions"] == 6 and metrics["f1"] == r["f1"]
+        assert r["delta_f1"] == pytest.approx(r["f1"] - rows[0]["f1"])
+    assert rows[2]["int8_model_mb"] < rows[0]["int8_model_mb"] and rows[2]["dev_tokens_covered"] < 1.0
+    assert doc["command"][:3] == ["edgekit", "export", "vocab-curve"]
+    assert (out / "vocab-curve.md").read_text().count("\n| ") == 5  # the head and four rows
+    assert (out / "vocab-curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # run again: every bundle is reused, not rebuilt
+    made = {r["bundle_path"]: (Path(r["bundle_path"]) / "manifest.json").stat().st_mtime_ns for r in rows}
+    assert main([*base, *flags]) == 0
+    assert made == {p: (Path(p) / "manifest.json").stat().st_mtime_ns for p in made}
+    # other settings in the same directory are refused, and what is there stays
+    settings = (out / "curve-settings.json").read_bytes()
+    capsys.readouterr()
+    assert main([*base, *flags[:-6], "--english-words", "500", *flags[-6:]]) == 2
+    err = capsys.readouterr().err
+    assert "curve-settings.json" in err and len(err.strip().splitlines()) == 1
+    assert (out / "curve-settings.json").read_bytes() == settings
+
+
+def test_a_classifiers_vocabulary_curve_needs_its_own_corpus(
+    tmp_path, tiny_classifier_bundle, sst2_dir, capsys
+) -> None:
+    out = tmp_path / "curve"
+    base = ["export", "vocab-curve", str(tiny_classifier_bundle.path), str(out), "--keep", "3000"]
+    assert main(base) == 2
+    assert "--corpus" in capsys.readouterr().err and not out.exists()
+    train = tmp_path / "train.tsv"
+    train.write_text("".join((sst2_dir / "train.tsv").read_text().splitlines(keepends=True)[:300]))
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("".join((sst2_dir / "dev.tsv").read_text().splitlines(keepends=True)[:9]))
+    flags = ["--corpus", str(train), "--english-words", "1000", "--dataset", str(dev), "--threads", "1"]
+    assert main([*base, *flags]) == 0
+    doc = json.loads((out / "vocab-curve.json").read_text())
+    assert doc["headline"] == "accuracy" and [r["keep"] for r in doc["rows"]] == [30522, 3000]
+    assert all(r["n_questions"] == 8 for r in doc["rows"]) and doc["rows"][1]["delta_accuracy"] == pytest.approx(
+        doc["rows"][1]["accuracy"] - doc["rows"][0]["accuracy"]
+    )

@@ -112,11 +112,16 @@ def test_commands_and_their_data_ship_in_the_wheel(venv: Venv) -> None:
     code = (
         "from edgekit.export.recipes import load_recipe; from edgekit.device_runners import device_requirements; "
         "from edgekit.squad import sample_path; "
-        "print(load_recipe('demo').name, load_recipe('demo-intents').name, bool(device_requirements()), "
+        "print(load_recipe('demo').name, load_recipe('demo-intents').name, load_recipe('minilm-l6-kd-e4').name, "
+        "bool(device_requirements()), "
         "sample_path('dev').is_file())"
     )
-    assert venv.run("python", "-c", code).stdout.split() == ["demo", "demo-intents", "True", "True"]
+    shown = venv.run("python", "-c", code).stdout.split()
+    assert shown == ["demo", "demo-intents", "minilm-l6-kd-e4", "True", "True"]  # a preset, an experiment by name
     site = Path(venv.run("python", "-c", "import edgekit; print(edgekit.__file__)").stdout.strip()).parent
+    for folder in ("export/recipes", "export/recipes/experiments"):  # every preset and every experiment
+        shipped = sorted(p.name for p in (ROOT / folder).glob("*.toml"))
+        assert sorted(p.name for p in (site / folder).glob("*.toml")) == shipped, folder
     for script in ("device_runners/raspberry_pi/setup.sh", "device_runners/android/termux-setup.sh"):
         assert (site / script).is_file(), script
 

@@ -18,8 +18,8 @@ crashes it, so an aarch64 cpuinfo (a Raspberry Pi 5's) is placed in the rootfs,
 where qemu's path lookup finds it first; and ``QEMU_CPU=cortex-a76`` (the Pi 5's
 core) keeps results bit-identical to real ARM kernels' choice of instructions.
 
-Emulated floating point is hundreds of times slower than the host: use this for
-correctness, and never quote its latency as a Pi's.
+Emulated floating point is many times slower than the host (docs/runner.md, "The emulated
+Raspberry Pi", has what was measured): use this for correctness, and never quote its latency as a Pi's.
 """
 
 from __future__ import annotations

@@ -1,0 +1,96 @@
+"""edgekit export ship: a verified copy of a bundle and a model card whose every figure comes from results files."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from edgekit.bundle import load_bundle
+from edgekit.cli import main
+from edgekit.squad import sample_path
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINING = ROOT / "benchmarks" / "results" / "students" / "minilm-l6-kd-e4" / "result.json"  # an edgekit distill's
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_bundle) -> dict[str, Path]:
+    """An int8 form of the tiny bundle, and runs of it and of its fp32 source (the "teacher") on the dev excerpt."""
+    work = tmp_path_factory.mktemp("ship")
+    int8 = work / "tiny-int8"
+    assert main(["export", "int8", str(tiny_bundle.path), str(int8), "--name", "tiny-int8"]) == 0
+    out = {"int8": int8}
+    for key, bundle in (("student_run", int8), ("teacher_run", tiny_bundle.path)):
+        out[key] = work / key
+        flags = ["--dataset", str(sample_path("dev")), "--out", str(out[key]), "--threads", "1", "--no-progress"]
+        assert main(["run", str(bundle), *flags]) == 0
+    return out
+
+
+def _ship(runs: dict[str, Path], out: Path, run: Path | None = None, *extra: str) -> int:
+    return main(
+        [
+            "export",
+            "ship",
+            str(runs["int8"]),
+            str(out),
+            "--run",
+            str(run or runs["student_run"]),
+            "--training",
+            str(TRAINING),
+            "--teacher-run",
+            str(runs["teacher_run"]),
+            "--made-by",
+            "edgekit distill --recipe minilm-l6-kd",
+            "--made-by",
+            "edgekit export int8 A B",
+            "--note",
+            "Licences: the weights' and the data's.",
+            *extra,
+        ]
+    )
+
+
+def test_a_shipped_bundle_is_a_verified_copy_with_a_card_from_its_results(tmp_path, runs, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _ship(runs, Path("models")) == 0
+    copy = load_bundle(tmp_path / "models" / "tiny-int8")
+    assert copy.manifest == load_bundle(runs["int8"]).manifest
+    card = (tmp_path / "models" / "tiny-int8.md").read_text()
+    m = json.loads((runs["student_run"] / "metrics.json").read_text())
+    t = json.loads((runs["teacher_run"] / "metrics.json").read_text())
+    assert card.startswith("# tiny-int8\n")
+    assert f"**EM {m['exact_match']:.2f}, F1 {m['f1']:.2f}**" in card
+    assert f"EM {t['exact_match']:.2f}, F1 {t['f1']:.2f}" in card
+    assert f"{m['bundle']['size_mb']:.1f} MB bundle" in card and f"p50 {m['latency_ms']['p50']:.1f} ms" in card
+    made = card.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+    assert made == ["edgekit distill --recipe minilm-l6-kd", "edgekit export int8 A B"]
+    assert card.rstrip().endswith("Licences: the weights' and the data's.")
+    # the card names its own command, which a shell splits back into what was run
+    line = next(x for x in card.splitlines() if x.startswith("This card and the copy: "))
+    argv = shlex.split(line.removeprefix("This card and the copy: `").removesuffix("`."))
+    assert argv[:3] == ["edgekit", "export", "ship"] and "edgekit export int8 A B" in argv
+    # the shipped copy carded again in place: its files stay as they are, the card is written anew
+    before = (tmp_path / "models" / "tiny-int8" / "manifest.json").stat().st_mtime_ns
+    (tmp_path / "models" / "tiny-int8.md").write_text("# tiny-int8\nan older card\n")
+    assert main([*argv[1:3], "models/tiny-int8", *argv[4:]]) == 0
+    assert (tmp_path / "models" / "tiny-int8" / "manifest.json").stat().st_mtime_ns == before
+    again = (tmp_path / "models" / "tiny-int8.md").read_text().splitlines()
+    assert [x for x in again if x.startswith("This card")] != [line]  # its own command, from the copy
+    assert [x for x in again if not x.startswith("This card")] == [x for x in card.splitlines() if x != line]
+
+
+def test_ship_refuses_figures_that_are_not_this_models_and_writes_nothing(tmp_path, runs, capsys) -> None:
+    out = tmp_path / "models"
+    assert _ship(runs, out, runs["teacher_run"]) == 2  # a run of another model file
+    err = capsys.readouterr().err.strip()
+    assert "run.json" in err and "model_sha256" in err and len(err.splitlines()) == 1
+    assert not out.exists()
+    out.mkdir()
+    (out / "tiny-int8.md").write_text("my notes\n")  # a file ship did not write is never replaced
+    assert _ship(runs, out) == 2
+    assert "tiny-int8.md" in capsys.readouterr().err
+    assert (out / "tiny-int8.md").read_text() == "my notes\n" and not (out / "tiny-int8").exists()
