@@ -79,7 +79,9 @@ def check_destination(out: str | Path, kind: OutputKind, sources: Iterable[str |
             raise InputError(
                 out, "output directory", f"a directory apart from the input {src} (not it, inside it or above it)"
             )
-    if out.is_symlink() or out.exists():
+    if out.is_symlink():  # a write never follows a link: the directory it names is not this command's to replace
+        raise InputError(out, "output directory", "a directory, not a link (it is left alone)")
+    if out.exists():
         if not out.is_dir():
             raise InputError(out, "output directory", "a directory; this is a file")
         if any(not _own_lock(p) for p in out.iterdir()) and not kind.owns(out):

@@ -261,7 +261,7 @@ def cmd_export_prune_vocab(args: argparse.Namespace) -> int:
         ]
         corpus = args.corpus
     else:
-        corpus = args.corpus or [train_default()]
+        corpus = [_local_input(f, src.manifest.task, None) for f in args.corpus or [train_default()]]
         examples = [ex for f in corpus for ex in load_squad(f)]
     name = args.name or f"{src.manifest.name}-vocab{args.keep}"
     out = prune_bundle(src, args.out, name, args.keep, examples, corpus, args.english_words)
@@ -272,29 +272,49 @@ def cmd_export_prune_vocab(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_input(path: Path, task: str, split: str | None) -> Path:
+    """A file a flag names, as a local file: a ``packaged:`` excerpt's path, or a datasets source written out (the
+    runs, hashes and records then name that file)."""
+    from edgekit.export import hfdata
+    from edgekit.squad import resolve_data_path
+
+    if hfdata.is_datasets_source(path):
+        return hfdata.materialize(str(path), task, split or "train")
+    return resolve_data_path(str(path), path)
+
+
 def cmd_export_vocab_curve(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from edgekit.atomic import write_json, write_text
     from edgekit.bundle import load_bundle, sha256_file
     from edgekit.destination import VOCAB_CURVE, claim, locked
-    from edgekit.export.vocab import CurveSettings, curve_markdown, curve_plot, vocab_curve
+    from edgekit.export.hfdata import is_datasets_source
+    from edgekit.export.vocab import CurveSettings, check_keep, curve_markdown, curve_plot, vocab_curve
     from edgekit.jsonfile import read_json
 
     src = load_bundle(args.bundle)
-    if src.manifest.task == "token-classification":
+    m = src.manifest
+    if m.task == "token-classification":
         raise InputError(args.bundle, "manifest task", "a QA or text-classification bundle (a tagger is not pruned)")
-    if src.manifest.task == "text-classification" and not args.corpus:
+    if m.model_format != "onnx" or m.precision != "fp32":
+        raise InputError(args.bundle, "manifest", f"an fp32 ONNX bundle (the curve quantizes it), got {m.precision}")
+    if m.task == "text-classification" and not args.corpus:
         raise EdgekitError("--corpus: a classifier's vocabulary is ranked on its own training data; name it")
-    corpus_files = args.corpus or [train_default()]
+    tok_json = read_json(src.tokenizer_path, "tokenizer")
+    for keep in args.keep:
+        check_keep(tok_json, keep, src.tokenizer_path)
+    corpus_files = [_local_input(f, m.task, args.corpus_split) for f in args.corpus or [train_default()]]
     corpus = [
         ex
         for f in corpus_files
         for ex in _task_inputs(src, f, "--corpus", dev_default(), "training texts", args.corpus_split)
     ]
-    dev = _task_inputs(src, args.dataset, "--dataset", dev_default(), "evaluation set", args.split)
+    dataset = _local_input(args.dataset, m.task, args.split)
+    split = None if is_datasets_source(args.dataset) else args.split  # a written split is the whole file
+    dev = _task_inputs(src, dataset, "--dataset", dev_default(), "evaluation set", split)
     settings = CurveSettings(
-        tuple(args.keep), tuple(args.embedding_bits), args.english_words, args.limit, args.threads, args.split
+        tuple(args.keep), tuple(args.embedding_bits), args.english_words, args.limit, args.threads, split
     )
     identity = {
         "source_sha256": src.manifest.files[src.manifest.model_file].sha256,
@@ -309,7 +329,7 @@ def cmd_export_vocab_curve(args: argparse.Namespace) -> int:
             if not isinstance(before, dict) or before.get("identity") != identity:
                 raise InputError(marker, "identity", "the same source bundle, corpus and English words to resume")
         write_json(marker, {"identity": identity, "settings": asdict(settings)})
-        doc = vocab_curve(src, out, settings, corpus, corpus_files, args.dataset, dev, lambda s: print(s, flush=True))
+        doc = vocab_curve(src, out, settings, corpus, corpus_files, dataset, dev, lambda s: print(s, flush=True))
         doc["command"] = args.command_line
         write_json(out / "vocab-curve.json", doc)
         write_text(out / "vocab-curve.md", curve_markdown(doc))

@@ -261,8 +261,8 @@ def experiment_names() -> list[str]:
 
 def shipped_recipes() -> str:
     """Every shipped recipe by kind, for refusals and help texts: ``presets: ...; experiments (...): ...``."""
-    return f"presets: {', '.join(preset_names())}; experiments (the recipes behind docs/results.md): " + ", ".join(
-        experiment_names()
+    return f"presets: {', '.join(preset_names())}; experiments (the recipes behind edgekit's published results): " + (
+        ", ".join(experiment_names())
     )
 
 
@@ -306,9 +306,15 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
             if not isinstance(node, dict):
                 raise InputError(None, f"--set {item}", f"'{k}' to be a table")
         node[keys[-1]] = value
-    recipe = _build(Recipe, table, path, "")
+    return _local_data(recipe_from_table(table, path))
+
+
+def recipe_from_table(table: Any, path: Path | None, where: str = "") -> Recipe:
+    """A recipe given as a table (a TOML file's, or one a ``result.json`` recorded at ``where``), typed and checked
+    as a recipe file is."""
+    recipe = _build(Recipe, table, path, where)
     _validate(recipe, path)
-    return _local_data(recipe)
+    return recipe
 
 
 def _local_data(recipe: Recipe) -> Recipe:
@@ -418,8 +424,8 @@ def add_recipe_arguments(p: argparse.ArgumentParser, omitted: str = "the built-i
     p.add_argument(
         "--recipe",
         default=None,  # a string: "./demo" names a file, "demo" may name a shipped recipe
-        help=f"recipe TOML, or the name of a shipped one: a preset (e.g. minilm-l6-kd) or an experiment of "
-        f"export/recipes/experiments/ (e.g. minilm-l6-kd-e4); if omitted: {omitted}",
+        help=f"recipe TOML, or the name of a shipped one: a preset (e.g. minilm-l6-kd) or an experiment (e.g. "
+        f"minilm-l6-kd-e4); if omitted: {omitted}",
     )
     p.add_argument(
         "--set",

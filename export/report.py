@@ -249,8 +249,8 @@ def headline(rows: list[Row]) -> list[str]:
         lines.append(
             f"{prefix}{dev}: {best.model} ({best.format} {best.precision}, {best.size_mb:.1f} MB) is "
             f"{base.size_mb / best.size_mb:.1f}× smaller than {base.model} ({base.size_mb:.1f} MB){fast} "
-            f"and keeps {100 * best.score / base.score:.1f}% of its {best.score_name} ({best.score:.1f} vs "
-            f"{base.score:.1f}, {_questions([best, base])})."
+            + (f"and keeps {100 * best.score / base.score:.1f}% of its " if base.score else "and scores, against its ")
+            + f"{best.score_name} ({best.score:.1f} vs {base.score:.1f}, {_questions([best, base])})."
         )
     return lines
 
@@ -271,7 +271,7 @@ def budget_picks(rows: list[Row], budgets: Iterable[float]) -> list[dict[str, An
                     "device": dev,
                     "budget_mb": mb,
                     "best": None if best is None else rows.index(best),
-                    "kept": None if best is None or base is None else best.score / base.score,
+                    "kept": best.score / base.score if best and base and base.score else None,
                 }
             )
     return picks

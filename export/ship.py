@@ -12,17 +12,19 @@ import os
 import shlex
 import shutil
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from edgekit.atomic import write_text
 from edgekit.bundle import MANIFEST, load_bundle
 from edgekit.cli import train_default
 from edgekit.destination import BUNDLE, replacing
 from edgekit.errors import InputError
-from edgekit.jsonfile import read_json
+from edgekit.jsonfile import READ_BACK_BYTES, Range, from_json, read_json
 from edgekit.provenance import portable
 from edgekit.result import read_metrics
+from edgekit.tasks import get_task
 
 
 def _made_by(made_by: Sequence[str], results: str, metrics: dict, count: str, argv: Sequence[str]) -> list[str]:
@@ -46,6 +48,14 @@ def _quantization(q: dict) -> str:
         f"{q['method']} int8 ({q['weight_type']}, {'per channel' if q['per_channel'] else 'per tensor'}, "
         f"{'7' if q['reduce_range'] else '8'}-bit weights)"
     )
+
+
+def _schedule(training: dict) -> str:
+    """How long the recipe trained: its epochs, or the step count that stopped it first."""
+    if training["max_steps"] > 0:
+        return f"stopped at step {training['max_steps']} (max_steps)"
+    epochs = training["epochs"]
+    return f"{epochs:g} epoch{'' if epochs == 1 else 's'}"
 
 
 def _initial_weights(student: dict) -> str:
@@ -99,7 +109,7 @@ def qa_card(name: str, manifest: dict, metrics: dict, training: dict, teacher: d
         f"| windows | {manifest['max_seq_len']} tokens, doc stride {manifest['doc_stride']} |",
         f"| training | {training['method']}; {training['steps']} steps on {training['n_train_questions']:,} "
         f"questions ({training['n_train_features']:,} windows) of `{train}`, "
-        f"{recipe['training']['epochs']:g} epochs, batch {recipe['training']['batch_size']}, "
+        f"{_schedule(recipe['training'])}, batch {recipe['training']['batch_size']}, "
         f"lr {recipe['training']['learning_rate']:g}, max length {recipe['data']['max_seq_len']}"
         f"{', bf16 autocast' if recipe['training'].get('bf16') else ''}, seed {recipe['training']['seed']} |",
         f"| latency in that run | p50 {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms per question "
@@ -138,7 +148,6 @@ def classifier_card(
         kinds = sorted({t.split("-", 1)[-1] for t in manifest["labels"] if t != "O"})
         what = f"A named-entity tagger over {len(manifest['labels'])} IOB2 tags ({len(kinds)} entity types: {', '.join(kinds)})"
     copies = training["n_train_features"] - training["n_train_examples"]
-    epochs = recipe["training"]["epochs"]
     return [
         f"# {name}",
         "",
@@ -162,7 +171,7 @@ def classifier_card(
         f"| training | {training['method']}; {training['steps']} steps on {training['n_train_examples']:,} {noun}s of "
         f"`{Path(data['train']).name}`{' split ' + data['train_split'] if data.get('train_split') else ''}"
         + (f" and {copies:,} teacher-labelled copies (`data.extra_train`)" if copies > 0 else "")
-        + f", {epochs:g} epoch{'' if epochs == 1 else 's'}, batch {recipe['training']['batch_size']}, "
+        + f", {_schedule(recipe['training'])}, batch {recipe['training']['batch_size']}, "
         f"lr {recipe['training']['learning_rate']:g}{', bf16 autocast' if recipe['training'].get('bf16') else ''}, "
         f"seed {recipe['training']['seed']}"
         + (f"; resumed at step {training['resumed_from_step']}" if training.get("resumed_from_step") else "")
@@ -236,25 +245,46 @@ def ship(
     examples, so that "kept" compares like with like. A bundle already at its destination is carded again in
     place (its files are left as they are). Returns the bundle's and the card's paths.
     """
+    if name is not None and (name in ("", ".", "..") or "/" in name or os.sep in name or not name.isprintable()):
+        raise InputError(None, f"--name {name!r}", "a plain file name: the bundle's folder in OUT")
+    for cmd in made_by:
+        if not cmd.strip() or not cmd.isprintable() or "`" in cmd:
+            raise InputError(None, f"--made-by {cmd!r}", "a command on one line, without backticks")
     bundle = load_bundle(bundle_path)
+    task = bundle.manifest.task
     sha = bundle.manifest.files[bundle.manifest.model_file].sha256
     metrics = read_metrics(run / "metrics.json")
     teacher = read_metrics(teacher_run / "metrics.json")
-    training = read_json(training_path, "distillation result")
+    training = _training_record(training_path)
     manifest = read_json(bundle.path / MANIFEST, "manifest")
-    identity = read_json(run / "run.json", "run identity")
-    if identity.get("model_sha256") != sha:
+    if _run_identity(run).get("model_sha256") != sha:
         raise InputError(run / "run.json", "model_sha256", f"a run of {bundle_path}'s model file, not of another")
-    count = "n_questions" if bundle.manifest.task == "extractive-qa" else "n_examples"
-    task = bundle.manifest.task
-    if teacher.get("task", "extractive-qa") != task or metrics.get(count) != teacher.get(count):
+    if teacher["bundle"].get("model_sha256") == sha:
+        raise InputError(teacher_run / "metrics.json", "bundle", "a run of the teacher, not of the student itself")
+    count = "n_questions" if task == "extractive-qa" else "n_examples"
+    headline = get_task(task).headline
+    if (teacher.get("task", "extractive-qa"), teacher.get(count), _file_name(teacher)) != (
+        task,
+        metrics.get(count),
+        _file_name(metrics),
+    ):
         raise InputError(
-            teacher_run / "metrics.json", count, f"a run of a {task} teacher on the same {metrics.get(count)} examples"
+            teacher_run / "metrics.json",
+            "dataset",
+            f"a run of a {task} teacher on the student's dataset file and {count}",
         )
-    for key in ("recipe", "method", "steps", "n_train_features"):
-        if key not in training:
-            raise InputError(training_path, key, "an edgekit distill result.json")
-    name = name or bundle.manifest.name
+    if not teacher.get(headline):
+        raise InputError(teacher_run / "metrics.json", f"field '{headline}'", "a teacher scoring above 0")
+    data = training["recipe"]["data"]
+    if (data["bundle_max_seq_len"] or data["max_seq_len"]) != bundle.manifest.max_seq_len:
+        raise InputError(
+            training_path,
+            "recipe.data",
+            f"the training of this bundle ({bundle.manifest.max_seq_len}-token windows), not of another",
+        )
+    if _file_name(metrics) is None:
+        raise InputError(run / "metrics.json", "field 'dataset.path'", "the dataset's path, as edgekit run records it")
+    name = bundle.manifest.name if name is None else name
     dest, card_path = out_dir / name, out_dir / f"{name}.md"
     if (card_path.exists() or card_path.is_symlink()) and not _is_card_of(card_path, name):
         raise InputError(card_path, "file", f"a model card of {name} to replace, or no file; it is left alone")
@@ -269,6 +299,47 @@ def ship(
         load_bundle(dest)
     write_text(card_path, text)
     return dest, card_path
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """The fields of an ``edgekit distill`` ``result.json`` a card reads (its recipe is checked as a recipe file)."""
+
+    method: str
+    steps: Annotated[int, Range(0, 1e12)]
+    n_train_features: Annotated[int, Range(0, 1e12)]
+    recipe: dict[str, Any]
+    n_train_questions: Annotated[int, Range(0, 1e12)] | None = None  # QA
+    n_train_examples: Annotated[int, Range(0, 1e12)] | None = None  # classification, tagging
+    resumed_from_step: Annotated[int, Range(0, 1e12)] | None = None
+
+
+def _file_name(metrics: dict[str, Any]) -> str | None:
+    """The name of the dataset file a run read (a teacher's run and its student's are on the same one)."""
+    dataset = metrics.get("dataset")
+    path = dataset.get("path") if isinstance(dataset, dict) else None
+    return Path(path).name if isinstance(path, str) else None
+
+
+def _run_identity(run: Path) -> dict[str, Any]:
+    """A run directory's ``run.json`` (the model, tokenizer and dataset hashes a run is resumed against), read back."""
+    identity = read_json(run / "run.json", "run.json", READ_BACK_BYTES, read_back=True)
+    if not isinstance(identity, dict):
+        raise InputError(run / "run.json", "top level", "a JSON object, as edgekit run writes it")
+    return identity
+
+
+def _training_record(path: Path) -> dict[str, Any]:
+    """``result.json`` of the distillation, read as untrusted and checked; its recipe as the typed recipe gives it."""
+    from edgekit.export.recipes import recipe_from_table
+
+    raw = read_json(path, "distill result.json", READ_BACK_BYTES, read_back=True)
+    record = from_json(TrainingRecord, raw, path)
+    recipe = recipe_from_table(record.recipe, path, "recipe")
+    count = "n_train_questions" if recipe.task == "qa" else "n_train_examples"
+    if getattr(record, count) is None:
+        raise InputError(path, f"field '{count}'", f"the training count of a {recipe.task} distillation")
+    return {**asdict(record), "recipe": asdict(recipe)}
 
 
 def _is_card_of(path: Path, name: str) -> bool:

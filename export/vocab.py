@@ -122,8 +122,8 @@ def always_kept(tok_json: dict[str, Any], where: Path) -> set[int]:
     return keep
 
 
-def choose_ids(tok_json: dict[str, Any], scores: Counter[int], keep: int, where: Path) -> list[int]:
-    """The ``keep`` ids to keep, in their old order: the always-kept ones, then the best scored."""
+def check_keep(tok_json: dict[str, Any], keep: int, where: Path) -> set[int]:
+    """Refuse a ``keep`` the vocabulary cannot be cut to; returns the always-kept ids."""
     vocab = _wordpiece(tok_json, where)
     base = always_kept(tok_json, where)
     if keep < len(base):
@@ -132,6 +132,13 @@ def choose_ids(tok_json: dict[str, Any], scores: Counter[int], keep: int, where:
         )
     if keep >= len(vocab):
         raise EdgekitError(f"--keep {keep}: expected fewer than the {len(vocab)} pieces the vocabulary has")
+    return base
+
+
+def choose_ids(tok_json: dict[str, Any], scores: Counter[int], keep: int, where: Path) -> list[int]:
+    """The ``keep`` ids to keep, in their old order: the always-kept ones, then the best scored."""
+    vocab = _wordpiece(tok_json, where)
+    base = check_keep(tok_json, keep, where)
     ranked = sorted((i for i in vocab.values() if i not in base), key=lambda i: (-scores.get(i, 0.0), i))
     return sorted(base | set(ranked[: keep - len(base)]))
 
@@ -395,6 +402,7 @@ def curve_plot(doc: dict[str, Any], out: Path) -> None:
         ax.plot([r["int8_model_mb"] for r in rows], [r[h] for r in rows], "o-", label=f"{bits}-bit word embedding")
         for r in rows:
             ax.annotate(f"{r['keep']:,}", (r["int8_model_mb"], r[h]), textcoords="offset points", xytext=(4, 4))
+    ax.margins(x=0.15, y=0.12)  # room for the labels of the end points
     ax.set_xlabel("int8 model MB")
     ax.set_ylabel(f"{h} on {doc['dataset']}")
     ax.set_title(f"{doc['bundle']}: word pieces kept")

@@ -86,6 +86,21 @@ def test_size_budgets_name_the_most_accurate_form_that_fits(student_run, tiny_ru
     assert f"within 5 MB: #{small + 1} tiny-random-bert" in md
 
 
+def test_a_baseline_scoring_zero_is_reported_without_a_share(student_run, tiny_run, tmp_path) -> None:
+    """An untrained baseline on a few questions can score 0: the lines give both scores, never divide by it."""
+    from dataclasses import replace
+
+    from edgekit.export.report import Row, budget_lines, budget_picks, headline
+
+    report = write_report([student_run, tiny_run], tmp_path / "rep")
+    rows = [Row(**r) for r in report["rows"]]
+    rows = [replace(r, f1=0.0) if r.is_baseline else r for r in rows]
+    [line] = headline(rows)
+    assert "keeps" not in line and "vs 0.0" in line
+    picks = budget_picks(rows, [1e5])
+    assert picks[0]["kept"] is None and "% of the baseline" not in budget_lines(rows, picks)[0]
+
+
 def test_one_run_is_not_called_teacher_vs_students(student_run, tmp_path) -> None:
     report = write_report([student_run], tmp_path / "one")
     assert report["title"] == "edgekit report: 1 run on 1 device, 8 questions" and report["headline"] == []

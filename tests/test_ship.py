@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from edgekit.cli import main
 from edgekit.squad import sample_path
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINING = ROOT / "benchmarks" / "results" / "students" / "minilm-l6-kd-e4" / "result.json"  # an edgekit distill's
+RESULT = ROOT / "benchmarks" / "results" / "students" / "minilm-l6-kd-e4" / "result.json"  # an edgekit distill's
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,10 @@ def runs(tmp_path_factory, tiny_bundle) -> dict[str, Path]:
     work = tmp_path_factory.mktemp("ship")
     int8 = work / "tiny-int8"
     assert main(["export", "int8", str(tiny_bundle.path), str(int8), "--name", "tiny-int8"]) == 0
-    out = {"int8": int8}
+    record = json.loads(RESULT.read_text())
+    record["recipe"]["data"]["max_seq_len"] = tiny_bundle.manifest.max_seq_len  # as if it had trained this one
+    (work / "result.json").write_text(json.dumps(record))
+    out = {"int8": int8, "training": work / "result.json"}
     for key, bundle in (("student_run", int8), ("teacher_run", tiny_bundle.path)):
         out[key] = work / key
         flags = ["--dataset", str(sample_path("dev")), "--out", str(out[key]), "--threads", "1", "--no-progress"]
@@ -40,7 +44,7 @@ def _ship(runs: dict[str, Path], out: Path, run: Path | None = None, *extra: str
             "--run",
             str(run or runs["student_run"]),
             "--training",
-            str(TRAINING),
+            str(runs["training"]),
             "--teacher-run",
             str(runs["teacher_run"]),
             "--made-by",
@@ -94,3 +98,57 @@ def test_ship_refuses_figures_that_are_not_this_models_and_writes_nothing(tmp_pa
     assert _ship(runs, out) == 2
     assert "tiny-int8.md" in capsys.readouterr().err
     assert (out / "tiny-int8.md").read_text() == "my notes\n" and not (out / "tiny-int8").exists()
+
+
+@pytest.mark.parametrize(
+    ("training", "expect"),
+    [
+        ("[1, 2]", "a JSON object"),
+        ('{"method": "KD", "steps": 1, "n_train_features": 1, "recipe": {"student": {"init": "x"}}}', "student.init"),
+        ('{"method": "KD", "steps": -1, "n_train_features": 1, "recipe": {}}', "steps"),
+        ('{"method": "KD", "steps": 1, "n_train_features": 1, "recipe": {"nonsense": 1}}', "recipe.nonsense"),
+        ('{"method": "KD", "steps": 1, "n_train_features": 1, "recipe": {}}', "n_train_questions"),
+    ],
+)
+def test_ship_reads_the_training_record_as_untrusted(tmp_path, runs, capsys, training: str, expect: str) -> None:
+    bad = tmp_path / "result.json"
+    bad.write_text(training)
+    argv = ["export", "ship", str(runs["int8"]), str(tmp_path / "models"), "--run", str(runs["student_run"])]
+    argv += ["--training", str(bad), "--teacher-run", str(runs["teacher_run"]), "--made-by", "x"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(bad) in err and expect in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("name", ["../out", "a/b", ".."])
+def test_ship_takes_a_plain_name(tmp_path, runs, capsys, name: str) -> None:
+    assert _ship(runs, tmp_path / "models", None, "--name", name) == 2
+    assert "--name" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ship_refuses_a_teacher_run_that_is_not_the_teachers_on_the_same_file(tmp_path, runs, capsys) -> None:
+    assert _ship(runs, tmp_path / "m1", None, "--teacher-run", str(runs["student_run"])) == 2  # the student's own
+    assert "not of the student itself" in capsys.readouterr().err
+    other = tmp_path / "other-run"
+    shutil.copytree(runs["teacher_run"], other)
+    metrics = json.loads((other / "metrics.json").read_text())
+    metrics["dataset"]["path"] = "/elsewhere/dev-v1.1.json"  # as many questions, from another file
+    (other / "metrics.json").write_text(json.dumps(metrics))
+    assert _ship(runs, tmp_path / "m2", None, "--teacher-run", str(other)) == 2
+    assert "dataset file" in capsys.readouterr().err
+    assert not (tmp_path / "m1").exists() and not (tmp_path / "m2").exists()
+
+
+def test_ship_never_writes_through_a_link_or_a_broken_command(tmp_path, runs, capsys) -> None:
+    out = tmp_path / "models"
+    out.mkdir()
+    victim = tmp_path / "victim"
+    shutil.copytree(runs["int8"], victim)
+    (out / "tiny-int8").symlink_to(victim)  # a link where the copy goes: the bundle it names is not replaced
+    assert _ship(runs, out) == 2
+    assert "not a link" in capsys.readouterr().err
+    assert load_bundle(victim).manifest.name == "tiny-int8" and sorted(p.name for p in out.iterdir()) == ["tiny-int8"]
+    assert _ship(runs, tmp_path / "m3", None, "--made-by", "a\n```\nb") == 2
+    assert "--made-by" in capsys.readouterr().err and not (tmp_path / "m3").exists()

@@ -128,12 +128,10 @@ def test_embedding_bits_need_dynamic_quantization(tmp_path, tiny_bundle, capsys)
 def test_the_vocabulary_curve_measures_each_form_against_the_full_vocabulary_and_resumes(
     tmp_path, tiny_bundle, capsys
 ) -> None:
-    from edgekit.squad import sample_path
-
     out = tmp_path / "curve"
     base = ["export", "vocab-curve", str(tiny_bundle.path), str(out), "--keep", "3000"]
-    flags = ["--embedding-bits", "8", "4", "--corpus", str(sample_path("train")), "--english-words", "1000"]
-    flags += ["--dataset", str(sample_path("dev")), "--limit", "6", "--threads", "1"]
+    flags = ["--embedding-bits", "8", "4", "--corpus", "packaged:train", "--english-words", "1000"]
+    flags += ["--dataset", "packaged:dev", "--limit", "6", "--threads", "1"]
     assert main([*base, *flags]) == 0
     doc = json.loads((out / "vocab-curve.json").read_text())
     rows = doc["rows"]
@@ -160,6 +158,16 @@ def test_the_vocabulary_curve_measures_each_form_against_the_full_vocabulary_and
     err = capsys.readouterr().err
     assert "curve-settings.json" in err and len(err.strip().splitlines()) == 1
     assert (out / "curve-settings.json").read_bytes() == settings
+
+
+def test_a_curve_that_cannot_be_made_is_refused_before_its_directory(tmp_path, tiny_bundle, capsys) -> None:
+    out = tmp_path / "curve"
+    assert main(["export", "vocab-curve", str(tiny_bundle.path), str(out), "--keep", "3000", "50000"]) == 2
+    assert "--keep 50000: expected fewer than" in capsys.readouterr().err
+    assert main(["export", "int8", str(tiny_bundle.path), str(tmp_path / "int8")]) == 0
+    capsys.readouterr()
+    assert main(["export", "vocab-curve", str(tmp_path / "int8"), str(out), "--keep", "3000"]) == 2
+    assert "an fp32 ONNX bundle" in capsys.readouterr().err and not out.exists()
 
 
 def test_a_classifiers_vocabulary_curve_needs_its_own_corpus(
