@@ -687,7 +687,9 @@ def peers() -> str:
     return (
         f"`benchmarks/results/peers.json` ({_command(d)}); {d['notes']}; device: {_cpu(d['device'])}. Optimum's INT8 "
         f"is its `ORTQuantizer` with `AutoQuantizationConfig.{config}(is_static=False)`; edgekit's are "
-        "`edgekit export int8 --full-range` and `edgekit export float-activations --group all` of its fp32 bundle. "
+        "`edgekit export int8 --full-range` of its fp32 bundle and of that bundle fused (`edgekit export fuse`: ONNX "
+        "Runtime's optimizer fused MPNet's GELU and layer norms but none of its attention, as the bundle's manifest "
+        "records), and `edgekit export float-activations --group all`. "
         "Each comparison takes every tool's fastest form at an accuracy (the goal is "
         f"{d['goals'].get('edgekit_vs_optimum_teacher_speedup_min', 1.5)}×):\n\n"
         + "\n".join(said)
