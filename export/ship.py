@@ -66,7 +66,7 @@ def _initial_weights(student: dict) -> str:
     return base
 
 
-def qa_card(name: str, manifest: dict, metrics: dict, training: dict, teacher: dict, made_by: list[str]) -> list[str]:
+def qa_card(name: str, manifest: dict, metrics: dict, training: dict, teacher: dict) -> list[str]:
     """The head and table of an extractive QA student's card."""
     b, dev, lat, recipe = metrics["bundle"], metrics["device"], metrics["latency_ms"], training["recipe"]
     src = manifest["source"]
@@ -113,14 +113,12 @@ def qa_card(name: str, manifest: dict, metrics: dict, training: dict, teacher: d
         f"lr {recipe['training']['learning_rate']:g}, max length {recipe['data']['max_seq_len']}"
         f"{', bf16 autocast' if recipe['training'].get('bf16') else ''}, seed {recipe['training']['seed']} |",
         f"| latency in that run | p50 {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms per question "
-        f"({metrics['threads'] or 'default'} threads, {dev['cpu']}, {dev['arch']}) |",
+        f"({metrics.get('threads') or 'default'} threads, {dev.get('cpu', '?')}, {dev.get('arch', '?')}) |",
         "",
     ]
 
 
-def classifier_card(
-    name: str, manifest: dict, metrics: dict, training: dict, teacher: dict, made_by: list[str]
-) -> list[str]:
+def classifier_card(name: str, manifest: dict, metrics: dict, training: dict, teacher: dict) -> list[str]:
     """The head and table of a text classifier's or a tagger's card: the same facts as :func:`qa_card`."""
     b, dev, lat, recipe = metrics["bundle"], metrics["device"], metrics["latency_ms"], training["recipe"]
     q = manifest["source"].get("quantization", {})
@@ -177,7 +175,7 @@ def classifier_card(
         + (f"; resumed at step {training['resumed_from_step']}" if training.get("resumed_from_step") else "")
         + " |",
         f"| latency in that run | p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms per {noun} "
-        f"({metrics['threads'] or 'default'} threads, {dev['cpu']}, {dev['arch']}), peak RSS {metrics['peak_rss_mb']:.0f} MB |",
+        f"({metrics.get('threads') or 'default'} threads, {dev.get('cpu', '?')}, {dev.get('arch', '?')}), peak RSS {metrics['peak_rss_mb']:.0f} MB |",
         "",
     ]
 
@@ -197,7 +195,7 @@ def card(
     """A model card's Markdown; ``where`` is the bundle's path and ``results`` the metrics file its figures come
     from, both as a reader in the working directory finds them."""
     qa = manifest["task"] == "extractive-qa"
-    head = (qa_card if qa else classifier_card)(name, manifest, metrics, training, teacher, made_by)
+    head = (qa_card if qa else classifier_card)(name, manifest, metrics, training, teacher)
     dataset = metrics["dataset"]
     split = f" --split {dataset['split']}" if dataset.get("split") else ""
     labels = manifest.get("labels") or []
@@ -282,6 +280,8 @@ def ship(
             "recipe.data",
             f"the training of this bundle ({bundle.manifest.max_seq_len}-token windows), not of another",
         )
+    if metrics["bundle"].get("size_mb") is None:
+        raise InputError(run / "metrics.json", "field 'bundle.size_mb'", "the bundle's size, as edgekit run records it")
     if _file_name(metrics) is None:
         raise InputError(run / "metrics.json", "field 'dataset.path'", "the dataset's path, as edgekit run records it")
     name = bundle.manifest.name if name is None else name
