@@ -249,8 +249,12 @@ def headline(rows: list[Row]) -> list[str]:
         lines.append(
             f"{prefix}{dev}: {best.model} ({best.format} {best.precision}, {best.size_mb:.1f} MB) is "
             f"{base.size_mb / best.size_mb:.1f}× smaller than {base.model} ({base.size_mb:.1f} MB){fast} "
-            + (f"and keeps {100 * best.score / base.score:.1f}% of its " if base.score else "and scores, against its ")
-            + f"{best.score_name} ({best.score:.1f} vs {base.score:.1f}, {_questions([best, base])})."
+            + (
+                f"and keeps {100 * best.score / base.score:.1f}% of its {best.score_name} "
+                if base.score
+                else f"and scores {best.score_name} "
+            )
+            + f"({best.score:.1f} vs {base.score:.1f}, {_questions([best, base])})."
         )
     return lines
 

@@ -269,7 +269,7 @@ def ship(
         raise InputError(
             teacher_run / "metrics.json",
             "dataset",
-            f"a run of a {task} teacher on the student's dataset file and {count}",
+            f"a run of the teacher ({task}) on the student's dataset file and {count}",
         )
     if not teacher.get(headline):
         raise InputError(teacher_run / "metrics.json", f"field '{headline}'", "a teacher scoring above 0")
