@@ -247,22 +247,10 @@ def cmd_export_fuse(args: argparse.Namespace) -> int:
 def cmd_export_prune_vocab(args: argparse.Namespace) -> int:
     from edgekit.bundle import load_bundle
     from edgekit.export.vocab import prune_bundle
-    from edgekit.squad import load_squad
 
     check_destination(args.out, BUNDLE, [args.bundle])
     src = load_bundle(args.bundle)
-    if src.manifest.task == "text-classification":
-        from edgekit.tasks.classification import load_texts
-
-        if not args.corpus:
-            raise EdgekitError("--corpus: a classifier's vocabulary is ranked on its own training data; name it")
-        examples = [
-            ex for f in args.corpus for ex in load_texts(f, args.corpus_split if f.suffix.lower() == ".json" else None)
-        ]
-        corpus = args.corpus
-    else:
-        corpus = [_local_input(f, src.manifest.task, None) for f in args.corpus or [train_default()]]
-        examples = [ex for f in corpus for ex in load_squad(f)]
+    corpus, examples = _vocab_corpus(src, args)
     name = args.name or f"{src.manifest.name}-vocab{args.keep}"
     out = prune_bundle(src, args.out, name, args.keep, examples, corpus, args.english_words)
     print(
@@ -283,6 +271,24 @@ def _local_input(path: Path, task: str, split: str | None) -> Path:
     return resolve_data_path(str(path), path)
 
 
+def _vocab_corpus(src: Any, args: argparse.Namespace) -> tuple[list[Path], list[Any]]:
+    """The files ``--corpus`` names (a QA bundle's default: the SQuAD training subset) and their examples, which
+    rank a vocabulary's pieces (``prune-vocab``, ``vocab-curve``)."""
+    task = src.manifest.task
+    if task == "text-classification":
+        from edgekit.tasks.classification import load_texts
+
+        if not args.corpus:
+            raise EdgekitError("--corpus: a classifier's vocabulary is ranked on its own training data; name it")
+        files = [_local_input(f, task, args.corpus_split) for f in args.corpus]
+        split = args.corpus_split
+        return files, [ex for f in files for ex in load_texts(f, split if f.suffix.lower() == ".json" else None)]
+    from edgekit.squad import load_squad
+
+    files = [_local_input(f, task, None) for f in args.corpus or [train_default()]]
+    return files, [ex for f in files for ex in load_squad(f)]
+
+
 def cmd_export_vocab_curve(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -299,17 +305,10 @@ def cmd_export_vocab_curve(args: argparse.Namespace) -> int:
         raise InputError(args.bundle, "manifest task", "a QA or text-classification bundle (a tagger is not pruned)")
     if m.model_format != "onnx" or m.precision != "fp32":
         raise InputError(args.bundle, "manifest", f"an fp32 ONNX bundle (the curve quantizes it), got {m.precision}")
-    if m.task == "text-classification" and not args.corpus:
-        raise EdgekitError("--corpus: a classifier's vocabulary is ranked on its own training data; name it")
     tok_json = read_json(src.tokenizer_path, "tokenizer")
     for keep in args.keep:
         check_keep(tok_json, keep, src.tokenizer_path)
-    corpus_files = [_local_input(f, m.task, args.corpus_split) for f in args.corpus or [train_default()]]
-    corpus = [
-        ex
-        for f in corpus_files
-        for ex in _task_inputs(src, f, "--corpus", dev_default(), "training texts", args.corpus_split)
-    ]
+    corpus_files, corpus = _vocab_corpus(src, args)
     dataset = _local_input(args.dataset, m.task, args.split)
     split = None if is_datasets_source(args.dataset) else args.split  # a written split is the whole file
     dev = _task_inputs(src, dataset, "--dataset", dev_default(), "evaluation set", split)

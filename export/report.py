@@ -375,34 +375,45 @@ def plot(rows: list[Row], refs: list[dict[str, Any]], out: Path, budgets: Iterab
     fig.savefig(paths[0], dpi=110)
     plt.close(fig)
 
-    # F1 vs latency with the Pareto front per device; points carry the row number of the table (#)
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    # score against latency, then against size: the Pareto front per device; points carry the table's row (#)
     markers = "osD^v<>"
     tasks = sorted({r.task for r in rows})
-    for i, (task, dev) in enumerate(sorted({(r.task, r.device) for r in rows})):
-        pts = [(n, r) for n, r in enumerate(rows, 1) if r.device == dev and r.task == task]
-        sc = ax.scatter([r.latency_p50_ms for _, r in pts], [r.score for _, r in pts], marker=markers[i % len(markers)])
-        for n, r in pts:
-            ax.annotate(str(n), (r.latency_p50_ms, r.score), fontsize=8, xytext=(4, 3), textcoords="offset points")
-        front = pareto_front([(r.latency_p50_ms, r.score) for _, r in pts], lambda p: p[0], lambda p: p[1])
-        ax.step(
-            [x for x, _ in front],
-            [y for _, y in front],
-            where="post",
-            color=sc.get_facecolor()[0],
-            linewidth=2,
-            label=f"{task + ', ' if len(tasks) > 1 else ''}{dev}: Pareto front",
-        )
-    plain_log_x(ax)
-    ax.set_xlabel("median latency per example, ms (log scale)")
     names = {"extractive-qa": "F1 (SQuAD v1.1)", "text-classification": "accuracy", "token-classification": "entity F1"}
-    ax.set_ylabel(", ".join(f"{names[t]}" for t in tasks) + (" (by task)" if len(tasks) > 1 else ""))
-    ax.set_title(f"Score vs latency, {_questions(rows)} (numbers: rows of the table; line: Pareto front)")
-    ax.legend(fontsize=8, loc="best")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(paths[1], dpi=110)
-    plt.close(fig)
+
+    def score_against(
+        x: Callable[[Row], float], xlabel: str, what: str, path: Path, lines: Iterable[float] = ()
+    ) -> None:
+        """One score-vs-x plot with each device's Pareto front; ``lines``: size budgets drawn at their x."""
+        fig, ax = plt.subplots(figsize=(9, 5.5))
+        for i, (task, dev) in enumerate(sorted({(r.task, r.device) for r in rows})):
+            pts = [(n, r) for n, r in enumerate(rows, 1) if r.device == dev and r.task == task]
+            sc = ax.scatter([x(r) for _, r in pts], [r.score for _, r in pts], marker=markers[i % len(markers)])
+            for n, r in pts:
+                ax.annotate(str(n), (x(r), r.score), fontsize=8, xytext=(4, 3), textcoords="offset points")
+            front = pareto_front([(x(r), r.score) for _, r in pts], lambda p: p[0], lambda p: p[1])
+            ax.step(
+                [a for a, _ in front],
+                [b for _, b in front],
+                where="post",
+                color=sc.get_facecolor()[0],
+                linewidth=2,
+                label=f"{task + ', ' if len(tasks) > 1 else ''}{dev}: Pareto front",
+            )
+        for mb in sorted(set(lines)):
+            ax.axvline(mb, color="#718096", linestyle="--", linewidth=1)
+            ax.annotate(f"{mb:g} MB", (mb, 1), xycoords=("data", "axes fraction"), fontsize=8, xytext=(3, -12),
+                        textcoords="offset points")  # fmt: skip
+        plain_log_x(ax)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(", ".join(f"{names[t]}" for t in tasks) + (" (by task)" if len(tasks) > 1 else ""))
+        ax.set_title(f"Score vs {what}, {_questions(rows)} (numbers: rows of the table; line: Pareto front)")
+        ax.legend(fontsize=8, loc="best")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+    score_against(lambda r: r.latency_p50_ms, "median latency per example, ms (log scale)", "latency", paths[1])
 
     # latency distribution per row, grouped by device
     data = [(r, _latencies(r.metrics_path)) for r in rows]
@@ -427,35 +438,9 @@ def plot(rows: list[Row], refs: list[dict[str, Any]], out: Path, budgets: Iterab
     fig.savefig(paths[2], dpi=110)
     plt.close(fig)
 
-    # score vs model size with the Pareto front per device, and the size budgets asked for
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    for i, (task, dev) in enumerate(sorted({(r.task, r.device) for r in rows})):
-        pts = [(n, r) for n, r in enumerate(rows, 1) if r.device == dev and r.task == task]
-        sc = ax.scatter([r.size_mb for _, r in pts], [r.score for _, r in pts], marker=markers[i % len(markers)])
-        for n, r in pts:
-            ax.annotate(str(n), (r.size_mb, r.score), fontsize=8, xytext=(4, 3), textcoords="offset points")
-        front = pareto_front([(r.size_mb, r.score) for _, r in pts], lambda p: p[0], lambda p: p[1])
-        ax.step(
-            [x for x, _ in front],
-            [y for _, y in front],
-            where="post",
-            color=sc.get_facecolor()[0],
-            linewidth=2,
-            label=f"{task + ', ' if len(tasks) > 1 else ''}{dev}: Pareto front",
-        )
-    for mb in sorted(set(budgets)):
-        ax.axvline(mb, color="#718096", linestyle="--", linewidth=1)
-        ax.annotate(f"{mb:g} MB", (mb, 1), xycoords=("data", "axes fraction"), fontsize=8, xytext=(3, -12),
-                    textcoords="offset points")  # fmt: skip
-    plain_log_x(ax)
-    ax.set_xlabel("model file size, MB (log scale; dashed: size budgets)")
-    ax.set_ylabel(", ".join(f"{names[t]}" for t in tasks) + (" (by task)" if len(tasks) > 1 else ""))
-    ax.set_title(f"Score vs size, {_questions(rows)} (numbers: rows of the table; line: Pareto front)")
-    ax.legend(fontsize=8, loc="best")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(paths[3], dpi=110)
-    plt.close(fig)
+    score_against(
+        lambda r: r.size_mb, "model file size, MB (log scale; dashed: size budgets)", "size", paths[3], budgets
+    )
     return paths
 
 

@@ -122,8 +122,8 @@ def always_kept(tok_json: dict[str, Any], where: Path) -> set[int]:
     return keep
 
 
-def check_keep(tok_json: dict[str, Any], keep: int, where: Path) -> set[int]:
-    """Refuse a ``keep`` the vocabulary cannot be cut to; returns the always-kept ids."""
+def check_keep(tok_json: dict[str, Any], keep: int, where: Path) -> tuple[dict[str, int], set[int]]:
+    """Refuse a ``keep`` the vocabulary cannot be cut to; returns the vocabulary and its always-kept ids."""
     vocab = _wordpiece(tok_json, where)
     base = always_kept(tok_json, where)
     if keep < len(base):
@@ -132,13 +132,12 @@ def check_keep(tok_json: dict[str, Any], keep: int, where: Path) -> set[int]:
         )
     if keep >= len(vocab):
         raise EdgekitError(f"--keep {keep}: expected fewer than the {len(vocab)} pieces the vocabulary has")
-    return base
+    return vocab, base
 
 
 def choose_ids(tok_json: dict[str, Any], scores: Counter[int], keep: int, where: Path) -> list[int]:
     """The ``keep`` ids to keep, in their old order: the always-kept ones, then the best scored."""
-    vocab = _wordpiece(tok_json, where)
-    base = check_keep(tok_json, keep, where)
+    vocab, base = check_keep(tok_json, keep, where)
     ranked = sorted((i for i in vocab.values() if i not in base), key=lambda i: (-scores.get(i, 0.0), i))
     return sorted(base | set(ranked[: keep - len(base)]))
 
@@ -254,13 +253,12 @@ class CurveSettings:
     split: str | None = None  # the evaluation file's split, for a file holding several (CLINC150)
 
 
-def coverage(full: Bundle, pruned: Bundle, texts: list[str]) -> dict[str, float]:
-    """Share of the texts' full-vocabulary tokens the pruned vocabulary holds, and how many more tokens they take."""
+def coverage(pieces: Counter[str], pruned: Bundle, texts: list[str]) -> dict[str, float]:
+    """Share of the texts' full-vocabulary tokens (``pieces``, counted once for every size) the pruned vocabulary
+    holds, and how many more tokens the texts take."""
     kept = set(read_json(pruned.tokenizer_path, "tokenizer")["model"]["vocab"])
-    t_full, t_cut = full.tokenizer().tokenizer, pruned.tokenizer().tokenizer
-    pieces = Counter(p for enc in t_full.encode_batch(texts, add_special_tokens=False) for p in enc.tokens)
     n_full = sum(pieces.values())
-    n_cut = sum(len(enc.ids) for enc in t_cut.encode_batch(texts, add_special_tokens=False))
+    n_cut = sum(len(enc.ids) for enc in pruned.tokenizer().tokenizer.encode_batch(texts, add_special_tokens=False))
     return {
         "dev_tokens_covered": sum(c for p, c in pieces.items() if p in kept) / n_full,
         "dev_tokens_growth": n_cut / n_full - 1,
@@ -297,6 +295,8 @@ def vocab_curve(
     headline = get_task(src.manifest.task).headline
     name = src.manifest.name.removesuffix("-fp32-onnx")
     dev_texts = corpus_texts(dev[: settings.limit])
+    encoded = src.tokenizer().tokenizer.encode_batch(dev_texts, add_special_tokens=False)
+    dev_pieces = Counter(p for enc in encoded for p in enc.tokens)
     extra = [*(["--threads", str(settings.threads)] if settings.threads else [])]
     extra += ["--split", settings.split] if settings.split else []
     rows: list[dict[str, Any]] = []
@@ -313,7 +313,7 @@ def vocab_curve(
                 ),
             )
         )
-        covered = coverage(src, fp32, dev_texts)  # a property of the vocabulary: the same for every width
+        covered = coverage(dev_pieces, fp32, dev_texts)  # a property of the vocabulary: the same for every width
         for bits in sorted(set(settings.embedding_bits) | {8}, reverse=True):  # the 8-bit row first: the baseline
             tag = label if bits == 8 else f"{label}-emb4"
             int8 = _reuse_or_make(
