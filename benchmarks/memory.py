@@ -6,10 +6,11 @@ Three measurements of one bundle, each in fresh processes, in one run:
               (the process's high-water mark), with the default settings and with ``--low-memory``.
   breakdown   the runner's steps, one after another in a worker process, in its order: the interpreter,
               numpy, the runtime library, edgekit's own modules (tokenizers, the progress bar), the dataset
-              as the runner holds it, the bundle check (sha256 of every file), the tokenizer, the runtime
-              session (its kernels and the weights), the activations of one window of the bundle's longest
-              length; each step's growth of the resident set, and how far the peak rose above it while the
-              step ran (a transient: the model file parsed beside the weights built from it).
+              as the runner holds it while the model runs (inputs only), the bundle check (sha256 of every
+              file, the tokenizer built and probed), the runtime session (its kernels and the weights), the
+              activations of one window of the bundle's longest length; each step's growth of the resident
+              set, and how far the peak rose above it while the step ran (a transient: the model file parsed
+              beside the weights built from it).
   api         ``edgekit.load(BUNDLE)`` and one question answered: an app's footprint, without a dataset.
 
 The model file's weights inline (the bundle format) against the same graph with its weights in an external
@@ -91,14 +92,13 @@ def breakdown_worker(bundle: Path, dataset: Path, threads: int) -> list[dict[str
     import tqdm  # noqa: F401  (the runner's progress bar)
 
     step("edgekit, tokenizers, progress bar")
+    device.keep_large_allocations_mapped()  # as `edgekit run` does before it loads anything
     manifest = load_bundle(bundle, verify=False).manifest
     task = get_task(manifest.task)
-    examples = list(task.load_examples(dataset, None, manifest))
-    step(f"dataset ({len(examples)} examples)")
+    examples = list(task.load_examples(dataset, None, manifest, gold=False))
+    step(f"dataset ({len(examples)} examples, inputs only)")
     loaded = load_bundle(bundle)
-    step("bundle check (sha256 of every file)")
-    loaded.tokenizer()
-    step("tokenizer")
+    step("bundle check (sha256 of every file; the tokenizer built and probed)")
     backend = OnnxBackend(loaded, RuntimeOptions(threads=threads))
     step("runtime session (kernels, weights)")
     check_model(loaded, backend)

@@ -88,6 +88,8 @@ class Bundle:
 
     path: Path
     manifest: Manifest
+    # the tokenizer verify built, handed to the model: a second one would hold its vocabulary twice over
+    _tokenizer: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def model_path(self) -> Path:
@@ -107,7 +109,12 @@ class Bundle:
 
     def tokenizer(self) -> Any:
         """The task's tokenizer over the bundle's tokenizer.json (question/context windows for QA, word windows
-        for token classification)."""
+        for token classification), built once per bundle."""
+        if self._tokenizer is None:
+            object.__setattr__(self, "_tokenizer", self._load_tokenizer())
+        return self._tokenizer
+
+    def _load_tokenizer(self) -> Any:
         m = self.manifest
         if m.task == TASK:
             return QATokenizer.from_file(self.tokenizer_path, m.max_seq_len, m.doc_stride)

@@ -13,10 +13,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
-
-import psutil
 
 RUNTIME_PACKAGES = ("numpy", "onnxruntime", "tokenizers", "ai-edge-litert", "tflite-runtime", "psutil")
 
@@ -74,6 +71,10 @@ def bf16_features(cpuinfo: str | None = None) -> list[str]:
 
 
 def runtime_versions() -> dict[str, str]:
+    # imported when a run's metrics are written, not with the runner: importlib.metadata brings email, zipfile
+    # and csv, which a run would otherwise hold beside its model (docs/runner.md, "Memory")
+    from importlib import metadata
+
     versions = {"python": platform.python_version()}
     for name in RUNTIME_PACKAGES:
         try:
@@ -106,6 +107,8 @@ def pi_facts() -> dict[str, object]:
 
 def describe() -> dict[str, object]:
     """The device record stored in metrics.json."""
+    import psutil  # with its subprocess module: imported when the record is made, as importlib.metadata is
+
     return {
         "cpu": cpu_model(),
         **cpu_features(),
@@ -135,6 +138,8 @@ def peak_rss_mb() -> float:
     for line in status.splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024.0
+    import psutil
+
     rss = psutil.Process().memory_info().rss
     try:
         import resource
@@ -144,6 +149,31 @@ def peak_rss_mb() -> float:
     except (ImportError, AttributeError):
         pass
     return rss / 2**20
+
+
+# glibc's mallopt parameter for the size from which an allocation gets its own mapping
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's initial value
+
+
+def keep_large_allocations_mapped() -> bool:
+    """Give every allocation of 128 KiB or more its own mapping, returned to the system when freed, for the rest
+    of this process (glibc ``mallopt``); False where the C library has no such setting.
+
+    glibc starts so, then raises the threshold to the size of each mapped block freed: after a model has loaded
+    (its file parsed, its weights built), buffers of a few MB come from the heap, where freed ones stay resident
+    and fragment it; fixed, they go back when freed. With ONNX Runtime's arena on (the default) that costs no
+    speed; with it off (``--low-memory``) every call maps its buffers anew (docs/runner.md, "Memory", has both).
+    It is a process-wide choice, made by the ``edgekit run`` command, never by the library inside a user's
+    application.
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
 def release_free_heap() -> bool:

@@ -55,8 +55,8 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
 @dataclass
 class TruncatingTokenizer:
     """A ``tokenizers.Tokenizer`` that cuts what it encodes to ``max_seq_len`` tokens (special tokens included):
-    the common part of a classifier's and a tagger's tokenizer. Truncation is set on this object's own copy, once:
-    no other caller shares it."""
+    the common part of a classifier's and a tagger's tokenizer. Truncation is set on this object's own copy, once,
+    to the bundle's length: every caller of ``Bundle.tokenizer`` shares it and asks for that length."""
 
     tokenizer: Tokenizer
     max_seq_len: int

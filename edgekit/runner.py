@@ -152,9 +152,8 @@ def _run(
 ) -> dict[str, Any]:
     manifest = load_bundle(bundle_path, verify=False).manifest  # which task; the model loads verified below
     task = get_task(manifest.task, Path(bundle_path) / "manifest.json")
-    examples = list(task.load_examples(dataset_path, config.split, manifest))
-    if config.limit is not None:
-        examples = examples[: config.limit]
+    # without their gold answers while the model runs: scoring reads the file again once the model is gone
+    examples = _limited(task.load_examples(dataset_path, config.split, manifest, gold=False), config.limit)
 
     runtime, choice = config.runtime, None
     if runtime.backend == "auto":
@@ -170,7 +169,8 @@ def _run(
     model = task.load_model(bundle_path, runtime, config.n_best)
     device.release_free_heap()  # the model file's parse buffers: freed, but kept by the C heap until trimmed
     load_ms = (time.perf_counter() - t_cold) * 1000.0
-    _check_resume(out, _run_identity(model.bundle, task, sha256_file(dataset_path), config, model.backend.name))
+    dataset_sha = sha256_file(dataset_path)
+    _check_resume(out, _run_identity(model.bundle, task, dataset_sha, config, model.backend.name))
 
     log_path = out / "predictions.jsonl"
     fields = {**predlog.COMMON_FIELDS, **task.record_fields}
@@ -191,6 +191,14 @@ def _run(
         _predict(model, task, first, dataset_path)
 
     _predict_all(model, task, todo, log_path, dataset_path, config.progress)
+    bundle, backend = model.bundle, model.backend.name
+    del model, todo, first  # the runtime's session and buffers go before the log and the gold answers are read
+    device.release_free_heap()
+    if sha256_file(dataset_path) != dataset_sha:
+        raise InputError(
+            dataset_path, "file", "the file this run answered, unchanged until it is scored (it changed during the run)"
+        )
+    examples = _limited(task.load_examples(dataset_path, config.split, bundle.manifest), config.limit)
 
     # only what the metrics take from each record is kept: the log of a whole dataset, parsed at once, would sit
     # on top of the model and the dataset (docs/runner.md, "Memory")
@@ -204,12 +212,16 @@ def _run(
             peak = max(peak, r["peak_rss_mb"])
     predictions = {ex.id: answered[ex.id] for ex in examples if ex.id in answered}
     write_json(out / "predictions.json", predictions)
-    metrics = _metrics(model, task, examples, timings, peak, predictions, dataset_path, config, argv)
+    metrics = _metrics(bundle, backend, task, examples, timings, peak, predictions, dataset_path, config, argv)
     metrics.update(cold_start_ms=cold_start_ms, load_ms=load_ms, resumed_from=resumed_from)
     if choice is not None:
         metrics["backend_choice"] = choice
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _limited(examples: Sequence[Any], limit: int | None) -> list[Any]:
+    return list(examples if limit is None else examples[:limit])
 
 
 def _predict(model: TaskModel, task: Task, ex: Any, dataset_path: Path) -> dict[str, Any]:
@@ -253,7 +265,8 @@ def _predict_all(
 
 
 def _metrics(
-    model: TaskModel,
+    bundle: Bundle,
+    backend: str,
     task: Task,
     examples: list[Any],
     timings: dict[str, tuple[float, float]],
@@ -268,7 +281,7 @@ def _metrics(
     stats = summarize(latencies)
     peak = max(device.peak_rss_mb(), peak_rss_mb)
     return {
-        **task.score(examples, predictions, model.bundle.manifest),
+        **task.score(examples, predictions, bundle.manifest),
         "latency_ms": stats.as_dict(),
         "model_latency_ms": summarize(model_ms).as_dict(),
         "throughput_qps": 1000.0 * stats.n / sum(latencies),
@@ -277,9 +290,9 @@ def _metrics(
         "threads": config.runtime.threads,
         "low_memory": config.runtime.low_memory,
         "spin": config.runtime.spin,
-        "backend": model.backend.name,
+        "backend": backend,
         "n_best": config.n_best,
-        "bundle": model.bundle.summary(),
+        "bundle": bundle.summary(),
         "dataset": {
             "path": str(dataset_path),
             "limit": config.limit,

@@ -132,9 +132,12 @@ def parse_squad(obj: Any, path: str | Path = "<memory>", require_answers: bool =
     return _examples(members(), path, require_answers)
 
 
-def _examples(members: Iterable[tuple[str, int | None, Any]], path: Path, require_answers: bool) -> list[Example]:
+def _examples(
+    members: Iterable[tuple[str, int | None, Any]], path: Path, require_answers: bool, keep_answers: bool = True
+) -> list[Example]:
     """The examples of a SQuAD object given member by member, ``data`` article by article
-    (:func:`edgekit.jsonfile.iter_members`'s form)."""
+    (:func:`edgekit.jsonfile.iter_members`'s form); without their gold answers, once checked, unless
+    ``keep_answers``."""
     examples: list[Example] = []
     seen: dict[str, str] = {}
     data = False
@@ -144,7 +147,7 @@ def _examples(members: Iterable[tuple[str, int | None, Any]], path: Path, requir
         elif name == "data":
             data = True
             if a_i is not None:
-                examples += _parse_article(value, a_i, path, seen, require_answers)
+                examples += _parse_article(value, a_i, path, seen, require_answers, keep_answers)
             elif not isinstance(value, list):
                 raise InputError(path, "top level: field 'data'", f"a list, got {type(value).__name__}")
     if not data:
@@ -154,7 +157,9 @@ def _examples(members: Iterable[tuple[str, int | None, Any]], path: Path, requir
     return examples
 
 
-def _parse_article(article: Any, a_i: int, path: Path, seen: dict[str, str], require_answers: bool) -> list[Example]:
+def _parse_article(
+    article: Any, a_i: int, path: Path, seen: dict[str, str], require_answers: bool, keep_answers: bool = True
+) -> list[Example]:
     """The examples of ``data[a_i]``; ``seen``: the ids so far and where they were (each id once per file)."""
     examples: list[Example] = []
     where_a = f"data[{a_i}]"
@@ -186,7 +191,7 @@ def _parse_article(article: Any, a_i: int, path: Path, seen: dict[str, str], req
             if not question.strip():
                 raise InputError(path, f"{where_q}: field 'question'", "non-empty text")
             answers = _parse_answers(qa, context, path, where_q, require_answers)
-            examples.append(Example(qid, title, context, question, answers))
+            examples.append(Example(qid, title, context, question, answers if keep_answers else ()))
     return examples
 
 
@@ -218,11 +223,12 @@ def _parse_answers(qa: dict, context: str, path: Path, where: str, require_answe
     return tuple(answers)
 
 
-def load_squad(path: str | Path, require_answers: bool = True) -> list[Example]:
-    """Read and validate a SQuAD v1.1 JSON file (``packaged:dev``, ``packaged:train``: the shipped excerpts)."""
+def load_squad(path: str | Path, require_answers: bool = True, keep_answers: bool = True) -> list[Example]:
+    """Read and validate a SQuAD v1.1 JSON file (``packaged:dev``, ``packaged:train``: the shipped excerpts);
+    ``keep_answers`` False: every answer checked, none kept (``answers`` empty), for a caller that only asks."""
     path = resolve_data_path(str(path), Path(path))
     # article by article: the file is never one parsed tree (docs/runner.md, "Memory")
-    return _examples(iter_members(path, "SQuAD JSON", stream="data"), path, require_answers)
+    return _examples(iter_members(path, "SQuAD JSON", stream="data"), path, require_answers, keep_answers)
 
 
 def squad_json(examples: Iterable[Example]) -> dict[str, Any]:

@@ -138,3 +138,14 @@ def test_a_long_question_after_others_is_refused_not_crashed(minilm_bundle) -> N
     assert tok.windows("Where is Paris?", "Paris is in France.")
     with pytest.raises(InputError, match="a question that leaves room for the context"):
         tok.windows("why " * 2 * minilm_bundle.manifest.max_seq_len, "Paris is in France.")
+
+
+def test_the_tokenizer_verify_built_is_the_one_the_model_gets(minilm_bundle) -> None:
+    """One tokenizer per loaded bundle: a second would hold the vocabulary twice over in a device's memory."""
+    from edgekit.backends import RuntimeOptions
+    from edgekit.tasks.qa import QAModel
+
+    loaded = load_bundle(minilm_bundle.path)
+    assert loaded.tokenizer() is loaded.tokenizer()
+    model = QAModel.load(minilm_bundle.path, RuntimeOptions(threads=1))
+    assert model.tokenizer is model.bundle.tokenizer()

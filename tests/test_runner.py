@@ -238,3 +238,23 @@ def test_no_spin_turns_onnx_runtimes_spinning_off_and_is_part_of_a_runs_identity
     capsys.readouterr()
     assert main([*argv, "--no-progress"]) == 2  # resuming with spinning on would mix two measurements
     assert "fields ['spin']" in capsys.readouterr().err  # named, though the default leaves it out of run.json
+
+
+def test_a_dataset_changed_during_the_run_is_not_scored(minilm_bundle, dev_path, tmp_path, monkeypatch) -> None:
+    """The gold answers are read again to score, once the model is gone: from the file the run answered only."""
+    import edgekit.runner as runner
+
+    data = tmp_path / "dev.json"
+    data.write_bytes(dev_path.read_bytes())
+    answer_all = runner._predict_all
+
+    def answer_then_edit(*args, **kwargs) -> None:
+        answer_all(*args, **kwargs)
+        data.write_bytes(data.read_bytes().replace(b'"Denver Broncos"', b'"Carolina Panthers"', 1))
+
+    monkeypatch.setattr(runner, "_predict_all", answer_then_edit)
+    out = tmp_path / "run"
+    with pytest.raises(InputError, match="changed during the run") as err:
+        run(minilm_bundle.path, data, out, RunConfig(limit=3, progress=False))
+    assert str(data) in str(err.value)
+    assert len(predlog.read_log(out / "predictions.jsonl")) == 3 and not (out / "metrics.json").exists()

@@ -102,3 +102,15 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_whitespace_gold_answer_is_valid() -> None:
     obj = _mutate(f"{Q}/answers", [{"text": " ", "answer_start": 5}])
     assert parse_squad(obj)[0].answers[0].text == " "
+
+
+def test_answers_checked_when_not_kept(tmp_path: Path) -> None:
+    """The runner holds a dataset without its gold answers while the model runs: they are still checked."""
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps(VALID))
+    full, inputs = load_squad(path), load_squad(path, keep_answers=False)
+    assert [(e.id, e.context, e.question) for e in inputs] == [(e.id, e.context, e.question) for e in full]
+    assert all(e.answers == () for e in inputs) and all(e.answers for e in full)
+    path.write_text(json.dumps(_mutate("data/0/paragraphs/0/qas/0/answers/0/answer_start", 3)))
+    with pytest.raises(InputError, match="answer_start"):
+        load_squad(path, keep_answers=False)

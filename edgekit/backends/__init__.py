@@ -22,8 +22,8 @@ class RuntimeOptions:
     """Settings every backend understands.
 
     ``threads`` is the intra-op thread count (None: the runtime's default, usually
-    all cores); ``low_memory`` trades a little speed for a smaller footprint
-    (ONNX Runtime: CPU memory arena off). ``spin`` False makes ONNX Runtime's worker
+    all cores); ``low_memory`` trades speed for a smaller footprint
+    (ONNX Runtime: CPU memory arena off; what it saves depends on the C library's allocator, docs/runner.md). ``spin`` False makes ONNX Runtime's worker
     threads sleep between calls instead of spinning: slower on an idle machine, but on
     cores shared with other work the spinning threads compete with it (docs/runner.md, "Runtime settings").
     """

@@ -63,8 +63,11 @@ class Task(Protocol):
         """The shapes of the model's outputs for one window of ``seq_len`` tokens (``check_model``)."""
         ...
 
-    def load_examples(self, path: Path, split: str | None, m: Manifest) -> Sequence[Any]:
-        """The dataset's examples (each with an ``id``), checked against the bundle (e.g. its labels)."""
+    def load_examples(self, path: Path, split: str | None, m: Manifest, gold: bool = True) -> Sequence[Any]:
+        """The dataset's examples (each with an ``id``), checked against the bundle (e.g. its labels). With
+        ``gold`` False a task may leave out what only scoring needs, once checked (SQuAD's gold answers, a third
+        of a dev set's memory): the runner holds the inputs while the model runs and reads the gold again to
+        score."""
         ...
 
     def load_model(self, bundle_path: str | Path, options: RuntimeOptions, n_best: int) -> TaskModel: ...

@@ -279,7 +279,8 @@ class ClassificationTask:
     def probe_outputs(self, m: Manifest, seq_len: int) -> list[tuple[int, ...]]:
         return [(1, len(m.labels))]
 
-    def load_examples(self, path: Path, split: str | None, m: Manifest) -> list[TextExample]:
+    def load_examples(self, path: Path, split: str | None, m: Manifest, gold: bool = True) -> list[TextExample]:
+        # gold kept either way: one label per example
         examples = load_texts(path, split)
         check_labels(examples, m.labels, path)
         return examples

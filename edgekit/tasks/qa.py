@@ -128,14 +128,14 @@ class QATask:
     def probe_outputs(self, m: Manifest, seq_len: int) -> list[tuple[int, ...]]:
         return [(1, seq_len), (1, seq_len)]
 
-    def load_examples(self, path: Path, split: str | None, m: Manifest) -> list[Example]:
+    def load_examples(self, path: Path, split: str | None, m: Manifest, gold: bool = True) -> list[Example]:
         if split:
             raise InputError(path, f"split {split!r}", "no split for a SQuAD file (one file is one split)")
         if path.suffix.lower() in (".parquet", ".csv", ".tsv", ".jsonl"):
             raise InputError(
                 path, "file name", "a SQuAD v1.1 JSON file (other formats: edgekit export dataset on a workstation)"
             )
-        return load_squad(path)
+        return load_squad(path, keep_answers=gold)
 
     def load_model(self, bundle_path: str | Path, options: RuntimeOptions, n_best: int) -> QAModel:
         return QAModel.load(bundle_path, options, n_best)

@@ -192,7 +192,8 @@ class TokenTask:
     def probe_outputs(self, m: Manifest, seq_len: int) -> list[tuple[int, ...]]:
         return [(1, seq_len, len(m.labels))]
 
-    def load_examples(self, path: Path, split: str | None, m: Manifest) -> list[Sentence]:
+    def load_examples(self, path: Path, split: str | None, m: Manifest, gold: bool = True) -> list[Sentence]:
+        # gold kept either way: a tag per word, as small as the words
         if split:
             raise InputError(path, f"split {split!r}", "no split for a CoNLL file (one file is one split)")
         return load_sentences(path, m.labels)
