@@ -132,7 +132,10 @@ class QATokenizer:
         # than the stride; overlap by half the room instead of failing.
         stride = min(self.doc_stride, room // 2)
         self.tokenizer.enable_truncation(self.max_seq_len, stride=stride, strategy="only_second")
-        enc = self.tokenizer.encode(question, context)
+        try:
+            enc = self.tokenizer.encode(question, context)
+        finally:  # a bundle hands this tokenizer to every caller (Bundle.tokenizer): others encode whole texts
+            self.tokenizer.no_truncation()
         return [_window(e) for e in [enc, *enc.overflowing]]
 
 

@@ -149,3 +149,9 @@ def test_the_tokenizer_verify_built_is_the_one_the_model_gets(minilm_bundle) -> 
     assert loaded.tokenizer() is loaded.tokenizer()
     model = QAModel.load(minilm_bundle.path, RuntimeOptions(threads=1))
     assert model.tokenizer is model.bundle.tokenizer()
+    model.answer("Where is Paris?", "Paris is in France. " * 100)  # windows: truncation set for the pair
+    long = " ".join(["word"] * 2 * minilm_bundle.manifest.max_seq_len)
+    assert (
+        len(model.bundle.tokenizer().tokenizer.encode(long, add_special_tokens=False).ids)
+        == 2 * minilm_bundle.manifest.max_seq_len
+    )
