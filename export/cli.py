@@ -797,16 +797,22 @@ def add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from edgekit.export.fit import Budget, Device, FitSettings, fit, parse_duration
+    from edgekit.bundle import load_bundle
+    from edgekit.export.fit import Budget, Device, FitSettings, VocabSource, fit, parse_duration
 
     if args.device != "local":
         from edgekit.device_runners.deploy import parse_target
 
         parse_target(args.device)  # a bad target is refused before any bundle is built
+    vocab = None
+    if args.vocab_keep:
+        split = args.corpus_split if any(f.suffix.lower() == ".json" for f in args.corpus or []) else None
+        files, examples = _vocab_corpus(load_bundle(args.students[0]), args)
+        vocab = VocabSource(tuple(files), tuple(examples), args.english_words, split)
     settings = FitSettings(
         starts=tuple(str(s) for s in args.students),
         eval=str(args.eval),
-        budget=Budget(args.max_mb, args.max_p50_ms, args.min_score),
+        budget=Budget(args.max_mb, args.max_p50_ms, args.min_score, args.min_share),
         device=args.device,
         backends=tuple(args.backends) if args.backends else None,
         threads=tuple(args.threads) if args.threads else (None,),
@@ -814,12 +820,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
         seed=args.seed,
         split=args.split,
         exhaustive=args.exhaustive,
+        teacher=str(args.teacher) if args.teacher else None,
+        vocab_keep=tuple(args.vocab_keep),
     )
     device = Device(
         args.device, args.identity, tuple(args.ssh_option), args.user, args.remote_dir, args.remote_python, args.warmup
     )
     budget_s = parse_duration(args.time_budget) if args.time_budget else None
-    doc = fit(settings, args.out, device, budget_s, args.command_line)
+    doc = fit(settings, args.out, device, budget_s, args.command_line, vocab=vocab)
     cost = doc["cost"]
     said = doc["chosen"] or f"none meets every bound; nearest {doc['nearest']} ({', '.join(doc['missing'])})"
     print(
@@ -836,12 +844,14 @@ def add_fit(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "fit",
         help="the most accurate student form that fits a size and latency budget, measured on the device",
-        description="Search the post-training forms of the given student bundles (fp32, int8 7/8-bit, int4; "
-        "float activations of an int8 bundle), runtimes and thread counts for the most accurate one within "
-        "--max-mb and --max-p50-ms, measured by the runner on the device on growing samples of --eval; "
-        "candidates are dropped only when a paired bootstrap shows with 95%% confidence that they cannot win. "
-        "Writes fit.json (every candidate and measurement, the commands), fit.md, fit.png and report/; "
-        "run again with the same arguments to resume.",
+        description="Search the post-training forms of the given student bundles (of an fp32 one: int8 with 7/8-bit "
+        "weights, with 4-bit embeddings, int4, and with --vocab-keep its pruned vocabularies; of an int8 one: float "
+        "activations), runtimes and thread counts for the most accurate one within --max-mb, --max-p50-ms and the "
+        "score floors, measured by the runner on the device on growing samples of --eval (the --teacher too, on the "
+        "same examples); candidates are dropped only when a paired bootstrap shows with 95% confidence that they "
+        "cannot win. Writes fit.json (every candidate and measurement, the commands), fit.md, fit.png and report/; "
+        "run again into the same --out to resume, or with another budget, more students, runtimes or threads to "
+        "reuse what it measured on the same device.",
     )
     p.add_argument("students", nargs="+", type=Path, help="starting bundles (edgekit export onnx, models/...)")
     p.add_argument("--eval", type=Path, required=True, help="the task's evaluation set, as edgekit run reads it")
@@ -849,6 +859,23 @@ def add_fit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-mb", type=real(0.1, 1e6), required=True, help="bound on the model file size in MB")
     p.add_argument("--max-p50-ms", type=real(0.001, 3.6e6), default=None, help="bound on the median latency")
     p.add_argument("--min-score", type=real(0.0, 100.0), default=None, help="floor on the task's headline score")
+    p.add_argument(
+        "--teacher", type=Path, default=None, help="the teacher's bundle: measured on the same examples, the reference"
+    )
+    p.add_argument(
+        "--min-share",
+        type=real(0.0, 2.0),
+        default=None,
+        help="floor on the score as a share of the --teacher's on the same examples (0.9: 90%%)",
+    )
+    p.add_argument(
+        "--vocab-keep",
+        type=whole(1, 10_000_000),
+        nargs="+",
+        default=[],
+        help="vocabulary sizes to prune an fp32 student to, each then int8 with 8- and 4-bit embeddings",
+    )
+    _add_corpus_flags(p)
     p.add_argument("--device", default="local", help="local (this machine), ssh://[user@]host[:port] or adb[:SERIAL]")
     add_device_args(p)
     p.add_argument(

@@ -1,10 +1,11 @@
 """``edgekit fit``: the most accurate student that fits a size and latency budget, measured on the device.
 
 The space: every starting bundle the user has, each in the post-training forms edgekit makes from it
-(an fp32 ONNX bundle: as it is, dynamic int8 with 7- and 8-bit weights, 4-bit weights; a dynamic int8
-bundle: as it is, with float activations into every MatMul, and into the feed-forward ones; anything else as it
-is), times the
-runtimes that run its format and the thread counts asked for.
+(an fp32 ONNX bundle: as it is, dynamic int8 with 7- and 8-bit weights and with 4-bit embeddings, 4-bit weights,
+and with ``--vocab-keep`` its vocabulary pruned, then int8 with 8- and 4-bit embeddings; a dynamic int8 bundle: as
+it is, with float activations into every MatMul, and into the feed-forward ones; anything else as it is), times the
+runtimes that run its format and the thread counts asked for. A ``--teacher`` runs every rung beside them, as the
+reference its share (``--min-share``) is of.
 
 The search, cheapest evidence first:
 
@@ -16,17 +17,20 @@ The search, cheapest evidence first:
    latency. The runner resumes its own log, so a rung answers only the examples the last one did not.
 3. **Elimination with confidence** after each rung, by a paired bootstrap over the rung's examples (1,000
    resamples, 95% intervals): a candidate goes when its median latency is above the bound with confidence,
-   its score below ``--min-score`` with confidence, or another candidate that meets every bound with
-   confidence scores higher with confidence, or answers every example alike and is faster with confidence.
+   its score below the floor (``--min-score``; the share of the teacher's, resampled with it) with confidence, or
+   another candidate that meets every bound with confidence scores higher with confidence, or answers every
+   example alike and is faster with confidence.
    Candidates are never dropped by rank alone, so a close one is measured on more examples, not guessed.
 4. **The answer**, from the candidates measured on the whole set: the highest score that meets every bound
    (ties: the faster, then the smaller); if none does, the nearest and what it misses. The Pareto front over
    size, score and latency, the report of the fully measured candidates, and ``fit.json`` with every
    candidate, every measurement and the commands that rebuild and rerun the chosen bundle.
 
-Everything measured lives in ``--out`` (bundles, run directories): a fit run again with the same arguments
-reuses what is there and measures only the rest, whether it was interrupted or finished. ``--exhaustive``
-measures every candidate that fits the size on the whole set, the reference the search is tested against.
+Everything measured lives in ``--out`` (bundles, run directories): a fit run again into it reuses what is there
+and measures only the rest, whether it was interrupted or finished, and whether the budget, the runtimes, the
+threads or the students after the earlier ones changed; what the measurements depend on (``EVIDENCE``, the
+starts already there) must be the same. ``--exhaustive`` measures every candidate that fits the size on the whole
+set, the reference the search is tested against.
 """
 
 from __future__ import annotations
@@ -63,29 +67,64 @@ ONNX_BACKENDS = ("onnxruntime", "openvino")
 
 @dataclass(frozen=True)
 class Budget:
-    """The bounds a chosen bundle must meet: model file size, median latency on the device, score."""
+    """The bounds a chosen bundle must meet: model file size, median latency on the device, score, and the share
+    of the teacher's score (the teacher measured by the same runner on the same examples)."""
 
     max_mb: float
     max_p50_ms: float | None = None
     min_score: float | None = None
+    min_share: float | None = None
+
+    def floor(self, teacher: float | np.ndarray | None) -> float | np.ndarray | None:
+        """The lowest score that meets the bounds, given the teacher's score (or its bootstrap resamples)."""
+        floors = [] if self.min_score is None else [self.min_score]
+        if self.min_share is not None and teacher is not None:
+            floors.append(self.min_share * teacher)
+        return None if not floors else floors[0] if len(floors) == 1 else np.maximum(*floors)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step from a bundle to the next (quantize, prune), and the ``edgekit export`` command that does it."""
+
+    name: str
+    build: Callable[[Bundle, Path], Bundle]
+    command: Callable[[str, str], list[str]]
 
 
 @dataclass(frozen=True)
 class Form:
-    """A post-training form of a starting bundle: how edgekit makes it, and the command that does."""
+    """A post-training form of a starting bundle: the steps that make it from the start (none: the start as it
+    is). Its name is the steps' names joined, and each step's bundle is built once in the directory named by the
+    steps so far, so forms that begin alike (a pruned vocabulary, then int8 with 8- or 4-bit embeddings) share it."""
 
-    name: str
-    build: Callable[[Bundle, Path], Bundle] | None
-    command: Callable[[str, str], list[str]] | None
+    steps: tuple[Step, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return "-".join(s.name for s in self.steps) or "as-is"
 
 
-def _int8(reduce_range: bool) -> Callable[[Bundle, Path], Bundle]:
+@dataclass(frozen=True)
+class VocabSource:
+    """The text that ranks a vocabulary's pieces for the pruned forms (``edgekit export prune-vocab``'s flags)."""
+
+    files: tuple[Path, ...]
+    examples: tuple[Any, ...]
+    english_words: int
+    split: str | None = None
+
+
+def _int8(reduce_range: bool, embedding_bits: int = 8) -> Step:
     def build(src: Bundle, out: Path) -> Bundle:
         from edgekit.export.quantize import DynamicInt8, quantize_dynamic_bundle
 
-        return quantize_dynamic_bundle(src, out, out.name, DynamicInt8(reduce_range=reduce_range))
+        settings = DynamicInt8(reduce_range=reduce_range, embedding_bits=embedding_bits)
+        return quantize_dynamic_bundle(src, out, out.name, settings)
 
-    return build
+    flags = ([] if reduce_range else ["--full-range"]) + (["--embedding-bits", "4"] if embedding_bits == 4 else [])
+    name = "int8" + ("" if reduce_range else "-full-range") + ("-emb4" if embedding_bits == 4 else "")
+    return Step(name, build, lambda s, o: ["edgekit", "export", "int8", s, o, *flags])
 
 
 def _int4(src: Bundle, out: Path) -> Bundle:
@@ -94,47 +133,49 @@ def _int4(src: Bundle, out: Path) -> Bundle:
     return quantize_int4_bundle(src, out, out.name, Int4Weights())
 
 
-def _float_act(groups: list[str]) -> Callable[[Bundle, Path], Bundle]:
+def _float_act(name: str, groups: list[str]) -> Step:
     def build(src: Bundle, out: Path) -> Bundle:
         from edgekit.export.quantize import float_activations_bundle
 
         return float_activations_bundle(src, out, groups, out.name)
 
-    return build
+    flags = [a for g in groups for a in ("--group", g)]
+    return Step(name, build, lambda s, o: ["edgekit", "export", "float-activations", s, o, *flags])
+
+
+def _prune(keep: int, vocab: VocabSource) -> Step:
+    def build(src: Bundle, out: Path) -> Bundle:
+        from edgekit.export.vocab import prune_bundle
+
+        return prune_bundle(src, out, out.name, keep, list(vocab.examples), list(vocab.files), vocab.english_words)
+
+    flags = [a for f in vocab.files for a in ("--corpus", str(f))] + ["--english-words", str(vocab.english_words)]
+    flags += ["--corpus-split", vocab.split] if vocab.split else []
+    return Step(
+        f"vocab{keep}", build, lambda s, o: ["edgekit", "export", "prune-vocab", s, o, "--keep", str(keep), *flags]
+    )
 
 
 FFN = ["intermediate/dense", "output/dense"]  # the feed-forward products, where int8 activations cost most
+INT8, INT8_FULL, INT8_EMB4 = _int8(True), _int8(False), _int8(True, 4)
+AS_IS = Form()
+FLOAT_ACT = (Form((_float_act("float-act", ["all"]),)), Form((_float_act("float-act-ffn", FFN),)))
+INT4 = Form((Step("int4", _int4, lambda s, o: ["edgekit", "export", "int4", s, o]),))
 
 
-AS_IS = Form("as-is", None, None)
-FORMS = {
-    "int8": Form("int8", _int8(True), lambda s, o: ["edgekit", "export", "int8", s, o]),
-    "int8-full-range": Form(
-        "int8-full-range", _int8(False), lambda s, o: ["edgekit", "export", "int8", s, o, "--full-range"]
-    ),
-    "int4": Form("int4", _int4, lambda s, o: ["edgekit", "export", "int4", s, o]),
-    "float-act": Form(
-        "float-act",
-        _float_act(["all"]),
-        lambda s, o: ["edgekit", "export", "float-activations", s, o, "--group", "all"],
-    ),
-    "float-act-ffn": Form(
-        "float-act-ffn",
-        _float_act(FFN),
-        lambda s, o: ["edgekit", "export", "float-activations", s, o, *[a for g in FFN for a in ("--group", g)]],
-    ),
-}
-SAME_SIZE = ("as-is", "float-act", "float-act-ffn")  # forms whose model file is the start's size: pruned unbuilt
-
-
-def forms_of(bundle: Bundle) -> list[Form]:
-    """The forms edgekit makes from ``bundle`` (see the module docstring)."""
+def forms_of(bundle: Bundle, vocab_keep: Sequence[int] = (), vocab: VocabSource | None = None) -> list[Form]:
+    """The forms edgekit makes from ``bundle`` (see the module docstring); ``vocab_keep`` adds, to an fp32 start,
+    its vocabulary pruned to each size (ranked on ``vocab``), then int8 with 8- and 4-bit embeddings."""
     m = bundle.manifest
     method = m.source.get("quantization", {}).get("method")
     if m.model_format == "onnx" and m.precision == "fp32":
-        return [AS_IS, FORMS["int8"], FORMS["int8-full-range"], FORMS["int4"]]
+        forms = [AS_IS, Form((INT8,)), Form((INT8_FULL,)), Form((INT8_EMB4,)), INT4]
+        for keep in vocab_keep if vocab is not None else ():
+            if keep < m.vocab_size:
+                forms += [Form((_prune(keep, vocab), INT8)), Form((_prune(keep, vocab), INT8_EMB4))]
+        return forms
     if m.model_format == "onnx" and method == "onnxruntime dynamic":
-        return [AS_IS, FORMS["float-act"], FORMS["float-act-ffn"]]
+        return [AS_IS, *FLOAT_ACT]
     return [AS_IS]
 
 
@@ -172,6 +213,7 @@ class Entry:
     size_mb: float = 0.0
     status: str = "pending"
     measurements: list[Measurement] = field(default_factory=list)
+    make: list[list[str]] = field(default_factory=list)  # the export commands that build it from its start
 
     @property
     def last(self) -> Measurement:
@@ -256,17 +298,36 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
 # -- building and measuring ------------------------------------------------------------------------------
 
 
-def _build(path: Path, start: Bundle, form: Form) -> Bundle:
-    """The form of ``start`` in ``path``: made once and reused while it verifies (``fit.json`` records the starts'
-    model hashes, so a resumed fit has the same starts)."""
-    if form.build is None:
-        return start
-    if (path / "manifest.json").is_file():
-        try:
-            return load_bundle(path)
-        except EdgekitError:
-            pass  # rebuilt below, in place (an earlier bundle of the same kind)
-    return form.build(start, path)
+def _step_dirs(out: Path, base: str, form: Form) -> list[Path]:
+    """Where each of ``form``'s steps writes its bundle: ``bundles/<base>-<the steps' names so far>``."""
+    names = [s.name for s in form.steps]
+    return [out / "bundles" / "-".join([base, *names[: i + 1]]) for i in range(len(names))]
+
+
+def _build(dirs: list[Path], start: Bundle, form: Form) -> Bundle:
+    """The form of ``start``, each step made once into its directory and reused while it verifies (``fit.json``
+    records the starts' model hashes and the vocabulary's corpus, so a resumed fit builds from the same)."""
+    bundle = start
+    for step, path in zip(form.steps, dirs, strict=True):
+        if (path / "manifest.json").is_file():
+            try:
+                bundle = load_bundle(path)
+                continue
+            except EdgekitError:
+                pass  # rebuilt below, in place (an earlier bundle of the same kind)
+        bundle = step.build(bundle, path)
+    return bundle
+
+
+def _make_commands(start: str, form: Form, dirs: list[Path]) -> list[list[str]]:
+    """The ``edgekit export`` commands that make ``form`` from ``start`` into ``dirs``, in order."""
+    sources = [start, *map(str, dirs)]
+    return [step.command(src, str(dst)) for step, src, dst in zip(form.steps, sources, dirs, strict=False)]
+
+
+def _keeps_size(form: Form) -> bool:
+    """Whether ``form``'s model file is its start's size (as it is, or float activations): pruned unbuilt."""
+    return all(s.name.startswith("float-act") for s in form.steps)
 
 
 @dataclass(frozen=True)
@@ -353,21 +414,29 @@ class FitSettings:
     seed: int = 0
     split: str | None = None
     exhaustive: bool = False
+    teacher: str | None = None
+    vocab_keep: tuple[int, ...] = ()
+
+
+# what the measurements in an --out depend on: a fit into it must match these to reuse them (the students may
+# be added to, the runtimes, threads, rungs, vocabulary sizes and budget may change)
+EVIDENCE = ("eval", "seed", "split", "device", "machine", "corpus")
 
 
 def _rungs(wanted: Sequence[int], total: int, exhaustive: bool) -> list[int]:
     return [total] if exhaustive else sorted({min(n, total) for n in wanted} | {total})
 
 
-def _meets(e: Entry, budget: Budget) -> list[str]:
+def _meets(e: Entry, budget: Budget, teacher: Entry | None) -> list[str]:
     """What ``e``'s last measurement misses of the budget, in words (empty: it meets every bound)."""
     m, misses = e.last, []
     if e.size_mb > budget.max_mb:
         misses.append(f"size {e.size_mb:.1f} MB > {budget.max_mb:g} MB")
     if budget.max_p50_ms is not None and m.p50_ms > budget.max_p50_ms:
         misses.append(f"p50 {m.p50_ms:.1f} ms > {budget.max_p50_ms:g} ms")
-    if budget.min_score is not None and m.score < budget.min_score:
-        misses.append(f"score {m.score:.2f} < {budget.min_score:g}")
+    floor = budget.floor(teacher.last.score if teacher and teacher.measurements else None)
+    if floor is not None and m.score < floor:
+        misses.append(f"score {m.score:.2f} < {floor:.2f}")
     return misses
 
 
@@ -383,22 +452,32 @@ def _intervals(alive: list[Entry], data: dict[str, tuple[np.ndarray, np.ndarray]
 
 
 def _eliminate(
-    alive: list[Entry], data: dict[str, tuple[np.ndarray, np.ndarray]], boot: dict, n: int, budget: Budget
+    alive: list[Entry],
+    data: dict[str, tuple[np.ndarray, np.ndarray]],
+    boot: dict,
+    n: int,
+    budget: Budget,
+    floor: np.ndarray | float | None,
 ) -> None:
-    """Drop what the rung shows, with 95% confidence, cannot be the answer (see the module docstring)."""
+    """Drop what the rung shows, with 95% confidence, cannot be the answer (see the module docstring); ``floor``
+    is the lowest score that meets the bounds, per resample (the teacher's share is paired with the candidates)."""
+
+    def above_floor(cid: str) -> np.ndarray:
+        return boot[cid] - (0.0 if floor is None else floor)
+
     sure = [
         e
         for e in alive
         if (budget.max_p50_ms is None or e.last.p50_ci[1] <= budget.max_p50_ms)
-        and (budget.min_score is None or e.last.score_ci[0] >= budget.min_score)
+        and (floor is None or np.percentile(above_floor(e.candidate.id), 2.5) >= 0)
     ]
     for e in alive:
         cid = e.candidate.id
         if budget.max_p50_ms is not None and e.last.p50_ci[0] > budget.max_p50_ms:
             e.status = f"dropped after {n}: p50 above {budget.max_p50_ms:g} ms with 95% confidence"
             continue
-        if budget.min_score is not None and e.last.score_ci[1] < budget.min_score:
-            e.status = f"dropped after {n}: score below {budget.min_score:g} with 95% confidence"
+        if floor is not None and np.percentile(above_floor(cid), 97.5) < 0:
+            e.status = f"dropped after {n}: score below the floor ({_floor_words(budget)}) with 95% confidence"
             continue
         for a in sure:
             aid = a.candidate.id
@@ -413,6 +492,11 @@ def _eliminate(
                 break
 
 
+def _floor_words(budget: Budget) -> str:
+    said = [f"{budget.min_score:g}"] if budget.min_score is not None else []
+    return " and ".join(said + ([f"{budget.min_share:g} of the teacher's"] if budget.min_share is not None else []))
+
+
 def fit(
     settings: FitSettings,
     out: Path,
@@ -420,22 +504,31 @@ def fit(
     time_budget_s: float | None = None,
     argv: Sequence[str] | None = None,
     say: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+    vocab: VocabSource | None = None,
 ) -> dict[str, Any]:
-    """Search the space and write ``fit.json``, ``fit.md``, ``fit.png`` and ``report/`` into ``out``."""
+    """Search the space and write ``fit.json``, ``fit.md``, ``fit.png`` and ``report/`` into ``out``; ``vocab``
+    ranks the pieces of the pruned forms (``settings.vocab_keep``)."""
     starts = [load_bundle(s) for s in settings.starts]
-    tasks = {b.manifest.task for b in starts}
+    teacher = load_bundle(settings.teacher) if settings.teacher else None
+    tasks = {b.manifest.task for b in [*starts, *([teacher] if teacher else [])]}
     if len(tasks) != 1:
-        raise InputError(None, "the students", f"bundles of one task, got {sorted(tasks)}")
+        raise InputError(None, "the students and the teacher", f"bundles of one task, got {sorted(tasks)}")
+    if settings.budget.min_share is not None and teacher is None:
+        raise InputError(None, "--min-share", "a --teacher bundle, measured alongside, whose score it is a share of")
+    if settings.vocab_keep and vocab is None:
+        raise InputError(None, "--vocab-keep", "the text that ranks the pieces (--corpus)")
     task = get_task(tasks.pop())
     eval_path = resolve_data_path(settings.eval, Path(settings.eval))  # packaged:dev too
     examples_all = task.load_examples(eval_path, settings.split, starts[0].manifest)
-    out = claim(out, FIT, [*settings.starts, eval_path])
+    out = claim(out, FIT, [*settings.starts, *([settings.teacher] if settings.teacher else []), eval_path])
     with locked(out):
-        return _fit(settings, out, device, task, starts, examples_all, time_budget_s, argv, say)
+        return _fit(settings, out, device, task, starts, teacher, examples_all, time_budget_s, argv, say, vocab)
 
 
-def _space(settings: FitSettings, starts: list[Bundle]) -> list[tuple[Candidate, Bundle, Form, str]]:
-    """Every candidate, with its starting bundle, its form and the name of the directory its bundle is built in."""
+def _space(
+    settings: FitSettings, starts: list[Bundle], vocab: VocabSource | None
+) -> list[tuple[Candidate, Bundle, Form, str]]:
+    """Every candidate, with its starting bundle, its form and the name its built bundles' directories begin with."""
     from edgekit.backends import BACKENDS
 
     space = []
@@ -444,13 +537,62 @@ def _space(settings: FitSettings, starts: list[Bundle]) -> list[tuple[Candidate,
         backends = [b for b, f in BACKENDS.items() if f == fmt and b != "openvino-bf16"]
         if settings.backends is not None:
             backends = [b for b in backends if b in settings.backends]
-        for form in forms_of(start):
+        for form in forms_of(start, settings.vocab_keep, vocab):
             for backend in backends:
                 for threads in settings.threads:
-                    key = f"s{i}-{start.manifest.name}-{form.name}"
-                    cid = f"{key}-{backend}-t{threads or 'auto'}"
+                    key = f"s{i}-{start.manifest.name}"
+                    cid = f"{key}-{form.name}-{backend}-t{threads or 'auto'}"
                     space.append((Candidate(cid, settings.starts[i], form.name, backend, threads), start, form, key))
     return space
+
+
+def _teacher_entry(settings: FitSettings, teacher: Bundle) -> Entry:
+    """The teacher as a reference, never a candidate: its format's first runtime (among ``--backends`` where
+    one is), the first thread count."""
+    from edgekit.backends import BACKENDS
+
+    own = [b for b, f in BACKENDS.items() if f == teacher.manifest.model_format and b != "openvino-bf16"]
+    backend = next((b for b in own if settings.backends is None or b in settings.backends), own[0])
+    sha = teacher.manifest.files[teacher.manifest.model_file].sha256
+    cid = f"teacher-{teacher.manifest.name}-{sha[:8]}"
+    c = Candidate(cid, str(settings.teacher), "as-is", backend, settings.threads[0])
+    return Entry(c, str(settings.teacher), round(teacher.model_size_mb, 3), "reference")
+
+
+def _evidence(settings: FitSettings, starts: list[Bundle], vocab: VocabSource | None) -> dict[str, Any]:
+    """``fit.json``'s settings: the fit's own, the starts' model hashes, the machine of a local device and the
+    vocabulary's corpus (by hash)."""
+    from edgekit.bundle import sha256_file
+    from edgekit.device import describe
+
+    # a device reached over ssh or adb is known by its address; this machine by its CPU, cores and runtimes
+    here = {k: v for k, v in describe().items() if k in ("cpu", "cpu_features", "cores_logical", "runtimes")}
+    return {
+        **{k: v for k, v in _jsonable(asdict(settings)).items() if k != "budget"},
+        "starts_sha256": [b.manifest.files[b.manifest.model_file].sha256 for b in starts],
+        "machine": here if settings.device == "local" else None,
+        "corpus": None
+        if vocab is None
+        else {
+            "files": [{"file": f.name, "sha256": sha256_file(f)} for f in vocab.files],
+            "split": vocab.split,
+            "english_words": vocab.english_words,
+        },
+    }
+
+
+def _differs(found: Any, now: dict[str, Any]) -> str | None:
+    """The first setting in which an earlier fit's measurements were made otherwise than this fit's would be
+    (None: they can be reused). The starting students may be added to, never changed or reordered."""
+    if not isinstance(found, dict):
+        return "settings"
+    for key in EVIDENCE:
+        if found.get(key) != now[key]:
+            return key
+    shas, earlier = now["starts_sha256"], found.get("starts_sha256")
+    if not isinstance(earlier, list) or shas[: len(earlier)] != earlier[: len(shas)]:
+        return "starts_sha256"
+    return None
 
 
 def _fit(
@@ -459,22 +601,27 @@ def _fit(
     device: Device,
     task: Task,
     starts: list[Bundle],
+    teacher_bundle: Bundle | None,
     examples_all: Sequence[Any],
     time_budget_s: float | None,
     argv: Sequence[str] | None,
     say: Callable[[str], None],
+    vocab: VocabSource | None,
 ) -> dict[str, Any]:
     t0 = time.time()
-    shas = [b.manifest.files[b.manifest.model_file].sha256 for b in starts]
-    # the budget is not among what must match: a fit with another budget into the same --out reuses every
-    # bundle and measurement there (the runner resumes its runs) and measures only what it needs besides
-    same = {k: v for k, v in _jsonable(asdict(settings)).items() if k != "budget"}
-    record = {"settings": {**same, "starts_sha256": shas}, "budget": asdict(settings.budget)}
+    record = {"settings": _evidence(settings, starts, vocab), "budget": asdict(settings.budget)}
     earlier = out / "fit.json"
     if earlier.is_file():
+        # a fit into the same --out reuses every bundle and measurement there (the runner resumes its runs) and
+        # measures only what it needs besides, when the evaluation order and the device are the same
         found = read_json(earlier, "fit record", READ_BACK_BYTES, read_back=True)
-        if not isinstance(found, dict) or found.get("settings") != record["settings"]:
-            raise InputError(earlier, "field 'settings'", "the same settings as the fit being resumed; use a new --out")
+        why = _differs(found.get("settings") if isinstance(found, dict) else None, record["settings"])
+        if why is not None:
+            raise InputError(
+                earlier,
+                f"field 'settings.{why}'",
+                "the same evaluation set, seed, device and starting students as the measurements there; use a new --out",
+            )
     else:  # first: the directory is this fit's from now on, and a killed fit resumes
         write_json(earlier, {**record, "status": "running", "candidates": []})
     order = order_file(out, task)
@@ -482,25 +629,28 @@ def _fit(
         _write_order(task, examples_all, order, settings.seed)
     examples = task.load_examples(order, None, starts[0].manifest)
     rungs = _rungs(settings.rungs, len(examples), settings.exhaustive)
+    budget = settings.budget
 
     entries: list[Entry] = []
-    for c, start, form, key in _space(settings, starts):
-        if form.name in SAME_SIZE and start.model_size_mb > settings.budget.max_mb:
-            entry = Entry(c, "", round(start.model_size_mb, 3), f"over {settings.budget.max_mb:g} MB (unbuilt)")
+    for c, start, form, key in _space(settings, starts, vocab):
+        dirs = _step_dirs(out, key, form)
+        make = _make_commands(c.start, form, dirs)
+        if _keeps_size(form) and start.model_size_mb > budget.max_mb:
+            entry = Entry(c, "", round(start.model_size_mb, 3), f"over {budget.max_mb:g} MB (unbuilt)", make=make)
         else:
-            bundle = _build(out / "bundles" / key, start, form)
-            entry = Entry(c, _shown(bundle.path, out), round(bundle.model_size_mb, 3))
-            entry.status = (
-                "running" if entry.size_mb <= settings.budget.max_mb else f"over {settings.budget.max_mb:g} MB"
-            )
+            bundle = _build(dirs, start, form)
+            entry = Entry(c, _shown(bundle.path, out), round(bundle.model_size_mb, 3), make=make)
+            entry.status = "running" if entry.size_mb <= budget.max_mb else f"over {budget.max_mb:g} MB"
         entries.append(entry)
+    teacher = _teacher_entry(settings, teacher_bundle) if teacher_bundle else None
     say(f"fit: {len(entries)} candidates, {sum(e.status == 'running' for e in entries)} within the size bound")
 
     stopped = None
     for n in rungs:
         alive = [e for e in entries if e.status == "running"]
+        measured = [teacher] if teacher and alive else []
         data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for e in alive:
+        for e in measured + alive:
             if time_budget_s is not None and time.time() - t0 > time_budget_s:
                 stopped = f"time budget of {time_budget_s:g} s spent before rung {n} was done"
                 break
@@ -508,17 +658,16 @@ def _fit(
             e.measurements.append(m)
             data[e.candidate.id] = (comp, lat)
             say(f"  {e.candidate.id}: {n} examples, {task.headline} {m.score:.2f}, p50 {m.p50_ms:.1f} ms")
-            _write(out, record, entries, None, argv, t0)
+            _write(out, record, entries, teacher, None, argv, t0)
         if stopped:
             break
-        boot = _intervals(alive, data, n, settings.seed)
+        boot = _intervals(measured + alive, data, n, settings.seed)
         if n < rungs[-1]:
-            _eliminate(alive, data, boot, n, settings.budget)
+            _eliminate(alive, data, boot, n, budget, budget.floor(boot[teacher.candidate.id] if measured else None))
         else:
             for e in alive:
                 e.status = "measured on all"
-    result = _write(out, record, entries, stopped, argv, t0, task, len(examples), settings.budget)
-    return result
+    return _write(out, record, entries, teacher, stopped, argv, t0, task, len(examples), budget)
 
 
 def _bundle_path(e: Entry, out: Path) -> Path:
@@ -547,6 +696,7 @@ def _write(
     out: Path,
     record: dict[str, Any],
     entries: list[Entry],
+    teacher: Entry | None,
     stopped: str | None,
     argv: Sequence[str] | None,
     t0: float,
@@ -557,9 +707,10 @@ def _write(
     """``fit.json`` as it stands (after each measurement, so an interrupted fit shows its progress); with
     ``task``, the answer, the Pareto front, fit.md, fit.png and the report."""
     doc: dict[str, Any] = {**record, "status": "running", "candidates": [_jsonable(asdict(e)) for e in entries]}
+    doc["teacher"] = _jsonable(asdict(teacher)) if teacher else None
     if task is not None and budget is not None:
         full = [e for e in entries if e.status == "measured on all"]
-        doc.update(_answer(full, budget, entries, total, out))
+        doc.update(_answer(full, budget, entries, teacher, total, out))
         if full:  # the device every measurement was made on, as its runner recorded it
             doc["device"] = read_metrics(out / full[0].last.run_dir / "metrics.json")["device"]
         doc["status"] = stopped or "finished"
@@ -567,13 +718,16 @@ def _write(
     doc["command"] = list(argv or [])
     write_json(out / "fit.json", doc)
     if task is not None:
-        _pages(out, doc, entries, task, budget)
+        _pages(out, doc, entries, teacher, task, budget)
     return doc
 
 
-def _answer(full: list[Entry], budget: Budget, entries: list[Entry], total: int, out: Path) -> dict[str, Any]:
+def _answer(
+    full: list[Entry], budget: Budget, entries: list[Entry], teacher: Entry | None, total: int, out: Path
+) -> dict[str, Any]:
     """The chosen candidate (or the nearest and what it misses), the Pareto front and what the search cost."""
-    meeting = [e for e in full if not _meets(e, budget)]
+    meeting = [e for e in full if not _meets(e, budget, teacher)]
+    floor = budget.floor(teacher.last.score if teacher and teacher.measurements else None)
     chosen = max(meeting, key=lambda e: (e.last.score, -e.last.p50_ms, -e.size_mb), default=None)
     answer: dict[str, Any] = {"chosen": None, "nearest": None, "missing": []}
     if chosen is not None:
@@ -584,11 +738,13 @@ def _answer(full: list[Entry], budget: Budget, entries: list[Entry], total: int,
         def shortfall(e: Entry) -> float:
             m = e.last
             lat = max(0.0, m.p50_ms / budget.max_p50_ms - 1) if budget.max_p50_ms else 0.0
-            score = max(0.0, 1 - m.score / budget.min_score) if budget.min_score else 0.0
+            score = max(0.0, 1 - m.score / floor) if floor else 0.0
             return max(0.0, e.size_mb / budget.max_mb - 1) + lat + score
 
         nearest = min(full, key=shortfall)
-        answer.update(nearest=nearest.candidate.id, missing=_meets(nearest, budget), commands=_commands(nearest, out))
+        answer.update(
+            nearest=nearest.candidate.id, missing=_meets(nearest, budget, teacher), commands=_commands(nearest, out)
+        )
     front = [
         e.candidate.id
         for e in full
@@ -620,18 +776,24 @@ def _answer(full: list[Entry], budget: Budget, entries: list[Entry], total: int,
 def _commands(e: Entry, out: Path) -> list[list[str]]:
     """The commands that rebuild ``e``'s bundle from its start and measure it as the fit did (paths as the fit
     was given them)."""
-    form = FORMS.get(e.candidate.form)
     bundle = str(_bundle_path(e, out))
-    cmds = [form.command(e.candidate.start, bundle)] if form and form.command else []
     run = ["edgekit", "run", bundle, "--dataset", "EVAL", "--out", "OUT", "--backend", e.candidate.backend]
-    return [*cmds, run + (["--threads", str(e.candidate.threads)] if e.candidate.threads else [])]
+    return [*e.make, run + (["--threads", str(e.candidate.threads)] if e.candidate.threads else [])]
 
 
-def _pages(out: Path, doc: dict[str, Any], entries: list[Entry], task: Task, budget: Budget | None) -> None:
-    """fit.md (every candidate), fit.png (score against size and latency, the bounds drawn, the choice marked)
-    and the existing report over the fully measured candidates."""
+def _share(e: Entry, teacher: Entry | None) -> str:
+    """``e``'s last score as a share of the teacher's on the same examples ('' without a teacher measured so)."""
+    same = [m for m in (teacher.measurements if teacher else []) if e.measurements and m.n == e.last.n]
+    return f"{e.last.score / same[0].score:.1%}" if same and same[0].score else ""
+
+
+def _pages(
+    out: Path, doc: dict[str, Any], entries: list[Entry], teacher: Entry | None, task: Task, budget: Budget | None
+) -> None:
+    """fit.md (the teacher and every candidate), fit.png (score against size and latency, the bounds drawn, the
+    choice marked) and the existing report over the fully measured candidates, against the teacher where measured."""
     rows = []
-    for e in entries:
+    for e in [*([teacher] if teacher else []), *entries]:
         m = e.measurements[-1] if e.measurements else None
         mark = " (chosen)" if e.candidate.id == doc.get("chosen") else ""
         rows.append(
@@ -639,6 +801,7 @@ def _pages(out: Path, doc: dict[str, Any], entries: list[Entry], task: Task, bud
                 e.candidate.id + mark,
                 f"{e.size_mb:.1f}",
                 f"{m.score:.2f}" + (f" [{m.score_ci[0]:.1f}, {m.score_ci[1]:.1f}]" if m.score_ci else "") if m else "",
+                *([_share(e, teacher)] if teacher else []),
                 f"{m.p50_ms:.1f}" if m else "",
                 str(m.n) if m else "0",
                 e.status,
@@ -656,17 +819,24 @@ def _pages(out: Path, doc: dict[str, Any], entries: list[Entry], task: Task, bud
         f"{cost.get('examples_if_all_measured_on_all', 0):,} for measuring every one on all.",
         "",
     ]
-    table = md_table(["candidate", "MB", f"{task.headline} [95% CI]", "p50 ms", "examples", "status"], rows)
+    columns = ["candidate", "MB", f"{task.headline} [95% CI]", *(["of teacher"] if teacher else [])]
+    table = md_table([*columns, "p50 ms", "examples", "status"], rows)
     write_text(out / "fit.md", "\n".join([*head, *table]) + "\n")
     full = [e for e in entries if e.status == "measured on all"]
     if full and budget is not None:
-        _plot(out / "fit.png", full, doc.get("chosen"), budget, task.headline)
+        reference = teacher if teacher and teacher.measurements and teacher.last.n == full[0].last.n else None
+        floor = budget.floor(reference.last.score if reference else None)
+        _plot(out / "fit.png", full, doc.get("chosen"), budget, task.headline, floor)
         from edgekit.export.report import write_report
 
-        write_report([out / e.last.run_dir for e in full], out / "report")
+        runs = [out / e.last.run_dir for e in [*([reference] if reference else []), *full]]
+        baseline = load_bundle(reference.bundle).manifest.name if reference else None
+        write_report(runs, out / "report", baseline)
 
 
-def _plot(path: Path, full: list[Entry], chosen: str | None, budget: Budget, headline: str) -> None:
+def _plot(
+    path: Path, full: list[Entry], chosen: str | None, budget: Budget, headline: str, floor: float | None
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -682,6 +852,9 @@ def _plot(path: Path, full: list[Entry], chosen: str | None, budget: Budget, hea
             ax.scatter(x(e), e.last.score, s=60 if pick else 20, c="tab:red" if pick else "tab:blue", zorder=3)
         if bound is not None:
             ax.axvline(bound, color="grey", linestyle="--", label=f"bound {bound:g}")
+        if floor is not None:
+            ax.axhline(floor, color="grey", linestyle=":", label=f"floor {floor:.2f}")
+        if bound is not None or floor is not None:
             ax.legend(loc="lower right")
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)

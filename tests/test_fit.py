@@ -2,12 +2,14 @@
 fewer fully; a killed fit resumes to the same answer; a device over loopback ssh runs the candidates.
 
 The space: the shipped QA student (int8, and its two float-activations forms) and a tiny random model in all its
-forms (fp32, int8 7- and 8-bit, int4), on ONNX Runtime with one thread, over the packaged dev excerpt."""
+forms (fp32, int8 7- and 8-bit, int8 with 4-bit embeddings, int4), on ONNX Runtime with one thread, over the packaged
+dev excerpt."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,7 +67,7 @@ def test_the_search_picks_what_measuring_every_candidate_picks(searched, tiny_bu
     assert searched["chosen"] and searched["chosen"] == brute["chosen"]
     assert searched["chosen"].startswith("s0-")  # the trained student, not the random one
     cost, brute_cost = searched["cost"], brute["cost"]
-    assert brute_cost["measured_on_all"] == brute_cost["within_size"] == 7
+    assert brute_cost["measured_on_all"] == brute_cost["within_size"] == 8
     # the random model's forms score far below the student on the first 30 questions: never measured on all
     assert cost["measured_on_all"] < cost["within_size"] and cost["examples_answered"] < brute_cost["examples_answered"]
     dropped = [c for c in searched["candidates"] if c["status"].startswith("dropped after 30")]
@@ -114,7 +116,89 @@ def test_a_fit_with_another_budget_reuses_every_measurement(searched, search_out
     assert read_json(search_out / "fit.json")["chosen"] == searched["chosen"]
     before = (search_out / "fit.json").read_bytes()
     assert main([*_argv(tiny_bundle, search_out), "--seed", "1"]) == 2
-    assert "the same settings" in capsys.readouterr().err and (search_out / "fit.json").read_bytes() == before
+    assert "settings.seed" in capsys.readouterr().err and (search_out / "fit.json").read_bytes() == before
+
+
+def test_students_in_another_order_are_refused(search_out, tiny_bundle, capsys) -> None:
+    """Candidates are named by the students' places: an --out whose students moved would answer for others."""
+    before = (search_out / "fit.json").read_bytes()
+    argv = _argv(tiny_bundle, search_out)
+    argv[1], argv[2] = argv[2], argv[1]
+    assert main(argv) == 2
+    assert "settings.starts_sha256" in capsys.readouterr().err and (search_out / "fit.json").read_bytes() == before
+
+
+def test_a_teacher_added_later_is_measured_alone_and_sets_the_floor(
+    searched, search_out, tiny_bundle, tmp_path
+) -> None:
+    """The same --out with a --teacher and --min-share: the candidates' logs are reused untouched, the teacher
+    answers the same examples, and the answer must keep the share of the teacher's score on all of them."""
+    out = tmp_path / "with-teacher"
+    shutil.copytree(search_out, out)
+    logs = {p.relative_to(out): p.read_bytes() for p in out.glob("runs/*/predictions.jsonl")}
+    # the shipped student as its own teacher: its as-is form keeps exactly 100% of it
+    assert main([*_argv(tiny_bundle, out), "--teacher", str(SHIPPED), "--min-share", "0.99"]) == 0
+    doc = read_json(out / "fit.json")
+    assert {p: (out / p).read_bytes() for p in logs} == logs
+    teacher = doc["teacher"]
+    assert teacher["status"] == "reference" and teacher["candidate"]["id"].startswith("teacher-minilm-l6-kd-e4")
+    # measured on every rung the candidates were, and on all of it
+    rung_ns = {m["n"] for c in doc["candidates"] for m in c["measurements"]}
+    assert {m["n"] for m in teacher["measurements"]} == rung_ns
+    full = teacher["measurements"][-1]["score"]
+    chosen = next(c for c in doc["candidates"] if c["candidate"]["id"] == doc["chosen"])
+    assert chosen["measurements"][-1]["score"] >= 0.99 * full
+    for c in doc["candidates"]:
+        m = c["measurements"][-1] if c["measurements"] else None
+        if c["status"] == "measured on all" and m["score"] < 0.99 * full:
+            assert c["candidate"]["id"] != doc["chosen"]
+    assert "of teacher" in (out / "fit.md").read_text()
+    report = read_json(out / "report" / "report.json")
+    assert len(report["rows"]) == 1 + sum(c["status"] == "measured on all" for c in doc["candidates"])
+
+
+def test_a_floor_no_candidate_can_reach_drops_them_early(tiny_bundle, tmp_path) -> None:
+    """The random model against a trained teacher: below half its score with confidence after the first rung."""
+    argv = ["fit", str(tiny_bundle.path), "--eval", "packaged:dev", "--max-mb", "25", "--backends", "onnxruntime"]
+    argv += ["--threads", "1", "--rungs", "30", "--warmup", "0", "--out", str(tmp_path / "floor")]
+    assert main([*argv, "--teacher", str(SHIPPED), "--min-share", "0.5"]) == 0
+    doc = read_json(tmp_path / "floor" / "fit.json")
+    assert doc["chosen"] is None and doc["cost"]["measured_on_all"] == 0
+    assert all("below the floor" in c["status"] for c in doc["candidates"])
+    assert [m["n"] for m in doc["teacher"]["measurements"]] == [30]
+
+
+def test_min_share_needs_a_teacher(tiny_bundle, tmp_path, capsys) -> None:
+    argv = ["fit", str(tiny_bundle.path), "--eval", "packaged:dev", "--max-mb", "25", "--min-share", "0.9"]
+    assert main([*argv, "--out", str(tmp_path / "x")]) == 2
+    assert "--min-share" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_pruned_vocabularies_are_built_once_and_their_commands_rebuild_them(tiny_bundle, tmp_path) -> None:
+    """--vocab-keep adds a pruned vocabulary, then int8 with 8- and 4-bit embeddings, from one pruned bundle;
+    the commands fit.json gives make the same model file."""
+    out = tmp_path / "vocab"
+    argv = ["fit", str(tiny_bundle.path), "--eval", "packaged:dev", "--max-mb", "25", "--backends", "onnxruntime"]
+    argv += ["--threads", "1", "--rungs", "30", "--warmup", "0", "--out", str(out), "--vocab-keep", "4000"]
+    assert main([*argv, "--corpus", "packaged:train", "--english-words", "0"]) == 0
+    doc = read_json(out / "fit.json")
+    forms = {c["candidate"]["form"]: c for c in doc["candidates"]}
+    assert {"vocab4000-int8", "vocab4000-int8-emb4"} <= set(forms)
+    assert sorted(p.name for p in (out / "bundles").iterdir() if "vocab" in p.name) == [
+        "s0-tiny-random-bert-vocab4000",
+        "s0-tiny-random-bert-vocab4000-int8",
+        "s0-tiny-random-bert-vocab4000-int8-emb4",
+    ]
+    c = forms["vocab4000-int8-emb4"]
+    prune, int8 = c["make"]
+    assert prune[:3] == ["edgekit", "export", "prune-vocab"] and int8[:3] == ["edgekit", "export", "int8"]
+    again = tmp_path / "again"
+    assert main([*prune[1:3], prune[3], str(again / "pruned"), *prune[5:]]) == 0
+    assert main([*int8[1:3], str(again / "pruned"), str(again / "int8"), *int8[5:]]) == 0
+    built = read_json(out / c["bundle"] / "manifest.json")
+    rebuilt = read_json(again / "int8" / "manifest.json")
+    assert rebuilt["files"]["model.onnx"]["sha256"] == built["files"]["model.onnx"]["sha256"]
+    assert built["vocab_size"] == 4000
 
 
 @pytest.mark.slow
