@@ -301,15 +301,18 @@ def int8_agreement() -> str:
 
 
 def fit_results() -> str:
-    """Each committed ``edgekit fit`` (``benchmarks/results/fit/*/fit.json``): its budget, the answer, what the
-    search measured, and the best variant of the same starting students made by hand (committed full-dev runs)."""
+    """Each committed ``edgekit fit`` (``benchmarks/results/fit/*/fit.json``): its budget, the answer (or the nearest
+    and what it misses), the teacher measured beside it, what the search measured, and the best variant of the same
+    starting students made by hand (committed full-dev runs)."""
     rows, notes = [], []
     for path in sorted(RESULTS.glob("fit/*/fit.json")):
         d = _load(path)
         budget, cost = d["budget"], d["cost"]
         by_id = {c["candidate"]["id"]: c for c in d["candidates"]}
-        chosen = by_id[d["chosen"]]
-        full = chosen["measurements"][-1]
+        answer = by_id[d["chosen"] or d["nearest"]]
+        full = answer["measurements"][-1]
+        teacher = (d.get("teacher") or {}).get("measurements") or [{}]
+        t_f1 = teacher[-1].get("score") if teacher[-1].get("n") == full["n"] else None
         starts = d["settings"]["starts"]
         names = {_load(ROOT / s / "manifest.json")["name"] for s in starts}  # the bundles' names start with them
         made = [
@@ -318,9 +321,14 @@ def fit_results() -> str:
             if any(r["name"].startswith(n) for n in names) and r["size_mb"] <= budget["max_mb"]
         ]
         best = max(made, key=lambda r: r["f1"], default=None)
+        floor = [f"p50 ≤ {budget['max_p50_ms']:g} ms"] if budget.get("max_p50_ms") is not None else []
+        floor += [f"≥ {budget['min_share']:.0%} of the teacher"] if budget.get("min_share") is not None else []
+        said = d["chosen"] or f"none; nearest {d['nearest']} ({', '.join(d['missing'])})"
+        kept = f"{t_f1:.2f} ({full['score'] / t_f1:.1%})" if t_f1 else "–"
         rows.append(
-            f"| ≤ {budget['max_mb']:g} MB, p50 ≤ {budget['max_p50_ms']:g} ms | {d['chosen']} | {chosen['size_mb']:.1f} "
-            f"| {full['score']:.2f} | {full['p50_ms']:.1f} | "
+            f"| ≤ {budget['max_mb']:g} MB, {', '.join(floor)} | {said} | {answer['size_mb']:.1f} "
+            f"| {full['score']:.2f} | {kept} "
+            f"| {full['p50_ms']:.1f} | "
             + (f"{best['name']}: {best['f1']:.2f}" if best else "–")
             + f" | {cost['measured_on_all']} of {cost['within_size']} | {cost['examples_answered']:,} of "
             f"{cost['examples_if_all_measured_on_all']:,} | {d['seconds'] / 60:.0f} min |"
@@ -335,12 +343,15 @@ def fit_results() -> str:
             "The starting students are the shipped QA bundles; the search is over their forms, runtimes and threads "
             "(docs/fit.md), on the full dev set, each measurement on "
             + (_cpu(device) if device else "this machine")
-            + ". Best made by hand: the best committed full-dev run of a bundle made from the same starts within the "
-            "size (another machine's run; F1 does not depend on the CPU). Time: of that fit's own command; a fit run "
-            "into an --out that holds another budget's measurements reuses them.",
+            + ". Teacher: measured by the fit beside the candidates, on the same questions and device (its F1, and "
+            "the answer's share of it). Best made by hand: the best committed full-dev run of a bundle made from the "
+            "same starts within the size (another machine's run: int8 kernels differ by CPU, so an F1 can move in its "
+            "second decimal). Time: of that fit's "
+            "own command; a fit run into an --out that holds another fit's measurements reuses them.",
             "",
-            "| budget | chosen | MB | F1 | p50 ms | best made by hand | measured on all | examples answered | time |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| budget | chosen | MB | F1 | teacher F1 (share) | p50 ms | best made by hand | measured on all "
+            "| examples answered | time |",
+            "|---|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
             *(f"- {n}" for n in notes),

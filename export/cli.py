@@ -804,8 +804,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
         from edgekit.device_runners.deploy import parse_target
 
         parse_target(args.device)  # a bad target is refused before any bundle is built
+    if not args.students and not args.train_recipes:
+        raise EdgekitError("expected starting students, --train-recipes, or both")
     vocab = None
     if args.vocab_keep:
+        if not args.students:
+            raise EdgekitError("--vocab-keep: expected a starting student whose task picks the corpus's reader")
         split = args.corpus_split if any(f.suffix.lower() == ".json" for f in args.corpus or []) else None
         files, examples = _vocab_corpus(load_bundle(args.students[0]), args)
         vocab = VocabSource(tuple(files), tuple(examples), args.english_words, split)
@@ -822,6 +826,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         exhaustive=args.exhaustive,
         teacher=str(args.teacher) if args.teacher else None,
         vocab_keep=tuple(args.vocab_keep),
+        train_recipes=tuple(args.train_recipes),
     )
     device = Device(
         args.device, args.identity, tuple(args.ssh_option), args.user, args.remote_dir, args.remote_python, args.warmup
@@ -853,7 +858,14 @@ def add_fit(sub: argparse._SubParsersAction) -> None:
         "run again into the same --out to resume, or with another budget, more students, runtimes or threads to "
         "reuse what it measured on the same device.",
     )
-    p.add_argument("students", nargs="+", type=Path, help="starting bundles (edgekit export onnx, models/...)")
+    p.add_argument("students", nargs="*", type=Path, help="starting bundles (edgekit export onnx, models/...)")
+    p.add_argument(
+        "--train-recipes",
+        nargs="+",
+        default=[],
+        help="distillation recipes (files or shipped names) to train into OUT/trained within --time-budget, each "
+        "student then a start after the given ones (a run cut short resumes from its checkpoint on the next fit)",
+    )
     p.add_argument("--eval", type=Path, required=True, help="the task's evaluation set, as edgekit run reads it")
     p.add_argument("--split", default=None, help="the split of a file holding several (CLINC150 JSON)")
     p.add_argument("--max-mb", type=real(0.1, 1e6), required=True, help="bound on the model file size in MB")
@@ -897,7 +909,11 @@ def add_fit(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=whole(0, 2**32 - 1), default=0, help="seed of the evaluation order (default: 0)")
     p.add_argument("--warmup", type=whole(0, 10_000), default=3, help="untimed warm-up runs per measurement")
-    p.add_argument("--time-budget", default=None, help="stop starting measurements after this long (600s, 45m, 3h)")
+    p.add_argument(
+        "--time-budget",
+        default=None,
+        help="training stops at a checkpoint, and no measurement starts, after this long (600s, 45m, 3h)",
+    )
     p.add_argument("--exhaustive", action="store_true", help="measure every candidate within the size on all")
     p.add_argument("--out", type=Path, required=True, help="output directory (resumed when it holds this fit)")
     p.set_defaults(func=cmd_fit)

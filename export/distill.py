@@ -44,7 +44,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import torch
-from transformers import PrinterCallback, ProgressCallback, Trainer, TrainingArguments
+from transformers import PrinterCallback, ProgressCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from edgekit import device
@@ -288,6 +288,26 @@ class LossOnTheBar(ProgressCallback):
     ) -> None:
         if state.is_world_process_zero and self.training_bar is not None and logs and "loss" in logs:
             self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
+
+
+class StoppedAtDeadline(Exception):
+    """Training reached its deadline before its last step: a checkpoint of that step is saved, and the same recipe
+    run again resumes from it. No student is written."""
+
+    def __init__(self, step: int, of: int) -> None:
+        super().__init__(f"stopped at step {step} of {of} by the time budget; run again to resume")
+        self.step, self.of = step, of
+
+
+class StopAt(TrainerCallback):
+    """Ends training, with a checkpoint, after the first step that finishes past ``deadline`` (time.time())."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def on_step_end(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
+        if time.time() > self.deadline and state.global_step < state.max_steps:
+            control.should_save = control.should_training_stop = True
 
 
 def _written_by_process_0(path: Path, what: str) -> EdgekitError:
@@ -545,9 +565,12 @@ def last_checkpoint(ckpt_dir: Path) -> str | None:
     return str(max(done, key=lambda d: int(d.name.removeprefix("checkpoint-")))) if done else None
 
 
-def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = None) -> dict[str, Any] | None:
+def run_distill(
+    recipe: Recipe, evaluate: bool = True, argv: list[str] | None = None, deadline: float | None = None
+) -> dict[str, Any] | None:
     """Train the recipe's student (resuming if checkpoints exist) and evaluate it; returns result.json
-    (None on the processes other than 0 of a multi-process run)."""
+    (None on the processes other than 0 of a multi-process run). Past ``deadline`` (time.time()), training
+    stops at a checkpoint and raises :class:`StoppedAtDeadline`."""
     t0 = time.time()
     out = check_destination(recipe.out, TRAINING, recipe.inputs())
     ckpt_dir = out / "checkpoints"
@@ -630,9 +653,13 @@ def run_distill(recipe: Recipe, evaluate: bool = True, argv: list[str] | None = 
     for printer in (PrinterCallback, ProgressCallback):  # the Trainer adds one: raw log dicts, or a bar with them
         trainer.remove_callback(printer)
     trainer.add_callback(LossOnTheBar)
+    if deadline is not None:
+        trainer.add_callback(StopAt(deadline))
     if last and main:
         print(f"resuming from {last}", file=sys.stderr)
     trainer.train(resume_from_checkpoint=last)
+    if deadline is not None and trainer.state.global_step < trainer.state.max_steps:
+        raise StoppedAtDeadline(trainer.state.global_step, trainer.state.max_steps)
     if not main:
         return None
 
@@ -849,16 +876,22 @@ def evaluate_saved(recipe: Recipe, argv: list[str] | None = None) -> dict[str, A
     return result
 
 
-def evaluate_student(student: LoadedQA, recipe: Recipe, out: Path) -> dict[str, Any]:
-    """Dev scores through the device path: fp32 ONNX bundle -> edgekit runner -> the task's scorer
-    (QA: the official EM/F1; classification: accuracy, macro-F1; tagging: entity F1)."""
-    dev = dev_file(recipe)
+def student_bundle(student: LoadedQA, recipe: Recipe, out: Path) -> Bundle:
+    """The student as ``out/bundle-fp32-onnx``, checked against PyTorch on the first 8 dev examples."""
     bundle = onnx_bundle(
         student, out / "bundle-fp32-onnx", f"{recipe.name}-fp32-onnx", recipe.data.bundle_len, recipe.data.doc_stride
     )
     v = validate(student, bundle, dev_examples(recipe)[:8])
     if not v.ok:
         raise EdgekitError(f"{bundle.path}: student ONNX differs from PyTorch by {v.max_abs_diff:.3g}")
+    return bundle
+
+
+def evaluate_student(student: LoadedQA, recipe: Recipe, out: Path) -> dict[str, Any]:
+    """Dev scores through the device path: fp32 ONNX bundle -> edgekit runner -> the task's scorer
+    (QA: the official EM/F1; classification: accuracy, macro-F1; tagging: entity F1)."""
+    dev = dev_file(recipe)
+    bundle = student_bundle(student, recipe, out)
     threads = recipe.training.threads or None
     from edgekit.backends import RuntimeOptions
 

@@ -1,11 +1,12 @@
 """``edgekit fit``: the most accurate student that fits a size and latency budget, measured on the device.
 
-The space: every starting bundle the user has, each in the post-training forms edgekit makes from it
-(an fp32 ONNX bundle: as it is, dynamic int8 with 7- and 8-bit weights and with 4-bit embeddings, 4-bit weights,
-and with ``--vocab-keep`` its vocabulary pruned, then int8 with 8- and 4-bit embeddings; a dynamic int8 bundle: as
-it is, with float activations into every MatMul, and into the feed-forward ones; anything else as it is), times the
-runtimes that run its format and the thread counts asked for. A ``--teacher`` runs every rung beside them, as the
-reference its share (``--min-share``) is of.
+The space: every starting bundle the user has, then the students of ``--train-recipes`` (trained first, within the
+time budget: one cut short stops at a checkpoint, is not searched, and resumes on the next fit), each in the
+post-training forms edgekit makes from it (an fp32 ONNX bundle: as it is, dynamic int8 with 7- and 8-bit weights
+and with 4-bit embeddings, 4-bit weights, and with ``--vocab-keep`` its vocabulary pruned, then int8 with 8- and
+4-bit embeddings; a dynamic int8 bundle: as it is, with float activations into every MatMul, and into the
+feed-forward ones; anything else as it is), times the runtimes that run its format and the thread counts asked for.
+A ``--teacher`` runs every rung beside them, as the reference its share (``--min-share``) is of.
 
 The search, cheapest evidence first:
 
@@ -36,6 +37,7 @@ set, the reference the search is tested against.
 from __future__ import annotations
 
 import io
+import json
 import random
 import re
 import sys
@@ -43,7 +45,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -58,6 +60,9 @@ from edgekit.result import read_metrics
 from edgekit.squad import resolve_data_path, squad_json
 from edgekit.tasks import Task, get_task
 from edgekit.text import md_table
+
+if TYPE_CHECKING:
+    from edgekit.export.recipes import Recipe
 
 FIT = OutputKind("an edgekit fit", ("fit.json",))
 DEFAULT_RUNGS = (200, 1000)  # then the whole set
@@ -416,6 +421,7 @@ class FitSettings:
     exhaustive: bool = False
     teacher: str | None = None
     vocab_keep: tuple[int, ...] = ()
+    train_recipes: tuple[str, ...] = ()
 
 
 # what the measurements in an --out depend on: a fit into it must match these to reuse them (the students may
@@ -506,23 +512,92 @@ def fit(
     say: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
     vocab: VocabSource | None = None,
 ) -> dict[str, Any]:
-    """Search the space and write ``fit.json``, ``fit.md``, ``fit.png`` and ``report/`` into ``out``; ``vocab``
-    ranks the pieces of the pruned forms (``settings.vocab_keep``)."""
+    """Train the recipes (within the time budget), search the space and write ``fit.json``, ``fit.md``,
+    ``fit.png`` and ``report/`` into ``out``; ``vocab`` ranks the pieces of the pruned forms."""
+    t0 = time.time()
     starts = [load_bundle(s) for s in settings.starts]
     teacher = load_bundle(settings.teacher) if settings.teacher else None
-    tasks = {b.manifest.task for b in [*starts, *([teacher] if teacher else [])]}
+    recipes = _recipes(settings.train_recipes, out)
+    tasks = {b.manifest.task for b in [*starts, *([teacher] if teacher else [])]} | {r.task for r in recipes}
     if len(tasks) != 1:
-        raise InputError(None, "the students and the teacher", f"bundles of one task, got {sorted(tasks)}")
+        raise InputError(None, "the students, recipes and teacher", f"bundles of one task, got {sorted(tasks)}")
     if settings.budget.min_share is not None and teacher is None:
         raise InputError(None, "--min-share", "a --teacher bundle, measured alongside, whose score it is a share of")
     if settings.vocab_keep and vocab is None:
         raise InputError(None, "--vocab-keep", "the text that ranks the pieces (--corpus)")
     task = get_task(tasks.pop())
     eval_path = resolve_data_path(settings.eval, Path(settings.eval))  # packaged:dev too
-    examples_all = task.load_examples(eval_path, settings.split, starts[0].manifest)
-    out = claim(out, FIT, [*settings.starts, *([settings.teacher] if settings.teacher else []), eval_path])
+    if starts:  # a bad evaluation set is refused before anything trains
+        task.load_examples(eval_path, settings.split, starts[0].manifest)
+    inputs = [*settings.starts, *([settings.teacher] if settings.teacher else []), eval_path]
+    out = claim(out, FIT, [*inputs, *(p for r in recipes for p in r.recipe.inputs())])
     with locked(out):
-        return _fit(settings, out, device, task, starts, teacher, examples_all, time_budget_s, argv, say, vocab)
+        # checked on the given students before anything trains, and written first, so a fit killed while training
+        # finds its directory (and its checkpoints) again
+        record = {"settings": _evidence(settings, starts, vocab), "budget": asdict(settings.budget)}
+        if not _check_earlier(out, record["settings"]):
+            write_json(out / "fit.json", {**record, "status": "running", "candidates": []})
+        deadline = None if time_budget_s is None else t0 + time_budget_s
+        trained, untrained = _train(recipes, deadline, say)
+        starts += [load_bundle(p) for p in trained]
+        if not starts:
+            raise EdgekitError(f"no student to search: {'; '.join(untrained)}")
+        examples_all = task.load_examples(eval_path, settings.split, starts[0].manifest)
+        return _fit(settings, out, device, task, starts, teacher, examples_all, t0, time_budget_s, argv, say, vocab)
+
+
+@dataclass(frozen=True)
+class _Recipe:
+    """A recipe to train: as the user named it, as read (into ``--out``), and the task its student is for."""
+
+    given: str
+    recipe: Recipe
+    task: str
+
+
+def _recipes(names: Sequence[str], out: Path) -> list[_Recipe]:
+    """The recipes to train, read now (a bad one is refused before anything runs), each writing into
+    ``out/trained/<its name>``."""
+    from edgekit.export.recipes import load_recipe
+    from edgekit.tasks import RECIPE_NAMES
+
+    recipes = [load_recipe(n, [f"output_dir={json.dumps(str(out / 'trained'))}"]) for n in names]
+    seen = [r.name for r in recipes]
+    if len(set(seen)) != len(seen):
+        raise InputError(None, "--train-recipes", f"recipes of distinct names (each trains into its own), got {seen}")
+    return [_Recipe(n, r, RECIPE_NAMES[r.task]) for n, r in zip(names, recipes, strict=True)]
+
+
+def _train(recipes: list[_Recipe], deadline: float | None, say: Callable[[str], None]) -> tuple[list[str], list[str]]:
+    """Each recipe's student trained (resumed where a checkpoint is) and exported to an fp32 ONNX bundle, until
+    the deadline: the bundles' paths, in the recipes' order, and what stopped the others."""
+    from edgekit.export.distill import StoppedAtDeadline, recipe_labels, recipe_model, run_distill, student_bundle
+
+    trained, untrained = [], []
+    for r in recipes:
+        done = r.recipe.out / "result.json"
+        if not done.is_file():
+            if deadline is not None and time.time() > deadline:
+                untrained.append(f"{r.given}: not trained, the time budget was spent")
+                continue
+            say(f"fit: training {r.given} into {r.recipe.out}")
+            try:
+                run_distill(
+                    r.recipe, evaluate=False, argv=["edgekit", "distill", "--recipe", r.given], deadline=deadline
+                )
+            except StoppedAtDeadline as e:
+                untrained.append(f"{r.given}: {e}")
+                continue
+        bundle = r.recipe.out / "bundle-fp32-onnx"
+        try:
+            load_bundle(bundle)
+        except EdgekitError:  # not written yet, or an earlier one cut short: made again from the trained model
+            student = recipe_model(r.recipe, str(r.recipe.out / "model"), recipe_labels(r.recipe))
+            student_bundle(student, r.recipe, r.recipe.out)
+        trained.append(str(bundle))
+    for line in untrained:
+        say(f"fit: {line}")
+    return trained, untrained
 
 
 def _space(
@@ -532,6 +607,7 @@ def _space(
     from edgekit.backends import BACKENDS
 
     space = []
+    paths = [*settings.starts, *(str(b.path) for b in starts[len(settings.starts) :])]  # as given, then trained
     for i, start in enumerate(starts):
         fmt = start.manifest.model_format
         backends = [b for b, f in BACKENDS.items() if f == fmt and b != "openvino-bf16"]
@@ -542,7 +618,7 @@ def _space(
                 for threads in settings.threads:
                     key = f"s{i}-{start.manifest.name}"
                     cid = f"{key}-{form.name}-{backend}-t{threads or 'auto'}"
-                    space.append((Candidate(cid, settings.starts[i], form.name, backend, threads), start, form, key))
+                    space.append((Candidate(cid, paths[i], form.name, backend, threads), start, form, key))
     return space
 
 
@@ -595,6 +671,24 @@ def _differs(found: Any, now: dict[str, Any]) -> str | None:
     return None
 
 
+def _check_earlier(out: Path, settings: dict[str, Any]) -> bool:
+    """Whether ``out`` holds an earlier fit, refusing one whose measurements were made otherwise (``_differs``): a
+    fit into the same --out reuses every bundle and measurement there (the runner resumes its runs) and measures
+    only what it needs besides."""
+    earlier = out / "fit.json"
+    if not earlier.is_file():
+        return False
+    found = read_json(earlier, "fit record", READ_BACK_BYTES, read_back=True)
+    why = _differs(found.get("settings") if isinstance(found, dict) else None, settings)
+    if why is not None:
+        raise InputError(
+            earlier,
+            f"field 'settings.{why}'",
+            "the same evaluation set, seed, device and starting students as the measurements there; use a new --out",
+        )
+    return True
+
+
 def _fit(
     settings: FitSettings,
     out: Path,
@@ -603,27 +697,14 @@ def _fit(
     starts: list[Bundle],
     teacher_bundle: Bundle | None,
     examples_all: Sequence[Any],
+    t0: float,
     time_budget_s: float | None,
     argv: Sequence[str] | None,
     say: Callable[[str], None],
     vocab: VocabSource | None,
 ) -> dict[str, Any]:
-    t0 = time.time()
     record = {"settings": _evidence(settings, starts, vocab), "budget": asdict(settings.budget)}
-    earlier = out / "fit.json"
-    if earlier.is_file():
-        # a fit into the same --out reuses every bundle and measurement there (the runner resumes its runs) and
-        # measures only what it needs besides, when the evaluation order and the device are the same
-        found = read_json(earlier, "fit record", READ_BACK_BYTES, read_back=True)
-        why = _differs(found.get("settings") if isinstance(found, dict) else None, record["settings"])
-        if why is not None:
-            raise InputError(
-                earlier,
-                f"field 'settings.{why}'",
-                "the same evaluation set, seed, device and starting students as the measurements there; use a new --out",
-            )
-    else:  # first: the directory is this fit's from now on, and a killed fit resumes
-        write_json(earlier, {**record, "status": "running", "candidates": []})
+    _check_earlier(out, record["settings"])  # the trained students too, now that they are known
     order = order_file(out, task)
     if not order.is_file():
         _write_order(task, examples_all, order, settings.seed)

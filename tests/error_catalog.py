@@ -1041,7 +1041,16 @@ CASES: list[Case] = [
             *["fit", str(e.bundle), "--eval", str(e.dataset("fit2.json")), "--max-mb", "25"],
             *["--out", str(_written(e.work / "fit2" / "fit.json", '{"settings": {"seed": 9}}').parent)],
         ],
-        "the same settings as the fit being resumed",
+        "the same evaluation set, seed, device and starting students",
+    ),
+    Case(
+        "fit",
+        "a share of the teacher's score without a teacher",
+        lambda e: [
+            *["fit", str(e.bundle), "--eval", str(e.dataset("fit4.json")), "--max-mb", "25"],
+            *["--min-share", "0.9", "--out", str(e.work / "fit4")],
+        ],
+        "a --teacher bundle",
     ),
     Case(
         "fit",

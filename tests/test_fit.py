@@ -221,7 +221,62 @@ def test_a_fit_runs_its_candidates_on_a_device_over_ssh(sshd, tiny_bundle, tmp_p
     assert main(argv) == 0
     doc = json.loads((out / "fit.json").read_text())
     measured = [c for c in doc["candidates"] if c["measurements"]]
-    assert len(measured) == 4 and doc["chosen"]
+    assert len(measured) == 5 and doc["chosen"]
     for c in measured:
         deploy = json.loads((out / c["measurements"][-1]["run_dir"] / "deploy.json").read_text())
         assert deploy["status"] == "finished" and deploy["target"].startswith("ssh://")
+
+
+# a one-layer student of the packaged MiniLM, a few steps: a recipe that trains in seconds
+RECIPE = """
+name = "fit-tiny"
+[teacher]
+model = "packaged:all-MiniLM-L6-v2"
+[student]
+init = "teacher-layers"
+layers = [0]
+[data]
+max_seq_len = 96
+doc_stride = 32
+train_limit = 5
+dev_limit = 8
+[training]
+max_steps = 4
+batch_size = 2
+save_steps = 2
+logging_steps = 1
+"""
+
+
+def test_training_past_its_deadline_stops_at_a_checkpoint_and_resumes(tmp_path) -> None:
+    from edgekit.export.distill import StoppedAtDeadline, run_distill
+    from edgekit.export.recipes import load_recipe
+
+    (tmp_path / "r.toml").write_text(RECIPE)
+    recipe = load_recipe(tmp_path / "r.toml", [f"output_dir={json.dumps(str(tmp_path / 'train'))}"])
+    with pytest.raises(StoppedAtDeadline) as stopped:
+        run_distill(recipe, evaluate=False, deadline=time.time())  # past after its first step
+    assert (stopped.value.step, stopped.value.of) == (1, 4)
+    assert (recipe.out / "checkpoints" / "checkpoint-1").is_dir() and not (recipe.out / "result.json").exists()
+    result = run_distill(recipe, evaluate=False)
+    assert result["resumed_from_step"] == 1 and result["steps"] == 4
+
+
+def test_a_recipe_the_fit_trains_is_searched_after_the_given_students(tmp_path, tiny_bundle, capsys) -> None:
+    (tmp_path / "fit-tiny.toml").write_text(RECIPE)
+    out = tmp_path / "trained-fit"
+    argv = ["fit", str(tiny_bundle.path), "--train-recipes", str(tmp_path / "fit-tiny.toml"), "--eval", "packaged:dev"]
+    argv += ["--max-mb", "25", "--backends", "onnxruntime", "--threads", "1", "--rungs", "30", "--warmup", "0"]
+    argv += ["--out", str(out)]
+    # a budget spent before training could start: nothing is trained or measured, and fit.json says why
+    assert main([*argv, "--time-budget", "0.001s"]) == 0
+    assert "not trained, the time budget was spent" in capsys.readouterr().err
+    spent = read_json(out / "fit.json")
+    assert spent["status"].startswith("time budget") and not (out / "trained" / "fit-tiny" / "model").exists()
+    assert main(argv) == 0
+    doc = read_json(out / "fit.json")
+    bundle = out / "trained" / "fit-tiny" / "bundle-fp32-onnx"
+    trained = [c for c in doc["candidates"] if c["candidate"]["start"] == str(bundle)]
+    assert trained and all(c["candidate"]["id"].startswith("s1-fit-tiny-fp32-onnx-") for c in trained)
+    assert any(c["measurements"] for c in trained) and len(doc["settings"]["starts_sha256"]) == 2
+    assert read_json(out / "trained" / "fit-tiny" / "result.json")["steps"] == 4
