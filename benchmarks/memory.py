@@ -16,7 +16,13 @@ Three measurements of one bundle, each in fresh processes, in one run:
 The model file's weights inline (the bundle format) against the same graph with its weights in an external
 data file (memory-mapped by ONNX Runtime) is measured as the ``session`` step of both, in the breakdown.
 
+``--levers`` measures, instead, ONNX Runtime settings the runner does not use, against the session as the runner
+makes it, each in fresh processes, alternating, medians of ``--repeats``: the session's growth, the peak while it
+loads, the growth after 300 windows of random lengths up to the bundle's, and their p50 (ORT's weight prepacking
+off; the model in ORT's own format; that format with its weights used in place). It writes memory-levers.json.
+
     python -m benchmarks.memory models/minilm-l6-kd-e4-int8-onnx [--dataset DEV] [--threads 2] [--repeats 3]
+    python -m benchmarks.memory models/minilm-l6-kd-e4-int8-onnx --levers
 """
 
 from __future__ import annotations
@@ -118,6 +124,92 @@ def api_worker(bundle: Path, threads: int) -> dict[str, Any]:
     return {"rss_mb": round(rss, 1), "peak_rss_mb": round(hwm, 1), "answer": answer["answer"]}
 
 
+LEVER_CALLS = 300
+LEVERS: dict[str, dict[str, str]] = {
+    "as the runner makes it": {},
+    "weight prepacking off": {"session.disable_prepacking": "1"},
+    "ORT format": {"format": "ort"},
+    "ORT format, weights used in place": {
+        "format": "ort",
+        "session.use_ort_model_bytes_directly": "1",
+        "session.use_ort_model_bytes_for_initializers": "1",
+    },
+}
+
+
+def _session_options(threads: int) -> Any:
+    """The session options ``edgekit.backends.onnx.OnnxBackend`` uses (without ``--low-memory``)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.inter_op_num_threads, so.intra_op_num_threads = 1, threads
+    so.enable_mem_pattern = False
+    so.log_severity_level = 4
+    return so
+
+
+def lever_worker(model: Path, max_len: int, threads: int, lever: str) -> dict[str, Any]:
+    """One lever's session: its growth, its load peak, the growth after LEVER_CALLS windows, and their p50."""
+    import numpy as np
+    import onnxruntime as ort
+
+    so = _session_options(threads)
+    for key, value in LEVERS[lever].items():
+        if key != "format":
+            so.add_session_config_entry(key, value)
+    rss0, _ = _status()
+    session = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    rss1, hwm1 = _status()
+    rng = np.random.default_rng(0)
+    names = [i.name for i in session.get_inputs()]
+    times = []
+    for _ in range(LEVER_CALLS):
+        n = int(rng.integers(max_len // 4, max_len + 1))
+        feeds = {k: rng.integers(1000, 20000, (1, n)) if k == "input_ids" else np.ones((1, n), np.int64) for k in names}
+        t = time.perf_counter()
+        session.run(None, feeds)
+        times.append(1000 * (time.perf_counter() - t))
+    rss2, hwm2 = _status()
+    return {
+        "session_mb": round(rss1 - rss0, 1),
+        "load_peak_mb": round(hwm1 - rss0, 1),
+        "after_calls_mb": round(rss2 - rss0, 1),
+        "peak_mb": round(hwm2 - rss0, 1),
+        "p50_ms": round(statistics.median(times[20:]), 2),
+    }
+
+
+def ort_format_model(model: Path, out: Path, threads: int) -> Path:
+    """The model optimized as the runner's session optimizes it, saved in ONNX Runtime's own (flatbuffer) format."""
+    import onnxruntime as ort
+
+    so = _session_options(threads)
+    so.optimized_model_filepath = str(out)
+    so.add_session_config_entry("session.save_model_format", "ORT")
+    ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    return out
+
+
+def levers(bundle: Path, threads: int, repeats: int) -> dict[str, Any]:
+    """Every lever in fresh processes, the levers alternating within each repeat; medians per lever."""
+    from tqdm import tqdm
+
+    from edgekit.bundle import load_bundle
+
+    b = load_bundle(bundle)
+    found: dict[str, list[dict[str, Any]]] = {name: [] for name in LEVERS}
+    with tempfile.TemporaryDirectory(prefix="levers-") as tmp:
+        ort_model = ort_format_model(b.model_path, Path(tmp) / "model.ort", threads)
+        for _ in tqdm(range(repeats), desc="levers x repeat"):
+            for name, entries in LEVERS.items():
+                model = ort_model if entries.get("format") == "ort" else b.model_path
+                args = [str(model), str(b.manifest.max_seq_len), str(threads), name]
+                found[name].append(_worker("lever", bundle, *args))
+    keys = found[next(iter(LEVERS))][0]
+    return {name: {k: statistics.median(r[k] for r in runs) for k in keys} for name, runs in found.items()}
+
+
 def _worker(kind: str, bundle: Path, *args: str) -> Any:
     """One worker in a fresh process: its resident set is that step sequence's own."""
     cmd = [sys.executable, "-m", "benchmarks.memory", str(bundle), "--worker", kind, *args]
@@ -180,6 +272,36 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _write_levers(args: argparse.Namespace, argv: list[str] | None) -> int:
+    from edgekit.atomic import write_json, write_text
+    from edgekit.device import describe
+    from edgekit.provenance import module_command
+
+    found = levers(args.bundle, args.threads, args.repeats)
+    result = {
+        "bundle": str(args.bundle),
+        "levers": found,
+        "settings": {"threads": args.threads, "repeats": args.repeats, "calls": LEVER_CALLS},
+        "device": describe(),
+        "command": module_command("benchmarks.memory", argv),
+        "notes": "MB over the process before the session: session = resident after it is made, load peak = the "
+        "high-water mark then, after calls = resident after the windows, peak = the high-water mark at the end; "
+        "windows of random token ids, lengths uniform from a quarter of the bundle's to all of it; p50 over all "
+        "but the first 20; medians over repeats, each a fresh process",
+    }
+    out = args.out.with_name("memory-levers.json") if args.out == RESULT else args.out
+    write_json(out, result)
+    rows = [
+        f"| {name} | {r['session_mb']:.1f} | {r['load_peak_mb']:.1f} | {r['after_calls_mb']:.1f} | {r['peak_mb']:.1f} "
+        f"| {r['p50_ms']:.2f} |"
+        for name, r in found.items()
+    ]
+    head = ["| session | grew MB | load peak MB | after calls MB | peak MB | p50 ms |", "|---|---|---|---|---|---|"]
+    write_text(out.with_suffix(".md"), "\n".join([*head, *rows]) + "\n")
+    print("\n".join([*head, *rows]))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", type=Path, help="edge bundle directory (ONNX)")
@@ -194,16 +316,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-run", action="store_true", help="only the breakdown and the API (no full runs)")
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "memory")
     p.add_argument("--out", type=Path, default=RESULT)
-    p.add_argument("--worker", nargs=1, choices=["breakdown", "api"], help=argparse.SUPPRESS)
+    p.add_argument("--levers", action="store_true", help="ONNX Runtime settings the runner does not use, instead")
+    p.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     # edgekit is imported here, not at the top: a worker's first step measures the interpreter alone
 
     if args.worker:
-        if args.worker[0] == "api":
+        kind, *rest = args.worker
+        if kind == "api":
             print(json.dumps(api_worker(args.bundle, args.threads)))
+        elif kind == "lever":
+            model, max_len, threads, lever = rest
+            print(json.dumps(lever_worker(Path(model), int(max_len), int(threads), lever)))
         else:
             print(json.dumps(breakdown_worker(args.bundle, args.dataset, args.threads)))
         return 0
+    if args.levers:
+        return _write_levers(args, argv)
 
     from tqdm import tqdm
 
