@@ -280,3 +280,27 @@ def test_a_recipe_the_fit_trains_is_searched_after_the_given_students(tmp_path, 
     assert trained and all(c["candidate"]["id"].startswith("s1-fit-tiny-fp32-onnx-") for c in trained)
     assert any(c["measurements"] for c in trained) and len(doc["settings"]["starts_sha256"]) == 2
     assert read_json(out / "trained" / "fit-tiny" / "result.json")["steps"] == 4
+
+
+@pytest.mark.parametrize("task", ["text-classification", "token-classification"])
+def test_a_classifier_and_a_tagger_are_fitted_through_the_same_search(
+    task, tiny_classifier_bundle, tiny_tagger_bundle, sst2_dir, wnut_excerpt, tmp_path
+) -> None:
+    """The search is task-generic: a text's 0/1 and a sentence's entity counts go through the same rungs and
+    bootstrap, and the score each measurement records is the runner's own (checked as it is read)."""
+    if task == "text-classification":
+        bundle = tiny_classifier_bundle
+        dataset = tmp_path / "sst2-60.tsv"  # GLUE SST-2 dev's first 60 rows (see the data's SOURCES.md)
+        dataset.write_text("".join((sst2_dir / "dev.tsv").read_text(encoding="utf-8").splitlines(True)[:61]))
+    else:
+        bundle, dataset = tiny_tagger_bundle, wnut_excerpt
+    out = tmp_path / "fit"
+    argv = ["fit", str(bundle.path), "--eval", str(dataset), "--max-mb", "25", "--backends", "onnxruntime"]
+    assert main([*argv, "--threads", "1", "--rungs", "12", "--warmup", "0", "--out", str(out)]) == 0
+    doc = read_json(out / "fit.json")
+    assert doc["status"] == "finished" and doc["chosen"]
+    measured = [c for c in doc["candidates"] if c["measurements"]]
+    assert len(measured) == 5 and all(c["measurements"][0]["n"] == 12 for c in measured)
+    if task == "text-classification":  # every prefix of the order is stratified: the labels alternate
+        rows = (out / "evaluation-order.tsv").read_text().splitlines()[1:5]
+        assert len({r.rsplit("\t", 1)[1] for r in rows}) == 2
