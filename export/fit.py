@@ -82,10 +82,10 @@ class Budget:
 
     def floor(self, teacher: float | np.ndarray | None) -> float | np.ndarray | None:
         """The lowest score that meets the bounds, given the teacher's score (or its bootstrap resamples)."""
-        floors = [] if self.min_score is None else [self.min_score]
-        if self.min_share is not None and teacher is not None:
-            floors.append(self.min_share * teacher)
-        return None if not floors else floors[0] if len(floors) == 1 else np.maximum(*floors)
+        if self.min_share is None or teacher is None:
+            return self.min_score
+        share = self.min_share * teacher
+        return share if self.min_score is None else np.maximum(self.min_score, share)
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,7 @@ class Step:
     name: str
     build: Callable[[Bundle, Path], Bundle]
     command: Callable[[str, str], list[str]]
+    keeps_size: bool = False  # the model file stays its source's size (float activations)
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ def _float_act(name: str, groups: list[str]) -> Step:
         return float_activations_bundle(src, out, groups, out.name)
 
     flags = [a for g in groups for a in ("--group", g)]
-    return Step(name, build, lambda s, o: ["edgekit", "export", "float-activations", s, o, *flags])
+    return Step(name, build, lambda s, o: ["edgekit", "export", "float-activations", s, o, *flags], keeps_size=True)
 
 
 def _prune(keep: int, vocab: VocabSource) -> Step:
@@ -332,7 +333,7 @@ def _make_commands(start: str, form: Form, dirs: list[Path]) -> list[list[str]]:
 
 def _keeps_size(form: Form) -> bool:
     """Whether ``form``'s model file is its start's size (as it is, or float activations): pruned unbuilt."""
-    return all(s.name.startswith("float-act") for s in form.steps)
+    return all(s.keeps_size for s in form.steps)
 
 
 @dataclass(frozen=True)
@@ -433,14 +434,19 @@ def _rungs(wanted: Sequence[int], total: int, exhaustive: bool) -> list[int]:
     return [total] if exhaustive else sorted({min(n, total) for n in wanted} | {total})
 
 
-def _meets(e: Entry, budget: Budget, teacher: Entry | None) -> list[str]:
-    """What ``e``'s last measurement misses of the budget, in words (empty: it meets every bound)."""
+def _teacher_floor(budget: Budget, teacher: Entry | None) -> float | None:
+    """The lowest score that meets the bounds, given the teacher's last (whole-set) measurement where it has one."""
+    return budget.floor(teacher.last.score if teacher and teacher.measurements else None)
+
+
+def _meets(e: Entry, budget: Budget, floor: float | None) -> list[str]:
+    """What ``e``'s last measurement misses of the budget (``floor``: the lowest score that meets it), in words
+    (empty: it meets every bound)."""
     m, misses = e.last, []
     if e.size_mb > budget.max_mb:
         misses.append(f"size {e.size_mb:.1f} MB > {budget.max_mb:g} MB")
     if budget.max_p50_ms is not None and m.p50_ms > budget.max_p50_ms:
         misses.append(f"p50 {m.p50_ms:.1f} ms > {budget.max_p50_ms:g} ms")
-    floor = budget.floor(teacher.last.score if teacher and teacher.measurements else None)
     if floor is not None and m.score < floor:
         misses.append(f"score {m.score:.2f} < {floor:.2f}")
     return misses
@@ -527,8 +533,8 @@ def fit(
         raise InputError(None, "--vocab-keep", "the text that ranks the pieces (--corpus)")
     task = get_task(tasks.pop())
     eval_path = resolve_data_path(settings.eval, Path(settings.eval))  # packaged:dev too
-    if starts:  # a bad evaluation set is refused before anything trains
-        task.load_examples(eval_path, settings.split, starts[0].manifest)
+    # a bad evaluation set is refused before anything trains
+    examples_all = task.load_examples(eval_path, settings.split, starts[0].manifest) if starts else None
     inputs = [*settings.starts, *([settings.teacher] if settings.teacher else []), eval_path]
     out = claim(out, FIT, [*inputs, *(p for r in recipes for p in r.recipe.inputs())])
     with locked(out):
@@ -539,11 +545,17 @@ def fit(
             write_json(out / "fit.json", {**record, "status": "running", "candidates": []})
         deadline = None if time_budget_s is None else t0 + time_budget_s
         trained, untrained = _train(recipes, deadline, say)
-        starts += [load_bundle(p) for p in trained]
+        if trained:  # their hashes too, now that they are known
+            starts += [load_bundle(p) for p in trained]
+            record["settings"]["starts_sha256"] = _start_hashes(starts)
+            _check_earlier(out, record["settings"])
         if not starts:
             raise EdgekitError(f"no student to search: {'; '.join(untrained)}")
-        examples_all = task.load_examples(eval_path, settings.split, starts[0].manifest)
-        return _fit(settings, out, device, task, starts, teacher, examples_all, t0, time_budget_s, argv, say, vocab)
+        if examples_all is None:
+            examples_all = task.load_examples(eval_path, settings.split, starts[0].manifest)
+        return _fit(
+            settings, out, device, task, starts, teacher, examples_all, record, t0, time_budget_s, argv, say, vocab
+        )
 
 
 @dataclass(frozen=True)
@@ -604,15 +616,10 @@ def _space(
     settings: FitSettings, starts: list[Bundle], vocab: VocabSource | None
 ) -> list[tuple[Candidate, Bundle, Form, str]]:
     """Every candidate, with its starting bundle, its form and the name its built bundles' directories begin with."""
-    from edgekit.backends import BACKENDS
-
     space = []
     paths = [*settings.starts, *(str(b.path) for b in starts[len(settings.starts) :])]  # as given, then trained
     for i, start in enumerate(starts):
-        fmt = start.manifest.model_format
-        backends = [b for b, f in BACKENDS.items() if f == fmt and b != "openvino-bf16"]
-        if settings.backends is not None:
-            backends = [b for b in backends if b in settings.backends]
+        backends = [b for b in _runtimes(start) if settings.backends is None or b in settings.backends]
         for form in forms_of(start, settings.vocab_keep, vocab):
             for backend in backends:
                 for threads in settings.threads:
@@ -622,12 +629,17 @@ def _space(
     return space
 
 
+def _runtimes(bundle: Bundle) -> list[str]:
+    """The runtimes that run ``bundle``'s format (bf16 OpenVINO is not searched)."""
+    from edgekit.backends import BACKENDS
+
+    return [b for b, f in BACKENDS.items() if f == bundle.manifest.model_format and b != "openvino-bf16"]
+
+
 def _teacher_entry(settings: FitSettings, teacher: Bundle) -> Entry:
     """The teacher as a reference, never a candidate: its format's first runtime (among ``--backends`` where
     one is), the first thread count."""
-    from edgekit.backends import BACKENDS
-
-    own = [b for b, f in BACKENDS.items() if f == teacher.manifest.model_format and b != "openvino-bf16"]
+    own = _runtimes(teacher)
     backend = next((b for b in own if settings.backends is None or b in settings.backends), own[0])
     sha = teacher.manifest.files[teacher.manifest.model_file].sha256
     cid = f"teacher-{teacher.manifest.name}-{sha[:8]}"
@@ -645,7 +657,7 @@ def _evidence(settings: FitSettings, starts: list[Bundle], vocab: VocabSource | 
     here = {k: v for k, v in describe().items() if k in ("cpu", "cpu_features", "cores_logical", "runtimes")}
     return {
         **{k: v for k, v in _jsonable(asdict(settings)).items() if k != "budget"},
-        "starts_sha256": [b.manifest.files[b.manifest.model_file].sha256 for b in starts],
+        "starts_sha256": _start_hashes(starts),
         "machine": here if settings.device == "local" else None,
         "corpus": None
         if vocab is None
@@ -655,6 +667,10 @@ def _evidence(settings: FitSettings, starts: list[Bundle], vocab: VocabSource | 
             "english_words": vocab.english_words,
         },
     }
+
+
+def _start_hashes(starts: list[Bundle]) -> list[str]:
+    return [b.manifest.files[b.manifest.model_file].sha256 for b in starts]
 
 
 def _differs(found: Any, now: dict[str, Any]) -> str | None:
@@ -697,14 +713,13 @@ def _fit(
     starts: list[Bundle],
     teacher_bundle: Bundle | None,
     examples_all: Sequence[Any],
+    record: dict[str, Any],
     t0: float,
     time_budget_s: float | None,
     argv: Sequence[str] | None,
     say: Callable[[str], None],
     vocab: VocabSource | None,
 ) -> dict[str, Any]:
-    record = {"settings": _evidence(settings, starts, vocab), "budget": asdict(settings.budget)}
-    _check_earlier(out, record["settings"])  # the trained students too, now that they are known
     order = order_file(out, task)
     if not order.is_file():
         _write_order(task, examples_all, order, settings.seed)
@@ -807,8 +822,8 @@ def _answer(
     full: list[Entry], budget: Budget, entries: list[Entry], teacher: Entry | None, total: int, out: Path
 ) -> dict[str, Any]:
     """The chosen candidate (or the nearest and what it misses), the Pareto front and what the search cost."""
-    meeting = [e for e in full if not _meets(e, budget, teacher)]
-    floor = budget.floor(teacher.last.score if teacher and teacher.measurements else None)
+    floor = _teacher_floor(budget, teacher)
+    meeting = [e for e in full if not _meets(e, budget, floor)]
     chosen = max(meeting, key=lambda e: (e.last.score, -e.last.p50_ms, -e.size_mb), default=None)
     answer: dict[str, Any] = {"chosen": None, "nearest": None, "missing": []}
     if chosen is not None:
@@ -824,7 +839,7 @@ def _answer(
 
         nearest = min(full, key=shortfall)
         answer.update(
-            nearest=nearest.candidate.id, missing=_meets(nearest, budget, teacher), commands=_commands(nearest, out)
+            nearest=nearest.candidate.id, missing=_meets(nearest, budget, floor), commands=_commands(nearest, out)
         )
     front = [
         e.candidate.id
@@ -906,7 +921,7 @@ def _pages(
     full = [e for e in entries if e.status == "measured on all"]
     if full and budget is not None:
         reference = teacher if teacher and teacher.measurements and teacher.last.n == full[0].last.n else None
-        floor = budget.floor(reference.last.score if reference else None)
+        floor = _teacher_floor(budget, reference)
         _plot(out / "fit.png", full, doc.get("chosen"), budget, task.headline, floor)
         from edgekit.export.report import write_report
 
