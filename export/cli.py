@@ -8,6 +8,7 @@ Each function adds one sub-parser; heavy libraries load inside the command funct
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,31 +64,67 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    from edgekit.export.models import load_trained
-    from edgekit.export.to_onnx import onnx_bundle, validate
+    from edgekit.export.to_onnx import onnx_bundle
 
     check_destination(args.out, BUNDLE, [args.model] if Path(args.model).exists() else [])
-    qa = load_trained(args.model)
+    qa = _loaded(args.model)
+    bundle = onnx_bundle(qa, args.out, args.name or Path(args.out).name, args.max_seq_len, args.doc_stride, args.opset)
+    print(f"wrote {bundle.path} ({bundle.size_mb:.1f} MB)")
+    _validated(qa, bundle, args, required=True)
+    return 0
+
+
+def _loaded(model: str) -> Any:
+    """A transformers model of one of edgekit's tasks, with a note on stderr where its QA head is fresh."""
+    from edgekit.export.models import load_trained
+
+    qa = load_trained(model)
     if qa.fresh_head:
         print(
-            f"note: {args.model} has no QA head; exporting with a freshly initialised one (answers are untrained)",
+            f"note: {model} has no QA head; exporting with a freshly initialised one (answers are untrained)",
             file=sys.stderr,
         )
-    name = args.name or Path(args.out).name
-    bundle = onnx_bundle(qa, args.out, name, args.max_seq_len, args.doc_stride, args.opset)
-    print(f"wrote {bundle.path} ({bundle.size_mb:.1f} MB)")
-    if args.validate_n > 0:
-        what = {"extractive-qa": "questions", "text-classification": "texts"}.get(bundle.manifest.task, "sentences")
-        examples = _task_inputs(bundle, args.validate_dataset, "--validate-dataset", dev_default(), what)
-        v = validate(qa, bundle, examples[: args.validate_n], args.atol)
-        print(
-            f"validation on {v.n_questions} {what} ({v.n_windows} windows): max |Δlogit| {v.max_abs_diff:.2e} "
-            f"(atol {v.atol:.0e}), same answer {100 * v.answer_agreement:.1f}%"
+    return qa
+
+
+def _validated(qa: Any, bundle: Any, args: argparse.Namespace, required: bool) -> None:
+    """Check ``bundle``'s logits against PyTorch's on ``--validate-n`` inputs and say so; a ``required`` check
+    (an fp32 form) refuses a bundle whose logits differ by more than ``--atol``."""
+    from edgekit.export.to_onnx import validate
+
+    if args.validate_n <= 0:
+        return
+    what = {"extractive-qa": "questions", "text-classification": "texts"}.get(bundle.manifest.task, "sentences")
+    examples = _task_inputs(bundle, args.validate_dataset, "--validate-dataset", dev_default(), what)
+    v = validate(qa, bundle, examples[: args.validate_n], args.atol)
+    print(
+        f"validation of {bundle.path.name} on {v.n_questions} {what} ({v.n_windows} windows): max |Δlogit| "
+        f"{v.max_abs_diff:.2e} (atol {v.atol:.0e}), same answer {100 * v.answer_agreement:.1f}%"
+    )
+    if required and not v.ok:
+        raise EdgekitError(f"{bundle.path}: logits differ from PyTorch by {v.max_abs_diff:.3g} > atol {v.atol}")
+
+
+def cmd_export_tflite(args: argparse.Namespace) -> int:
+    from edgekit.export.to_tflite import signature_lengths, tflite_bundles
+
+    name = args.name or re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(args.model).name)
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+        raise InputError(
+            None, f"--name {name!a}", "a plain name of letters, digits, '_', '.' or '-': the bundles' start"
         )
-        if not v.ok:
-            raise EdgekitError(
-                f"{bundle.path}: ONNX logits differ from PyTorch by {v.max_abs_diff:.3g} > atol {v.atol}"
-            )
+    outs = [args.out / f"{name}-{p}-tflite" for p in ("fp32", "int8")[: 1 + (not args.no_int8)]]
+    for out in outs:
+        check_destination(out, BUNDLE, [args.model] if Path(args.model).exists() else [])
+    lengths = sorted({*args.lengths, args.max_seq_len}) if args.lengths else signature_lengths(args.max_seq_len)
+    if lengths[-1] != args.max_seq_len:
+        raise InputError(None, "--lengths", f"window lengths up to --max-seq-len ({args.max_seq_len}), got {lengths}")
+    qa = _loaded(args.model)
+    for bundle in tflite_bundles(
+        qa, args.out, name, args.max_seq_len, args.doc_stride, not args.no_int8, None, lengths
+    ):
+        print(f"wrote {bundle.path} ({bundle.size_mb:.1f} MB)")
+        _validated(qa, bundle, args, bundle.manifest.precision == "fp32")
     return 0
 
 
@@ -528,6 +565,34 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=cmd_export_onnx)
 
     e = esub.add_parser(
+        "tflite",
+        help="transformers model -> fp32 and int8 TFLite bundles, a signature per window length (tflite extra)",
+        description="Convert a local transformers checkpoint, a hub name, or 'packaged:all-MiniLM-L6-v2' with "
+        "litert-torch to OUT/NAME-fp32-tflite, one signature per window length (the device pads a window to the "
+        "shortest that holds it), and quantize that with ai-edge-quantizer's dynamic-range int8 recipe to "
+        "OUT/NAME-int8-tflite; the fp32 bundle's logits are checked against PyTorch, the int8 one's reported.",
+    )
+    e.add_argument("model", help="model directory, hub name, or packaged:all-MiniLM-L6-v2")
+    e.add_argument("out", type=Path, help="directory to write the bundles into")
+    e.add_argument("--name", default=None, help="the bundles' names begin with this (default: the model's name)")
+    e.add_argument(
+        "--max-seq-len", type=whole(8, 65_536), default=384, help="longest window, in tokens (default: %(default)s)"
+    )
+    e.add_argument(
+        "--doc-stride", type=whole(1, 65_536), default=128, help="context tokens shared by consecutive windows"
+    )
+    e.add_argument(
+        "--lengths",
+        type=whole(8, 65_536),
+        nargs="+",
+        default=None,
+        help="window lengths to give a signature (--max-seq-len is always one; default: 64 128 256 below it)",
+    )
+    e.add_argument("--no-int8", action="store_true", help="the fp32 bundle only")
+    _add_check_args(e, "PyTorch", skippable=True)
+    e.set_defaults(func=cmd_export_tflite)
+
+    e = esub.add_parser(
         "fuse",
         help="fp32 ONNX bundle -> fused fp32 ONNX bundle (ONNX Runtime transformer optimizer)",
         description="Rewrite attention, layer norm and GELU subgraphs into ONNX Runtime's fused operators; "
@@ -798,7 +863,7 @@ def add_report(sub: argparse._SubParsersAction) -> None:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from edgekit.bundle import load_bundle
-    from edgekit.export.fit import Budget, Device, FitSettings, VocabSource, fit, parse_duration
+    from edgekit.export.fit import Budget, Device, FitSettings, VocabSource, fit, is_checkpoint, parse_duration
 
     if args.device != "local":
         from edgekit.device_runners.deploy import parse_target
@@ -808,10 +873,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise EdgekitError("expected starting students, --train-recipes, or both")
     vocab = None
     if args.vocab_keep:
-        if not args.students:
-            raise EdgekitError("--vocab-keep: expected a starting student whose task picks the corpus's reader")
+        bundles = [s for s in args.students if not is_checkpoint(str(s))]
+        if not bundles:
+            raise EdgekitError("--vocab-keep: expected a starting bundle whose task picks the corpus's reader")
         split = args.corpus_split if any(f.suffix.lower() == ".json" for f in args.corpus or []) else None
-        files, examples = _vocab_corpus(load_bundle(args.students[0]), args)
+        files, examples = _vocab_corpus(load_bundle(bundles[0]), args)
         vocab = VocabSource(tuple(files), tuple(examples), args.english_words, split)
     settings = FitSettings(
         starts=tuple(str(s) for s in args.students),
@@ -849,16 +915,23 @@ def add_fit(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "fit",
         help="the most accurate student form that fits a size and latency budget, measured on the device",
-        description="Search the post-training forms of the given student bundles (of an fp32 one: int8 with 7/8-bit "
-        "weights, with 4-bit embeddings, int4, and with --vocab-keep its pruned vocabularies; of an int8 one: float "
-        "activations), runtimes and thread counts for the most accurate one within --max-mb, --max-p50-ms and the "
-        "score floors, measured by the runner on the device on growing samples of --eval (the --teacher too, on the "
-        "same examples); candidates are dropped only when a paired bootstrap shows with 95% confidence that they "
-        "cannot win. Writes fit.json (every candidate and measurement, the commands), fit.md, fit.png and report/; "
-        "run again into the same --out to resume, or with another budget, more students, runtimes or threads to "
-        "reuse what it measured on the same device.",
+        description="Search the post-training forms of the given student bundles and checkpoints (of an fp32 one: "
+        "int8 with 7/8-bit weights, with 4-bit embeddings, int4, and with --vocab-keep its pruned vocabularies; of an "
+        "int8 one: float activations), runtimes and thread counts for the most accurate one within --max-mb, "
+        "--max-p50-ms and the score floors, measured by the runner on the device on growing samples of --eval (the "
+        "--teacher too, on the same examples); candidates are dropped only when a paired bootstrap shows with 95% "
+        "confidence that they cannot win. Writes fit.json (every candidate and measurement, the commands), fit.md, "
+        "fit.png and report/; run again into the same --out to resume, or with another budget, more students, "
+        "runtimes or threads to reuse what it measured on the same device.",
     )
-    p.add_argument("students", nargs="*", type=Path, help="starting bundles (edgekit export onnx, models/...)")
+    p.add_argument(
+        "students",
+        nargs="*",
+        type=Path,
+        help="starting bundles (edgekit export onnx, models/...) and transformers checkpoints (directories with a "
+        "config.json), the latter exported into OUT/exported (fp32 ONNX; fp32 and int8 TFLite with the tflite "
+        "extra) and searched after the bundles",
+    )
     p.add_argument(
         "--train-recipes",
         nargs="+",

@@ -1,12 +1,14 @@
 """``edgekit fit``: the most accurate student that fits a size and latency budget, measured on the device.
 
-The space: every starting bundle the user has, then the students of ``--train-recipes`` (trained first, within the
-time budget: one cut short stops at a checkpoint, is not searched, and resumes on the next fit), each in the
-post-training forms edgekit makes from it (an fp32 ONNX bundle: as it is, dynamic int8 with 7- and 8-bit weights
-and with 4-bit embeddings, 4-bit weights, and with ``--vocab-keep`` its vocabulary pruned, then int8 with 8- and
-4-bit embeddings; a dynamic int8 bundle: as it is, with float activations into every MatMul, and into the
-feed-forward ones; anything else as it is), times the runtimes that run its format and the thread counts asked for.
-A ``--teacher`` runs every rung beside them, as the reference its share (``--min-share``) is of.
+The space: every starting bundle the user has, then the transformers checkpoints given (exported first to fp32 ONNX
+and, with the tflite extra, fp32 and int8 TFLite), then the students of ``--train-recipes`` (trained first, within
+the time budget: one cut short stops at a checkpoint, is not searched, and resumes on the next fit; then exported as
+``edgekit export --recipe`` exports them), each in the post-training forms edgekit makes from it (an fp32 ONNX
+bundle: as it is, dynamic int8 with 7- and 8-bit weights and with 4-bit embeddings, 4-bit weights, and with
+``--vocab-keep`` its vocabulary pruned, then int8 with 8- and 4-bit embeddings; a dynamic int8 bundle: as it is,
+with float activations into every MatMul, and into the feed-forward ones; anything else as it is), times the
+runtimes that run its format and the thread counts asked for. A ``--teacher`` runs every rung beside them, as the
+reference its share (``--min-share``) is of.
 
 The search, cheapest evidence first:
 
@@ -36,6 +38,8 @@ set, the reference the search is tested against.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import io
 import json
 import random
@@ -67,6 +71,7 @@ if TYPE_CHECKING:
 FIT = OutputKind("an edgekit fit", ("fit.json",))
 DEFAULT_RUNGS = (200, 1000)  # then the whole set
 RESAMPLES = 1000
+TRAINED_CHECK = 16  # dev examples the runner answers on each bundle of a trained student before the search
 ONNX_BACKENDS = ("onnxruntime", "openvino")
 
 
@@ -183,6 +188,16 @@ def forms_of(bundle: Bundle, vocab_keep: Sequence[int] = (), vocab: VocabSource 
     if m.model_format == "onnx" and method == "onnxruntime dynamic":
         return [AS_IS, *FLOAT_ACT]
     return [AS_IS]
+
+
+@dataclass(frozen=True)
+class Start:
+    """A starting bundle: the path as the command line gave it (or where the fit made it), and the commands that
+    made it (a checkpoint's exports, a recipe's training and export; none for a bundle given as it is)."""
+
+    bundle: Bundle
+    path: str
+    made_by: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -521,10 +536,13 @@ def fit(
     """Train the recipes (within the time budget), search the space and write ``fit.json``, ``fit.md``,
     ``fit.png`` and ``report/`` into ``out``; ``vocab`` ranks the pieces of the pruned forms."""
     t0 = time.time()
-    starts = [load_bundle(s) for s in settings.starts]
+    checkpoints = [s for s in settings.starts if is_checkpoint(s)]
+    starts = [Start(load_bundle(s), s) for s in settings.starts if s not in checkpoints]
+    models = {c: _load_checkpoint(c) for c in checkpoints}  # a bad one is refused before anything is written
     teacher = load_bundle(settings.teacher) if settings.teacher else None
     recipes = _recipes(settings.train_recipes, out)
-    tasks = {b.manifest.task for b in [*starts, *([teacher] if teacher else [])]} | {r.task for r in recipes}
+    tasks = {b.manifest.task for b in [*(s.bundle for s in starts), *([teacher] if teacher else [])]}
+    tasks |= {_task_of(m) for m in models.values()} | {r.task for r in recipes}
     if len(tasks) != 1:
         raise InputError(None, "the students, recipes and teacher", f"bundles of one task, got {sorted(tasks)}")
     if settings.budget.min_share is not None and teacher is None:
@@ -534,28 +552,104 @@ def fit(
     task = get_task(tasks.pop())
     eval_path = resolve_data_path(settings.eval, Path(settings.eval))  # packaged:dev too
     # a bad evaluation set is refused before anything trains
-    examples_all = task.load_examples(eval_path, settings.split, starts[0].manifest) if starts else None
+    examples_all = task.load_examples(eval_path, settings.split, starts[0].bundle.manifest) if starts else None
     inputs = [*settings.starts, *([settings.teacher] if settings.teacher else []), eval_path]
     out = claim(out, FIT, [*inputs, *(p for r in recipes for p in r.recipe.inputs())])
     with locked(out):
-        # checked on the given students before anything trains, and written first, so a fit killed while training
-        # finds its directory (and its checkpoints) again
+        # checked on the given bundles before anything is exported or trained, and written first, so a fit killed
+        # while training finds its directory (and its checkpoints) again
         record = {"settings": _evidence(settings, starts, vocab), "budget": asdict(settings.budget)}
         if not _check_earlier(out, record["settings"]):
             write_json(out / "fit.json", {**record, "status": "running", "candidates": []})
+        added = [s for c, m in models.items() for s in _export_checkpoint(c, m, out, task, eval_path, settings.split)]
         deadline = None if time_budget_s is None else t0 + time_budget_s
         trained, untrained = _train(recipes, deadline, say)
-        if trained:  # their hashes too, now that they are known
-            starts += [load_bundle(p) for p in trained]
+        added += [Start(load_bundle(p), p, made) for p, made in trained]
+        if added:  # their hashes too, now that they are known
+            starts += added
             record["settings"]["starts_sha256"] = _start_hashes(starts)
             _check_earlier(out, record["settings"])
         if not starts:
             raise EdgekitError(f"no student to search: {'; '.join(untrained)}")
         if examples_all is None:
-            examples_all = task.load_examples(eval_path, settings.split, starts[0].manifest)
+            examples_all = task.load_examples(eval_path, settings.split, starts[0].bundle.manifest)
         return _fit(
             settings, out, device, task, starts, teacher, examples_all, record, t0, time_budget_s, argv, say, vocab
         )
+
+
+def is_checkpoint(path: str) -> bool:
+    """A transformers model directory (its config.json, no bundle manifest): exported by the fit, then searched."""
+    p = Path(path)
+    return p.is_dir() and (p / "config.json").is_file() and not (p / "manifest.json").exists()
+
+
+def _load_checkpoint(path: str) -> Any:
+    from edgekit.export.models import load_trained
+
+    model = load_trained(path)
+    if model.fresh_head:
+        raise InputError(Path(path), "model", "a trained model of one of edgekit's tasks, with its head (none here)")
+    return model
+
+
+def _task_of(model: Any) -> str:
+    from edgekit.export.to_onnx import task_of
+
+    return task_of(model)
+
+
+def _export_checkpoint(path: str, model: Any, out: Path, task: Task, eval_path: Path, split: str | None) -> list[Start]:
+    """A checkpoint's starts, made as ``edgekit export onnx`` and ``edgekit export tflite`` make them (default window
+    lengths) into ``out/exported/<name>``: fp32 ONNX and, with the tflite extra, fp32 and int8 TFLite, the fp32
+    ones checked against PyTorch on the evaluation set's first examples. Bundles there of the same checkpoint
+    (by the hash of its files, in their manifests) are reused."""
+    from edgekit.bundle import sha256_file
+    from edgekit.export.to_onnx import onnx_bundle, validate
+    from edgekit.export.to_tflite import tflite_bundles
+
+    p = Path(path)
+    files = sorted(f for f in p.iterdir() if f.is_file() and not f.is_symlink())
+    digest = hashlib.sha256("".join(f"{f.name}\0{sha256_file(f)}\n" for f in files).encode()).hexdigest()
+    source = {"checkpoint_sha256": digest}
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", p.name if p.name != "model" else f"{p.parent.name}-model")
+    where, check = out / "exported" / name, ("--validate-dataset", str(eval_path))
+    onnx_dir = where / f"{name}-fp32-onnx"
+    steps: list[tuple[tuple[str, ...], list[Path], Callable[[], list[Bundle]]]] = [
+        (
+            ("edgekit", "export", "onnx", path, str(onnx_dir), *check),
+            [onnx_dir],
+            lambda: [onnx_bundle(model, onnx_dir, onnx_dir.name, source=source)],
+        )
+    ]
+    if importlib.util.find_spec("litert_torch") is not None:
+        steps.append(
+            (
+                ("edgekit", "export", "tflite", path, str(where), "--name", name, *check),
+                [where / f"{name}-{q}-tflite" for q in ("fp32", "int8")],
+                lambda: tflite_bundles(model, where, name, source=source),
+            )
+        )
+    starts, examples = [], None
+    for command, paths, build in steps:
+        made = _same_checkpoint(paths, digest)
+        for b in made or build():
+            if made is None and b.manifest.precision == "fp32":
+                examples = examples or list(task.load_examples(eval_path, split, b.manifest))[:8]
+                v = validate(model, b, examples)
+                if not v.ok:
+                    raise EdgekitError(f"{b.path}: logits differ from PyTorch by {v.max_abs_diff:.3g} > {v.atol}")
+            starts.append(Start(b, str(b.path), (command,)))
+    return starts
+
+
+def _same_checkpoint(paths: list[Path], digest: str) -> list[Bundle] | None:
+    """The bundles at ``paths`` when each loads and was made from the checkpoint of ``digest``; None otherwise."""
+    try:
+        bundles = [load_bundle(p) for p in paths]
+    except EdgekitError:
+        return None
+    return bundles if all(b.manifest.source.get("checkpoint_sha256") == digest for b in bundles) else None
 
 
 @dataclass(frozen=True)
@@ -580,15 +674,21 @@ def _recipes(names: Sequence[str], out: Path) -> list[_Recipe]:
     return [_Recipe(n, r, RECIPE_NAMES[r.task]) for n, r in zip(names, recipes, strict=True)]
 
 
-def _train(recipes: list[_Recipe], deadline: float | None, say: Callable[[str], None]) -> tuple[list[str], list[str]]:
-    """Each recipe's student trained (resumed where a checkpoint is) and exported to an fp32 ONNX bundle, until
-    the deadline: the bundles' paths, in the recipes' order, and what stopped the others."""
-    from edgekit.export.distill import StoppedAtDeadline, recipe_labels, recipe_model, run_distill, student_bundle
+def _train(
+    recipes: list[_Recipe], deadline: float | None, say: Callable[[str], None]
+) -> tuple[list[tuple[str, tuple[tuple[str, ...], ...]]], list[str]]:
+    """Each recipe's student trained (resumed where a checkpoint is) until the deadline, then exported as
+    ``edgekit export --recipe`` exports it (fp32 and int8 ONNX and, with the tflite extra, fp32 and int8 TFLite,
+    each checked against PyTorch and by the runner on a few dev examples): the bundles that start the search (all
+    but the int8 ONNX, which is the fp32 one's int8 form), each with the commands that made it, in the recipes'
+    order, and what stopped the others."""
+    from edgekit.export.distill import StoppedAtDeadline, run_distill
+    from edgekit.export.pipeline import Variants, export_all
 
     trained, untrained = [], []
+    tflite = importlib.util.find_spec("litert_torch") is not None
     for r in recipes:
-        done = r.recipe.out / "result.json"
-        if not done.is_file():
+        if not (r.recipe.out / "result.json").is_file():
             if deadline is not None and time.time() > deadline:
                 untrained.append(f"{r.given}: not trained, the time budget was spent")
                 continue
@@ -600,32 +700,29 @@ def _train(recipes: list[_Recipe], deadline: float | None, say: Callable[[str], 
             except StoppedAtDeadline as e:
                 untrained.append(f"{r.given}: {e}")
                 continue
-        bundle = r.recipe.out / "bundle-fp32-onnx"
-        try:
-            load_bundle(bundle)
-        except EdgekitError:  # not written yet, or an earlier one cut short: made again from the trained model
-            student = recipe_model(r.recipe, str(r.recipe.out / "model"), recipe_labels(r.recipe))
-            student_bundle(student, r.recipe, r.recipe.out)
-        trained.append(str(bundle))
+        rows = export_all(r.recipe, TRAINED_CHECK, Variants(tflite=tflite))
+        at = ["--recipe", r.given, "--set", f"output_dir={json.dumps(str(r.recipe.out.parent))}"]
+        made = (("edgekit", "distill", *at), ("edgekit", "export", *at, *([] if tflite else ["--no-tflite"])))
+        trained += [(row.path, made) for row in rows if (row.format, row.precision) != ("onnx", "int8")]
     for line in untrained:
         say(f"fit: {line}")
     return trained, untrained
 
 
 def _space(
-    settings: FitSettings, starts: list[Bundle], vocab: VocabSource | None
-) -> list[tuple[Candidate, Bundle, Form, str]]:
-    """Every candidate, with its starting bundle, its form and the name its built bundles' directories begin with."""
+    settings: FitSettings, starts: list[Start], vocab: VocabSource | None
+) -> list[tuple[Candidate, Start, Form, str]]:
+    """Every candidate, with its start, its form and the name its built bundles' directories begin with."""
     space = []
-    paths = [*settings.starts, *(str(b.path) for b in starts[len(settings.starts) :])]  # as given, then trained
     for i, start in enumerate(starts):
-        backends = [b for b in _runtimes(start) if settings.backends is None or b in settings.backends]
-        for form in forms_of(start, settings.vocab_keep, vocab):
+        m = start.bundle.manifest
+        backends = [b for b in _runtimes(start.bundle) if settings.backends is None or b in settings.backends]
+        for form in forms_of(start.bundle, settings.vocab_keep, vocab):
             for backend in backends:
                 for threads in settings.threads:
-                    key = f"s{i}-{start.manifest.name}"
+                    key = f"s{i}-{m.name}"
                     cid = f"{key}-{form.name}-{backend}-t{threads or 'auto'}"
-                    space.append((Candidate(cid, paths[i], form.name, backend, threads), start, form, key))
+                    space.append((Candidate(cid, start.path, form.name, backend, threads), start, form, key))
     return space
 
 
@@ -647,7 +744,7 @@ def _teacher_entry(settings: FitSettings, teacher: Bundle) -> Entry:
     return Entry(c, str(settings.teacher), round(teacher.model_size_mb, 3), "reference")
 
 
-def _evidence(settings: FitSettings, starts: list[Bundle], vocab: VocabSource | None) -> dict[str, Any]:
+def _evidence(settings: FitSettings, starts: list[Start], vocab: VocabSource | None) -> dict[str, Any]:
     """``fit.json``'s settings: the fit's own, the starts' model hashes, the machine of a local device and the
     vocabulary's corpus (by hash)."""
     from edgekit.bundle import sha256_file
@@ -669,8 +766,8 @@ def _evidence(settings: FitSettings, starts: list[Bundle], vocab: VocabSource | 
     }
 
 
-def _start_hashes(starts: list[Bundle]) -> list[str]:
-    return [b.manifest.files[b.manifest.model_file].sha256 for b in starts]
+def _start_hashes(starts: list[Start]) -> list[str]:
+    return [s.bundle.manifest.files[s.bundle.manifest.model_file].sha256 for s in starts]
 
 
 def _differs(found: Any, now: dict[str, Any]) -> str | None:
@@ -710,7 +807,7 @@ def _fit(
     out: Path,
     device: Device,
     task: Task,
-    starts: list[Bundle],
+    starts: list[Start],
     teacher_bundle: Bundle | None,
     examples_all: Sequence[Any],
     record: dict[str, Any],
@@ -723,18 +820,19 @@ def _fit(
     order = order_file(out, task)
     if not order.is_file():
         _write_order(task, examples_all, order, settings.seed)
-    examples = task.load_examples(order, None, starts[0].manifest)
+    examples = task.load_examples(order, None, starts[0].bundle.manifest)
     rungs = _rungs(settings.rungs, len(examples), settings.exhaustive)
     budget = settings.budget
 
     entries: list[Entry] = []
     for c, start, form, key in _space(settings, starts, vocab):
         dirs = _step_dirs(out, key, form)
-        make = _make_commands(c.start, form, dirs)
-        if _keeps_size(form) and start.model_size_mb > budget.max_mb:
-            entry = Entry(c, "", round(start.model_size_mb, 3), f"over {budget.max_mb:g} MB (unbuilt)", make=make)
+        make = [list(m) for m in start.made_by] + _make_commands(c.start, form, dirs)
+        if _keeps_size(form) and start.bundle.model_size_mb > budget.max_mb:
+            size = round(start.bundle.model_size_mb, 3)
+            entry = Entry(c, "", size, f"over {budget.max_mb:g} MB (unbuilt)", make=make)
         else:
-            bundle = _build(dirs, start, form)
+            bundle = _build(dirs, start.bundle, form)
             entry = Entry(c, _shown(bundle.path, out), round(bundle.model_size_mb, 3), make=make)
             entry.status = "running" if entry.size_mb <= budget.max_mb else f"over {budget.max_mb:g} MB"
         entries.append(entry)
@@ -767,8 +865,9 @@ def _fit(
 
 
 def _bundle_path(e: Entry, out: Path) -> Path:
-    """Where ``e``'s bundle is: a start as the user gave it, a built form inside ``out``."""
-    return Path(e.bundle) if e.candidate.form == "as-is" else out / e.bundle
+    """Where ``e``'s bundle is: its start as the user gave it (or where the fit made it), a built form inside
+    ``out``."""
+    return Path(e.candidate.start) if e.candidate.form == "as-is" else out / e.bundle
 
 
 def _shown(path: Path, out: Path) -> str:

@@ -1061,7 +1061,39 @@ CASES: list[Case] = [
         ],
         "a positive duration",
     ),
+    Case(
+        "fit",
+        "a checkpoint without a trained head",
+        lambda e: [
+            *["fit", _bare_encoder(e), "--eval", str(e.dataset("fit5.json")), "--max-mb", "25"],
+            *["--out", str(e.work / "fit5")],
+        ],
+        "a trained model of one of edgekit's tasks",
+    ),
+    Case(
+        "export",
+        "TFLite window lengths above the longest",
+        lambda e: [
+            *["export", "tflite", "packaged:all-MiniLM-L6-v2", str(e.work / "tfl1"), "--max-seq-len", "128"],
+            *["--lengths", "64", "256"],
+        ],
+        "window lengths up to --max-seq-len",
+    ),
 ]
+
+
+def _bare_encoder(e: Env) -> str:
+    """A checkpoint of a tiny bare encoder (no task head) with the packaged MiniLM's tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from edgekit.export.models import PACKAGED_MINILM, resolve
+    from edgekit.export.tiny import SMALL
+
+    d = e.work / "bare-encoder"
+    tokenizer = AutoTokenizer.from_pretrained(resolve(PACKAGED_MINILM))
+    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, max_position_embeddings=512, **SMALL)).save_pretrained(d)
+    tokenizer.save_pretrained(d)
+    return str(d)
 
 
 def run_case(case: Case, env: Env) -> tuple[int, str]:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import chain_forms
 
 from edgekit.cli import main
 from edgekit.jsonfile import read_json
@@ -266,8 +267,8 @@ def test_a_recipe_the_fit_trains_is_searched_after_the_given_students(tmp_path, 
     (tmp_path / "fit-tiny.toml").write_text(RECIPE)
     out = tmp_path / "trained-fit"
     argv = ["fit", str(tiny_bundle.path), "--train-recipes", str(tmp_path / "fit-tiny.toml"), "--eval", "packaged:dev"]
-    argv += ["--max-mb", "25", "--backends", "onnxruntime", "--threads", "1", "--rungs", "30", "--warmup", "0"]
-    argv += ["--out", str(out)]
+    argv += ["--max-mb", "25", "--backends", "onnxruntime", "litert", "--threads", "1", "--rungs", "30"]
+    argv += ["--warmup", "0", "--out", str(out)]
     # a budget spent before training could start: nothing is trained or measured, and fit.json says why
     assert main([*argv, "--time-budget", "0.001s"]) == 0
     assert "not trained, the time budget was spent" in capsys.readouterr().err
@@ -275,11 +276,19 @@ def test_a_recipe_the_fit_trains_is_searched_after_the_given_students(tmp_path, 
     assert spent["status"].startswith("time budget") and not (out / "trained" / "fit-tiny" / "model").exists()
     assert main(argv) == 0
     doc = read_json(out / "fit.json")
-    bundle = out / "trained" / "fit-tiny" / "bundle-fp32-onnx"
-    trained = [c for c in doc["candidates"] if c["candidate"]["start"] == str(bundle)]
-    assert trained and all(c["candidate"]["id"].startswith("s1-fit-tiny-fp32-onnx-") for c in trained)
-    assert any(c["measurements"] for c in trained) and len(doc["settings"]["starts_sha256"]) == 2
     assert read_json(out / "trained" / "fit-tiny" / "result.json")["steps"] == 4
+    # the student as `edgekit export --recipe` exports it: fp32 ONNX (and its forms), and fp32 and int8 TFLite
+    forms = ["fp32-onnx"] + (["fp32-tflite", "int8-tflite"] if ("tflite", "int8") in chain_forms() else [])
+    starts = {c["candidate"]["id"].split("-as-is-")[0] for c in doc["candidates"] if "-as-is-" in c["candidate"]["id"]}
+    assert starts == {"s0-tiny-random-bert", *(f"s{i}-fit-tiny-{f}" for i, f in enumerate(forms, start=1))}
+    assert len(doc["settings"]["starts_sha256"]) == 1 + len(forms)
+    at = ["--recipe", str(tmp_path / "fit-tiny.toml"), "--set", f"output_dir={json.dumps(str(out / 'trained'))}"]
+    for c in doc["candidates"]:
+        if not c["candidate"]["id"].startswith("s0-"):
+            assert c["make"][:2] == [["edgekit", "distill", *at], ["edgekit", "export", *at]]
+            assert c["measurements"] or c["status"].startswith("over")
+    tflite = [c for c in doc["candidates"] if c["candidate"]["backend"] == "litert"]
+    assert tflite and all(c["measurements"][0]["n"] == 30 for c in tflite if not c["status"].startswith("over"))
 
 
 @pytest.mark.parametrize("task", ["text-classification", "token-classification"])
@@ -304,3 +313,44 @@ def test_a_classifier_and_a_tagger_are_fitted_through_the_same_search(
     if task == "text-classification":  # every prefix of the order is stratified: the labels alternate
         rows = (out / "evaluation-order.tsv").read_text().splitlines()[1:5]
         assert len({r.rsplit("\t", 1)[1] for r in rows}) == 2
+
+
+def test_a_checkpoint_is_exported_searched_and_its_commands_remake_it(tmp_path) -> None:
+    """A transformers checkpoint given as a start is exported into OUT/exported (fp32 ONNX; fp32 and int8 TFLite
+    with the tflite extra), each export searched as a start; a fit run again reuses the exports; and the command
+    fit.json gives each one makes the same model file."""
+    from edgekit.bundle import load_bundle
+    from edgekit.export.tiny import tiny_qa
+
+    qa, ckpt = tiny_qa(), tmp_path / "tiny-ckpt"
+    qa.model.save_pretrained(ckpt)
+    qa.tokenizer.save_pretrained(ckpt)
+    out = tmp_path / "fit"
+    argv = ["fit", str(ckpt), "--eval", "packaged:dev", "--max-mb", "25", "--backends", "onnxruntime", "litert"]
+    argv += ["--threads", "1", "--rungs", "30", "--warmup", "0", "--out", str(out)]
+    assert main(argv) == 0
+    doc = read_json(out / "fit.json")
+    forms = ["fp32-onnx"] + (["fp32-tflite", "int8-tflite"] if ("tflite", "int8") in chain_forms() else [])
+    as_is = {
+        c["candidate"]["id"].split("-as-is-")[0]: c for c in doc["candidates"] if "-as-is-" in c["candidate"]["id"]
+    }
+    assert set(as_is) == {f"s{i}-tiny-ckpt-{f}" for i, f in enumerate(forms)}
+    assert all(c["measurements"] for c in as_is.values())
+    exported = sorted((out / "exported" / "tiny-ckpt").iterdir())
+    assert [p.name for p in exported] == sorted(f"tiny-ckpt-{f}" for f in forms)
+    stamps = [(p / "manifest.json").stat().st_mtime_ns for p in exported]
+    assert main(argv) == 0  # run again: the exports are reused, not made again
+    assert [(p / "manifest.json").stat().st_mtime_ns for p in exported] == stamps
+    assert read_json(out / "fit.json")["settings"]["starts_sha256"] == doc["settings"]["starts_sha256"]
+    remade: dict[tuple[str, ...], Path] = {}
+    for c in as_is.values():
+        (command,) = c["make"]
+        assert command[:4] == ["edgekit", "export", command[2], str(ckpt)]
+        if tuple(command) not in remade:  # the TFLite command makes both TFLite bundles
+            dest = tmp_path / f"again-{len(remade)}" / ("b" if command[2] == "onnx" else "")
+            assert main([*command[1:4], str(dest), *command[5:]]) == 0
+            remade[tuple(command)] = dest
+        dest = remade[tuple(command)]
+        made = load_bundle(out / c["bundle"]).manifest
+        again = load_bundle(dest if command[2] == "onnx" else dest / Path(c["bundle"]).name).manifest
+        assert again.files[again.model_file].sha256 == made.files[made.model_file].sha256
