@@ -307,6 +307,8 @@ def fit_results() -> str:
     rows, notes = [], []
     for path in sorted(RESULTS.glob("fit/*/fit.json")):
         d = _load(path)
+        if d["settings"].get("exhaustive"):
+            continue  # the reference a search is held against (exhaustive_results)
         budget, cost = d["budget"], d["cost"]
         by_id = {c["candidate"]["id"]: c for c in d["candidates"]}
         answer = by_id[d["chosen"] or d["nearest"]]
@@ -352,6 +354,62 @@ def fit_results() -> str:
             "| budget | chosen | MB | F1 | teacher F1 (share) | p50 ms | best made by hand | measured on all "
             "| examples answered | time |",
             "|---|---|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            *(f"- {n}" for n in notes),
+            "",
+            exhaustive_results(),
+        ]
+    )
+
+
+def _seconds(doc: dict[str, Any], cid: str) -> float:
+    """The time ``doc``'s measurements of candidate ``cid`` took (0 where it has none)."""
+    entries = [*doc["candidates"], *([doc["teacher"]] if doc.get("teacher") else [])]
+    return sum(m["seconds"] for e in entries if e["candidate"]["id"] == cid for m in e["measurements"])
+
+
+def _same_search(d: dict[str, Any], ex: dict[str, Any]) -> bool:
+    """Whether ``d`` is a search with ``ex``'s settings and budget (an empty setting and an absent one alike)."""
+
+    keys = (d["settings"].keys() | ex["settings"].keys()) - {"exhaustive"}
+    same = all((d["settings"].get(k) or None) == (ex["settings"].get(k) or None) for k in keys)
+    return not d["settings"].get("exhaustive") and same and d["budget"] == ex["budget"]
+
+
+def exhaustive_results() -> str:
+    """Each committed ``--exhaustive`` fit against the search with the same settings (run into a copy of its --out:
+    the exhaustive one resumed the search's runs), so measuring every candidate on all took the two fits' times per
+    candidate added up (each run resumes its log, so no example is answered twice)."""
+    fits = {p: _load(p) for p in sorted(RESULTS.glob("fit/*/fit.json"))}
+    rows, notes = [], []
+    for path, ex in fits.items():
+        if not ex["settings"].get("exhaustive"):
+            continue
+        search = next((d for d in fits.values() if _same_search(d, ex)), None)
+        if search is None:
+            continue
+        ids = [c["candidate"]["id"] for c in ex["candidates"] if c["measurements"]]
+        teacher = [ex["teacher"]["candidate"]["id"]] if ex.get("teacher") else []
+        for name, d, both in (("search", search, False), ("every candidate on all", ex, True)):
+            took = {i: _seconds(search, i) + (_seconds(ex, i) if both else 0) for i in ids + teacher}
+            cost = d["cost"]
+            rows.append(
+                f"| ≤ {ex['budget']['max_mb']:g} MB | {name} | {d['chosen'] or 'none'} "
+                f"| {cost['measured_on_all']} of {cost['within_size']} | {cost['examples_answered']:,} "
+                f"| {sum(took[i] for i in ids) / 60:.0f} min | {sum(took[i] for i in teacher) / 60:.0f} min |"
+            )
+        notes.append(f"`{path.relative_to(ROOT)}` ({_command(ex)})")
+    if not rows:
+        return ""
+    return "\n".join(
+        [
+            "The search against measuring every candidate on the whole set (`--exhaustive`, run into a copy of the "
+            "search's --out, so it resumed each candidate's runs: a candidate's time is the two fits' measuring time added "
+            "up, no example answered twice); the teacher's time apart.",
+            "",
+            "| budget | fit | chosen | measured on all | examples answered | measuring the candidates | the teacher |",
+            "|---|---|---|---|---|---|---|",
             *rows,
             "",
             *(f"- {n}" for n in notes),
