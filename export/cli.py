@@ -67,22 +67,28 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     from edgekit.export.to_onnx import onnx_bundle
 
     check_destination(args.out, BUNDLE, [args.model] if Path(args.model).exists() else [])
-    qa = _loaded(args.model)
+    qa = _loaded(args.model, args)
     bundle = onnx_bundle(qa, args.out, args.name or Path(args.out).name, args.max_seq_len, args.doc_stride, args.opset)
     print(f"wrote {bundle.path} ({bundle.size_mb:.1f} MB)")
     _validated(qa, bundle, args, required=True)
     return 0
 
 
-def _loaded(model: str) -> Any:
-    """A transformers model of one of edgekit's tasks, with a note on stderr where its QA head is fresh."""
+def _loaded(model: str, args: argparse.Namespace) -> Any:
+    """A transformers model of one of edgekit's tasks, with a note on stderr where its QA head is fresh; a QA
+    model's window settings are checked before anything is converted (its manifest would refuse them after)."""
     from edgekit.export.models import load_trained
+    from edgekit.export.to_onnx import task_of
 
     qa = load_trained(model)
     if qa.fresh_head:
         print(
             f"note: {model} has no QA head; exporting with a freshly initialised one (answers are untrained)",
             file=sys.stderr,
+        )
+    if task_of(qa) == "extractive-qa" and args.doc_stride >= args.max_seq_len:
+        raise InputError(
+            None, f"--doc-stride {args.doc_stride}", f"fewer tokens than --max-seq-len ({args.max_seq_len})"
         )
     return qa
 
@@ -119,7 +125,7 @@ def cmd_export_tflite(args: argparse.Namespace) -> int:
     lengths = sorted({*args.lengths, args.max_seq_len}) if args.lengths else signature_lengths(args.max_seq_len)
     if lengths[-1] != args.max_seq_len:
         raise InputError(None, "--lengths", f"window lengths up to --max-seq-len ({args.max_seq_len}), got {lengths}")
-    qa = _loaded(args.model)
+    qa = _loaded(args.model, args)
     for bundle in tflite_bundles(
         qa, args.out, name, args.max_seq_len, args.doc_stride, not args.no_int8, None, lengths
     ):

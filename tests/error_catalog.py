@@ -1075,7 +1075,7 @@ CASES: list[Case] = [
         "TFLite window lengths above the longest",
         lambda e: [
             *["export", "tflite", "packaged:all-MiniLM-L6-v2", str(e.work / "tfl1"), "--max-seq-len", "128"],
-            *["--lengths", "64", "256"],
+            *["--doc-stride", "64", "--lengths", "64", "256"],
         ],
         "window lengths up to --max-seq-len",
     ),
