@@ -305,8 +305,8 @@ def fit_results() -> str:
     and what it misses), the teacher measured beside it, what the search measured, and the best variant of the same
     starting students made by hand (committed full-dev runs)."""
     rows, notes = [], []
-    for path in sorted(RESULTS.glob("fit/*/fit.json")):
-        d = _load(path)
+    fits = {p: _load(p) for p in sorted(RESULTS.glob("fit/*/fit.json"))}
+    for path, d in fits.items():
         if d["settings"].get("exhaustive"):
             continue  # the reference a search is held against (exhaustive_results)
         budget, cost = d["budget"], d["cost"]
@@ -338,7 +338,7 @@ def fit_results() -> str:
         notes.append(f"`{path.relative_to(ROOT)}` ({_command(d)})")
     if not rows:
         return "No fit is committed.\n"
-    recorded = [d for p in sorted(RESULTS.glob("fit/*/fit.json")) if (d := _load(p).get("device"))]
+    recorded = [device for d in fits.values() if (device := d.get("device"))]
     device = recorded[0] if recorded else None
     return "\n".join(
         [
@@ -358,7 +358,7 @@ def fit_results() -> str:
             "",
             *(f"- {n}" for n in notes),
             "",
-            exhaustive_results(),
+            exhaustive_results(fits),
         ]
     )
 
@@ -371,17 +371,15 @@ def _seconds(doc: dict[str, Any], cid: str) -> float:
 
 def _same_search(d: dict[str, Any], ex: dict[str, Any]) -> bool:
     """Whether ``d`` is a search with ``ex``'s settings and budget (an empty setting and an absent one alike)."""
-
     keys = (d["settings"].keys() | ex["settings"].keys()) - {"exhaustive"}
     same = all((d["settings"].get(k) or None) == (ex["settings"].get(k) or None) for k in keys)
     return not d["settings"].get("exhaustive") and same and d["budget"] == ex["budget"]
 
 
-def exhaustive_results() -> str:
+def exhaustive_results(fits: dict[Path, dict[str, Any]]) -> str:
     """Each committed ``--exhaustive`` fit against the search with the same settings (run into a copy of its --out:
     the exhaustive one resumed the search's runs), so measuring every candidate on all took the two fits' times per
     candidate added up (each run resumes its log, so no example is answered twice)."""
-    fits = {p: _load(p) for p in sorted(RESULTS.glob("fit/*/fit.json"))}
     rows, notes = [], []
     for path, ex in fits.items():
         if not ex["settings"].get("exhaustive"):

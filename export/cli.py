@@ -107,8 +107,8 @@ def _validated(qa: Any, bundle: Any, args: argparse.Namespace, required: bool) -
         f"validation of {bundle.path.name} on {v.n_questions} {what} ({v.n_windows} windows): max |Δlogit| "
         f"{v.max_abs_diff:.2e} (atol {v.atol:.0e}), same answer {100 * v.answer_agreement:.1f}%"
     )
-    if required and not v.ok:
-        raise EdgekitError(f"{bundle.path}: logits differ from PyTorch by {v.max_abs_diff:.3g} > atol {v.atol}")
+    if required:
+        v.require_ok(bundle.path)
 
 
 def cmd_export_tflite(args: argparse.Namespace) -> int:
@@ -505,6 +505,17 @@ def _add_check_args(e: argparse.ArgumentParser, against: str, skippable: bool = 
     )
 
 
+def _add_model_args(e: argparse.ArgumentParser, out: str, name: str, max_seq_len: str) -> None:
+    """What a conversion from a transformers model reads: the model, where to write, names and window settings."""
+    e.add_argument("model", help="model directory, hub name, or packaged:all-MiniLM-L6-v2")
+    e.add_argument("out", type=Path, help=out)
+    e.add_argument("--name", default=None, help=name)
+    e.add_argument("--max-seq-len", type=whole(8, 65_536), default=384, help=f"{max_seq_len} (default: %(default)s)")
+    e.add_argument(
+        "--doc-stride", type=whole(1, 65_536), default=128, help="context tokens shared by consecutive windows"
+    )
+
+
 def add_export(sub: argparse._SubParsersAction) -> None:
     quiet_third_party()  # chosen from the command line: before torch and transformers load
     p = sub.add_parser(
@@ -547,17 +558,11 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         "ONNX bundle with the head its config names (a QA head, freshly initialised for a bare encoder; a text or "
         "token classifier over its id2label).",
     )
-    e.add_argument("model", help="model directory, hub name, or packaged:all-MiniLM-L6-v2")
-    e.add_argument("out", type=Path, help="bundle directory to write")
-    e.add_argument("--name", default=None, help="bundle name (default: the directory name)")
-    e.add_argument(
-        "--max-seq-len",
-        type=whole(8, 65_536),
-        default=384,
-        help="tokens per window, fixed in the graph (default: %(default)s)",
-    )
-    e.add_argument(
-        "--doc-stride", type=whole(1, 65_536), default=128, help="context tokens shared by consecutive windows"
+    _add_model_args(
+        e,
+        "bundle directory to write",
+        "bundle name (default: the directory name)",
+        "tokens per window, fixed in the graph",
     )
     e.add_argument(
         "--opset",
@@ -578,14 +583,11 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         "shortest that holds it), and quantize that with ai-edge-quantizer's dynamic-range int8 recipe to "
         "OUT/NAME-int8-tflite; the fp32 bundle's logits are checked against PyTorch, the int8 one's reported.",
     )
-    e.add_argument("model", help="model directory, hub name, or packaged:all-MiniLM-L6-v2")
-    e.add_argument("out", type=Path, help="directory to write the bundles into")
-    e.add_argument("--name", default=None, help="the bundles' names begin with this (default: the model's name)")
-    e.add_argument(
-        "--max-seq-len", type=whole(8, 65_536), default=384, help="longest window, in tokens (default: %(default)s)"
-    )
-    e.add_argument(
-        "--doc-stride", type=whole(1, 65_536), default=128, help="context tokens shared by consecutive windows"
+    _add_model_args(
+        e,
+        "directory to write the bundles into",
+        "the bundles' names begin with this (default: the model's name)",
+        "longest window, in tokens",
     )
     e.add_argument(
         "--lengths",

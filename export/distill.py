@@ -337,9 +337,7 @@ def _teacher_bundle(teacher: LoadedQA, recipe: Recipe, write: bool) -> Bundle:
         if not write:
             raise _written_by_process_0(path, "the teacher's ONNX bundle") from None
     bundle = onnx_bundle(teacher, path, name, recipe.data.max_seq_len, recipe.data.doc_stride, source=source)
-    v = validate(teacher, bundle, dev_examples(recipe)[:4])
-    if not v.ok:
-        raise EdgekitError(f"{path}: teacher ONNX differs from PyTorch by {v.max_abs_diff:.3g}") from None
+    validate(teacher, bundle, dev_examples(recipe)[:4]).require_ok(path)
     return bundle
 
 
@@ -881,9 +879,7 @@ def student_bundle(student: LoadedQA, recipe: Recipe, out: Path) -> Bundle:
     bundle = onnx_bundle(
         student, out / "bundle-fp32-onnx", f"{recipe.name}-fp32-onnx", recipe.data.bundle_len, recipe.data.doc_stride
     )
-    v = validate(student, bundle, dev_examples(recipe)[:8])
-    if not v.ok:
-        raise EdgekitError(f"{bundle.path}: student ONNX differs from PyTorch by {v.max_abs_diff:.3g}")
+    validate(student, bundle, dev_examples(recipe)[:8]).require_ok(bundle.path)
     return bundle
 
 

@@ -542,7 +542,11 @@ def fit(
     teacher = load_bundle(settings.teacher) if settings.teacher else None
     recipes = _recipes(settings.train_recipes, out)
     tasks = {b.manifest.task for b in [*(s.bundle for s in starts), *([teacher] if teacher else [])]}
-    tasks |= {_task_of(m) for m in models.values()} | {r.task for r in recipes}
+    if models:
+        from edgekit.export.to_onnx import task_of
+
+        tasks |= {task_of(m) for m in models.values()}
+    tasks |= {r.task for r in recipes}
     if len(tasks) != 1:
         raise InputError(None, "the students, recipes and teacher", f"bundles of one task, got {sorted(tasks)}")
     if settings.budget.min_share is not None and teacher is None:
@@ -593,12 +597,6 @@ def _load_checkpoint(path: str) -> Any:
     return model
 
 
-def _task_of(model: Any) -> str:
-    from edgekit.export.to_onnx import task_of
-
-    return task_of(model)
-
-
 def _export_checkpoint(path: str, model: Any, out: Path, task: Task, eval_path: Path, split: str | None) -> list[Start]:
     """A checkpoint's starts, made as ``edgekit export onnx`` and ``edgekit export tflite`` make them (default window
     lengths) into ``out/exported/<name>``: fp32 ONNX and, with the tflite extra, fp32 and int8 TFLite, the fp32
@@ -636,9 +634,7 @@ def _export_checkpoint(path: str, model: Any, out: Path, task: Task, eval_path: 
         for b in made or build():
             if made is None and b.manifest.precision == "fp32":
                 examples = examples or list(task.load_examples(eval_path, split, b.manifest))[:8]
-                v = validate(model, b, examples)
-                if not v.ok:
-                    raise EdgekitError(f"{b.path}: logits differ from PyTorch by {v.max_abs_diff:.3g} > {v.atol}")
+                validate(model, b, examples).require_ok(b.path)
             starts.append(Start(b, str(b.path), (command,)))
     return starts
 

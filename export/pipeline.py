@@ -208,8 +208,8 @@ def check(qa: LoadedQA, bundle_path: Path, recipe: Recipe, n: int, shipped: bool
     dev = dev_file(recipe)
     m = bundle.manifest
     v = validate(qa, bundle, dev_examples(recipe)[:16], DEFAULT_ATOL)
-    if m.precision == "fp32" and not v.ok:
-        raise EdgekitError(f"{bundle.path}: logits differ from PyTorch by {v.max_abs_diff:.3g} > atol {v.atol}")
+    if m.precision == "fp32":
+        v.require_ok(bundle.path)
     if shipped and v.answer_agreement < INT8_MIN_AGREEMENT and v.max_abs_diff > INT8_BROKEN_ATOL:
         full_range = m.source.get("quantization", {}).get("reduce_range") is False
         raise EdgekitError(

@@ -216,6 +216,11 @@ class Validation:
     def ok(self) -> bool:
         return self.max_abs_diff <= self.atol
 
+    def require_ok(self, path: str | Path) -> None:
+        """Refuse the artifact at ``path`` whose logits are further from PyTorch's than ``atol``."""
+        if not self.ok:
+            raise EdgekitError(f"{path}: logits differ from PyTorch by {self.max_abs_diff:.3g} > atol {self.atol}")
+
 
 def validate(qa: LoadedQA, bundle: Bundle, examples: list[Any], atol: float = DEFAULT_ATOL) -> Validation:
     """Compare the bundle's logits and answers (a classifier's labels) with PyTorch's on ``examples``."""
