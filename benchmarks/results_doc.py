@@ -517,6 +517,19 @@ def tflite_lengths() -> str:
     return "\n".join(lines) + "\n"
 
 
+def openvino_lengths() -> str:
+    """``benchmarks.openvino_lengths``: OpenVINO at the windows' own lengths against lengths in steps."""
+    from benchmarks import openvino_lengths
+
+    d = _load(RESULTS / "openvino-lengths.json")
+    st = d["settings"]
+    return (
+        f"Every window of {st['n']} dev questions through the OpenVINO backend, {st['repeats']} repeats in fresh "
+        f"processes, {st['threads']} threads, {_cpu(d['device'])}; {_command(d)}; {d['notes']}. The backend pads "
+        "every window to a multiple of 32 tokens (`LENGTH_STEP`).\n\n" + openvino_lengths.markdown(d["rows"])
+    )
+
+
 def stages() -> str:
     path = RESULTS / "stages.json"
     if not path.exists():
@@ -754,9 +767,9 @@ def peers() -> str:
     return (
         f"`benchmarks/results/peers.json` ({_command(d)}); {d['notes']}; device: {_cpu(d['device'])}. Optimum's INT8 "
         f"is its `ORTQuantizer` with `AutoQuantizationConfig.{config}(is_static=False)`; edgekit's are "
-        "`edgekit export int8 --full-range` of its fp32 bundle and of that bundle fused (`edgekit export fuse`: ONNX "
-        "Runtime's optimizer fused MPNet's GELU and layer norms but none of its attention, as the bundle's manifest "
-        "records), and `edgekit export float-activations --group all`. "
+        "`edgekit export int8 --full-range` (dynamic) and `edgekit export int8 --static nncf` (NNCF's static int8, "
+        "calibrated on 64 windows of the training subset) of its fp32 bundle, each run by ONNX Runtime and by "
+        "OpenVINO (`openvino`; `openvino-bf16` computes what stays float in bfloat16). "
         "Each comparison takes every tool's fastest form at an accuracy (the goal is "
         f"{d['goals'].get('edgekit_vs_optimum_teacher_speedup_min', 1.5)}×):\n\n"
         + "\n".join(said)
@@ -844,6 +857,9 @@ def document() -> str:
         "## TFLite: a signature per window length",
         "",
         tflite_lengths(),
+        "## OpenVINO: window lengths in steps",
+        "",
+        openvino_lengths(),
         "## Where a question's time goes",
         "",
         stages(),

@@ -392,8 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     for b in args.teacher_forms:
         name = load_bundle(b).manifest.name
         systems.append((f"edgekit-teacher-{name}", "edgekit", str(b)))
-        if openvino:  # OpenVINO runs an int8 ONNX graph too, with kernels of its own
-            systems.append((f"edgekit-teacher-{name}-openvino", "edgekit-openvino", str(b)))
+        # OpenVINO runs an int8 ONNX graph too, with kernels of its own (bf16: the float parts in bfloat16)
+        systems += [(f"edgekit-teacher-{name}-{o}", f"edgekit-{o}", str(b)) for o in openvino]
     for b in args.students:
         m = load_bundle(b).manifest
         systems.append((f"edgekit-student-{m.name}", "edgekit", str(b)))

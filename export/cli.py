@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,9 @@ from edgekit.cli import MAX_EXAMPLES, dev_default, real, train_default, whole
 from edgekit.destination import BUNDLE, check_destination
 from edgekit.errors import EdgekitError, InputError
 from edgekit.export.recipes import add_recipe_arguments, shipped_recipes
+
+# export.quantize.STATIC_METHODS, spelled here so that --help needs no ONNX Runtime
+STATIC_METHODS = ["minmax", "entropy", "percentile", "nncf"]
 
 
 def quiet_third_party() -> None:
@@ -153,17 +157,17 @@ def cmd_export_int8(args: argparse.Namespace) -> int:
     else:
         if args.embedding_bits != 8:
             raise EdgekitError("--embedding-bits 4: expected dynamic quantization (no --static)")
+        if args.static == "nncf" and args.per_tensor:
+            raise EdgekitError("--per-tensor: expected ONNX Runtime's static quantization (NNCF chooses its scales)")
         inputs = _task_inputs(
             src, args.calibration_data, "--calibration-data", train_default(),
             "training texts", split="train",
         )  # fmt: skip
-        reader = quantize.WindowReader(src, inputs, args.calibration_windows)
         static = quantize.StaticInt8(
-            calibration=args.static,
-            calibration_data=quantize.windows_of(reader.n, Path(args.calibration_data)),
-            per_channel=per_channel,
-            nodes_to_exclude=tuple(args.keep_fp32),
+            calibration=args.static, per_channel=per_channel, nodes_to_exclude=tuple(args.keep_fp32)
         )
+        reader = quantize.WindowReader(src, inputs, args.calibration_windows, padded=static.padded)
+        static = replace(static, calibration_data=quantize.windows_of(reader.n, Path(args.calibration_data)))
         out = quantize.quantize_static_bundle(src, args.out, reader, args.name, static)
     print(f"wrote {out.path}: {out.model_size_mb:.1f} MB model (fp32 {src.model_size_mb:.1f} MB)")
     return 0
@@ -546,8 +550,9 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         "--static",
         action="append",
         default=[],
-        choices=["minmax", "entropy", "percentile"],
-        help="also a static (QDQ) int8 ONNX bundle calibrated this way on training windows (repeatable)",
+        choices=STATIC_METHODS,
+        help="also a static (QDQ) int8 ONNX bundle calibrated this way on training windows (repeatable; nncf: "
+        "NNCF's quantizer, for OpenVINO)",
     )
     p.set_defaults(func=cmd_export)
     esub = p.add_subparsers(dest="export_command", required=False, metavar="STEP")
@@ -641,9 +646,11 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     )
     e.add_argument(
         "--static",
-        choices=["minmax", "entropy", "percentile"],
+        choices=STATIC_METHODS,
         default=None,
-        help="static (QDQ) quantization with this calibration instead of dynamic",
+        help="static (QDQ) quantization instead of dynamic: ONNX Runtime's with this calibration, or nncf: "
+        "NNCF's quantizer for transformers (SmoothQuant, bias correction), whose graph OpenVINO runs in int8 "
+        "(edgekit run --backend openvino)",
     )
     e.add_argument(
         "--calibration-data",

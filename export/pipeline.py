@@ -156,7 +156,7 @@ def build_bundles(qa: LoadedQA, recipe: Recipe, weights_sha: str, variants: Vari
         def make_static(static: Path = static, settings: StaticInt8 = settings) -> Bundle:
             src32 = load_bundle(fp32)
             inputs = train_texts(recipe) if recipe.task in LABELLED else load_squad(train)
-            reader = WindowReader(src32, inputs, n)
+            reader = WindowReader(src32, inputs, n, padded=settings.padded)
             return quantize_static_bundle(src32, static, reader, static.name, settings)
 
         _reuse(static, {**same, "quantization": settings.record()}, make_static, f"ONNX static int8 ({method})")

@@ -16,6 +16,12 @@ A trap: ``quantize_static`` does not pass histogram sizes to the entropy calibra
 so "entropy" gives a model byte-identical to "minmax" (docs/export.md); percentile
 calibration is the one that clips outliers.
 
+NNCF, OpenVINO's post-training quantizer, is the other static method ("nncf"): it knows a
+transformer's graph (softmax, layer norms and the like stay in float), smooths activation
+outliers into the weights (SmoothQuant) and corrects the biases that rounding shifts, so its
+QDQ graph keeps the answers where ONNX Runtime's calibrators lose them; OpenVINO runs that graph
+with int8 kernels (VNNI), ONNX Runtime runs it too, slower (docs/export.md, "INT8").
+
 4-bit weights (``quantize_int4_bundle``, ONNX Runtime's ``MatMulNBits`` quantizer) are for
 students whose int8 form is still over a size budget: a weight costs 4 bits plus an fp32
 scale per block instead of a byte.
@@ -53,6 +59,7 @@ CALIBRATION = {
     "entropy": CalibrationMethod.Entropy,
     "percentile": CalibrationMethod.Percentile,
 }
+STATIC_METHODS = (*CALIBRATION, "nncf")
 
 
 class WindowReader(CalibrationDataReader):
@@ -199,22 +206,66 @@ class StaticInt8:
 
     ``calibration_data`` names what the reader fed (e.g. "64 windows of train-v1.1.json"): the
     reader is pluggable, so the caller says it, and a later export remakes the bundle when it changes.
+    ``calibration`` "nncf" is NNCF's quantizer instead of ONNX Runtime's: it chooses what to quantize
+    itself (``op_types`` and ``per_channel`` do not apply) and calibrates on unpadded windows.
     """
 
-    calibration: str = "minmax"  # "minmax", "entropy" or "percentile"
+    calibration: str = "minmax"  # "minmax", "entropy", "percentile" (ONNX Runtime) or "nncf"
     calibration_data: str = ""
     per_channel: bool = True
     op_types: tuple[str, ...] = ("MatMul", "Gemm", "Gather")
     nodes_to_exclude: tuple[str, ...] = ()
 
+    @property
+    def padded(self) -> bool:
+        """Whether the calibration windows are padded to ``max_seq_len``: ONNX Runtime's calibrators stack
+        activations across calls; NNCF's ranges would count the padding positions."""
+        return self.calibration != "nncf"
+
     def record(self) -> dict:
         """The manifest's ``source.quantization``: what a later export compares to reuse a bundle."""
+        if self.calibration == "nncf":
+            return {
+                "method": f"NNCF {_nncf().__version__} post-training quantization (transformer), QDQ",
+                "calibration": "nncf",
+                "calibration_data": self.calibration_data,
+                "nodes_to_exclude": list(self.nodes_to_exclude),
+            }
         return {
             "method": f"onnxruntime static QDQ, {self.calibration} calibration",
             **asdict(self),
             "op_types": list(self.op_types),
             "nodes_to_exclude": list(self.nodes_to_exclude),
         }
+
+
+def _nncf() -> Any:
+    try:
+        import nncf
+    except ImportError:
+        raise EdgekitError("--static nncf needs the nncf package: pip install nncf") from None
+    return nncf
+
+
+def _quantize_nncf(model: Path, out: Path, reader: CalibrationDataReader, nodes_to_exclude: tuple[str, ...]) -> None:
+    """NNCF's post-training int8 of an ONNX model, every feed of ``reader`` a calibration sample."""
+    import logging
+
+    import onnx
+
+    nncf = _nncf()
+
+    logging.getLogger("nncf").setLevel(logging.ERROR)  # its notes on the graph are not the user's to act on
+    feeds = list(iter(reader.get_next, None))
+    quantized = nncf.quantize(
+        onnx.load(str(model)),
+        nncf.Dataset(feeds),
+        preset=nncf.QuantizationPreset.MIXED,
+        model_type=nncf.ModelType.TRANSFORMER,
+        subset_size=len(feeds),
+        ignored_scope=nncf.IgnoredScope(names=list(nodes_to_exclude)) if nodes_to_exclude else None,
+    )
+    onnx.save(quantized, str(out))
 
 
 def quantize_static_bundle(
@@ -224,10 +275,11 @@ def quantize_static_bundle(
     name: str | None = None,
     settings: StaticInt8 = StaticInt8(),
 ) -> Bundle:
-    """Static (QDQ) int8 quantization of an fp32 ONNX bundle with calibration data from ``reader``."""
+    """Static (QDQ) int8 quantization of an fp32 ONNX bundle with calibration data from ``reader``
+    (built with ``padded=settings.padded``)."""
     method = settings.calibration
-    if method not in CALIBRATION:
-        raise EdgekitError(f"calibration method {method!r}: expected one of {sorted(CALIBRATION)}")
+    if method not in STATIC_METHODS:
+        raise EdgekitError(f"calibration method {method!r}: expected one of {sorted(STATIC_METHODS)}")
     if method == "entropy":
         print(
             "note: onnxruntime's entropy calibration gives the MinMax ranges here (see export/quantize.py)",
@@ -235,6 +287,8 @@ def quantize_static_bundle(
         )
 
     def quantize(model: Path, out: Path) -> None:
+        if method == "nncf":
+            return _quantize_nncf(model, out, reader, settings.nodes_to_exclude)
         quantize_static(
             model,
             out,

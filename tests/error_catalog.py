@@ -892,6 +892,12 @@ CASES: list[Case] = [
     ),
     Case(
         "export",
+        "NNCF int8 with one scale per tensor",
+        lambda e: ["export", "int8", str(e.bundle), str(e.work / "qn"), "--static", "nncf", "--per-tensor"],
+        "expected ONNX Runtime's static quantization",
+    ),
+    Case(
+        "export",
         "static int8 with 0 calibration windows",
         lambda e: [
             *["export", "int8", str(e.bundle), str(e.work / "qs"), "--static", "minmax"],

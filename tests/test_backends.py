@@ -31,6 +31,25 @@ def test_openvino_f32_gives_onnx_runtimes_logits(minilm_bundle, dev_path) -> Non
             np.testing.assert_allclose(a, b, atol=1e-3)
 
 
+def test_openvino_pads_windows_to_its_length_step_and_cuts_only_per_token_outputs(
+    minilm_bundle, tiny_classifier_bundle
+) -> None:
+    """OpenVINO sees windows padded to its length step; a QA window's logits come back at its own length, a
+    classifier's one row per text whole."""
+    from edgekit.backends.openvino import LENGTH_STEP, OpenVinoBackend
+
+    qa, text = minilm_bundle.manifest, tiny_classifier_bundle.manifest
+    qa_feeds = batch_inputs(minilm_bundle.tokenizer().windows("who?", "nobody " * 40), qa.input_names, qa.pad_id)
+    text_feeds = tiny_classifier_bundle.tokenizer().feeds("a film that moves " * 5, text.input_names)
+    for bundle, feeds in ((minilm_bundle, qa_feeds), (tiny_classifier_bundle, text_feeds)):
+        assert feeds["input_ids"].shape[1] % LENGTH_STEP != 0
+        ov_backend = OpenVinoBackend(bundle, RuntimeOptions(threads=2))
+        assert ov_backend.length_step == LENGTH_STEP
+        ort_backend = open_backend(bundle, RuntimeOptions(threads=2))
+        for a, b in zip(ort_backend(feeds), ov_backend(feeds), strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-3)
+
+
 def test_openvino_bf16_runs_only_where_the_cpu_has_bfloat16(minilm_bundle) -> None:
     from edgekit.backends.openvino import cpu_has_bf16
 

@@ -464,12 +464,14 @@ def test_a_model_that_gives_nan_on_a_real_input_is_stopped_naming_the_input(
     assert [json.loads(row, parse_constant=pytest.fail)["id"] for row in rows] == ["line-2", "line-3"]
 
 
+@pytest.mark.parametrize("method", ["minmax", "nncf"])
 def test_a_classifier_is_statically_quantized_on_its_training_texts(
-    tiny_classifier_bundle, sst2_dir, tmp_path: Path
+    tiny_classifier_bundle, sst2_dir, tmp_path: Path, method: str
 ) -> None:
-    """Static INT8 calibrates on the task's own inputs; SQuAD's windows (the default) are refused for a classifier."""
+    """Static INT8 (ONNX Runtime's or NNCF's) calibrates on the task's own inputs; SQuAD's windows (the default)
+    are refused for a classifier."""
     out = tmp_path / "static"
-    args = ["export", "int8", str(tiny_classifier_bundle.path), str(out), "--static", "minmax"]
+    args = ["export", "int8", str(tiny_classifier_bundle.path), str(out), "--static", method]
     refused = edgekit(*args)
     assert refused.returncode == 2 and "--calibration-data" in refused.stderr and not out.exists()
     done = edgekit(*args, "--calibration-data", str(sst2_dir / "train.tsv"), "--calibration-windows", "16")

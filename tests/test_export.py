@@ -107,6 +107,41 @@ def test_static_int8_with_calibration_reader(tmp_path, minilm_qa, minilm_bundle,
     assert v.max_abs_diff > 0
 
 
+def test_nncf_int8_is_a_qdq_graph_openvino_runs(tmp_path, minilm_qa, minilm_bundle, train_path, dev_path) -> None:
+    """NNCF's static int8 on unpadded training windows: a QDQ graph a quarter of the size, close to PyTorch,
+    answered through the runner by ONNX Runtime and by OpenVINO alike."""
+    import onnx
+
+    from edgekit.backends import RuntimeOptions
+    from edgekit.export import quantize
+    from edgekit.export.cli import STATIC_METHODS
+    from edgekit.export.quantize import StaticInt8, WindowReader, quantize_static_bundle
+    from edgekit.runner import RunConfig, run
+    from edgekit.squad import load_squad
+
+    assert STATIC_METHODS == list(quantize.STATIC_METHODS)  # the CLI's spelling, kept free of ONNX Runtime
+    settings = StaticInt8(calibration="nncf", calibration_data="8 windows of train")
+    assert not settings.padded
+    reader = WindowReader(minilm_bundle, load_squad(train_path)[:8], max_windows=8, padded=settings.padded)
+    assert len({f["input_ids"].shape[1] for f in reader.feeds}) > 1  # real lengths, no padding
+    q = quantize_static_bundle(minilm_bundle, tmp_path / "nncf", reader, settings=settings)
+    record = q.manifest.source["quantization"]
+    assert record == settings.record() and record["method"].startswith("NNCF ")
+    assert q.model_size_mb < 0.4 * minilm_bundle.model_size_mb
+    ops = {n.op_type for n in onnx.load(str(q.model_path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    v = validate(minilm_qa, q, load_squad(train_path)[:3], atol=5.0)
+    assert v.ok and v.max_abs_diff > 0
+    for backend in ("onnxruntime", "openvino"):
+        m = run(
+            q.path,
+            dev_path,
+            tmp_path / backend,
+            RunConfig(limit=4, progress=False, runtime=RuntimeOptions(backend=backend)),
+        )
+        assert m["backend"] == backend and m["n_answered"] == 4
+
+
 def test_tflite_fp32_and_int8_bundles(tmp_path, minilm_qa, dev_examples, dev_path) -> None:
     """litert-torch conversion at fixed lengths (a signature each), ai-edge-quantizer int8, run by the LiteRT
     backend at the shortest length that holds each window."""

@@ -97,12 +97,13 @@ def test_the_answer_comes_with_its_evidence(searched, search_out) -> None:
 def test_a_killed_fit_resumes_to_the_same_answer(searched, tiny_bundle, tmp_path) -> None:
     out = tmp_path / "killed"
     argv = [sys.executable, "-m", "edgekit.cli", *_argv(tiny_bundle, out)]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # its own process group, killed whole, as a lost machine or a closed terminal kills the fit and its runs
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while not list(out.glob("runs/*/predictions.jsonl")) and proc.poll() is None:
         assert time.time() < deadline
         time.sleep(0.1)
-    os.kill(proc.pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert main(_argv(tiny_bundle, out)) == 0
     resumed = read_json(out / "fit.json")

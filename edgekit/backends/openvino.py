@@ -1,11 +1,16 @@
 """OpenVINO backend for ONNX bundles (x86 CPUs; the ``openvino`` package).
 
-OpenVINO reads the bundle's ONNX graph itself (no conversion step, dynamic lengths kept) and
+OpenVINO reads the bundle's ONNX graph itself (no conversion step, any window length) and
 compiles it for this CPU: VNNI for int8, AVX512-BF16/AMX where the CPU has them. Its CPU plugin
 would pick bf16 by itself on such CPUs; here the precision is always said outright, so a
 backend never trades accuracy silently: ``openvino`` computes in f32 (the answers of ONNX
 Runtime), ``openvino-bf16`` in bfloat16 (faster, answers measured against f32 by
 ``benchmarks.speed``).
+
+A window is padded to a multiple of ``LENGTH_STEP`` tokens (its mask keeps the padding out of the answer):
+OpenVINO's CPU plugin prepares its kernels per input shape, and windows at their own lengths met a new
+shape on most calls, which cost time on int8 graphs and memory on all (``benchmarks.openvino_lengths``
+measures steps against the windows' own lengths; docs/runner.md, "Runtime settings").
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import numpy as np
 from edgekit.backends import RuntimeOptions
 from edgekit.bundle import Bundle
 from edgekit.errors import BundleError, EdgekitError
+
+LENGTH_STEP = 32
 
 
 def _openvino():
@@ -33,7 +40,10 @@ def cpu_has_bf16() -> bool:
 class OpenVinoBackend:
     """An OpenVINO compiled model for the CPU, checked against the bundle manifest."""
 
-    def __init__(self, bundle: Bundle, options: RuntimeOptions, bf16: bool = False) -> None:
+    def __init__(
+        self, bundle: Bundle, options: RuntimeOptions, bf16: bool = False, length_step: int = LENGTH_STEP
+    ) -> None:
+        """``length_step``: pad windows to multiples of it (1: their own lengths)."""
         ov = _openvino()
         self.name = "openvino-bf16" if bf16 else "openvino"
         if bf16 and not cpu_has_bf16():
@@ -59,8 +69,20 @@ class OpenVinoBackend:
         self.request = core.compile_model(model, "CPU", config).create_infer_request()
         self.input_names, self.output_names = m.input_names, m.output_names
         self.fixed_seq_len = None
+        self.max_seq_len, self.pad_id = m.max_seq_len, m.pad_id
+        self.length_step = length_step
+        self.per_token = m.task != "text-classification"  # outputs with one value per position, cut back
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
-        result = self.request.infer({name: feeds[name] for name in self.input_names})
+        width = feeds[self.input_names[0]].shape[1]
+        pad = max(0, min(self.max_seq_len, -(-width // self.length_step) * self.length_step) - width)
+        inputs = {name: feeds[name] for name in self.input_names}
+        if pad:
+            for name, value in inputs.items():
+                fill = self.pad_id if name == "input_ids" else 0  # masked out, as a batch's shorter windows are
+                inputs[name] = np.pad(value, ((0, 0), (0, pad)), constant_values=fill)
+        result = self.request.infer(inputs)
         by_name = {out.get_any_name(): value for out, value in result.items()}
-        return tuple(np.array(by_name[name]) for name in self.output_names)
+        return tuple(
+            np.array(by_name[name][:, :width] if self.per_token else by_name[name]) for name in self.output_names
+        )
