@@ -37,7 +37,7 @@ def worker(bundle_dir: Path, precision: str, step: int, dataset: Path, n: int, t
     import numpy as np
 
     from edgekit.backends import RuntimeOptions
-    from edgekit.backends.openvino import OpenVinoBackend
+    from edgekit.backends.openvino import OpenVinoBackend, stepped_length
     from edgekit.bundle import load_bundle
     from edgekit.features import batch_inputs
 
@@ -56,7 +56,7 @@ def worker(bundle_dir: Path, precision: str, step: int, dataset: Path, n: int, t
         backend(f)
         ms.append(1000 * (time.perf_counter() - t))
     tokens = [f["input_ids"].shape[1] for f in feeds]
-    padded = [min(m.max_seq_len, -(-k // step) * step) for k in tokens]
+    padded = [stepped_length(k, step, m.max_seq_len) for k in tokens]
     return {
         "windows": len(feeds),
         "shapes": len(set(padded)),

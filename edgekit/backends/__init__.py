@@ -17,6 +17,23 @@ from edgekit.errors import BundleError, EdgekitError
 MAX_THREADS = 256  # more intra-op threads than any device has cores; ONNX Runtime stalls starting 100,000
 
 
+def per_token_outputs(task: str) -> bool:
+    """Whether a task's model gives one value per position (QA's logits, a tagger's), which a backend that
+    pads a window cuts back to it; a classifier's one row per text is whole."""
+    return task != "text-classification"
+
+
+def pad_inputs(feeds: dict[str, np.ndarray], length: int, pad_id: int) -> dict[str, np.ndarray]:
+    """``feeds`` [n, width] padded on the right to ``length``: the ids with the pad id, the mask and segment ids
+    with 0, so the padding is masked out as a batch's shorter windows are."""
+    return {
+        name: np.pad(
+            value, ((0, 0), (0, length - value.shape[1])), constant_values=pad_id if name == "input_ids" else 0
+        )
+        for name, value in feeds.items()
+    }
+
+
 @dataclass(frozen=True)
 class RuntimeOptions:
     """Settings every backend understands.

@@ -17,11 +17,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgekit.backends import RuntimeOptions
+from edgekit.backends import RuntimeOptions, pad_inputs, per_token_outputs
 from edgekit.bundle import Bundle
 from edgekit.errors import BundleError, EdgekitError
 
 LENGTH_STEP = 32
+
+
+def stepped_length(width: int, step: int, longest: int) -> int:
+    """The length OpenVINO sees for a window of ``width`` tokens: the next multiple of ``step``, at most
+    ``longest`` (the bundle's ``max_seq_len``)."""
+    return max(width, min(longest, -(-width // step) * step))
 
 
 def _openvino():
@@ -71,16 +77,14 @@ class OpenVinoBackend:
         self.fixed_seq_len = None
         self.max_seq_len, self.pad_id = m.max_seq_len, m.pad_id
         self.length_step = length_step
-        self.per_token = m.task != "text-classification"  # outputs with one value per position, cut back
+        self.per_token = per_token_outputs(m.task)
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
         width = feeds[self.input_names[0]].shape[1]
-        pad = max(0, min(self.max_seq_len, -(-width // self.length_step) * self.length_step) - width)
+        length = stepped_length(width, self.length_step, self.max_seq_len)
         inputs = {name: feeds[name] for name in self.input_names}
-        if pad:
-            for name, value in inputs.items():
-                fill = self.pad_id if name == "input_ids" else 0  # masked out, as a batch's shorter windows are
-                inputs[name] = np.pad(value, ((0, 0), (0, pad)), constant_values=fill)
+        if length > width:
+            inputs = pad_inputs(inputs, length, self.pad_id)
         result = self.request.infer(inputs)
         by_name = {out.get_any_name(): value for out, value in result.items()}
         return tuple(

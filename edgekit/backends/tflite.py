@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgekit.backends import RuntimeOptions
+from edgekit.backends import RuntimeOptions, pad_inputs, per_token_outputs
 from edgekit.bundle import Bundle
 from edgekit.device import captured_output
 from edgekit.errors import BundleError, EdgekitError
@@ -49,7 +49,7 @@ class TfliteBackend:
             raise BundleError(bundle.model_path, "model", f"a TFLite model the interpreter can load ({exc})") from None
         self.name = interpreter.__module__.split(".")[0]
         self.input_names, self.pad_id = m.input_names, m.pad_id
-        self.per_token = m.task != "text-classification"  # outputs with one value per position, cut back to the window
+        self.per_token = per_token_outputs(m.task)
         self.runners: dict[int, tuple[object, list[str], list[str]]] = {}  # length -> runner, its args, outputs
         for runner in runners:
             details = runner.get_input_details()
@@ -79,11 +79,8 @@ class TfliteBackend:
         runner, arg_names, output_keys = self.runners[length]
         rows: list[list[np.ndarray]] = [[] for _ in output_keys]
         for row in range(n):
-            args = {}
-            for a, name in zip(arg_names, self.input_names, strict=True):
-                padded = np.full((1, length), self.pad_id if name == "input_ids" else 0, dtype=np.int32)
-                padded[0, :width] = feeds[name][row]
-                args[a] = padded
+            padded = pad_inputs({name: feeds[name][row : row + 1] for name in self.input_names}, length, self.pad_id)
+            args = {a: padded[name].astype(np.int32) for a, name in zip(arg_names, self.input_names, strict=True)}
             out = runner(**args)
             for got, key in zip(rows, output_keys, strict=True):
                 got.append(out[key][0][:width] if self.per_token else out[key][0])
