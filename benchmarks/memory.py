@@ -49,14 +49,16 @@ def _mb(kb_line: str) -> float:
     return int(kb_line.split()[1]) / 1024.0
 
 
+def _fields(*names: str) -> list[float]:
+    """Fields of /proc/self/status, in MiB."""
+    lines = Path("/proc/self/status").read_text().splitlines()
+    found = {line.split(":")[0]: _mb(line) for line in lines if line.endswith(" kB")}
+    return [found.get(name, 0.0) for name in names]
+
+
 def _status() -> tuple[float, float]:
-    """This process's resident set and its high-water mark (MiB), from /proc/self/status."""
-    rss = hwm = 0.0
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            rss = _mb(line)
-        elif line.startswith("VmHWM:"):
-            hwm = _mb(line)
+    """This process's resident set and its high-water mark (MiB)."""
+    rss, hwm = _fields("VmRSS", "VmHWM")
     return rss, hwm
 
 
@@ -68,7 +70,7 @@ def breakdown_worker(bundle: Path, dataset: Path, threads: int) -> list[dict[str
     def step(name: str) -> None:
         if trim is not None:
             trim()  # the C heap's free pages back first, as the runner does after loading the model
-        rss, hwm = _status()
+        rss, hwm, anon, file = _fields("VmRSS", "VmHWM", "RssAnon", "RssFile")
         before = steps[-1]["rss_mb"] if steps else 0.0
         hwm_before = steps[-1]["hwm_mb"] if steps else 0.0  # a high-water mark only rises
         steps.append(
@@ -76,6 +78,8 @@ def breakdown_worker(bundle: Path, dataset: Path, threads: int) -> list[dict[str
                 "step": name,
                 "rss_mb": round(rss, 1),
                 "hwm_mb": round(hwm, 1),
+                "anon_mb": round(anon, 1),  # the process's own memory: heap, arenas, copies of weights
+                "file_mb": round(file, 1),  # pages of mapped files (libraries' code, a mapped model): shared, evictable
                 "grew_mb": round(rss - before, 1),
                 "transient_mb": round(max(0.0, hwm - max(rss, hwm_before)), 1),
             }
@@ -239,7 +243,7 @@ def external_data_bundle(bundle: Path, out: Path) -> Path:
 
 
 def _median_steps(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    keys = ("rss_mb", "hwm_mb", "grew_mb", "transient_mb")
+    keys = ("rss_mb", "hwm_mb", "anon_mb", "file_mb", "grew_mb", "transient_mb")
     return [
         {"step": run0["step"], **{k: statistics.median(r[i][k] for r in runs) for k in keys}}
         for i, run0 in enumerate(runs[0])
@@ -248,10 +252,11 @@ def _median_steps(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [
-        "| step | resident MB | grew MB | transient MB |",
-        "|---|---|---|---|",
+        "| step | resident MB | anonymous MB | file pages MB | grew MB | transient MB |",
+        "|---|---|---|---|---|---|",
         *(
-            f"| {s['step']} | {s['rss_mb']:.1f} | {s['grew_mb']:+.1f} | {s['transient_mb']:.1f} |"
+            f"| {s['step']} | {s['rss_mb']:.1f} | {s.get('anon_mb', 0):.1f} | {s.get('file_mb', 0):.1f} "
+            f"| {s['grew_mb']:+.1f} | {s['transient_mb']:.1f} |"
             for s in result["breakdown"]
         ),
     ]
@@ -375,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"threads": args.threads, "repeats": args.repeats},
         "device": describe(),
         "command": module_command("benchmarks.memory", argv),
-        "notes": "resident MB: VmRSS after the step (the C heap trimmed first, as the runner does after loading); "
+        "notes": "resident MB: VmRSS after the step (the C heap trimmed first, as the runner does after loading), "
+        "the sum of anonymous memory (RssAnon: the process's own) and file pages (RssFile: mapped libraries and "
+        "files, shared with other processes mapping them and evictable under memory pressure); "
         "grew: its change over the step before; transient: how far the high-water mark rose above both while "
         "the step ran; medians over repeats, each a fresh process",
     }

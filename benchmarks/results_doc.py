@@ -751,25 +751,30 @@ def vocab_curves() -> str:
 
 
 def peers() -> str:
-    """Each tool's fastest deployable form of the teacher, one run (``benchmarks/results/peers.json``), compared as
-    :func:`benchmarks.speed.peer_ratios` compares them."""
+    """Each tool's fastest deployable form of the teacher and of each student measured as it is, one run
+    (``benchmarks/results/peers.json``), compared as :func:`benchmarks.speed.peer_ratios` compares them."""
     d = _load(RESULTS / "peers.json")
-    r = speed.peer_ratios(d["rows"])
     said = []
-    for key, what in (("fastest", "Optimum's fastest form"), ("accuracy_kept", "within 0.5 F1 of the fp32 teacher")):
-        if f"edgekit_vs_optimum_{key}_teacher_speedup" in r:
-            said.append(
-                f"- {what}: Optimum `{r[f'optimum_{key}_teacher']}`, edgekit `{r[f'edgekit_{key}_teacher']}`: "
-                f"{r[f'edgekit_vs_optimum_{key}_teacher_speedup']:.2f}× its speed per question, "
-                f"{r[f'edgekit_minus_optimum_{key}_teacher_f1']:+.2f} F1."
-            )
+    for model in d.get("peer_models", ["teacher"]):
+        r = speed.peer_ratios(d["rows"], model)
+        fp32 = "the fp32 teacher" if model == "teacher" else f"the fp32 student `{model}`"
+        for key, what in (("fastest", "Optimum's fastest form"), ("accuracy_kept", f"within 0.5 F1 of {fp32}")):
+            if f"edgekit_vs_optimum_{key}_{model}_speedup" in r:
+                said.append(
+                    f"- {model}, {what}: Optimum `{r[f'optimum_{key}_{model}']}`, edgekit "
+                    f"`{r[f'edgekit_{key}_{model}']}`: {r[f'edgekit_vs_optimum_{key}_{model}_speedup']:.2f}× its "
+                    f"speed per question, {r[f'edgekit_minus_optimum_{key}_{model}_f1']:+.2f} F1."
+                )
     config = d["ratios"].get("optimum_cpu_config", "?")
     return (
         f"`benchmarks/results/peers.json` ({_command(d)}); {d['notes']}; device: {_cpu(d['device'])}. Optimum's INT8 "
         f"is its `ORTQuantizer` with `AutoQuantizationConfig.{config}(is_static=False)`; edgekit's are "
-        "`edgekit export int8 --full-range` (dynamic) and `edgekit export int8 --static nncf` (NNCF's static int8, "
-        "calibrated on 64 windows of the training subset) of its fp32 bundle, each run by ONNX Runtime and by "
-        "OpenVINO (`openvino`; `openvino-bf16` computes what stays float in bfloat16). "
+        "`edgekit export int8` (dynamic; the teacher's `--full-range`) and `edgekit export int8 --static nncf` "
+        "(NNCF's static int8, calibrated on 64 windows of the training subset) of its fp32 bundle, each run by ONNX "
+        "Runtime and by OpenVINO (`openvino`; `openvino-bf16` computes what stays float in bfloat16). A student's "
+        "checkpoint, which Optimum and the HF pipeline start from, is `edgekit export checkpoint` of its shipped "
+        "int8 bundle (the weights dequantized; its own export and dynamic int8 give the shipped model file back "
+        "byte for byte), and its pipelines use its bundle's window length. "
         "Each comparison takes every tool's fastest form at an accuracy (the goal is "
         f"{d['goals'].get('edgekit_vs_optimum_teacher_speedup_min', 1.5)}×):\n\n"
         + "\n".join(said)
@@ -851,7 +856,7 @@ def document() -> str:
             if (sw := sp.get("thread_sweep"))
             else []
         ),
-        "## Against the peers: each tool's best form of the teacher",
+        "## Against the peers: each tool's best form of the teacher and the shipped student",
         "",
         peers(),
         "## TFLite: a signature per window length",

@@ -12,6 +12,10 @@ Systems, all on the same dev questions (spread evenly over the dev set), batch 1
   edgekit-student-*     each student bundle given (ONNX int8, TFLite fp32/int8, ...) through the edgekit runner
                         (with --low-memory also the int8 ONNX students with the memory arena off;
                         fp32 ONNX students also through OpenVINO bf16 where it runs)
+  *-LABEL               each ``--peer LABEL CHECKPOINT FP32_BUNDLE [FORM ...]``: a student measured as the teacher
+                        is (HF pipeline and Optimum's fp32 and int8 forms of its checkpoint, edgekit's fp32 bundle
+                        and each other form through the runner), its pipelines on the student's own window length;
+                        ``edgekit export checkpoint`` makes the checkpoint of a shipped bundle
 
 Each (system, repeat) runs in a fresh process, so peak RSS is that system's own,
 and repeats are interleaved (a, b, c, d, a, b, ...) so that machine noise spreads
@@ -19,12 +23,13 @@ over all systems. Reported per system: medians over repeats of the median latenc
 per question, throughput, peak RSS, EM/F1 on those questions (a check that every
 system answers the same task), and for edgekit the bare model time, so the
 runner's own overhead (tokenize + decode) is visible. Ratios are to the HF
-pipeline measured in the same run; the peer comparison takes each tool's fastest form of the teacher, edgekit's
-among those within 0.5 F1 of Optimum's fastest. A thread sweep then times the edgekit teacher and the int8
-students, the same way, at each ``--sweep-threads`` count (by default 1 and twice the cores: how
-far fewer threads fall behind and what oversubscribing costs).
+pipeline measured in the same run; the peer comparison takes each tool's fastest form of the teacher (and of
+each ``--peer`` student), edgekit's among those within 0.5 F1 of Optimum's fastest. A thread sweep then times
+the edgekit teacher and the int8 students, the same way, at each ``--sweep-threads`` count (by default 1 and
+twice the cores: how far fewer threads fall behind and what oversubscribing costs).
 
     python -m benchmarks.speed --students B1 B2 ... [--n 500] [--repeats 3] [--threads 2] [--sweep-threads 1 4]
+        [--peer LABEL CHECKPOINT FP32_BUNDLE [FORM ...]]
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +77,18 @@ EDGEKIT_SYSTEMS = {
 }
 
 
+@dataclass(frozen=True)
+class System:
+    """One row of the table: a worker kind on a target (a checkpoint, an Optimum directory or a bundle), and the
+    model it is a form of (the teacher, a ``--peer`` student; None for a ``--students`` bundle)."""
+
+    name: str
+    kind: str
+    target: str
+    model: str | None = None
+    max_seq_len: int = 384  # the pipelines' window; the runner takes its bundle's
+
+
 def pick_questions(dataset: Path, n: int) -> list[Example]:
     examples = load_squad(dataset)
     step = max(1, len(examples) // n)
@@ -88,7 +106,9 @@ def _timed(answer, examples: list[Example], warmup: int) -> tuple[dict[str, str]
     return preds, lat
 
 
-def worker(system: str, target: str, dataset: Path, n: int, threads: int, warmup: int) -> dict[str, Any]:
+def worker(
+    system: str, target: str, dataset: Path, n: int, threads: int, warmup: int, max_seq_len: int = 384
+) -> dict[str, Any]:
     """Measure one system in this process (called in a fresh subprocess by :func:`main`)."""
     examples = pick_questions(dataset, n)
     t0 = time.perf_counter()
@@ -116,7 +136,7 @@ def worker(system: str, target: str, dataset: Path, n: int, threads: int, warmup
 
         def answer(ex: Example) -> str:
             with torch.inference_mode():
-                return pipe(question=ex.question, context=ex.context, max_seq_len=384, doc_stride=128)["answer"]
+                return pipe(question=ex.question, context=ex.context, max_seq_len=max_seq_len, doc_stride=128)["answer"]
     else:
         from edgekit.backends import RuntimeOptions
         from edgekit.runner import QAModel
@@ -170,7 +190,7 @@ def openvino_backends() -> list[str]:
 
 
 def optimum_export(teacher: Path, out: Path) -> Path:
-    """Optimum's own ONNX export of the teacher (done once, reused)."""
+    """Optimum's own ONNX export of a checkpoint (done once, reused)."""
     if (out / "model.onnx").exists():
         return out
     from optimum.onnxruntime import ORTModelForQuestionAnswering
@@ -213,29 +233,59 @@ def _fastest(rows: list[dict[str, Any]], prefix: str, min_f1: float) -> dict[str
     return min(kept, key=lambda r: r["p50_ms"]) if kept else None
 
 
-def peer_ratios(rows: list[dict[str, Any]], tolerance: float = 0.5) -> dict[str, Any]:
-    """Each tool's best deployable form of the teacher, compared two ways: Optimum's fastest form against
-    edgekit's fastest within ``tolerance`` F1 of it; and each tool's fastest form within ``tolerance`` F1 of the
-    fp32 teacher (the HF pipeline's answers), a quantized form that loses more being no answer to the same need."""
+def peer_ratios(rows: list[dict[str, Any]], model: str = "teacher", tolerance: float = 0.5) -> dict[str, Any]:
+    """Each tool's best deployable form of ``model`` (the teacher, or a ``--peer`` student's label), compared two
+    ways: Optimum's fastest form against edgekit's fastest within ``tolerance`` F1 of it; and each tool's fastest
+    form within ``tolerance`` F1 of the fp32 model (the HF pipeline's answers), a quantized form that loses more
+    being no answer to the same need. Rows of runs before ``--peer`` carry no model: theirs is the teacher."""
     out: dict[str, Any] = {}
-    teacher_f1 = next(r["f1"] for r in rows if r["name"] == "hf-pipeline-teacher")
+    rows = [r for r in rows if r.get("model", "teacher") == model]
+    fp32_f1 = next(r["f1"] for r in rows if r["name"] == f"hf-pipeline-{model}")
     fastest = _fastest(rows, "optimum-", float("-inf"))
     assert fastest is not None
-    kept = _fastest(rows, "optimum-", teacher_f1 - tolerance)
-    for key, ref, f1 in (("fastest", fastest, fastest["f1"]), ("accuracy_kept", kept, teacher_f1)):
+    kept = _fastest(rows, "optimum-", fp32_f1 - tolerance)
+    for key, ref, f1 in (("fastest", fastest, fastest["f1"]), ("accuracy_kept", kept, fp32_f1)):
         if ref is None:
             continue
-        edge = _fastest(rows, "edgekit-teacher", f1 - tolerance)
-        out[f"optimum_{key}_teacher"] = ref["name"]
+        edge = _fastest(rows, f"edgekit-{model}", f1 - tolerance)
+        out[f"optimum_{key}_{model}"] = ref["name"]
         if edge is not None:
-            out[f"edgekit_{key}_teacher"] = edge["name"]
-            out[f"edgekit_vs_optimum_{key}_teacher_speedup"] = ref["p50_ms"] / edge["p50_ms"]
-            out[f"edgekit_minus_optimum_{key}_teacher_f1"] = edge["f1"] - ref["f1"]
+            out[f"edgekit_{key}_{model}"] = edge["name"]
+            out[f"edgekit_vs_optimum_{key}_{model}_speedup"] = ref["p50_ms"] / edge["p50_ms"]
+            out[f"edgekit_minus_optimum_{key}_{model}_f1"] = edge["f1"] - ref["f1"]
     return out
 
 
+def peer_systems(
+    model: str, checkpoint: Path, fp32_bundle: Path, forms: list[Path], openvino: list[str], config: str, work: Path
+) -> list[System]:
+    """Every tool's forms of one model: the HF pipeline and Optimum's fp32 and int8 forms of its checkpoint (on
+    the window length of its fp32 bundle), edgekit's fp32 bundle (ONNX Runtime, OpenVINO, ``--backend auto``) and
+    each other bundle of it (ONNX Runtime, OpenVINO)."""
+    from edgekit.bundle import load_bundle
+
+    optimum = optimum_export(checkpoint, work / f"optimum-{model}")
+    optimum_q = optimum_int8(optimum, work / f"optimum-{model}-int8-{config}", config)
+    one = partial(System, model=model, max_seq_len=load_bundle(fp32_bundle).manifest.max_seq_len)
+    fp32 = str(fp32_bundle)
+    systems = [
+        one(f"hf-pipeline-{model}", "hf-pipeline", str(checkpoint)),
+        one(f"optimum-ort-{model}", "optimum-ort", str(optimum)),
+        one(f"optimum-ort-int8-{config}-{model}", "optimum-ort-int8", str(optimum_q)),
+        one(f"edgekit-{model}-fp32-onnx", "edgekit", fp32),
+        *(one(f"edgekit-{model}-fp32-onnx-{b}", f"edgekit-{b}", fp32) for b in openvino),
+        one(f"edgekit-{model}-fp32-onnx-auto", "edgekit-auto", fp32),
+    ]
+    for b in forms:
+        name = load_bundle(b).manifest.name.removeprefix(f"{model}-")
+        systems.append(one(f"edgekit-{model}-{name}", "edgekit", str(b)))
+        # OpenVINO runs an int8 ONNX graph too, with kernels of its own (bf16: the float parts in bfloat16)
+        systems += [one(f"edgekit-{model}-{name}-{o}", f"edgekit-{o}", str(b)) for o in openvino]
+    return systems
+
+
 def measure(
-    systems: list[tuple[str, str, str]], args: argparse.Namespace, threads: int, desc: str
+    systems: list[System], args: argparse.Namespace, threads: int, desc: str
 ) -> dict[str, list[dict[str, Any]]]:
     """Every (system, repeat) in a fresh worker process at ``threads`` threads, repeats interleaved. The
     backend choice of ``--backend auto`` is remembered in ``args.choice_cache`` (this run's own), if set: its first
@@ -244,37 +294,36 @@ def measure(
 
     cache = getattr(args, "choice_cache", None)
     env = {**os.environ, **({"XDG_CACHE_HOME": str(cache)} if cache else {})}
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in systems}
+    runs: dict[str, list[dict[str, Any]]] = {s.name: [] for s in systems}
     common = ["--dataset", str(args.dataset), "--n", str(args.n), "--threads", str(threads)]
     common += ["--warmup", str(args.warmup)]
     with tqdm(total=len(systems) * args.repeats, desc=desc) as bar:
         for _ in range(args.repeats):
-            for name, system, target in systems:
-                cmd = [sys.executable, "-m", "benchmarks.speed", "--worker", system, target, *common]
+            for s in systems:
+                cmd = [sys.executable, "-m", "benchmarks.speed", "--worker", s.kind, s.target, *common]
+                cmd += ["--max-seq-len", str(s.max_seq_len)]
                 with tempfile.TemporaryFile() as err:
                     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT, env=env)
                     if proc.returncode != 0:
                         err.seek(0)
-                        raise SystemExit(f"{name} failed:\n{err.read().decode(errors='replace')[-3000:]}")
-                runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                        raise SystemExit(f"{s.name} failed:\n{err.read().decode(errors='replace')[-3000:]}")
+                runs[s.name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
                 bar.update()
     return runs
 
 
-def thread_sweep(
-    rows: list[dict[str, Any]], systems: list[tuple[str, str, str]], args: argparse.Namespace
-) -> list[dict[str, Any]]:
+def thread_sweep(rows: list[dict[str, Any]], systems: list[System], args: argparse.Namespace) -> list[dict[str, Any]]:
     """The edgekit teacher (ONNX Runtime) and the int8 students at each of ``--sweep-threads``: how latency
     scales with threads on this CPU. The main table's own thread count is taken from its rows."""
-    swept = [s for s in systems if s[0] == "edgekit-teacher-fp32-onnx" or s[0].endswith("int8-onnx")]
+    swept = [s for s in systems if s.name == "edgekit-teacher-fp32-onnx" or s.name.endswith("int8-onnx")]
     keys = ("p50_ms", "mean_ms", "model_p50_ms", "runner_overhead_pct", "peak_rss_mb", "f1")
     out = []
     for threads in sorted({*args.sweep_threads, args.threads}):
         if threads == args.threads:
-            got = [r for r in rows if r["name"] in {n for n, _, _ in swept}]
+            got = [r for r in rows if r["name"] in {s.name for s in swept}]
         else:
             runs = measure(swept, args, threads, f"{threads} threads: system x repeat")
-            got = [summarize(name, runs[name], None) for name, _, _ in swept]
+            got = [summarize(s.name, runs[s.name], None) for s in swept]
         out += [{"threads": threads, "name": r["name"], **{k: r.get(k) for k in keys}} for r in got]
     return out
 
@@ -363,48 +412,51 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--low-memory", action="store_true", help="also run int8 ONNX students with --low-memory (memory arena off)"
     )
+    p.add_argument(
+        "--peer",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="a student measured against the peers as the teacher is (repeatable): a label, its transformers "
+        "checkpoint, its fp32 ONNX bundle and other bundles of it (int8, ...)",
+    )
+    p.add_argument("--max-seq-len", type=int, default=384, help=argparse.SUPPRESS)  # a worker's pipeline window
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "speed")
     p.add_argument("--out", type=Path, default=RESULTS / "speed.json")
     p.add_argument("--worker", nargs=2, metavar=("SYSTEM", "TARGET"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     if args.worker:
-        result = worker(args.worker[0], args.worker[1], args.dataset, args.n, args.threads, args.warmup)
+        result = worker(*args.worker, args.dataset, args.n, args.threads, args.warmup, args.max_seq_len)
         print(json.dumps(result))
         return 0
 
     from edgekit.bundle import load_bundle
 
-    optimum_dir = optimum_export(args.teacher, args.work / "optimum-teacher")
+    if any(len(peer) < 3 for peer in args.peer):
+        p.error("--peer: expected LABEL CHECKPOINT FP32_BUNDLE [FORM ...]")
     optimum_config = optimum_cpu_config(device.cpu_features()["cpu_features"])
-    optimum_q = optimum_int8(optimum_dir, args.work / f"optimum-teacher-int8-{optimum_config}", optimum_config)
     choice_cache = tempfile.TemporaryDirectory(prefix="backend-choice-")
     args.choice_cache = Path(choice_cache.name)
     openvino = openvino_backends()
-    systems = [
-        ("hf-pipeline-teacher", "hf-pipeline", str(args.teacher)),
-        ("optimum-ort-teacher", "optimum-ort", str(optimum_dir)),
-        (f"optimum-ort-int8-{optimum_config}-teacher", "optimum-ort-int8", str(optimum_q)),
-        ("edgekit-teacher-fp32-onnx", "edgekit", str(args.teacher_bundle)),
-        *((f"edgekit-teacher-fp32-onnx-{b}", f"edgekit-{b}", str(args.teacher_bundle)) for b in openvino),
-        ("edgekit-teacher-fp32-onnx-auto", "edgekit-auto", str(args.teacher_bundle)),
-    ]
-    for b in args.teacher_forms:
-        name = load_bundle(b).manifest.name
-        systems.append((f"edgekit-teacher-{name}", "edgekit", str(b)))
-        # OpenVINO runs an int8 ONNX graph too, with kernels of its own (bf16: the float parts in bfloat16)
-        systems += [(f"edgekit-teacher-{name}-{o}", f"edgekit-{o}", str(b)) for o in openvino]
+    peers = [("teacher", args.teacher, args.teacher_bundle, args.teacher_forms)]
+    peers += [(label, Path(ckpt), Path(fp32), [Path(f) for f in forms]) for label, ckpt, fp32, *forms in args.peer]
+    systems = [s for peer in peers for s in peer_systems(*peer, openvino, optimum_config, args.work)]
     for b in args.students:
         m = load_bundle(b).manifest
-        systems.append((f"edgekit-student-{m.name}", "edgekit", str(b)))
+        systems.append(System(f"edgekit-student-{m.name}", "edgekit", str(b)))
         if args.low_memory and m.model_format == "onnx" and m.precision == "int8":
-            systems.append((f"edgekit-student-{m.name}-low-memory", "edgekit-low-memory", str(b)))
+            systems.append(System(f"edgekit-student-{m.name}-low-memory", "edgekit-low-memory", str(b)))
         if m.model_format == "onnx" and m.precision == "fp32" and "openvino-bf16" in openvino:
-            systems.append((f"edgekit-student-{m.name}-openvino-bf16", "edgekit-openvino-bf16", str(b)))
+            systems.append(System(f"edgekit-student-{m.name}-openvino-bf16", "edgekit-openvino-bf16", str(b)))
 
     runs = measure(systems, args, args.threads, "system x repeat")
     base = summarize("hf-pipeline-teacher", runs["hf-pipeline-teacher"], None)
-    rows = [base] + [summarize(name, runs[name], base) for name, _, _ in systems[1:]]
+    rows = [
+        {**(summarize(s.name, runs[s.name], base) if s.name != base["name"] else base), "model": s.model}
+        for s in systems
+    ]
     by = {r["name"]: r for r in rows}
     int8 = [r for r in rows if r["name"].startswith("edgekit-student") and r["name"].endswith("int8-onnx")]
     low = [r for r in rows if r["name"].endswith("int8-onnx-low-memory")]
@@ -425,7 +477,9 @@ def main(argv: list[str] | None = None) -> int:
         "edgekit_teacher_auto_vs_optimum_speedup": optimum["p50_ms"] / auto["p50_ms"],
         "edgekit_teacher_auto_f1_minus_hf_f1": auto["f1"] - base["f1"],
     }
-    checks.update(peer_ratios(rows), optimum_cpu_config=optimum_config)
+    for model, *_ in peers:
+        checks.update(peer_ratios(rows, model))
+    checks["optimum_cpu_config"] = optimum_config
     if int8:
         checks["student_int8_vs_hf_speedup"] = int8[0]["speedup_vs_hf_pipeline"]
         checks["student_int8_vs_hf_mean_speedup"] = base["mean_ms"] / int8[0]["mean_ms"]
@@ -440,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         "thread_sweep": sweep,
         "ratios": checks,
         "goals": GOALS,
+        "peer_models": [model for model, *_ in peers],
         "settings": {
             "n": args.n,
             "repeats": args.repeats,

@@ -291,6 +291,14 @@ def cmd_export_fuse(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_checkpoint(args: argparse.Namespace) -> int:
+    from edgekit.export.from_bundle import save_checkpoint
+
+    out = save_checkpoint(args.bundle, args.out, args.architecture)
+    print(f"wrote {out}: the weights of {args.bundle} as a transformers checkpoint (fp32)")
+    return 0
+
+
 def cmd_export_prune_vocab(args: argparse.Namespace) -> int:
     from edgekit.bundle import load_bundle
     from edgekit.export.vocab import prune_bundle
@@ -614,6 +622,23 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     _add_bundle_step_io(e, "-fused")
     _add_check_args(e, "the source bundle")
     e.set_defaults(func=cmd_export_fuse)
+
+    e = esub.add_parser(
+        "checkpoint",
+        help="ONNX bundle -> transformers checkpoint of its weights (int8 ones dequantized)",
+        description="Write a transformers checkpoint (safetensors, config, tokenizer) holding an fp32 or int8 ONNX "
+        "bundle's weights, int8 ones dequantized: to run a shipped model with other tools (the transformers "
+        "pipeline, Optimum) or train it further. The architecture is the model the bundle was exported from.",
+    )
+    e.add_argument("bundle", type=Path, help="fp32 or dynamic int8 ONNX bundle (not fused, full vocabulary)")
+    e.add_argument("out", type=Path, help="checkpoint directory to write")
+    e.add_argument(
+        "--architecture",
+        default=None,
+        help="the model the bundle was exported from (default: its manifest's source.model), e.g. "
+        "packaged:all-MiniLM-L6-v2",
+    )
+    e.set_defaults(func=cmd_export_checkpoint)
 
     e = esub.add_parser(
         "int8",

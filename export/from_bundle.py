@@ -27,9 +27,13 @@ import torch
 from onnx import numpy_helper
 from tokenizers import Tokenizer
 
+from edgekit.atomic import write_json
 from edgekit.bundle import load_bundle
+from edgekit.destination import OutputKind, check_destination, replacing
 from edgekit.errors import InputError
-from edgekit.export.models import LoadedQA
+from edgekit.export.models import LoadedQA, load_model
+
+CHECKPOINT = OutputKind("a transformers checkpoint written by edgekit", ("edgekit-checkpoint.json",))
 
 # the exporter names a node's output after the module and the operator it came from; int8 forms add a suffix
 _MODULE_OP = re.compile(r"^/model/(.+)/(MatMul|Add|LayerNormalization|Gather)_output_0")
@@ -122,3 +126,32 @@ def load_bundle_weights(qa: LoadedQA, bundle_dir: str | Path) -> LoadedQA:
             raise InputError(bundle.model_path, f"tensor {k}", f"shape {tuple(v.shape)}, got {weights[k].shape}")
     qa.model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(weights[k])) for k in state}, strict=True)
     return LoadedQA(qa.model, qa.tokenizer, f"{qa.source} with the weights of {m.name}", fresh_head=False)
+
+
+def save_checkpoint(bundle_dir: str | Path, out: str | Path, architecture: str | None = None) -> Path:
+    """A transformers checkpoint (safetensors, config, tokenizer) holding an ONNX bundle's weights, in ``out``.
+
+    Why: a shipped bundle is often the only copy of a trained student, and the tools a user compares edgekit with
+    (the transformers pipeline, Optimum's export and quantizer) start from a checkpoint. The architecture and
+    tokenizer are those the bundle was exported from (its manifest's ``source.model``), or ``architecture``;
+    int8 weights come back dequantized, so the checkpoint answers as the bundle's weights do, in fp32.
+    ``edgekit-checkpoint.json`` records the bundle it came from (and marks the directory as edgekit's to replace).
+    """
+    bundle = load_bundle(bundle_dir)
+    m = bundle.manifest
+    check_destination(out, CHECKPOINT, [bundle.path])  # before the model is loaded: a refusal costs nothing
+    source = architecture or str(m.source.get("model", ""))
+    if not source:
+        raise InputError(
+            bundle.path / "manifest.json", "source.model", "the model the bundle was exported from (or --architecture)"
+        )
+    labels = list(m.labels) if m.task != "extractive-qa" else None
+    qa = load_bundle_weights(load_model(source, labels=labels, per_token=m.task == "token-classification"), bundle.path)
+    with replacing(out, CHECKPOINT, [bundle.path, *qa.local_files]) as tmp:
+        qa.model.save_pretrained(tmp, safe_serialization=True)
+        qa.tokenizer.save_pretrained(tmp)
+        write_json(
+            tmp / "edgekit-checkpoint.json",
+            {"bundle": m.name, "model_sha256": m.files[m.model_file].sha256, "architecture": source, "task": m.task},
+        )
+    return Path(out)

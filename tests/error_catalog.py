@@ -819,6 +819,18 @@ CASES: list[Case] = [
     ),
     Case(
         "export",
+        "checkpoint in an architecture directory that does not exist",
+        lambda e: ["export", "checkpoint", str(e.bundle), str(e.work / "ck1"), "--architecture", str(e.work / "no")],
+        "no such directory",
+    ),
+    Case(
+        "destination",
+        "export checkpoint into a directory holding other files",
+        lambda e: ["export", "checkpoint", str(e.bundle), str(_occupied(e, "occ-ck"))],
+        "it holds other files",
+    ),
+    Case(
+        "export",
         "float-activations on an fp32 bundle",
         lambda e: ["export", "float-activations", str(e.bundle), str(e.work / "fa1"), "--group", "output/dense"],
         "expected a dynamic int8 ONNX bundle",

@@ -3,6 +3,8 @@ weights from int8, and a refusal for any bundle whose tensors or vocabulary are 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from transformers import BertConfig, BertForQuestionAnswering
 
 from edgekit.errors import InputError
 from edgekit.export.from_bundle import load_bundle_weights
-from edgekit.export.models import LoadedQA
+from edgekit.export.models import LoadedQA, load_trained
 from edgekit.export.quantize import quantize_dynamic_bundle, quantize_int4_bundle
 from edgekit.export.tiny import SMALL, tiny_qa
 from edgekit.export.to_onnx import onnx_bundle
@@ -109,3 +111,50 @@ def test_a_recipe_names_the_bundle_its_student_starts_from(tiny_fp32, tmp_path) 
     want = _state(tiny_qa(seed=0))
     assert all(np.array_equal(v, want[k]) for k, v in _state(student).items())
     assert method_name(recipe).endswith(f"init {model_dir}, weights of fp32")
+
+
+def test_checkpoint_of_an_int8_bundle_quantizes_back_to_the_same_model(tiny_fp32, tmp_path, capsys) -> None:
+    """``edgekit export checkpoint``: a transformers checkpoint of the int8 bundle's (dequantized) weights, whose
+    own export and dynamic int8 give the bundle's model file back byte for byte, so a peer tool handed the
+    checkpoint starts from the very model the bundle ships."""
+    from transformers import AutoModelForQuestionAnswering
+
+    from edgekit.cli import main
+
+    int8 = quantize_dynamic_bundle(tiny_fp32, tmp_path / "int8", "tiny-int8")
+    arch = tmp_path / "arch"
+    tiny_qa(seed=1).model.save_pretrained(arch)
+    tiny_qa().tokenizer.save_pretrained(arch)
+    out = tmp_path / "ckpt"
+    assert main(["export", "checkpoint", str(int8.path), str(out), "--architecture", str(arch)]) == 0
+    assert "transformers checkpoint" in capsys.readouterr().out
+    record = json.loads((out / "edgekit-checkpoint.json").read_text())
+    assert record["bundle"] == "tiny-int8" and record["model_sha256"] == int8.manifest.files["model.onnx"].sha256
+    want = _state(load_bundle_weights(tiny_qa(seed=2), int8.path))
+    got = AutoModelForQuestionAnswering.from_pretrained(out).state_dict()
+    assert got.keys() == want.keys() and all(np.array_equal(got[k].numpy(), want[k]) for k in want)
+
+    again = onnx_bundle(load_trained(str(out)), tmp_path / "fp32", "tiny-fp32", max_seq_len=64, doc_stride=32)
+    requantized = quantize_dynamic_bundle(again, tmp_path / "int8-again", "tiny-int8")
+    assert (requantized.path / "model.onnx").read_bytes() == int8.model_path.read_bytes()
+
+    # a second run replaces its own output; a directory it did not write is left alone
+    assert main(["export", "checkpoint", str(int8.path), str(out), "--architecture", str(arch)]) == 0
+    before = sorted(p.name for p in arch.iterdir())
+    assert main(["export", "checkpoint", str(int8.path), str(arch), "--architecture", str(arch)]) == 2
+    assert sorted(p.name for p in arch.iterdir()) == before
+
+
+def test_checkpoint_needs_the_architecture_the_bundle_came_from(tiny_fp32, tmp_path, capsys) -> None:
+    """The tiny bundle names no loadable model (``tiny-random-bert``), and a checkpoint of another shape is no
+    architecture for it: each is one line, exit 2, nothing written."""
+    from edgekit.cli import main
+
+    assert main(["export", "checkpoint", str(tiny_fp32.path), str(tmp_path / "a")]) == 2
+    assert "tiny-random-bert" in capsys.readouterr().err
+    assert (
+        main(["export", "checkpoint", str(tiny_fp32.path), str(tmp_path / "b"), "--architecture", str(TEACHER_DIR)])
+        == 2
+    )
+    assert "tokenizer.json: vocabulary" in capsys.readouterr().err  # MPNet's word pieces, not MiniLM's
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
