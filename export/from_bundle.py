@@ -12,7 +12,8 @@ transposed) and, for int8, from ONNX Runtime's dynamic quantizer (``<name>_quant
 ``export float-activations`` turns some into ``DequantizeLinear`` nodes).
 An int8 weight comes back as ``(q - zero_point) * scale``: the rounded weight the bundle answered
 with, not the float one it was rounded from. 4-bit forms (``MatMulNBits``, a block-quantized
-embedding) and pruned vocabularies are refused: they do not fit the architecture's own tensors.
+embedding), fused graphs, static (QDQ) int8 forms and pruned vocabularies are refused: they do not fit the
+architecture's own tensors.
 Nothing is unpickled: ONNX is a protobuf, read by ``onnx``.
 """
 
@@ -31,12 +32,24 @@ from edgekit.atomic import write_json
 from edgekit.bundle import load_bundle
 from edgekit.destination import OutputKind, check_destination, replacing
 from edgekit.errors import InputError
-from edgekit.export.models import LoadedQA, load_model
+from edgekit.export.models import LoadedQA, load_model, resolve
 
 CHECKPOINT = OutputKind("a transformers checkpoint written by edgekit", ("edgekit-checkpoint.json",))
 
-# the exporter names a node's output after the module and the operator it came from; int8 forms add a suffix
-_MODULE_OP = re.compile(r"^/model/(.+)/(MatMul|Add|LayerNormalization|Gather)_output_0")
+# the exporter names a node's output after the module and the operator it came from; int8 forms add a suffix.
+# A node whose output is the graph's (a classifier head's Add gives ``logits``) is known by its own name.
+_MODULE_OP = re.compile(r"^/model/(.+)/(MatMul|Add|LayerNormalization|Gather|Gemm)_output_0")
+_MODULE_NODE = re.compile(r"^/model/(.+)/(MatMul|Add|LayerNormalization|Gather|Gemm)$")
+# graphs whose tensors are not the architecture's own: 4-bit blocks, ONNX Runtime's fusions, and activations
+# quantized by calibration (NNCF's SmoothQuant scales folded into the weights, undone by Mul nodes beside them)
+_NOT_READ_BACK = {
+    "MatMulNBits": "4-bit forms",
+    "GatherBlockQuantized": "4-bit forms",
+    "Attention": "fused graphs",
+    "SkipLayerNormalization": "fused graphs",
+    "EmbedLayerNormalization": "fused graphs",
+    "QuantizeLinear": "static (QDQ) int8 forms",
+}
 _QUANTIZED = "_quantized"
 
 
@@ -57,10 +70,14 @@ def onnx_weights(model_file: Path) -> dict[str, np.ndarray]:
     through ``Identity`` nodes, so ``/model/<module>/Add`` is what says whose bias a tensor is.
     """
     graph = onnx.load(str(model_file)).graph
-    unsupported = sorted({n.op_type for n in graph.node} & {"MatMulNBits", "GatherBlockQuantized"})
+    unsupported = sorted({n.op_type for n in graph.node} & _NOT_READ_BACK.keys())
     if unsupported:
+        kinds = " and ".join(sorted({_NOT_READ_BACK[op] for op in unsupported}))
         raise InputError(
-            model_file, f"operators {unsupported}", "an fp32 or int8 graph (4-bit forms are not read back)"
+            model_file,
+            f"operators {unsupported}",
+            f"an fp32 or dynamic int8 graph as export wrote it ({kinds} are not read back: use the bundle they were "
+            "made from)",
         )
     inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     for node in graph.node:  # constants computed from constants, in graph order (a chain resolves in one pass)
@@ -80,7 +97,7 @@ def onnx_weights(model_file: Path) -> dict[str, np.ndarray]:
 
     weights: dict[str, np.ndarray] = {}
     for node in graph.node:
-        m = _MODULE_OP.match(node.output[0]) if node.output else None
+        m = (_MODULE_OP.match(node.output[0]) if node.output else None) or _MODULE_NODE.match(node.name)
         if m is None:
             continue
         module, op = m.group(1).replace("/", "."), m.group(2)
@@ -91,6 +108,10 @@ def onnx_weights(model_file: Path) -> dict[str, np.ndarray]:
             weights[f"{module}.bias"] = value(consts[0])
         elif op == "LayerNormalization" and len(node.input) == 3 and consts == list(node.input[1:]):
             weights[f"{module}.weight"], weights[f"{module}.bias"] = value(node.input[1]), value(node.input[2])
+        elif op == "Gemm" and len(node.input) == 3 and consts == list(node.input[1:]):  # a pooler's, a head's
+            trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+            w = value(node.input[1])
+            weights[f"{module}.weight"], weights[f"{module}.bias"] = (w if trans_b else w.T), value(node.input[2])
         elif op == "Gather" and node.input[0] in inits:
             weights[f"{module}.weight"] = value(node.input[0])
     return weights
@@ -110,7 +131,8 @@ def load_bundle_weights(qa: LoadedQA, bundle_dir: str | Path) -> LoadedQA:
         raise InputError(
             bundle.tokenizer_path,
             "vocabulary",
-            f"the student's own word pieces and ids ({len(qa.tokenizer)}; a pruned vocabulary cannot be read back)",
+            f"the word pieces and ids of the model read into ({len(qa.tokenizer)}): neither a pruned vocabulary nor "
+            "another model's tokenizer can be read back",
         )
     weights = onnx_weights(bundle.model_path)
     state = qa.model.state_dict()
@@ -128,6 +150,11 @@ def load_bundle_weights(qa: LoadedQA, bundle_dir: str | Path) -> LoadedQA:
     return LoadedQA(qa.model, qa.tokenizer, f"{qa.source} with the weights of {m.name}", fresh_head=False)
 
 
+def _looks_local(source: str) -> bool:
+    """A directory, not a hub name (``name`` or ``org/name``): what a manifest names may be either."""
+    return source.startswith(("/", ".", "~")) or source.count("/") > 1 or " " in source
+
+
 def save_checkpoint(bundle_dir: str | Path, out: str | Path, architecture: str | None = None) -> Path:
     """A transformers checkpoint (safetensors, config, tokenizer) holding an ONNX bundle's weights, in ``out``.
 
@@ -139,15 +166,22 @@ def save_checkpoint(bundle_dir: str | Path, out: str | Path, architecture: str |
     """
     bundle = load_bundle(bundle_dir)
     m = bundle.manifest
-    check_destination(out, CHECKPOINT, [bundle.path])  # before the model is loaded: a refusal costs nothing
     source = architecture or str(m.source.get("model", ""))
-    if not source:
+    if not architecture and (not source or (_looks_local(source) and not Path(resolve(source)).is_dir())):
+        # a student's source is often a training run's directory that was not kept (or a description of one)
+        said = f"{source!a} is no model directory here" if source else "it names none"
         raise InputError(
-            bundle.path / "manifest.json", "source.model", "the model the bundle was exported from (or --architecture)"
+            bundle.path / "manifest.json",
+            "source.model",
+            f"the model the bundle was exported from ({said}): name its architecture with --architecture",
         )
+    arch_dir = Path(resolve(source))
+    # neither input may hold the output: the architecture's directory is read too (a packaged model's included)
+    sources = [bundle.path, *([arch_dir] if arch_dir.is_dir() else [])]
+    check_destination(out, CHECKPOINT, sources)  # before the model is loaded: a refusal costs nothing
     labels = list(m.labels) if m.task != "extractive-qa" else None
     qa = load_bundle_weights(load_model(source, labels=labels, per_token=m.task == "token-classification"), bundle.path)
-    with replacing(out, CHECKPOINT, [bundle.path, *qa.local_files]) as tmp:
+    with replacing(out, CHECKPOINT, sources) as tmp:
         qa.model.save_pretrained(tmp, safe_serialization=True)
         qa.tokenizer.save_pretrained(tmp)
         write_json(

@@ -4,6 +4,7 @@ weights from int8, and a refusal for any bundle whose tensors or vocabulary are 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -12,10 +13,10 @@ from conftest import TEACHER_DIR
 from transformers import BertConfig, BertForQuestionAnswering
 
 from edgekit.errors import InputError
-from edgekit.export.from_bundle import load_bundle_weights
+from edgekit.export.from_bundle import load_bundle_weights, onnx_weights
 from edgekit.export.models import LoadedQA, load_trained
 from edgekit.export.quantize import quantize_dynamic_bundle, quantize_int4_bundle
-from edgekit.export.tiny import SMALL, tiny_qa
+from edgekit.export.tiny import SMALL, tiny_classifier, tiny_qa
 from edgekit.export.to_onnx import onnx_bundle
 
 
@@ -85,7 +86,7 @@ def test_a_student_of_another_shape_is_refused_before_anything_is_loaded(tiny_fp
 def test_another_vocabulary_is_refused(tiny_fp32) -> None:
     if not TEACHER_DIR.is_dir():
         pytest.skip(f"the teacher's tokenizer is not at {TEACHER_DIR}")
-    with pytest.raises(InputError, match=r"tokenizer\.json: vocabulary: expected the student's own word pieces"):
+    with pytest.raises(InputError, match=r"tokenizer\.json: vocabulary: expected the word pieces and ids of the model"):
         load_bundle_weights(tiny_qa(str(TEACHER_DIR)), tiny_fp32.path)
 
 
@@ -158,3 +159,49 @@ def test_checkpoint_needs_the_architecture_the_bundle_came_from(tiny_fp32, tmp_p
     )
     assert "tokenizer.json: vocabulary" in capsys.readouterr().err  # MPNet's word pieces, not MiniLM's
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("per_token", [False, True], ids=["text-classifier", "tagger"])
+def test_a_classifier_head_is_read_back(tmp_path, per_token) -> None:
+    """A classifier's head adds its bias straight into the graph's ``logits`` output: known by its node's name."""
+    labels = ["O", "B-x", "I-x"] if per_token else ["neg", "pos"]
+    bundle = onnx_bundle(
+        tiny_classifier(labels, seed=0, per_token=per_token), tmp_path / "b", "b", max_seq_len=64, doc_stride=0
+    )
+    want = _state(tiny_classifier(labels, seed=0, per_token=per_token))
+    got = _state(load_bundle_weights(tiny_classifier(labels, seed=1, per_token=per_token), bundle.path))
+    assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in want)
+
+
+def test_graphs_that_are_not_the_architectures_own_are_refused(tiny_fp32, tmp_path) -> None:
+    """Fused operators and quantized activations (a static int8 graph, its SmoothQuant scales folded into the
+    weights) would give other weights than the bundle answers with: refused, naming the operator."""
+    import onnx
+
+    for op, kind in (("Attention", "fused graphs"), ("QuantizeLinear", r"static \(QDQ\) int8 forms")):
+        model = onnx.load(str(tiny_fp32.model_path))
+        model.graph.node.append(onnx.helper.make_node(op, ["input_ids"], [f"{op}_out"], name=op))
+        path = tmp_path / f"{op}.onnx"
+        onnx.save(model, str(path))
+        with pytest.raises(InputError, match=rf"operators \['{op}'\]: expected .*\({kind} are not read back"):
+            onnx_weights(path)
+
+
+def test_checkpoint_asks_for_the_architecture_of_a_run_not_kept(tiny_fp32, tmp_path, capsys) -> None:
+    """A student's manifest names the training run it came from, which other machines do not have; and the
+    checkpoint may not be written inside the architecture's own directory."""
+    from edgekit.cli import main
+
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_fp32.path, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["source"]["model"] = "runs/distill/gone/model"
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["export", "checkpoint", str(bundle), str(tmp_path / "ck")]) == 2
+    err = capsys.readouterr().err
+    assert "source.model" in err and "--architecture" in err and len(err.strip().splitlines()) == 1
+    arch = tmp_path / "arch"
+    tiny_qa(seed=1).model.save_pretrained(arch)
+    tiny_qa().tokenizer.save_pretrained(arch)
+    assert main(["export", "checkpoint", str(bundle), str(arch / "sub"), "--architecture", str(arch)]) == 2
+    assert not (arch / "sub").exists() and not (tmp_path / "ck").exists()
