@@ -118,18 +118,18 @@ def replacing(out: str | Path, kind: OutputKind, sources: Iterable[str | Path] =
         tmp.chmod(0o777 & ~umask())  # mkdtemp makes 0700; the output gets what a plain mkdir would give
     except OSError as exc:
         raise InputError(out, "output directory", f"a writable place ({exc.strerror})") from None
+    old = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.old")
     try:
         yield tmp
         if out.exists():
-            old = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.old")
             os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, out)
+        os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not out.exists():  # interrupted between the two renames: the earlier output returns
+            os.rename(old, out)
         raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @contextmanager

@@ -189,6 +189,31 @@ def test_an_earlier_output_of_the_same_kind_is_replaced_whole(tiny_bundle, a_run
     assert (rep / "sizes.png").is_file()
 
 
+def test_an_interrupt_between_the_swaps_renames_leaves_the_earlier_output(tmp_path, monkeypatch) -> None:
+    """Replacing an output is two renames (the old one aside, the new one in): a Ctrl-C between them puts the old
+    one back, so the destination holds the earlier output or the new one, never neither."""
+    import edgekit.destination as destination
+
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "manifest.json").write_text("old")
+    renames: list[tuple[str, str]] = []
+    real_rename = os.rename
+
+    def interrupted_second_rename(src, dst) -> None:
+        renames.append((str(src), str(dst)))
+        if len(renames) == 2:  # the new output's rename into place
+            raise KeyboardInterrupt
+        real_rename(src, dst)
+
+    monkeypatch.setattr(destination.os, "rename", interrupted_second_rename)
+    with pytest.raises(KeyboardInterrupt), destination.replacing(out, destination.BUNDLE) as tmp:
+        (tmp / "manifest.json").write_text("new")
+    monkeypatch.undo()
+    assert (out / "manifest.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # neither the new copy nor the old one aside
+
+
 def test_two_runs_into_one_directory_cannot_both_write(minilm_bundle, dev_path, tmp_path) -> None:
     """The second ``edgekit run`` is refused while the first holds the lock; the first finishes and resumes cleanly."""
     out = tmp_path / "shared"
