@@ -255,7 +255,7 @@ def markdown(result: dict[str, Any]) -> str:
         "| step | resident MB | anonymous MB | file pages MB | grew MB | transient MB |",
         "|---|---|---|---|---|---|",
         *(
-            f"| {s['step']} | {s['rss_mb']:.1f} | {s.get('anon_mb', 0):.1f} | {s.get('file_mb', 0):.1f} "
+            f"| {s['step']} | {s['rss_mb']:.1f} | {s['anon_mb']:.1f} | {s['file_mb']:.1f} "
             f"| {s['grew_mb']:+.1f} | {s['transient_mb']:.1f} |"
             for s in result["breakdown"]
         ),

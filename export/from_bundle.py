@@ -164,7 +164,7 @@ def save_checkpoint(bundle_dir: str | Path, out: str | Path, architecture: str |
     int8 weights come back dequantized, so the checkpoint answers as the bundle's weights do, in fp32.
     ``edgekit-checkpoint.json`` records the bundle it came from (and marks the directory as edgekit's to replace).
     """
-    bundle = load_bundle(bundle_dir)
+    bundle = load_bundle(bundle_dir, verify=False)  # which architecture; load_bundle_weights verifies its files
     m = bundle.manifest
     source = architecture or str(m.source.get("model", ""))
     if not architecture and (not source or (_looks_local(source) and not Path(resolve(source)).is_dir())):
