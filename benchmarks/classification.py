@@ -12,9 +12,17 @@ bundles' task says which):
    the teacher (fp32 PyTorch) and each bundle through edgekit's own model (``TextClassifier``, ``Tagger``),
    batch 1, on the same ``--n`` examples spread over the set; each (system, repeat) in a fresh process,
    repeats interleaved, medians over repeats of the per-example median. Ratios are to the pipeline in this run.
+3. **The peers' forms of a student** (``--peer CHECKPOINT``, the student's transformers checkpoint, e.g.
+   ``edgekit export checkpoint`` of its shipped bundle; then ``--bundles`` are edgekit's forms of that student,
+   and ``--teacher`` may be left out): the HF pipeline on the checkpoint, Optimum's ONNX export in the same
+   pipeline and its dynamic INT8 (``ORTQuantizer`` with its config for this CPU), against each bundle through
+   each of ``--backends``; every system scored on the timed examples. Compared as ``benchmarks.speed`` compares
+   QA's peers (:func:`benchmarks.speed.peer_ratios`, the score being accuracy or entity F1).
 
     python -m benchmarks.classification --teacher runs/distill/mpnet-sst2-ft/model \\
         --dataset $EDGEKIT_DATA_DIR/sst2/dev.tsv --bundles T32 S32 S8 --out benchmarks/results/classification-sst2.json
+    python -m benchmarks.classification --peer runs/peers/S --dataset ... --bundles S32 S8 \\
+        --backends onnxruntime openvino openvino-bf16 --out benchmarks/results/peers-wnut17.json
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import speed as qa_speed
 from edgekit import device
 from edgekit.atomic import write_json
 from edgekit.bundle import load_bundle
@@ -51,28 +60,59 @@ def pick(dataset: Path, split: str | None, n: int, task: str) -> list[Any]:
     return examples[::step][:n]
 
 
+PIPELINES = ("hf-pipeline", "optimum-ort", "optimum-ort-int8")  # transformers' pipeline, on PyTorch or Optimum
+
+
+def word_tags(words: list[str] | tuple[str, ...], groups: list[dict[str, Any]]) -> list[str]:
+    """The token-classification pipeline's entities (character spans in the words joined by spaces, as it joins
+    them) as one IOB2 tag per word, so that its answers are scored by the same rule as edgekit's."""
+    starts, at = [], 0
+    for w in words:
+        starts.append(at)
+        at += len(w) + 1
+    tags = ["O"] * len(words)
+    for g in groups:
+        inside = [i for i, s in enumerate(starts) if s < g["end"] and s + len(words[i]) > g["start"]]
+        for k, i in enumerate(inside):
+            tags[i] = f"{'I' if k else 'B'}-{g['entity_group']}"
+    return tags
+
+
 def _predictor(system: str, target: str, task: str, threads: int) -> Any:
-    """One example -> its prediction (a label, or a tagger's entities as (start word, end word, type))."""
-    if system == "hf-pipeline":
+    """One example -> its prediction (a label, or a tagger's tag per word). ``system``: one of
+    :data:`PIPELINES`, or ``edgekit`` or ``edgekit:BACKEND``."""
+    if system in PIPELINES:
         import torch
-        from transformers import pipeline
+        from transformers import AutoTokenizer, pipeline
 
         torch.set_num_threads(threads)
+        model: Any = target
+        if system != "hf-pipeline":
+            model = qa_speed.optimum_session(target, task, threads, int8=system == "optimum-ort-int8")
+        tok = AutoTokenizer.from_pretrained(target)
         if task == "token-classification":
-            pipe = pipeline("token-classification", model=target, aggregation_strategy="first", device="cpu")
-            return lambda ex: pipe(list(ex.words), is_split_into_words=True)
-        pipe = pipeline("text-classification", model=target, tokenizer=target, device="cpu")
+            pipe = pipeline(
+                "token-classification", model=model, tokenizer=tok, aggregation_strategy="first", device="cpu"
+            )
+
+            def tag(ex: Any) -> list[str]:
+                out = pipe(list(ex.words), is_split_into_words=True)
+                return word_tags(ex.words, out[0] if out and isinstance(out[0], list) else out)
+
+            return tag
+        pipe = pipeline("text-classification", model=model, tokenizer=tok, device="cpu")
         return lambda ex: pipe(ex.text)[0]["label"]
     from edgekit.backends import RuntimeOptions
 
+    options = RuntimeOptions(threads=threads, backend=system.partition(":")[2] or "onnxruntime")
     if task == "token-classification":
         from edgekit.tasks.tokens import Tagger
 
-        tagger = Tagger.load(target, RuntimeOptions(threads=threads))
+        tagger = Tagger.load(target, options)
         return lambda ex: tagger.predict(ex)["tags"]
     from edgekit.tasks.classification import TextClassifier
 
-    model = TextClassifier.load(target, RuntimeOptions(threads=threads))
+    model = TextClassifier.load(target, options)
     return lambda ex: model.predict(ex)["label"]
 
 
@@ -92,9 +132,39 @@ def worker(
     out = {"p50_ms": statistics.median(lat), "mean_ms": statistics.fmean(lat), "peak_rss_mb": device.peak_rss_mb()}
     if task == "text-classification":
         out["accuracy_on_sample"] = 100.0 * sum(g == ex.label for g, ex in zip(got, examples, strict=True)) / len(got)
-    elif system != "hf-pipeline":  # the pipeline's grouped entities are text spans, not tags per word
+    else:
         out["f1_on_sample"] = score_entities([ex.tags for ex in examples], got)["f1"]
     return out
+
+
+def peer_systems(peer: Path, task: str, work: Path) -> list[tuple[str, str, str]]:
+    """(name, system, target) of the peers' forms of the student whose checkpoint is ``peer``: the HF pipeline
+    on it, Optimum's export of it and that export's dynamic INT8 for this CPU (both made once under ``work``)."""
+    config = qa_speed.optimum_cpu_config(device.cpu_features()["cpu_features"])
+    optimum = qa_speed.optimum_export(peer, work / f"optimum-{peer.name}", task)
+    int8 = qa_speed.optimum_int8(optimum, work / f"optimum-{peer.name}-int8-{config}", config)
+    return [
+        ("hf-pipeline-student", "hf-pipeline", str(peer)),
+        ("optimum-ort-student", "optimum-ort", str(optimum)),
+        (f"optimum-ort-int8-{config}-student", "optimum-ort-int8", str(int8)),
+    ]
+
+
+def peer_rows(speed: dict[str, dict[str, Any]], task: str) -> list[dict[str, Any]]:
+    """The peer run's systems as :func:`benchmarks.speed.peer_ratios` reads them: edgekit's as
+    ``edgekit-student-BUNDLE[-BACKEND]``, the score on the timed examples as ``f1`` (a classifier's: accuracy)."""
+    key = "f1_on_sample" if task == "token-classification" else "accuracy_on_sample"
+    return [
+        {
+            "name": f"edgekit-student-{name.removeprefix('edgekit:').replace(':', '-')}" if name.startswith("edgekit:")
+            else name,
+            "p50_ms": s["p50_ms"],
+            "f1": s[key],
+            "model": "student",
+        }
+        for name, s in speed.items()
+        if name != "hf-pipeline"  # the teacher's pipeline, when one is given too
+    ]  # fmt: skip
 
 
 def full_run(bundle: Path, dataset: Path, split: str | None, out: Path, threads: int) -> dict[str, Any]:
@@ -109,10 +179,35 @@ def full_run(bundle: Path, dataset: Path, split: str | None, out: Path, threads:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--teacher", type=Path, required=True, help="the teacher's transformers directory (HF pipeline)")
+    p.add_argument(
+        "--teacher",
+        type=Path,
+        default=None,
+        help="the teacher's transformers directory (HF pipeline; optional with --peer)",
+    )
     p.add_argument("--dataset", type=Path, required=True, help="the bundles' dataset (TSV, CLINC150 JSON, CoNLL)")
     p.add_argument("--split", default=None, help="split of a CLINC150 file (default: test)")
-    p.add_argument("--bundles", type=Path, nargs="+", required=True, help="teacher and student bundles")
+    p.add_argument(
+        "--bundles",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="teacher and student bundles (with --peer: the student's)",
+    )
+    p.add_argument(
+        "--peer",
+        type=Path,
+        default=None,
+        help="the student's transformers checkpoint: time the HF pipeline and Optimum's fp32 and INT8 forms of it",
+    )
+    p.add_argument(
+        "--backends",
+        nargs="+",
+        default=["onnxruntime"],
+        choices=["onnxruntime", "openvino", "openvino-bf16"],
+        help="the runtimes each bundle is timed on (default: onnxruntime)",
+    )
+    p.add_argument("--work", type=Path, default=qa_speed.ROOT / "runs" / "speed", help="Optimum's exports, made once")
     p.add_argument("--n", type=int, default=300, help="examples timed per system (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -126,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--worker", nargs=2, metavar=("SYSTEM", "TARGET"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.teacher is None and args.peer is None:
+        p.error("expected --teacher, --peer or both")
     # bundles by their manifest's name: a run's bundle directory is often just bundle-fp32-onnx
     manifests = {load_bundle(b).manifest.name: (b, load_bundle(b).manifest) for b in args.bundles}
     tasks = {m.task for _, m in manifests.values()}
@@ -138,15 +235,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if len(manifests) != len(args.bundles):
         raise SystemExit("--bundles: expected bundles of different names")
-    systems = [("hf-pipeline", str(args.teacher))] + [(f"edgekit:{n}", str(b)) for n, (b, _) in manifests.items()]
-    timings: dict[str, list[dict]] = {name: [] for name, _ in systems}
-    base = [sys.executable, "-m", "benchmarks.classification", "--teacher", str(args.teacher)]
+    systems = [("hf-pipeline", "hf-pipeline", str(args.teacher))] if args.teacher else []
+    for n, (b, _) in manifests.items():
+        systems += [
+            (f"edgekit:{n}" + (f":{r}" if r != "onnxruntime" else ""), f"edgekit:{r}", str(b)) for r in args.backends
+        ]
+    if args.peer:
+        systems += peer_systems(args.peer, task, args.work)
+    timings: dict[str, list[dict]] = {name: [] for name, _, _ in systems}
+    base = [sys.executable, "-m", "benchmarks.classification", "--peer" if args.peer else "--teacher"]
+    base += [str(args.peer or args.teacher)]
     base += ["--dataset", str(args.dataset), "--bundles", *map(str, args.bundles), "--out", str(args.out)]
     base += ["--n", str(args.n), "--threads", str(args.threads), "--warmup", str(args.warmup)]
     base += ["--split", args.split] if args.split else []
     for r in range(args.repeats):
-        for name, target in systems:
-            system = "hf-pipeline" if name == "hf-pipeline" else "edgekit"
+        for name, system, target in systems:
             proc = subprocess.run([*base, "--worker", system, target], capture_output=True, text=True)
             if proc.returncode != 0:
                 raise SystemExit(f"{name}: {proc.stderr.strip()[-800:]}")
@@ -162,9 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         }
         for name, runs in timings.items()
     }
-    hf = speed["hf-pipeline"]["p50_ms"]
-    for s in speed.values():
-        s["speedup_vs_hf_pipeline"] = hf / s["p50_ms"]
+    if args.teacher:
+        hf = speed["hf-pipeline"]["p50_ms"]
+        for s in speed.values():
+            s["speedup_vs_hf_pipeline"] = hf / s["p50_ms"]
     with tempfile.TemporaryDirectory() as tmp:
         runs = args.runs_dir or Path(tmp)
         accuracy = {n: full_run(b, args.dataset, args.split, runs / n, args.threads) for n, (b, _) in manifests.items()}
@@ -174,7 +278,13 @@ def main(argv: list[str] | None = None) -> int:
                 (runs / n / ".edgekit.lock").unlink(missing_ok=True)
     result = {
         "dataset": {"path": str(args.dataset), "split": args.split, "n_timed": args.n},
-        "teacher": str(args.teacher),
+        "teacher": str(args.teacher) if args.teacher else None,
+        **(
+            {"peer": str(args.peer), "peers": qa_speed.peer_ratios(peer_rows(speed, task), "student")}
+            if args.peer
+            else {}
+        ),
+        "backends": args.backends,
         "threads": args.threads,
         "repeats": args.repeats,
         "speed": speed,
@@ -184,14 +294,17 @@ def main(argv: list[str] | None = None) -> int:
             for name, (_, m) in manifests.items()
         },
         "task": task,
-        "goals": GOALS[task],
+        "goals": {
+            **(GOALS[task] if args.teacher else {}),
+            **({"edgekit_vs_optimum_speedup_min": 1.5} if args.peer else {}),
+        },
         "device": device.describe(),
         "command": module_command("benchmarks.classification", sys.argv[1:] if argv is None else argv),
         "notes": "speed: batch 1, medians over repeats (each a fresh process) of the per-example median; "
         "accuracy: the whole set through `edgekit run`, one process per bundle",
     }
     write_json(args.out, result)
-    print(json.dumps({k: round(v["speedup_vs_hf_pipeline"], 2) for k, v in speed.items()}))
+    print(json.dumps({k: round(v["p50_ms"], 2) for k, v in speed.items()}))
     return 0
 
 

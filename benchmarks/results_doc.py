@@ -783,6 +783,63 @@ def peers() -> str:
     )
 
 
+def classification_peers(results: Path = RESULTS) -> str:
+    """Each tool's forms of a shipped classifier or tagger, one run each (``benchmarks/results/peers-<set>.json``,
+    ``benchmarks.classification --peer``), compared as :func:`benchmarks.speed.peer_ratios` compares QA's."""
+    out, shipped = [], {p.name for p in shipped_bundles().values()}
+    for key, (title, _) in CLASSIFICATION_SETS.items():
+        if not (f := results / f"peers-{key}.json").exists():
+            continue
+        d = _load(f)
+        tagger = d["task"] == "token-classification"
+        score, unit = ("entity F1", "sentence") if tagger else ("accuracy", "example")
+        n = d["dataset"]["n_timed"]
+        r = d["peers"]
+        said = [
+            f"- {what}: Optimum `{r[f'optimum_{k}_student']}`, edgekit `{r[f'edgekit_{k}_student']}`: "
+            f"{r[f'edgekit_vs_optimum_{k}_student_speedup']:.2f}× its speed per {unit}, "
+            f"{r[f'edgekit_minus_optimum_{k}_student_f1']:+.2f} {score}."
+            for k, what in (
+                ("fastest", "Optimum's fastest form"),
+                ("accuracy_kept", f"within 0.5 {score} of the fp32 student"),
+            )
+            if f"edgekit_vs_optimum_{k}_student_speedup" in r
+        ]
+        sample = "f1_on_sample" if tagger else "accuracy_on_sample"
+        fp32 = next(n for n, b in d["bundles"].items() if b["precision"] == "fp32")
+        if tagger:  # the same weights, scored by one rule, answer differently: say why
+            said.append(
+                "- On the same fp32 weights, by the same strict IOB2 scorer, the pipeline scores "
+                f"{d['speed']['hf-pipeline-student'][sample]:.2f} and edgekit {d['speed'][f'edgekit:{fp32}'][sample]:.2f}: "
+                "the pipeline's grouping starts an entity at an `I-` tag that follows no `B-` of its type, and takes "
+                "the pieces of a word split at punctuation (a URL's) as words of their own, so it finds entities "
+                "inside URLs; edgekit labels a word by its first piece and keeps only well-formed entities. Both "
+                "int8 forms are dynamic int8 on ONNX Runtime: most of what separates their times is the pipeline "
+                "around the model."
+            )
+        rows = ["| system | p50 ms | mean ms | peak RSS MB | " + score + " |", "|---|---|---|---|---|"]
+        rows += [
+            f"| {name} | {v['p50_ms']:.2f} | {v['mean_ms']:.2f} | {v['peak_rss_mb']:.0f} | {v[sample]:.2f} |"
+            for name, v in sorted(d["speed"].items(), key=lambda kv: kv[1]["p50_ms"])
+        ]
+        out += [
+            f"**{title}**, the shipped student `{', '.join(n for n in d['bundles'] if n in shipped)}` "
+            "and its forms "
+            f"(`benchmarks/results/{f.name}`, {_command(d)}): {n:,} {unit}s, each system timed and scored on all of "
+            f"them, batch 1, {d['threads']} threads, {_cpu(d['device'])}, medians of {d['repeats']} repeats in one "
+            f"run. The student's checkpoint, which the HF pipeline and Optimum start from, is `edgekit export "
+            f"checkpoint` of the shipped bundle; Optimum's INT8 is its `ORTQuantizer` with its config for this CPU; "
+            f"edgekit's forms run on ONNX Runtime (no suffix) and OpenVINO. The goal is "
+            f"{d['goals'].get('edgekit_vs_optimum_speedup_min', 1.5)}×:",
+            "",
+            *said,
+            "",
+            *rows,
+            "",
+        ]
+    return "\n".join(out)
+
+
 def document() -> str:
     t = _load(TEACHER)
     c, dt, sp = (_load(RESULTS / f) for f in ("compress.json", "distill.json", "speed.json"))
@@ -859,6 +916,7 @@ def document() -> str:
         "## Against the peers: each tool's best form of the teacher and the shipped student",
         "",
         peers(),
+        *(["### Classification and tagging", "", cp] if (cp := classification_peers()) else []),
         "## TFLite: a signature per window length",
         "",
         tflite_lengths(),

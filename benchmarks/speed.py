@@ -125,13 +125,7 @@ def worker(
 
             model = AutoModelForQuestionAnswering.from_pretrained(target, dtype=torch.float32).eval()
         else:
-            import onnxruntime as ort
-            from optimum.onnxruntime import ORTModelForQuestionAnswering
-
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = threads
-            file_name = OPTIMUM_INT8_FILE if system == "optimum-ort-int8" else None
-            model = ORTModelForQuestionAnswering.from_pretrained(target, session_options=so, file_name=file_name)
+            model = optimum_session(target, "extractive-qa", threads, int8=system == "optimum-ort-int8")
         pipe = pipeline("question-answering", model=model, tokenizer=tok, device="cpu")
 
         def answer(ex: Example) -> str:
@@ -189,20 +183,45 @@ def openvino_backends() -> list[str]:
     return ["openvino", "openvino-bf16"] if bf16 else ["openvino"]
 
 
-def optimum_export(teacher: Path, out: Path) -> Path:
+# Optimum's model class for each edgekit task
+OPTIMUM_CLASSES = {
+    "extractive-qa": "ORTModelForQuestionAnswering",
+    "text-classification": "ORTModelForSequenceClassification",
+    "token-classification": "ORTModelForTokenClassification",
+}
+
+
+def optimum_model(task: str) -> Any:
+    """Optimum's ONNX Runtime model class for ``task``."""
+    import optimum.onnxruntime
+
+    return getattr(optimum.onnxruntime, OPTIMUM_CLASSES[task])
+
+
+def optimum_export(checkpoint: Path, out: Path, task: str = "extractive-qa") -> Path:
     """Optimum's own ONNX export of a checkpoint (done once, reused)."""
     if (out / "model.onnx").exists():
         return out
-    from optimum.onnxruntime import ORTModelForQuestionAnswering
     from transformers import AutoTokenizer
 
-    model = ORTModelForQuestionAnswering.from_pretrained(teacher, export=True)
+    model = optimum_model(task).from_pretrained(checkpoint, export=True)
     model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(teacher).save_pretrained(out)
+    AutoTokenizer.from_pretrained(checkpoint).save_pretrained(out)
     return out
 
 
 OPTIMUM_INT8_FILE = "model_quantized.onnx"
+
+
+def optimum_session(target: str, task: str, threads: int, int8: bool) -> Any:
+    """Optimum's model of ``task`` from its export (``int8``: its quantized file) on ``threads`` threads."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    return optimum_model(task).from_pretrained(
+        target, session_options=so, file_name=OPTIMUM_INT8_FILE if int8 else None
+    )
 
 
 def optimum_cpu_config(features: list[str]) -> str:

@@ -124,4 +124,4 @@ def add_deploy(sub: argparse._SubParsersAction) -> None:
         "--jobs", type=whole(1, 1024), default=None, help="devices deployed at once in a fleet (default: all)"
     )
     add_runtime_args(p)
-    p.set_defaults(func=cmd_deploy)
+    p.set_defaults(func=cmd_deploy, resumes=True)

@@ -307,7 +307,7 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
         "--run-id", default=None, help="a name recorded in metrics.json as run_id (deploy ties pulled results to it)"
     )
     add_runtime_args(p)
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, resumes=True)
 
     p = sub.add_parser(
         "verify",
@@ -361,7 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(f"{where}expected a usable path ({exc.strerror or exc})")
         return 2
     except KeyboardInterrupt as exc:
-        print("edgekit: interrupted; re-run the same command to resume", file=sys.stderr)
+        # only a command whose output grows and resumes says so; a one-shot one kept its earlier output, if any
+        hint = "; re-run the same command to resume" if getattr(args, "resumes", False) else ""
+        print(f"edgekit: interrupted{hint}", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     finally:
         if main_thread:

@@ -7,7 +7,10 @@ reads. Before anything is written the destination is checked:
   a parent of one, or a directory inside one;
 - an existing directory is taken only when it is empty or holds the same kind of output
   (its marker file: a bundle's ``manifest.json``, a run's ``run.json``, ...); anything else
-  is refused with one line, and nothing is touched.
+  is refused with one line, and nothing is touched;
+- never a link: a link at the destination's own name is refused, never followed. Links among its parents
+  are the user's own path (a home or ``/tmp`` may be one) and are followed as every program follows them;
+- never under a file: a path through a regular file is refused before anything loads.
 
 One-shot outputs (bundles, reports) are built in a temporary sibling and swapped into
 place (:func:`replacing`), so an interrupted command leaves the old output or the new
@@ -81,6 +84,10 @@ def check_destination(out: str | Path, kind: OutputKind, sources: Iterable[str |
             )
     if out.is_symlink():  # a write never follows a link: the directory it names is not this command's to replace
         raise InputError(out, "output directory", "a directory, not a link (it is left alone)")
+    # refused now, before any model loads, rather than when the directory is made
+    above = next((a for a in out.absolute().parents if a.exists()), None)
+    if above is not None and not above.is_dir():
+        raise InputError(out, "output directory", f"a path through directories; {above} is a file")
     if out.exists():
         if not out.is_dir():
             raise InputError(out, "output directory", "a directory; this is a file")

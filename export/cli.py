@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -72,9 +73,10 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 
     check_destination(args.out, BUNDLE, [args.model] if Path(args.model).exists() else [])
     qa = _loaded(args.model, args)
+    examples = _validation_inputs(qa, args)
     bundle = onnx_bundle(qa, args.out, args.name or Path(args.out).name, args.max_seq_len, args.doc_stride, args.opset)
     print(f"wrote {bundle.path} ({bundle.size_mb:.1f} MB)")
-    _validated(qa, bundle, args, required=True)
+    _validated(qa, bundle, examples, args.atol, required=True)
     return 0
 
 
@@ -97,16 +99,32 @@ def _loaded(model: str, args: argparse.Namespace) -> Any:
     return qa
 
 
-def _validated(qa: Any, bundle: Any, args: argparse.Namespace, required: bool) -> None:
-    """Check ``bundle``'s logits against PyTorch's on ``--validate-n`` inputs and say so; a ``required`` check
-    (an fp32 form) refuses a bundle whose logits differ by more than ``--atol``."""
-    from edgekit.export.to_onnx import validate
+def _unit(task: str) -> str:
+    return {"extractive-qa": "questions", "text-classification": "texts"}.get(task, "sentences")
+
+
+def _validation_inputs(qa: Any, args: argparse.Namespace) -> list[Any]:
+    """The first ``--validate-n`` inputs of the model's task, read (or refused) before anything is converted."""
+    from edgekit.export.to_onnx import labels_of, task_of
 
     if args.validate_n <= 0:
+        return []
+    task = task_of(qa)
+    examples = _task_inputs(
+        task, labels_of(qa), args.validate_dataset, "--validate-dataset", dev_default(), _unit(task)
+    )
+    return examples[: args.validate_n]
+
+
+def _validated(qa: Any, bundle: Any, examples: list[Any], atol: float, required: bool) -> None:
+    """Check ``bundle``'s logits against PyTorch's on ``examples`` (none: no check) and say so; a ``required``
+    check (an fp32 form) refuses a bundle whose logits differ by more than ``atol``."""
+    from edgekit.export.to_onnx import validate
+
+    if not examples:
         return
-    what = {"extractive-qa": "questions", "text-classification": "texts"}.get(bundle.manifest.task, "sentences")
-    examples = _task_inputs(bundle, args.validate_dataset, "--validate-dataset", dev_default(), what)
-    v = validate(qa, bundle, examples[: args.validate_n], args.atol)
+    what = _unit(bundle.manifest.task)
+    v = validate(qa, bundle, examples, atol)
     print(
         f"validation of {bundle.path.name} on {v.n_questions} {what} ({v.n_windows} windows): max |Δlogit| "
         f"{v.max_abs_diff:.2e} (atol {v.atol:.0e}), same answer {100 * v.answer_agreement:.1f}%"
@@ -130,11 +148,12 @@ def cmd_export_tflite(args: argparse.Namespace) -> int:
     if lengths[-1] != args.max_seq_len:
         raise InputError(None, "--lengths", f"window lengths up to --max-seq-len ({args.max_seq_len}), got {lengths}")
     qa = _loaded(args.model, args)
+    examples = _validation_inputs(qa, args)
     for bundle in tflite_bundles(
         qa, args.out, name, args.max_seq_len, args.doc_stride, not args.no_int8, None, lengths
     ):
         print(f"wrote {bundle.path} ({bundle.size_mb:.1f} MB)")
-        _validated(qa, bundle, args, bundle.manifest.precision == "fp32")
+        _validated(qa, bundle, examples, args.atol, bundle.manifest.precision == "fp32")
     return 0
 
 
@@ -160,7 +179,7 @@ def cmd_export_int8(args: argparse.Namespace) -> int:
         if args.static == "nncf" and args.per_tensor:
             raise EdgekitError("--per-tensor: expected ONNX Runtime's static quantization (NNCF chooses its scales)")
         inputs = _task_inputs(
-            src, args.calibration_data, "--calibration-data", train_default(),
+            src.manifest.task, src.manifest.labels, args.calibration_data, "--calibration-data", train_default(),
             "training texts", split="train",
         )  # fmt: skip
         static = quantize.StaticInt8(
@@ -174,23 +193,24 @@ def cmd_export_int8(args: argparse.Namespace) -> int:
 
 
 def _task_inputs(
-    src: Any, path: Path, flag: str, squad_default: Path, what: str, split: str | None = None
+    task: str, labels: Sequence[str], path: Path, flag: str, squad_default: Path, what: str, split: str | None = None
 ) -> list[Any]:
-    """The inputs of ``src``'s task that ``flag`` names: SQuAD questions, or a classifier's texts (a TSV, or
-    CLINC150's ``split``), or a datasets source (``hf:NAME``, .jsonl, .csv, .parquet: its ``split``, default
-    train). The flag's SQuAD default, or a file of another kind, is refused for a classifier."""
+    """The inputs of ``task`` (a tagger's: with ``labels``) that ``flag`` names: SQuAD questions, or a
+    classifier's texts (a TSV, or CLINC150's ``split``), or a datasets source (``hf:NAME``, .jsonl, .csv,
+    .parquet: its ``split``, default train). The flag's SQuAD default, or a file of another kind, is refused for
+    a classifier or a tagger."""
     from edgekit.export import hfdata
 
     if hfdata.is_datasets_source(path):
         split = split or "train"
-        path = hfdata.materialize(str(path), src.manifest.task, split)
-    if src.manifest.task == "token-classification":
+        path = hfdata.materialize(str(path), task, split)
+    if task == "token-classification":
         from edgekit.tasks.tokens import load_sentences
 
         if path == squad_default:
             raise InputError(path, flag, f"a tagger's {what} (a CoNLL-style word<TAB>tag file)")
-        return load_sentences(path, src.manifest.labels)
-    if src.manifest.task != "text-classification":
+        return load_sentences(path, labels)
+    if task != "text-classification":
         from edgekit.squad import load_squad
 
         return load_squad(path)
@@ -280,7 +300,10 @@ def cmd_export_fuse(args: argparse.Namespace) -> int:
 
     check_destination(args.out, BUNDLE, [args.bundle])
     src = load_bundle(args.bundle)
-    examples = _task_inputs(src, args.validate_dataset, "--validate-dataset", dev_default(), "texts to check on")
+    examples = _task_inputs(
+        src.manifest.task, src.manifest.labels, args.validate_dataset, "--validate-dataset", dev_default(),
+        "texts to check on",
+    )  # fmt: skip
     unit = "texts" if src.manifest.task == "text-classification" else "questions"
     out, v = fuse_bundle(src, args.out, examples[: args.validate_n], args.name, args.atol)
     fused = ", ".join(f"{k} {n}" for k, n in out.manifest.source["fusion"]["fused"].items()) or "nothing"
@@ -366,7 +389,7 @@ def cmd_export_vocab_curve(args: argparse.Namespace) -> int:
     corpus_files, corpus = _vocab_corpus(src, args)
     dataset = _local_input(args.dataset, m.task, args.split)
     split = None if is_datasets_source(args.dataset) else args.split  # a written split is the whole file
-    dev = _task_inputs(src, dataset, "--dataset", dev_default(), "evaluation set", split)
+    dev = _task_inputs(m.task, m.labels, dataset, "--dataset", dev_default(), "evaluation set", split)
     settings = CurveSettings(
         tuple(args.keep), tuple(args.embedding_bits), args.english_words, args.limit, args.threads, split
     )
@@ -562,7 +585,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         help="also a static (QDQ) int8 ONNX bundle calibrated this way on training windows (repeatable; nncf: "
         "NNCF's quantizer, for OpenVINO)",
     )
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=cmd_export, resumes=True)  # a recipe skips the steps it finished
     esub = p.add_subparsers(dest="export_command", required=False, metavar="STEP")
     e = esub.add_parser(
         "onnx",
@@ -854,6 +877,8 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     )
     e.add_argument("--keep-embeddings", action="store_true", help="leave the embedding tables in fp32")
     e.set_defaults(func=cmd_export_int4)
+    for name, step in esub.choices.items():  # one step makes its output whole; the vocabulary curve grows
+        step.set_defaults(resumes=name == "vocab-curve")
     p.set_defaults(steps=list(esub.choices))  # named in the error when neither a step nor --recipe is given
 
 
@@ -868,7 +893,7 @@ def add_distill(sub: argparse._SubParsersAction) -> None:
         "re-running resumes from the last checkpoint. Shipped recipes (--recipe NAME), " + shipped_recipes() + ".",
     )
     add_distill_arguments(p)
-    p.set_defaults(func=cmd_distill)
+    p.set_defaults(func=cmd_distill, resumes=True)
 
 
 def add_report(sub: argparse._SubParsersAction) -> None:
@@ -1029,7 +1054,7 @@ def add_fit(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--exhaustive", action="store_true", help="measure every candidate within the size on all")
     p.add_argument("--out", type=Path, required=True, help="output directory (resumed when it holds this fit)")
-    p.set_defaults(func=cmd_fit)
+    p.set_defaults(func=cmd_fit, resumes=True)
 
 
 def add_demo(sub: argparse._SubParsersAction) -> None:
@@ -1044,4 +1069,4 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--threads", type=whole(1, 10_000), default=None, help="threads for training and the runner (default: all)"
     )
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, resumes=True)

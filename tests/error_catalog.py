@@ -673,13 +673,13 @@ CASES: list[Case] = [
     ),
     Case(
         "run",
-        "output directory not writable",
+        "output directory under a file",
         lambda e: [
             *e.run(e.dataset("r.json"))[:4],
             "--out",
             str(e.raw("blocker", b"") / "sub"),
         ],
-        "a writable directory",
+        "is a file",
     ),
     Case("run", "resuming with another dataset", _resume_other_dataset, "dataset_sha256"),
     Case("run", "resuming with other --threads", lambda e: [*_finished_run(e, "r-t"), "--threads", "1"], "threads"),

@@ -108,7 +108,7 @@ WRITERS = [
 ]
 
 
-@pytest.mark.parametrize("where", ["the working directory", "its parent", "a directory of other files"])
+@pytest.mark.parametrize("where", ["the working directory", "its parent", "a directory of other files", "under a file"])
 @pytest.mark.parametrize("command", WRITERS)
 def test_no_command_writes_over_what_it_did_not_make(
     command, where, tiny_bundle, dataset, a_run, tmp_path, monkeypatch, capsys
@@ -119,7 +119,12 @@ def test_no_command_writes_over_what_it_did_not_make(
     (cwd / "thesis.tex").write_text(SENTINEL)
     (home / "notes.txt").write_text(SENTINEL)
     monkeypatch.chdir(cwd)
-    out = {"the working directory": ".", "its parent": "..", "a directory of other files": str(cwd)}[where]
+    out = {
+        "the working directory": ".",
+        "its parent": "..",
+        "a directory of other files": str(cwd),
+        "under a file": str(cwd / "thesis.tex" / "out"),  # refused before anything loads, not when it is made
+    }[where]
     argv = writers(tiny_bundle.path, dataset, a_run, tmp_path)[command](out)
     before = snapshot(tmp_path)  # the recipe file the distill case writes is the test's, not the command's
     code = main(argv)
@@ -127,6 +132,23 @@ def test_no_command_writes_over_what_it_did_not_make(
     assert code == 2, err
     assert err.count("\n") == 1 and "output directory" in err, err
     assert snapshot(tmp_path) == before
+
+
+def test_an_interrupted_command_says_resume_only_where_it_resumes(
+    tiny_bundle, dataset, tmp_path, monkeypatch, capsys
+) -> None:
+    import edgekit.cli
+    import edgekit.export.cli
+
+    def interrupted(args) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(edgekit.cli, "cmd_run", interrupted)
+    monkeypatch.setattr(edgekit.export.cli, "cmd_export_int8", interrupted)
+    assert main(["run", str(tiny_bundle.path), "--dataset", str(dataset), "--out", str(tmp_path / "run")]) == 130
+    assert capsys.readouterr().err == "edgekit: interrupted; re-run the same command to resume\n"
+    assert main(["export", "int8", str(tiny_bundle.path), str(tmp_path / "int8")]) == 130
+    assert capsys.readouterr().err == "edgekit: interrupted\n"
 
 
 def test_the_sweep_refuses_too(tiny_bundle, dataset, tmp_path) -> None:

@@ -346,3 +346,41 @@ def test_sentences_for_the_teacher_alone_come_from_text_tsv_or_conll(
     (tmp_path / "empty.txt").write_text("\n \n")
     with pytest.raises(InputError, match="at least one text"):
         read_unlabelled(tmp_path / "empty.txt")
+
+
+def test_exporting_a_tagger_without_its_sentences_to_check_on_is_refused_before_anything_is_written(
+    wnut_excerpt, tmp_path: Path, capsys
+) -> None:
+    """The check's default inputs are SQuAD questions: a tagger needs its own, and learns so before the export,
+    not after a bundle it cannot check was written."""
+    from edgekit.cli import main
+    from edgekit.export.tiny import tiny_classifier
+
+    tagger = tiny_classifier(TAGS, per_token=True)
+    checkpoint, out = tmp_path / "checkpoint", tmp_path / "bundle"
+    tagger.model.save_pretrained(checkpoint)
+    tagger.tokenizer.save_pretrained(checkpoint)
+    capsys.readouterr()  # transformers' notes on making the tiny model
+    argv = ["export", "onnx", str(checkpoint), str(out), "--max-seq-len", "32"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--validate-dataset" in err and "CoNLL" in err, err
+    assert not out.exists()
+    assert main([*argv, "--validate-dataset", str(wnut_excerpt)]) == 0
+    assert "validation of bundle on" in capsys.readouterr().out
+
+
+def test_the_pipelines_entities_become_one_tag_per_word_for_the_same_scoring() -> None:
+    """benchmarks.classification scores transformers' token-classification pipeline by edgekit's rule: its
+    entities (character spans in the words joined by spaces) become IOB2 tags, one per word."""
+    from benchmarks.classification import word_tags
+
+    words = ["Snow", "in", "New", "York", "and", "Paris", "Paris", "today"]
+    groups = [  # "New York", then two entities of one type side by side
+        {"entity_group": "location", "start": 8, "end": 16},
+        {"entity_group": "location", "start": 21, "end": 26},
+        {"entity_group": "location", "start": 27, "end": 32},
+    ]
+    tags = word_tags(words, groups)
+    assert tags == ["O", "O", "B-location", "I-location", "O", "B-location", "B-location", "O"]
+    assert word_tags(words, []) == ["O"] * len(words)
