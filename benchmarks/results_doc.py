@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks import compress, distill_table, speed
+from benchmarks import compress, decoding, distill_table, speed
 from edgekit.atomic import write_text
 from edgekit.bundle import load_bundle
 from edgekit.errors import EdgekitError
@@ -840,6 +840,21 @@ def classification_peers(results: Path = RESULTS) -> str:
     return "\n".join(out)
 
 
+def decoding_rules() -> str:
+    """edgekit's rule for picking one answer from several windows against the QA pipeline's, on the same logits
+    (``benchmarks/results/decoding.json``)."""
+    d = _load(RESULTS / "decoding.json")
+    n = d["rows"][0]["questions"]
+    return (
+        f"`benchmarks/results/decoding.json` ({_command(d)}): each bundle over {n:,} dev questions once, every "
+        "window's logits decoded by each rule (the best of the top-20 starts and ends, as the runner does); device: "
+        f"{_cpu(d['device'])}. The pipeline normalizes each window's logits over its context tokens before windows are "
+        "compared and takes answers of up to 15 tokens; edgekit compares raw logit sums across windows. On one "
+        "window the rules differ only in the answer length; what the windows' normalization does shows on the "
+        "questions whose context takes several.\n\n" + decoding.markdown(d["rows"])
+    )
+
+
 def document() -> str:
     t = _load(TEACHER)
     c, dt, sp = (_load(RESULTS / f) for f in ("compress.json", "distill.json", "speed.json"))
@@ -917,6 +932,11 @@ def document() -> str:
         "",
         peers(),
         *(["### Classification and tagging", "", cp] if (cp := classification_peers()) else []),
+        *(
+            ["### One answer from several windows", "", decoding_rules()]
+            if (RESULTS / "decoding.json").exists()
+            else []
+        ),
         "## TFLite: a signature per window length",
         "",
         tflite_lengths(),

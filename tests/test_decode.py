@@ -89,3 +89,22 @@ def test_decoder_agrees_with_brute_force(s: np.ndarray, e: np.ndarray) -> None:
     ctx = [i for i, o in enumerate(w.context_offsets) if o is not None]
     best = max(float(s[i]) + float(e[j]) for i in ctx for j in ctx if 0 <= j - i < 3)
     assert span.score == np.float64(best) or abs(span.score - best) < 1e-4
+
+
+def test_the_pipelines_rule_normalizes_each_window_before_windows_compete() -> None:
+    """benchmarks.decoding's version of transformers' rule: on one window it picks what edgekit's picks (a
+    window's normalization shifts all its logits alike); across windows a peaked window beats one whose logits
+    are higher but flat, where raw sums choose the other way."""
+    from benchmarks.decoding import RULES, decode
+
+    w = _window()
+    n = len(w)
+    one = ([_logits(n, {4: 5, 7: 2})], [_logits(n, {5: 4, 8: 1})])
+    assert decode(CONTEXT, [w], *one, RULES["edgekit"], 30) == "Denver Broncos"
+    assert decode(CONTEXT, [w], *one, RULES["edgekit, each window normalized"], 30) == "Denver Broncos"
+    flat_start, flat_end = np.full(n, 10.0, dtype=np.float32), np.full(n, 10.0, dtype=np.float32)
+    flat_start[7] = flat_end[8] = 11.0  # "Carolina Panthers", barely above the rest of its window
+    peaked_start, peaked_end = _logits(n, {4: 8}), _logits(n, {5: 8})  # "Denver Broncos", far above the rest
+    windows, start, end = [w, w], [flat_start, peaked_start], [flat_end, peaked_end]
+    assert decode(CONTEXT, windows, start, end, RULES["edgekit"], 30) == "Carolina Panthers"
+    assert decode(CONTEXT, windows, start, end, RULES["transformers pipeline"], 30) == "Denver Broncos"
