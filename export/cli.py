@@ -304,7 +304,7 @@ def cmd_export_fuse(args: argparse.Namespace) -> int:
         src.manifest.task, src.manifest.labels, args.validate_dataset, "--validate-dataset", dev_default(),
         "texts to check on",
     )  # fmt: skip
-    unit = "texts" if src.manifest.task == "text-classification" else "questions"
+    unit = _unit(src.manifest.task)
     out, v = fuse_bundle(src, args.out, examples[: args.validate_n], args.name, args.atol)
     fused = ", ".join(f"{k} {n}" for k, n in out.manifest.source["fusion"]["fused"].items()) or "nothing"
     print(f"wrote {out.path}: fused {fused}")
