@@ -141,8 +141,7 @@ def peer_systems(peer: Path, task: str, work: Path) -> list[tuple[str, str, str]
     """(name, system, target) of the peers' forms of the student whose checkpoint is ``peer``: the HF pipeline
     on it, Optimum's export of it and that export's dynamic INT8 for this CPU (both made once under ``work``)."""
     config = qa_speed.optimum_cpu_config(device.cpu_features()["cpu_features"])
-    optimum = qa_speed.optimum_export(peer, work / f"optimum-{peer.name}", task)
-    int8 = qa_speed.optimum_int8(optimum, work / f"optimum-{peer.name}-int8-{config}", config)
+    optimum, int8 = qa_speed.optimum_forms(peer, work, peer.name, config, task)
     return [
         ("hf-pipeline-student", "hf-pipeline", str(peer)),
         ("optimum-ort-student", "optimum-ort", str(optimum)),

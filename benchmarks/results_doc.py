@@ -750,21 +750,26 @@ def vocab_curves() -> str:
     return "\n".join(out)
 
 
+def _peer_lines(r: dict[str, Any], model: str, fp32: str, lead: str, unit: str, score: str) -> list[str]:
+    """One line per comparison :func:`benchmarks.speed.peer_ratios` made for ``model`` (``r``: its result):
+    Optimum's fastest form, and each tool's fastest within 0.5 of ``fp32`` (the fp32 model)."""
+    return [
+        f"- {lead}{what}: Optimum `{r[f'optimum_{key}_{model}']}`, edgekit `{r[f'edgekit_{key}_{model}']}`: "
+        f"{r[f'edgekit_vs_optimum_{key}_{model}_speedup']:.2f}× its speed per {unit}, "
+        f"{r[f'edgekit_minus_optimum_{key}_{model}_f1']:+.2f} {score}."
+        for key, what in (("fastest", "Optimum's fastest form"), ("accuracy_kept", f"within 0.5 {score} of {fp32}"))
+        if f"edgekit_vs_optimum_{key}_{model}_speedup" in r
+    ]
+
+
 def peers() -> str:
     """Each tool's fastest deployable form of the teacher and of each student measured as it is, one run
     (``benchmarks/results/peers.json``), compared as :func:`benchmarks.speed.peer_ratios` compares them."""
     d = _load(RESULTS / "peers.json")
     said = []
     for model in d.get("peer_models", ["teacher"]):
-        r = speed.peer_ratios(d["rows"], model)
         fp32 = "the fp32 teacher" if model == "teacher" else f"the fp32 student `{model}`"
-        for key, what in (("fastest", "Optimum's fastest form"), ("accuracy_kept", f"within 0.5 F1 of {fp32}")):
-            if f"edgekit_vs_optimum_{key}_{model}_speedup" in r:
-                said.append(
-                    f"- {model}, {what}: Optimum `{r[f'optimum_{key}_{model}']}`, edgekit "
-                    f"`{r[f'edgekit_{key}_{model}']}`: {r[f'edgekit_vs_optimum_{key}_{model}_speedup']:.2f}× its "
-                    f"speed per question, {r[f'edgekit_minus_optimum_{key}_{model}_f1']:+.2f} F1."
-                )
+        said += _peer_lines(speed.peer_ratios(d["rows"], model), model, fp32, f"{model}, ", "question", "F1")
     config = d["ratios"].get("optimum_cpu_config", "?")
     return (
         f"`benchmarks/results/peers.json` ({_command(d)}); {d['notes']}; device: {_cpu(d['device'])}. Optimum's INT8 "
@@ -794,20 +799,10 @@ def classification_peers(results: Path = RESULTS) -> str:
         tagger = d["task"] == "token-classification"
         score, unit = ("entity F1", "sentence") if tagger else ("accuracy", "example")
         n = d["dataset"]["n_timed"]
-        r = d["peers"]
-        said = [
-            f"- {what}: Optimum `{r[f'optimum_{k}_student']}`, edgekit `{r[f'edgekit_{k}_student']}`: "
-            f"{r[f'edgekit_vs_optimum_{k}_student_speedup']:.2f}× its speed per {unit}, "
-            f"{r[f'edgekit_minus_optimum_{k}_student_f1']:+.2f} {score}."
-            for k, what in (
-                ("fastest", "Optimum's fastest form"),
-                ("accuracy_kept", f"within 0.5 {score} of the fp32 student"),
-            )
-            if f"edgekit_vs_optimum_{k}_student_speedup" in r
-        ]
+        said = _peer_lines(d["peers"], "student", "the fp32 student", "", unit, score)
         sample = "f1_on_sample" if tagger else "accuracy_on_sample"
-        fp32 = next(n for n, b in d["bundles"].items() if b["precision"] == "fp32")
         if tagger:  # the same weights, scored by one rule, answer differently: say why
+            fp32 = next(n for n, b in d["bundles"].items() if b["precision"] == "fp32")
             said.append(
                 "- On the same fp32 weights, by the same strict IOB2 scorer, the pipeline scores "
                 f"{d['speed']['hf-pipeline-student'][sample]:.2f} and edgekit {d['speed'][f'edgekit:{fp32}'][sample]:.2f}: "

@@ -224,6 +224,15 @@ def optimum_session(target: str, task: str, threads: int, int8: bool) -> Any:
     )
 
 
+def optimum_forms(
+    checkpoint: Path, work: Path, label: str, config: str, task: str = "extractive-qa"
+) -> tuple[Path, Path]:
+    """Optimum's fp32 export of a checkpoint and that export's dynamic INT8 for CPU ``config``, each made once
+    under ``work`` (``optimum-LABEL``, ``optimum-LABEL-int8-CONFIG``) and reused."""
+    optimum = optimum_export(checkpoint, work / f"optimum-{label}", task)
+    return optimum, optimum_int8(optimum, work / f"optimum-{label}-int8-{config}", config)
+
+
 def optimum_cpu_config(features: list[str]) -> str:
     """The ``AutoQuantizationConfig`` Optimum offers for this CPU: its most capable x86 target the CPU has,
     ``arm64`` on ARM."""
@@ -283,8 +292,7 @@ def peer_systems(
     each other bundle of it (ONNX Runtime, OpenVINO)."""
     from edgekit.bundle import load_bundle
 
-    optimum = optimum_export(checkpoint, work / f"optimum-{model}")
-    optimum_q = optimum_int8(optimum, work / f"optimum-{model}-int8-{config}", config)
+    optimum, optimum_q = optimum_forms(checkpoint, work, model, config)
     one = partial(System, model=model, max_seq_len=load_bundle(fp32_bundle).manifest.max_seq_len)
     fp32 = str(fp32_bundle)
     systems = [
