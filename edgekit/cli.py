@@ -80,10 +80,12 @@ MAX_EXAMPLES = 10**9  # any --limit, sample or window count: more than any datas
 
 @dataclass(frozen=True)
 class Command:
-    """A workstation command: ``target`` (``module:function``) adds its full sub-parser when it is chosen."""
+    """A workstation command: ``target`` (``module:function``) adds its full sub-parser when it is chosen;
+    ``extra``: the install extra that brings what it needs."""
 
     target: str
     help: str
+    extra: str = "export"
 
 
 DEVICE_COMMANDS = ("run", "score", "verify")
@@ -105,7 +107,9 @@ WORKSTATION_COMMANDS: dict[str, Command] = {
         "the most accurate student form within a size and latency budget, measured on the device (export extra)",
     ),
     "report": Command(
-        "edgekit.export.cli:add_report", "teacher-vs-students table and plots from metrics.json files (any devices)"
+        "edgekit.export.cli:add_report",
+        "teacher-vs-students table and plots from metrics.json files (any devices; report extra)",
+        "report",
     ),
     "demo": Command(
         "edgekit.export.cli:add_demo", "the offline demo: packaged weights and data through the whole chain"
@@ -150,12 +154,21 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+OWN_SCORES = " (score applies SQuAD's official rule; a classifier's or tagger's edgekit run scores itself)"
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from edgekit.metric import evaluate, load_predictions
     from edgekit.squad import load_squad
 
+    if args.dataset.suffix.lower() in (".tsv", ".csv", ".conll", ".txt", ".jsonl", ".parquet"):
+        raise InputError(args.dataset, "file name", f"a SQuAD v1.1 JSON file{OWN_SCORES}")
     examples = load_squad(args.dataset)
     predictions = load_predictions(args.predictions)
+    if predictions and not any(ex.id in predictions for ex in examples):
+        raise InputError(
+            args.predictions, "ids", f"predictions for questions of {args.dataset}, which has none of them{OWN_SCORES}"
+        )
     if args.answered_only:
         examples = [ex for ex in examples if ex.id in predictions]
     score = evaluate(examples, predictions)
@@ -232,18 +245,30 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _workstation_adder(name: str) -> Callable[[argparse._SubParsersAction], None]:
-    """Import the module of workstation command ``name`` and return the function that adds its sub-parser."""
+def _add_workstation(name: str, sub: argparse._SubParsersAction) -> None:
+    """Import the module of workstation command ``name`` and add its sub-parser (which may import more)."""
     module, _, func = WORKSTATION_COMMANDS[name].target.partition(":")
     try:
-        return getattr(importlib.import_module(module), func)
+        getattr(importlib.import_module(module), func)(sub)
     except ModuleNotFoundError as exc:
-        if exc.name is None or not module.startswith(exc.name):
-            raise  # the module is there but something it needs is not: a real fault, not a device install
-        raise EdgekitError(
-            f"edgekit {name}: a workstation command, not part of this install (the device side has "
-            f"{', '.join(DEVICE_COMMANDS)}); on a workstation: pip install 'edgekit-kd[export]', or pip install -e '.[export]' in a checkout"
-        ) from None
+        error = _not_installed(name, exc)
+        if error is None:
+            raise
+        raise error from None
+
+
+def _not_installed(name: str, exc: ModuleNotFoundError) -> EdgekitError | None:
+    """The one line for workstation command ``name`` on an install without its extra: its own module absent, or
+    a third-party package it imports; None when an edgekit module is missing (a broken install, a real fault)."""
+    missing = (exc.name or "").partition(".")[0]
+    if not missing or (missing == "edgekit" and not WORKSTATION_COMMANDS[name].target.startswith(exc.name or "")):
+        return None
+    extra = WORKSTATION_COMMANDS[name].extra
+    what = "is not part of this install" if missing == "edgekit" else f"needs {missing}, which this install lacks"
+    return EdgekitError(
+        f"edgekit {name}: a workstation command that {what} (the device side has {', '.join(DEVICE_COMMANDS)}); "
+        f"on a workstation: pip install 'edgekit-kd[{extra}]', or pip install -e '.[{extra}]' in a checkout"
+    )
 
 
 def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
@@ -321,7 +346,7 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
 
     for name, command in WORKSTATION_COMMANDS.items():
         if name == chosen:
-            _workstation_adder(name)(sub)
+            _add_workstation(name, sub)
         else:
             sub.add_parser(name, help=command.help)  # listed in --help; its module loads when it is chosen
     return parser
@@ -359,6 +384,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         named = exc.filename or getattr(args, "out", None)
         where = f"{named}: " if named else ""
         _error(f"{where}expected a usable path ({exc.strerror or exc})")
+        return 2
+    except ModuleNotFoundError as exc:  # a workstation command's package, imported when it runs
+        if args.debug or args.command not in WORKSTATION_COMMANDS:
+            raise
+        error = _not_installed(args.command, exc)
+        if error is None:
+            raise
+        _error(error)
         return 2
     except KeyboardInterrupt as exc:
         # only a command whose output grows and resumes says so; a one-shot one kept its earlier output, if any

@@ -8,6 +8,10 @@ reads. Before anything is written the destination is checked:
 - an existing directory is taken only when it is empty or holds the same kind of output
   (its marker file: a bundle's ``manifest.json``, a run's ``run.json``, ...); anything else
   is refused with one line, and nothing is touched;
+- an output that is replaced whole (bundles, reports, ...) is replaced only when every file in it is
+  one edgekit wrote there, unchanged: a bundle's manifest lists its files with their hashes, and
+  the other kinds carry the same list in ``.edgekit-files.json``. A file a user added or edited
+  keeps the whole directory as it is;
 - never a link: a link at the destination's own name is refused, never followed. Links among its parents
   are the user's own path (a home or ``/tmp`` may be one) and are followed as every program follows them;
 - never under a file: a path through a regular file is refused before anything loads.
@@ -20,6 +24,7 @@ claimed once (:func:`claim`) and then written file by file, each write atomic.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -29,28 +34,32 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.atomic import umask
+from edgekit.atomic import umask, write_json
 from edgekit.errors import InputError
+from edgekit.jsonfile import read_json
 
 
 @dataclass(frozen=True)
 class OutputKind:
-    """A kind of output directory and the files that mark one (any of them)."""
+    """A kind of output directory and the files that mark one (any of them); ``swapped``: made whole and
+    swapped in by :func:`replacing`, so that an existing one is checked file by file before anything loads."""
 
     what: str
     markers: tuple[str, ...]
+    swapped: bool = False
 
     def owns(self, path: Path) -> bool:
         return any((path / m).is_file() and not (path / m).is_symlink() for m in self.markers)
 
 
 LOCK_FILE = ".edgekit.lock"  # see locked(); a directory holding only it counts as empty
-BUNDLE = OutputKind("an edge bundle", ("manifest.json",))
+RECORD = ".edgekit-files.json"  # what replacing() wrote: {relative path: sha256}
+BUNDLE = OutputKind("an edge bundle", ("manifest.json",), swapped=True)
 RUN = OutputKind("an edgekit run directory", ("run.json",))
-REPORT = OutputKind("an edgekit report", ("report.json",))
+REPORT = OutputKind("an edgekit report", ("report.json",), swapped=True)
 SWEEP = OutputKind("an edgekit thread sweep", ("sweep.json",))
 VOCAB_CURVE = OutputKind("an edgekit vocabulary curve", ("curve-settings.json",))
-SENSITIVITY = OutputKind("an edgekit int8 sensitivity", ("sensitivity.json",))
+SENSITIVITY = OutputKind("an edgekit int8 sensitivity", ("sensitivity.json",), swapped=True)
 DEPLOY = OutputKind("an edgekit deploy's results", ("deploy.json",))
 FLEET = OutputKind("an edgekit fleet deploy's results", ("fleet.json",))
 TRAINING = OutputKind("an edgekit training output", ("checkpoint-settings.json", "result.json"))
@@ -69,8 +78,59 @@ def _own_lock(p: Path) -> bool:
     return p.name == LOCK_FILE and p.is_file() and not p.is_symlink()
 
 
-def check_destination(out: str | Path, kind: OutputKind, sources: Iterable[str | Path] = ()) -> Path:
-    """Refuse ``out`` unless this command may write ``kind`` there (see the module docstring); returns it."""
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _written(out: Path, kind: OutputKind) -> dict[str, str | None]:
+    """The files edgekit recorded writing in ``out`` with their sha256 (None: any content): a bundle's
+    manifest lists its own, every other swapped output its record. Read as untrusted: names are only
+    compared with what is there, never opened or removed one by one."""
+    try:
+        if kind == BUNDLE:
+            files = read_json(out / "manifest.json", "manifest", read_back=True).get("files")
+            found = {str(k): v.get("sha256") for k, v in files.items() if isinstance(v, dict)}
+            return {**found, "manifest.json": None}
+        found = read_json(out / RECORD, "record of written files", read_back=True)
+        return {str(k): v for k, v in found.items() if isinstance(v, str)} | {RECORD: None}
+    except (InputError, AttributeError):
+        return {}
+
+
+def _not_written(out: Path, kind: OutputKind) -> str | None:
+    """The first file in ``out`` that edgekit did not write there, or that changed since; None if none."""
+    written = _written(out, kind)
+    for p in sorted(out.rglob("*")):
+        if p.is_dir() and not p.is_symlink():
+            continue
+        rel = p.relative_to(out).as_posix()
+        if rel == LOCK_FILE and _own_lock(p):
+            continue
+        if rel not in written or p.is_symlink() or not p.is_file():
+            return rel
+        if written[rel] is not None and _sha256(p) != written[rel]:
+            return rel
+    return None
+
+
+def record_written(out: Path) -> None:
+    """Write the record of every file in ``out`` (built by :func:`replacing`), so that a later command may
+    replace it whole."""
+    files = {
+        p.relative_to(out).as_posix(): _sha256(p)
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and not p.is_symlink() and p.name != LOCK_FILE
+    }
+    write_json(out / RECORD, files)
+
+
+def check_destination(
+    out: str | Path, kind: OutputKind, sources: Iterable[str | Path] = (), replace: bool | None = None
+) -> Path:
+    """Refuse ``out`` unless this command may write ``kind`` there (see the module docstring); returns it.
+    ``replace`` (default: ``kind.swapped``): the existing output will be replaced whole, so every file in
+    it must be one edgekit wrote."""
     out = Path(out)
     real = _real(out)
     cwd = _real(Path.cwd())
@@ -98,6 +158,14 @@ def check_destination(out: str | Path, kind: OutputKind, sources: Iterable[str |
                 "output directory",
                 f"a new or empty directory, or {kind.what} (with {marker}); it holds other files, which are left alone",
             )
+        foreign = _not_written(out, kind) if (kind.swapped if replace is None else replace) else None
+        if foreign is not None:
+            raise InputError(
+                out / foreign,
+                "file",
+                f"only files edgekit wrote in {kind.what}, unchanged, to replace it; this one it did not write or "
+                f"it changed since, so {out} is left alone (move the file, or choose another directory)",
+            )
     return out
 
 
@@ -115,10 +183,11 @@ def claim(out: str | Path, kind: OutputKind, sources: Iterable[str | Path] = ())
 def replacing(out: str | Path, kind: OutputKind, sources: Iterable[str | Path] = ()) -> Iterator[Path]:
     """Yield a temporary sibling of ``out`` to build in; on success it takes ``out``'s place.
 
-    An earlier output of the same kind is moved aside, the new one renamed in, then the old one
-    removed; on failure only the temporary directory goes.
+    An earlier output of the same kind, all of whose files edgekit wrote, is moved aside, the new one
+    renamed in, then the old one removed; on failure only the temporary directory goes. The new output
+    records its files (a bundle's manifest does so itself).
     """
-    out = check_destination(out, kind, sources)
+    out = check_destination(out, kind, sources, replace=True)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
@@ -128,7 +197,10 @@ def replacing(out: str | Path, kind: OutputKind, sources: Iterable[str | Path] =
     old = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.old")
     try:
         yield tmp
+        if kind != BUNDLE:
+            record_written(tmp)
         if out.exists():
+            check_destination(out, kind, sources, replace=True)  # again: a file may have been added meanwhile
             os.rename(out, old)
         os.rename(tmp, out)
     except BaseException:

@@ -78,8 +78,11 @@ def check_tags(tags: Sequence[str], path: str | Path, first_line: int) -> None:
         previous = kind
 
 
-def read_conll(path: str | Path, labels: Sequence[str] | None = None) -> list[Sentence]:
-    """A CoNLL-style file's sentences (see the module docstring); tags outside ``labels`` (when given) refused."""
+def read_conll(
+    path: str | Path, labels: Sequence[str] | None = None, max_words: int = 0, max_word_chars: int = 0
+) -> list[Sentence]:
+    """A CoNLL-style file's sentences (see the module docstring); tags outside ``labels`` (when given), sentences
+    of over ``max_words`` words and words of over ``max_word_chars`` characters (when not 0) refused by line."""
     path = Path(path)
     known = set(labels) if labels is not None else None
     sentences: list[Sentence] = []
@@ -89,6 +92,8 @@ def read_conll(path: str | Path, labels: Sequence[str] | None = None) -> list[Se
 
     def close(n: int) -> None:
         if words:
+            if max_words and len(words) > max_words:
+                raise InputError(path, f"lines {first}-{n - 1}", f"a sentence of at most {max_words:,} words")
             check_tags(tags, path, first)
             sentences.append(Sentence(f"sent-{len(sentences)}", tuple(words), tuple(tags)))
         words.clear()
@@ -113,9 +118,11 @@ def read_conll(path: str | Path, labels: Sequence[str] | None = None) -> list[Se
             raise InputError(path, f"line {n}", f"a tag O, B-TYPE or I-TYPE, got {ascii(tag)[:40]}") from None
         if known is not None and tag not in known:
             raise InputError(path, f"line {n}", f"one of the bundle's tags, got {ascii(tag)[:40]}")
+        if max_word_chars and len(word) > max_word_chars:
+            raise InputError(path, f"line {n}", f"a word of at most {max_word_chars:,} characters")
         words.append(word)
         tags.append(tag)
-    close(len(lines))
+    close(len(lines) + 1)
     if not sentences:
         raise InputError(path, "file", "at least one tagged sentence (word<TAB>tag lines)")
     return sentences

@@ -90,12 +90,13 @@ def _read_at_most(fh: BinaryIO, max_bytes: int) -> bytes:
 
 
 def read_text(path: str | Path, what: str, max_bytes: int = MAX_BYTES) -> str:
-    """A file's UTF-8 text (see :func:`read_bytes`)."""
+    """A file's UTF-8 text (see :func:`read_bytes`), without the byte-order mark some editors begin it with."""
     raw = read_bytes(path, what, max_bytes)
+    skip = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
     try:
-        return raw.decode("utf-8")
+        return raw[skip:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(path, f"byte {exc.start}", "UTF-8 text") from None
+        raise InputError(path, f"byte {exc.start + skip}", "UTF-8 text") from None
 
 
 def loads(data: str | bytes, path: str | Path | None, where: str = "") -> Any:

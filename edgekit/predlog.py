@@ -4,7 +4,10 @@ One JSON object per answered question, written and flushed as soon as it is
 known. On resume the log is read back; a torn last line (the process died while
 writing it) is cut off and reported, never silently dropped or counted twice; a
 bad line anywhere else or a repeated id is an error, because it means the file
-was edited or two runs wrote into it.
+was edited or two runs wrote into it. A record is checked as the runner wrote it:
+each field of its type and range, and what the task checks against the bundle and
+the example (a label of the bundle's, a tag per word), so that nothing a resumed
+run adopts could not have come from the model.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,20 +25,29 @@ from edgekit.atomic import open_in_place
 from edgekit.errors import InputError
 from edgekit.jsonfile import loads
 
+Fields = Mapping[str, type | tuple[type, ...]]
+
 
 def read_log(
-    path: str | Path, repair: bool = True, fields: Mapping[str, type | tuple[type, ...]] | None = None
+    path: str | Path,
+    repair: bool = True,
+    fields: Fields | None = None,
+    check: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Records of a predictions log, in order (see :func:`iter_log`)."""
-    return list(iter_log(path, repair, fields))
+    return list(iter_log(path, repair, fields, check))
 
 
 def iter_log(
-    path: str | Path, repair: bool = True, fields: Mapping[str, type | tuple[type, ...]] | None = None
+    path: str | Path,
+    repair: bool = True,
+    fields: Fields | None = None,
+    check: Callable[[dict[str, Any]], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Records of a predictions log, in order, one line read at a time (a device's run keeps only what it
-    takes from each); a torn final line is truncated away once the iteration reaches it. ``fields``: what each
-    record must hold (the runner's and its task's fields); by default those of an extractive-QA run."""
+    takes from each); a torn final line (one that is not JSON) is truncated away once the iteration reaches it.
+    ``fields``: what each record must hold (the runner's and its task's fields); by default those of an
+    extractive-QA run. ``check``: the task's own check of a record, raising ``ValueError``."""
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         return
@@ -49,7 +61,6 @@ def iter_log(
                 continue
             try:
                 rec = loads(line, path, f"line {i + 1}")
-                check_record(rec, fields)
             except (ValueError, InputError) as exc:
                 if repair and not fh.read().strip():  # nothing but blank lines after it: an interrupted write
                     print(
@@ -62,6 +73,14 @@ def iter_log(
                     return
                 said = exc.expected if isinstance(exc, InputError) else str(exc)
                 raise InputError(path, f"line {i + 1}", f"one JSON prediction record per line ({said})") from None
+            try:
+                check_record(rec, fields)
+                if check is not None:
+                    check(rec)
+            except ValueError as exc:
+                raise InputError(
+                    path, f"line {i + 1}", f"a prediction record as the runner writes it ({exc})"
+                ) from None
             if rec["id"] in seen:
                 raise InputError(path, f"line {i + 1} (id {rec['id']})", "each question id once")
             seen.add(rec["id"])
@@ -90,7 +109,18 @@ RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 
 
-def check_record(rec: Any, fields: Mapping[str, type | tuple[type, ...]] | None = None) -> None:
+# the range of each numeric field the runner writes (an hour per example at most, a probability, ...)
+BOUNDS: dict[str, tuple[float, float]] = {
+    "latency_ms": (0.0, 3.6e6),
+    "model_ms": (0.0, 3.6e6),
+    "peak_rss_mb": (0.0, 1e7),
+    "confidence": (0.0, 1.0),
+    "windows": (0, 10**9),  # 0: a sentence none of whose words makes a token
+    "start_char": (0, 10**9),
+}
+
+
+def check_record(rec: Any, fields: Fields | None = None) -> None:
     """Raise ``ValueError`` unless ``rec`` is a prediction record as the runner writes it."""
     if not isinstance(rec, dict):
         raise ValueError("not a JSON object")
@@ -100,6 +130,9 @@ def check_record(rec: Any, fields: Mapping[str, type | tuple[type, ...]] | None 
             raise ValueError(f"field {key!r} missing or not a {getattr(kind, '__name__', 'number')}")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"field {key!r} not finite")
+        low, high = BOUNDS.get(key, (-math.inf, math.inf))
+        if isinstance(value, int | float) and not low <= value <= high:
+            raise ValueError(f"field {key!r} from {low:g} to {high:g}, got {value!r}")
 
 
 def open_log(path: str | Path) -> TextIO:

@@ -98,9 +98,15 @@ def _check_resume(out: Path, identity: dict[str, Any]) -> None:
     if run_file.exists() or run_file.is_symlink():
         # read back as untrusted (no link followed, bounded, strict); anything but this run's settings is refused
         earlier = read_json(run_file, "run settings", READ_BACK_BYTES, read_back=True)
+        if not isinstance(earlier, dict) or not {"model_sha256", "dataset_sha256"} <= earlier.keys():
+            raise InputError(
+                run_file,
+                "top level",
+                "the settings of an edgekit run (model_sha256, dataset_sha256, ...); another program's file, "
+                "so this directory is left alone: use a new --out directory",
+            )
         if earlier != identity:
-            was = earlier if isinstance(earlier, dict) else {}
-            diff = sorted(k for k in identity.keys() | was.keys() if was.get(k) != identity.get(k))
+            diff = sorted(k for k in identity.keys() | earlier.keys() if earlier.get(k) != identity.get(k))
             raise InputError(
                 run_file,
                 f"fields {diff}",
@@ -112,6 +118,13 @@ def _check_resume(out: Path, identity: dict[str, Any]) -> None:
 
 
 def _ensure_writable(out: Path) -> None:
+    """Refuse, before any work, a run directory whose files this run rewrites are not files it can replace."""
+    for name in ("run.json", "predictions.jsonl", "predictions.json", "metrics.json"):
+        p = out / name
+        if p.is_symlink() or (p.exists() and not p.is_file()):
+            raise InputError(
+                p, "file", "a regular file this run writes, or none; not a link or a directory (left alone)"
+            )
     try:  # a new file of a random name: a link planted at a fixed one would be followed
         fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=out)
         os.close(fd)
@@ -153,7 +166,10 @@ def _run(
     manifest = load_bundle(bundle_path, verify=False).manifest  # which task; the model loads verified below
     task = get_task(manifest.task, Path(bundle_path) / "manifest.json")
     # without their gold answers while the model runs: scoring reads the file again once the model is gone
-    examples = _limited(task.load_examples(dataset_path, config.split, manifest, gold=False), config.limit)
+    everything = task.load_examples(dataset_path, config.split, manifest, gold=False)
+    known_ids = {ex.id for ex in everything}
+    examples = _limited(everything, config.limit)
+    del everything
 
     runtime, choice = config.runtime, None
     if runtime.backend == "auto":
@@ -174,11 +190,14 @@ def _run(
 
     log_path = out / "predictions.jsonl"
     fields = {**predlog.COMMON_FIELDS, **task.record_fields}
-    done = {r["id"] for r in predlog.iter_log(log_path, fields=fields)}
-    wanted = {ex.id for ex in examples}
-    stray = sorted(done - wanted)
-    if stray and config.limit is None:
-        raise InputError(log_path, f"id {stray[0]}", "only ids of the dataset being run")
+    by_id = {ex.id: ex for ex in examples}
+
+    def check(record: dict[str, Any]) -> None:  # a record of an example past --limit is checked when it is run
+        if record["id"] not in known_ids:
+            raise ValueError(f"an id of the dataset being run, got {record['id']!r}")
+        task.check_record(record, manifest, by_id.get(record["id"]))
+
+    done = {r["id"] for r in predlog.iter_log(log_path, fields=fields, check=check)}
     todo = [ex for ex in examples if ex.id not in done]
     resumed_from = len(examples) - len(todo)
 
@@ -205,8 +224,8 @@ def _run(
     answered: dict[str, Any] = {}
     timings: dict[str, tuple[float, float]] = {}
     peak = 0.0
-    for r in predlog.iter_log(log_path, fields=fields):
-        if r["id"] in wanted:
+    for r in predlog.iter_log(log_path, fields=fields, check=check):
+        if r["id"] in by_id:
             answered[r["id"]] = task.prediction(r)
             timings[r["id"]] = (r["latency_ms"], r["model_ms"])
             peak = max(peak, r["peak_rss_mb"])

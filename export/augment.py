@@ -44,7 +44,7 @@ from edgekit.export.vocab import _wordpiece, english_frequencies, word_embedding
 from edgekit.jsonfile import read_json
 from edgekit.squad import load_squad
 
-AUGMENTED = OutputKind("edgekit augmented questions", ("augment.json",))
+AUGMENTED = OutputKind("edgekit augmented questions", ("augment.json",), swapped=True)
 QUESTION_WORDS = frozenset("who whom whose what which when where why how many much did does do is are was were".split())
 FUNCTION_WORDS = 100  # English's most frequent words (the, of, in, ...): dropped at times, never replaced or used
 _WORD = re.compile(r"[^\W\d_]+")  # a run of letters, any alphabet

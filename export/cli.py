@@ -288,6 +288,11 @@ def cmd_export_dataset(args: argparse.Namespace) -> int:
 
     if args.out.exists() or args.out.is_symlink():
         raise InputError(args.out, "output file", "a new file; this one exists and is left alone")
+    wanted = ".conll" if args.task == "tokens" else ".json"
+    if args.out.suffix.lower() != wanted:
+        raise InputError(
+            args.out, "file name", f"a {wanted} file: a {args.task} dataset is written as the device reads it"
+        )
     local = materialize(args.source, task_of_recipe(args.task), args.split, parse_columns(args.columns))
     write_bytes(args.out, local.read_bytes())
     print(f"wrote {args.out}: split {args.split!r} of {args.source} as the device reads it")
@@ -449,16 +454,17 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from edgekit.export.report import page_height, screenshot, write_report
+    from edgekit.export.report import write_report
 
-    report = write_report(args.results, args.out, args.baseline, command=args.command_line, budgets=args.budget)
+    report = write_report(
+        args.results, args.out, args.baseline, command=args.command_line, budgets=args.budget, shot=args.screenshot
+    )
     rows, devices = len(report["rows"]), len(report["devices"])
     print(
         f"{rows} row{'s' * (rows != 1)} from {devices} device{'s' * (devices != 1)} -> {args.out}/report.{{md,html,json}}"
     )
     if args.screenshot:
-        png = screenshot(args.out / "report.html", args.out / "report-screenshot.png", height=page_height(rows))
-        print(f"screenshot: {png}")
+        print(f"screenshot: {args.out / 'report-screenshot.png'}")
     return 0
 
 
@@ -741,12 +747,13 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         "datasets library, or with HF_HUB_OFFLINE=1 read from its local cache) or a local "
         ".json/.jsonl/.csv/.tsv/.parquet file through the datasets library, map its columns to the task's, check the "
         "rows as the device would, and write them as the device reads them: SQuAD v1.1 JSON for QA, a JSON of "
-        "[text, label] pairs under the split's name for classification (edgekit run --dataset OUT). The datasets "
+        "[text, label] pairs under the split's name for classification, CoNLL word<TAB>tag lines for tokens (edgekit "
+        "run --dataset OUT). The datasets "
         "library keeps its own cache, and edgekit a copy under $EDGEKIT_CACHE/datasets (~/.cache/edgekit). Recipes "
         "(data.train, data.dev, data.columns) and --calibration-data take such sources directly.",
     )
     e.add_argument("source", help="hf:NAME[:CONFIG], or a local .json/.jsonl/.csv/.tsv/.parquet file")
-    e.add_argument("out", type=Path, help="JSON file to write (a new one)")
+    e.add_argument("out", type=Path, help="file to write (a new one): .json, or .conll for --task tokens")
     e.add_argument("--task", choices=["qa", "classification", "tokens"], required=True, help="the task the data is for")
     e.add_argument(
         "--split",

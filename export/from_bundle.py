@@ -34,7 +34,7 @@ from edgekit.destination import OutputKind, check_destination, replacing
 from edgekit.errors import InputError
 from edgekit.export.models import LoadedQA, load_model, resolve
 
-CHECKPOINT = OutputKind("a transformers checkpoint written by edgekit", ("edgekit-checkpoint.json",))
+CHECKPOINT = OutputKind("a transformers checkpoint written by edgekit", ("edgekit-checkpoint.json",), swapped=True)
 
 # the exporter names a node's output after the module and the operator it came from; int8 forms add a suffix.
 # A node whose output is the graph's (a classifier head's Add gives ``logits``) is known by its own name.

@@ -27,8 +27,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-DEFAULT_TEMPERATURE = 2.0
-DEFAULT_ALPHA = 0.5
+from edgekit.export.recipes import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
+
 IGNORE_INDEX = -100  # torch's cross-entropy default: a target that takes no part in the hard loss
 _NEG = -1e4  # large negative instead of -inf: keeps softmax finite under bf16 autocast
 

@@ -28,9 +28,12 @@ from typing import Any
 
 from edgekit.cli import train_default
 from edgekit.errors import InputError
-from edgekit.export.losses import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
 from edgekit.squad import default_data_dir, resolve_data_path
 from edgekit.tasks import RECIPE_NAMES
+
+# the loss mix a recipe gets when it names none (the KD workflow's defaults)
+DEFAULT_TEMPERATURE = 2.0
+DEFAULT_ALPHA = 0.5
 
 RECIPES_DIR = Path(__file__).with_name("recipes")  # the presets
 EXPERIMENTS_DIR = RECIPES_DIR / "experiments"  # the recipes behind docs/results.md

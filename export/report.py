@@ -69,6 +69,7 @@ class Row:
     accuracy: float | None = None  # text classification
     macro_f1: float | None = None
     surface_f1: float | None = None  # token classification (its entity F1 is ``f1``)
+    dataset: str = ""  # the file the run read, by name: rows over different files are not comparable
 
     @property
     def score(self) -> float:
@@ -166,6 +167,16 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _dataset_name(m: dict[str, Any]) -> str:
+    """The name of the file a run read (and its split), as its metrics.json records it; '?' when it does not."""
+    d = m.get("dataset")
+    path = d.get("path") if isinstance(d, dict) else None
+    if not isinstance(path, str):
+        return "?"
+    split = (m.get("run_config") or {}).get("split") if isinstance(m.get("run_config"), dict) else None
+    return Path(path).name + (f":{split}" if isinstance(split, str) else "")
+
+
 def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = None) -> list[Row]:
     """One row per metrics file, each checked against the run schema first (``edgekit.result.check_metrics``: a
     hand-edited or foreign file gets one line, not a crash), then read as the record it is."""
@@ -209,6 +220,7 @@ def build_rows(runs: list[tuple[Path, dict[str, Any]]], baseline: str | None = N
                 speedup=None,
                 metrics_path=str(path),
                 emulated=bool(m.get("device", {}).get("emulated")),
+                dataset=_dataset_name(m),
             )
         )
     if baseline and baseline not in {r.model for r in rows}:
@@ -446,6 +458,7 @@ def plot(rows: list[Row], refs: list[dict[str, Any]], out: Path, budgets: Iterab
 
 COLUMNS = [
     ("model", "model"),
+    ("dataset", "data"),
     ("device", "device"),
     ("threads", "threads"),
     ("params", "params"),
@@ -482,6 +495,7 @@ def _cell(key: str, value: Any) -> str:
         "f1",
         "accuracy",
         "macro_f1",
+        "surface_f1",
         "latency_p50_ms",
         "latency_p90_ms",
         "throughput_qps",
@@ -574,7 +588,7 @@ def html_page(rows: list[Row], refs: list[dict[str, Any]], plots: list[Path], bu
 body {{ font-family: system-ui, sans-serif; margin: 24px; color: #1a202c; }}
 table {{ border-collapse: collapse; font-size: 12px; }}
 th, td {{ border: 1px solid #cbd5e0; padding: 4px 6px; text-align: right; }}
-th {{ background: #edf2f7; }} td:nth-child(-n+2), td:nth-child(6) {{ text-align: left; }}
+th {{ background: #edf2f7; }} td:nth-child(-n+4), td:nth-child(8) {{ text-align: left; }}
 figure {{ margin: 18px 0; }} img {{ max-width: 100%; border: 1px solid #e2e8f0; }}
 p.notes {{ font-size: 12px; color: #4a5568; max-width: 900px; }}
 ul.headline {{ font-size: 17px; line-height: 1.5; max-width: 1100px; }}
@@ -595,9 +609,11 @@ def write_report(
     baseline: str | None = None,
     command: list[str] | None = None,
     budgets: Iterable[float] = (),
+    shot: bool = False,
 ) -> dict:
     """Read the inputs and write report.{md,html,json} and the PNG plots into ``out``; ``budgets`` (MB) adds
-    the best form within each size budget."""
+    the best form within each size budget; ``shot``: also ``report-screenshot.png``, the page as Chromium
+    renders it (without Chromium the report is still written, then the error raised)."""
     runs, refs = read_inputs(inputs)
     rows = build_rows(runs, baseline)
     picks = budget_picks(rows, budgets)
@@ -618,6 +634,14 @@ def write_report(
         write_text(tmp / "report.md", markdown(rows, refs, plots, lines))
         write_text(tmp / "report.html", html_page(rows, refs, plots, lines))
         write_json(tmp / "report.json", report)
+        missing = None
+        if shot:
+            try:
+                screenshot(tmp / "report.html", tmp / "report-screenshot.png", height=page_height(len(rows)))
+            except InputError as exc:
+                missing = InputError(out / "report.html", exc.where, exc.expected)
+    if missing is not None:
+        raise missing
     return report
 
 

@@ -252,6 +252,30 @@ def _log_without_run_json(env: Env) -> list[str]:
     return argv
 
 
+def _foreign_run_json(env: Env) -> list[str]:
+    argv = _finished_run(env, "foreign")
+    (env.work / "foreign" / "run.json").write_text('{"tool": "mlflow"}')
+    return argv
+
+
+def _edited_log(env: Env, name: str, edit: Callable[[dict], None]) -> list[str]:
+    """A finished run whose first prediction record was edited, to resume."""
+    argv = _finished_run(env, name)
+    log = env.work / name / "predictions.jsonl"
+    first, *rest = log.read_text().splitlines(keepends=True)
+    record = json.loads(first)
+    edit(record)
+    log.write_text(json.dumps(record) + "\n" + "".join(rest))
+    return argv
+
+
+def _beside_marker(env: Env, name: str, marker: str) -> Path:
+    """A directory of someone else's files that holds a file named as an edgekit output's marker."""
+    d = _occupied(env, name)
+    (d / marker).write_text('{"name": "my web app"}')
+    return d
+
+
 def _metrics_file(env: Env, name: str, edit: Callable[[dict], None]) -> str:
     """A run's metrics.json, edited, for ``edgekit report``."""
     _finished_run(env, f"rep-{name}")
@@ -449,6 +473,30 @@ CASES: list[Case] = [
     # predictions
     Case(
         "predictions",
+        "another task's predictions",
+        lambda e: [
+            "score",
+            "--dataset",
+            str(e.dataset("m2.json")),
+            "--predictions",
+            str(e.raw("p2.json", b'{"line-2": "1"}')),
+        ],
+        "which has none of them",
+    ),
+    Case(
+        "predictions",
+        "scored against a TSV dataset",
+        lambda e: [
+            "score",
+            "--dataset",
+            str(e.raw("d.tsv", b"sentence\tlabel\nok\t1\n")),
+            "--predictions",
+            str(e.raw("p3.json", b"{}")),
+        ],
+        "a SQuAD v1.1 JSON file",
+    ),
+    Case(
+        "predictions",
         "not an id -> string map",
         lambda e: ["score", "--dataset", str(e.dataset("m.json")), "--predictions", str(e.raw("p.json", b"[1, 2]"))],
         "question id",
@@ -557,6 +605,18 @@ CASES: list[Case] = [
     ),
     Case(
         "destination",
+        "report --out a directory of other files with a report.json",
+        lambda e: ["report", _finished_run(e, "rep-dest2")[-1], "--out", str(_beside_marker(e, "occ7", "report.json"))],
+        "this one it did not write or it changed since",
+    ),
+    Case(
+        "destination",
+        "export int8 into a directory of other files with a manifest.json",
+        lambda e: ["export", "int8", str(e.bundle), str(_beside_marker(e, "occ8", "manifest.json"))],
+        "this one it did not write or it changed since",
+    ),
+    Case(
+        "destination",
         "deploy --out a directory holding other files",
         lambda e: _deploy(e, "--out", str(_occupied(e, "occ4"))),
         "it holds other files",
@@ -614,13 +674,13 @@ CASES: list[Case] = [
         "bundle",
         "max_seq_len beyond the model's position table",
         lambda e: ["verify", str(e.bundle_copy("u7", _manifest(max_seq_len=1024)))],
-        "values the model accepts",
+        "field 'max_seq_len' (1024): expected at most the length of the model's position table",
     ),
     Case(
         "bundle",
         "vocabulary beyond the model's embedding",
         lambda e: e.run(e.dataset("o.json"), bundle=e.bundle_copy("u8", _vocab_beyond_embedding)),
-        "values the model accepts",
+        "field 'vocab_size' (31522): expected at most the rows of the model's word embedding",
     ),
     Case(
         "bundle",
@@ -648,7 +708,7 @@ CASES: list[Case] = [
             "--out",
             str(e.work / "dep-u13"),
         ],
-        "values the model accepts",
+        "expected at most the length of the model's position table",
     ),
     Case(
         "bundle",
@@ -687,8 +747,34 @@ CASES: list[Case] = [
     Case("run", "resuming with another --warmup", lambda e: [*_finished_run(e, "r-w"), "--warmup", "0"], "warmup"),
     Case("run", "resuming with another --n-best", lambda e: [*_finished_run(e, "r-n"), "--n-best", "5"], "n_best"),
     Case("run", "a prediction log without its run.json", _log_without_run_json, "not adopted"),
+    Case("run", "another program's run.json", _foreign_run_json, "the settings of an edgekit run"),
+    Case(
+        "run",
+        "a logged latency below 0",
+        lambda e: _edited_log(e, "neg", lambda r: r.update(latency_ms=-5)),
+        "line 1: expected a prediction record as the runner writes it (field 'latency_ms' from 0",
+    ),
+    Case(
+        "run",
+        "a logged answer its context does not hold",
+        lambda e: _edited_log(e, "ans", lambda r: r.update(answer="nowhere in it", start_char=0)),
+        "an answer that its context holds at start_char 0",
+    ),
     Case("run", "--n-best 0", lambda e: e.run(e.dataset("nb.json"), "--n-best", "0"), "from 1 to 1,000"),
     Case("run", "a datasets name on the device side", lambda e: e.run(Path("hf:squad")), "edgekit export dataset"),
+    Case(
+        "dataset",
+        "export dataset of tagged sentences to a .json name",
+        lambda e: [
+            "export",
+            "dataset",
+            str(e.raw("t.jsonl", b'{"tokens": ["Paris"], "ner_tags": ["B-location"]}\n')),
+            str(e.work / "tagged.json"),
+            "--task",
+            "tokens",
+        ],
+        "expected a .conll file",
+    ),
     # values no program should trust
     Case("dataset", "lone surrogate escape", lambda e: e.run(_surrogate(e)), "lone surrogate"),
     Case("dataset", "JSON nested 100,000 deep", lambda e: e.run(e.raw("deep.json", _deep(100_000))), "nested"),

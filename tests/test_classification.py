@@ -209,6 +209,22 @@ def test_run_scores_resumes_and_int8_keeps_the_labels(tiny_classifier_bundle, tm
     assert m8["bundle"]["precision"] == "int8" and m8["bundle"]["labels"] == ["0", "1"]
 
 
+def test_a_resumed_run_refuses_a_logged_label_the_bundle_lacks(
+    tiny_classifier_bundle, tmp_path: Path, sst2_dir
+) -> None:
+    """A prediction log is read back as untrusted: a label the model cannot give is refused with its line, before
+    the run adopts it as an answer."""
+    data, out = sst2_dir / "dev.tsv", tmp_path / "run"
+    run(tiny_classifier_bundle.path, data, out, RunConfig(limit=3, warmup=0, progress=False))
+    log = out / "predictions.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    lines[1] = lines[1].replace(f'"label": "{json.loads(lines[1])["label"]}"', '"label": "7"')
+    log.write_text("".join(lines))
+    with pytest.raises(InputError, match=r"predictions.jsonl: line 2: .*a label of the bundle's, got '7'"):
+        run(tiny_classifier_bundle.path, data, out, RunConfig(limit=5, warmup=0, progress=False))
+    assert log.read_text() == "".join(lines)
+
+
 def test_clinc_run_reports_in_scope_accuracy_and_oos_recall(tmp_path: Path) -> None:
     from edgekit.export.tiny import tiny_classifier
     from edgekit.export.to_onnx import onnx_bundle, validate
@@ -480,3 +496,13 @@ def test_a_classifier_is_statically_quantized_on_its_training_texts(
     assert q.manifest.labels == ["0", "1"] and q.manifest.source["quantization"]["calibration_data"].startswith("16 ")
     run = edgekit("run", str(out), "--dataset", str(sst2_dir / "dev.tsv"), "--out", str(tmp_path / "r"), "--limit", "8")
     assert run.returncode == 0, run.stderr
+
+
+def test_a_tsv_saved_with_a_byte_order_mark_and_blank_lines_at_its_end_reads_as_any_other(tmp_path: Path) -> None:
+    """Spreadsheets and Windows editors start a UTF-8 file with a BOM and end it with blank lines: neither is data."""
+    path = tmp_path / "dev.tsv"
+    path.write_bytes(b"\xef\xbb\xbfsentence\tlabel\r\ngood film\t1\r\n\r\n\n")
+    assert [(ex.text, ex.label) for ex in read_tsv(path)] == [("good film", "1")]
+    path.write_bytes(b"sentence\tlabel\ngood film\t1\n\nbad film\t0\n")
+    with pytest.raises(InputError, match="line 3"):  # a blank line inside the data still is one
+        read_tsv(path)

@@ -183,3 +183,28 @@ def test_a_number_out_of_range_is_one_line_before_any_work(argv: list[str], tmp_
     proc = subprocess.run([sys.executable, "-m", "edgekit.cli", *argv], capture_output=True, text=True, cwd=tmp_path)
     [line] = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and "expected a" in line and "--help" in line and not list(tmp_path.iterdir())
+
+
+WITHOUT_TORCH = (
+    "import sys\n"
+    "for name in ('torch', 'transformers', 'optimum', 'datasets'):\n"
+    "    sys.modules[name] = None  # imported: ModuleNotFoundError, as on an install without the export extra\n"
+    "from edgekit.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def test_an_install_without_the_export_extra_says_so_and_still_reports(tmp_path, tiny_bundle) -> None:
+    """The wheel's device side, or the runner and report extras alone: a workstation command that needs torch
+    says which extra to install in one line (exit 2), even for --help; report needs only matplotlib."""
+    from edgekit.runner import RunConfig, run
+
+    run(tiny_bundle.path, "packaged:dev", tmp_path / "run", RunConfig(limit=2, warmup=0, progress=False))
+    for argv in (["distill", "--help"], ["export", "onnx", "packaged:all-MiniLM-L6-v2", str(tmp_path / "b")]):
+        proc = subprocess.run([sys.executable, "-c", WITHOUT_TORCH, *argv], capture_output=True, text=True)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "needs torch" in proc.stderr and "pip install 'edgekit-kd[export]'" in proc.stderr
+    for argv in (["report", "--help"], ["report", str(tmp_path / "run"), "--out", str(tmp_path / "rep")]):
+        proc = subprocess.run([sys.executable, "-c", WITHOUT_TORCH, *argv], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "rep" / "report.md").is_file() and not (tmp_path / "b").exists()

@@ -5,7 +5,7 @@ The one-line refusals themselves are in the error catalog (``tests/error_catalog
 
 1. destinations: no writing command touches the working directory, a directory of someone
    else's files, or its own source, and the files there are byte for byte as before; an earlier
-   output of the same kind is replaced whole;
+   output of the same kind is replaced whole, and only when every file in it is one edgekit wrote;
 3. run directories: two runs into one directory cannot both write (an OS lock); a larger
    ``--limit`` still resumes;
 4. deploy: results of an earlier run are never pulled back as this run's;
@@ -211,6 +211,35 @@ def test_an_earlier_output_of_the_same_kind_is_replaced_whole(tiny_bundle, a_run
     assert (rep / "sizes.png").is_file()
 
 
+@pytest.mark.parametrize("change", ["a file added", "a file edited", "a foreign directory with the marker"])
+@pytest.mark.parametrize("command", ["report", "export int8"])
+def test_an_output_replaced_whole_keeps_a_file_edgekit_did_not_write(
+    command, change, tiny_bundle, dataset, a_run, tmp_path, capsys
+) -> None:
+    """An output made whole and swapped in replaces an earlier one only when every file in it is one edgekit wrote
+    there, unchanged (a bundle's manifest lists them, other outputs their record): a user's notes beside a report,
+    an edited page, or a directory of someone else's that merely holds a manifest.json, keep every byte."""
+    out = tmp_path / "out"
+    argv = writers(tiny_bundle.path, dataset, a_run, tmp_path)[command](str(out))
+    marker = "report.json" if command == "report" else "manifest.json"
+    if change == "a foreign directory with the marker":
+        out.mkdir()
+        (out / marker).write_text('{"name": "my web app"}')
+        (out / "sub").mkdir()
+        (out / "sub" / "data.csv").write_text(SENTINEL)
+    else:
+        assert main(argv) == 0
+        target = out / ("notes.md" if change == "a file added" else marker)
+        target.write_text(SENTINEL)
+    before = snapshot(out)
+    capsys.readouterr()
+    assert main(argv) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "did not write or it changed since" in line and "left alone" in line, line
+    assert snapshot(out) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary sibling left behind
+
+
 def test_an_interrupt_between_the_swaps_renames_leaves_the_earlier_output(tmp_path, monkeypatch) -> None:
     """Replacing an output is two renames (the old one aside, the new one in): a Ctrl-C between them puts the old
     one back, so the destination holds the earlier output or the new one, never neither."""
@@ -218,7 +247,7 @@ def test_an_interrupt_between_the_swaps_renames_leaves_the_earlier_output(tmp_pa
 
     out = tmp_path / "bundle"
     out.mkdir()
-    (out / "manifest.json").write_text("old")
+    (out / "manifest.json").write_text('{"files": {}, "was": "old"}')
     renames: list[tuple[str, str]] = []
     real_rename = os.rename
 
@@ -232,7 +261,7 @@ def test_an_interrupt_between_the_swaps_renames_leaves_the_earlier_output(tmp_pa
     with pytest.raises(KeyboardInterrupt), destination.replacing(out, destination.BUNDLE) as tmp:
         (tmp / "manifest.json").write_text("new")
     monkeypatch.undo()
-    assert (out / "manifest.json").read_text() == "old"
+    assert (out / "manifest.json").read_text() == '{"files": {}, "was": "old"}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # neither the new copy nor the old one aside
 
 

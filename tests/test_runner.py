@@ -161,8 +161,12 @@ def test_torn_last_line_is_repaired(tmp_path: Path, capsys) -> None:
         (rec("a") + rec("a"), "each question id once"),
         (rec("a", model_ms=None) + rec("b"), "line 1.*'model_ms' missing"),
         (rec("a").replace("0.5", "NaN", 1) + rec("b"), "line 1"),
+        (rec("a") + rec("b", latency_ms=-5), "line 2.*'latency_ms' from 0"),
+        (rec("a", confidence=7.5) + rec("b"), "line 1.*'confidence' from 0 to 1"),
+        (rec("a") + rec("b", windows=-3), "line 2.*'windows' from 0"),
+        (rec("a") + rec("b", model_ms=None), "line 2.*'model_ms' missing"),  # a whole last line: not a torn one
     ],
-    ids=["corrupt middle line", "duplicate id", "a field missing", "NaN"],
+    ids=["corrupt middle line", "duplicate id", "a field missing", "NaN", "negative", "above 1", "no window", "last"],
 )
 def test_corrupt_log_is_an_error(tmp_path: Path, content: str, message: str) -> None:
     log = tmp_path / "predictions.jsonl"

@@ -150,6 +150,25 @@ def test_the_runner_tags_each_word_from_its_first_sub_word_and_scores_entities(
         assert predictions[s.id] == [TAGS[int(logits[pos].argmax())] for pos, _ in heads]
 
 
+@pytest.mark.parametrize(("edit", "said"), [("drop", "a tag per word of sentence sent-1"), ("B-city", "got 'B-city'")])
+def test_a_resumed_run_refuses_logged_tags_that_do_not_fit_their_sentence(
+    tiny_tagger_bundle, wnut_excerpt, tmp_path: Path, edit: str, said: str
+) -> None:
+    """Tags read back from the prediction log are checked against the bundle and the sentence when the log is
+    read, naming its line, before any sentence is run again."""
+    out = tmp_path / "r"
+    run(tiny_tagger_bundle.path, wnut_excerpt, out, RunConfig(limit=3, warmup=0, progress=False))
+    log = out / "predictions.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    record = json.loads(lines[1])
+    record["tags"] = record["tags"][:-1] if edit == "drop" else [*record["tags"][:-1], edit]
+    lines[1] = json.dumps(record) + "\n"
+    log.write_text("".join(lines))
+    with pytest.raises(InputError, match=rf"predictions.jsonl: line 2: .*{said}"):
+        run(tiny_tagger_bundle.path, wnut_excerpt, out, RunConfig(limit=6, warmup=0, progress=False))
+    assert log.read_text() == "".join(lines)
+
+
 def test_a_tag_the_bundle_lacks_is_refused_in_one_line_and_exits_2(tiny_tagger_bundle, tmp_path: Path) -> None:
     data = tmp_path / "x.conll"
     data.write_text("Paris\tB-city\n")
@@ -187,6 +206,9 @@ def test_a_report_of_a_tagger_and_a_qa_run_has_a_table_each(
     assert "surface F1" not in heads["extractive-qa"]
     tagger = next(r for r in rows if r.task == "token-classification")
     assert tagger.score_name == "entity F1" and tagger.surface_f1 is not None and tagger.n_questions == 24
+    assert tagger.dataset == wnut_excerpt.name and head[2] == "data"  # rows over different files say so
+    _, _, body = next(t for t in task_tables(rows) if t[0] == "token-classification")
+    assert all(len(cell.partition(".")[2]) <= 2 for cell in body[0][head.index("surface F1")].split())
 
 
 def test_predictions_read_back_that_do_not_fit_the_sentences_are_refused(
@@ -384,3 +406,22 @@ def test_the_pipelines_entities_become_one_tag_per_word_for_the_same_scoring() -
     tags = word_tags(words, groups)
     assert tags == ["O", "O", "B-location", "I-location", "O", "B-location", "B-location", "O"]
     assert word_tags(words, []) == ["O"] * len(words)
+
+
+def test_a_conll_file_with_a_byte_order_mark_keeps_its_first_word_whole(tmp_path: Path) -> None:
+    path = tmp_path / "x.conll"
+    path.write_bytes("\ufeffParis\tB-location\nis\tO\n".encode())
+    [sentence] = read_conll(path)
+    assert sentence.words == ("Paris", "is")
+
+
+def test_an_overlong_sentence_or_word_is_refused_naming_its_lines(tmp_path: Path) -> None:
+    from edgekit.tasks.tokens import MAX_WORD_CHARS
+
+    path = tmp_path / "x.conll"
+    path.write_text(f"a\tO\n\nb\tO\n{'w' * (MAX_WORD_CHARS + 1)}\tO\n")
+    with pytest.raises(InputError, match=r"x.conll: line 4: expected a word of at most"):
+        load_sentences(path)
+    path.write_text("a\tO\n\n" + "b\tO\n" * 6000)
+    with pytest.raises(InputError, match=r"x.conll: lines 3-6002: expected a sentence of at most 5,000 words"):
+        load_sentences(path)

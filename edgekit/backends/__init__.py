@@ -6,12 +6,13 @@ needs only the runtime of the bundles it runs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from edgekit.bundle import Bundle
+from edgekit.bundle import Bundle, Manifest
 from edgekit.errors import BundleError, EdgekitError
 
 MAX_THREADS = 256  # more intra-op threads than any device has cores; ONNX Runtime stalls starting 100,000
@@ -112,6 +113,31 @@ def check_finite(bundle: Bundle, outputs: tuple[np.ndarray, ...]) -> tuple[np.nd
     return outputs
 
 
+def _failed_probe(backend: Backend, feeds: dict[str, np.ndarray], m: Manifest, n: int, said: str) -> tuple[str, str]:
+    """Where and what a failed probe window says of the manifest: the vocabulary when a window of the smallest
+    ids runs, the window length when a short one of the largest ids does; both fields otherwise."""
+    trials = [
+        (
+            "vocab_size",
+            m.vocab_size,
+            "the rows of the model's word embedding",
+            {**feeds, "input_ids": np.zeros_like(feeds["input_ids"])},
+        )
+    ]
+    if n > 8:
+        trials.append(
+            ("max_seq_len", n, "the length of the model's position table", {k: v[:, :8] for k, v in feeds.items()})
+        )
+    for field, value, table, trial in trials:
+        try:
+            backend({name: trial[name] for name in m.input_names})
+        except Exception:  # this trial failed too: the next one may tell
+            continue
+        return f"field '{field}' ({value})", f"at most {table} (a probe window failed: {said})"
+    where = f"fields 'max_seq_len' ({n}) / 'vocab_size' ({m.vocab_size})"
+    return where, f"values the model accepts (one window of them failed: {said})"
+
+
 def check_model(bundle: Bundle, backend: Backend) -> None:
     """Run one window of ``max_seq_len`` tokens, every id the largest the manifest allows, through the model,
     and check its outputs against the shapes the bundle's task expects.
@@ -132,7 +158,6 @@ def check_model(bundle: Bundle, backend: Backend) -> None:
         "attention_mask": np.ones((1, n), dtype=np.int64),
         "token_type_ids": np.zeros((1, n), dtype=np.int64),
     }
-    where = f"fields 'max_seq_len' ({n}) / 'vocab_size' ({m.vocab_size})"
     from edgekit.tasks import get_task
 
     expected = get_task(m.task).probe_outputs(m, n)
@@ -144,10 +169,11 @@ def check_model(bundle: Bundle, backend: Backend) -> None:
         ) from None
     except Exception as exc:  # each runtime raises its own types; any failure here is the manifest's promise broken
         said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        said = said.split("Status Message:")[-1].strip()[:160]  # ONNX Runtime's own words, without its preamble
-        raise BundleError(
-            bundle.path / "manifest.json", where, f"values the model accepts (one window of them failed: {said})"
-        ) from None
+        said = said.split("Status Message:")[-1].strip()  # ONNX Runtime's own words, without its preamble
+        said = re.sub(r"\S*onnxruntime_src/\S+:\d+\s*([\w:<>, ]*\([^)]*\)\s*)?", "", said).strip()[
+            :160
+        ]  # and its source lines
+        raise BundleError(bundle.path / "manifest.json", *_failed_probe(backend, by_name, m, n, said)) from None
     got = [np.shape(o) for o in outputs]
     if got != expected or not all(np.all(np.isfinite(o)) for o in outputs):
         raise BundleError(

@@ -76,6 +76,11 @@ class Task(Protocol):
         """What, besides model, tokenizer and data, must be equal for a run to resume another."""
         ...
 
+    def check_record(self, record: Mapping[str, Any], m: Manifest, example: Any | None) -> None:
+        """Raise ``ValueError`` unless a prediction record read back (its fields' types and ranges already
+        checked) is one this bundle could have written for ``example`` (None: an example the run leaves out)."""
+        ...
+
     def prediction(self, record: Mapping[str, Any]) -> Any:
         """An example's entry in predictions.json."""
         ...

@@ -61,7 +61,7 @@ def read_tsv(path: str | Path) -> list[TextExample]:
     """A TSV with a header: a text column (``sentence`` or ``text``) and ``label``; every row complete."""
     path = Path(path)
     lines = read_text(path, "TSV").split("\n")
-    if lines and lines[-1] == "":
+    while lines and not lines[-1].strip():  # the blank lines a file may end with
         lines.pop()
     if not lines:
         raise InputError(path, "line 1", f"a header naming a text column ({' or '.join(TEXT_COLUMNS)}) and 'label'")
@@ -290,6 +290,10 @@ class ClassificationTask:
 
     def identity(self, m: Manifest, n_best: int) -> dict[str, Any]:
         return {"max_seq_len": m.max_seq_len, "labels": list(m.labels)}
+
+    def check_record(self, record: Mapping[str, Any], m: Manifest, example: TextExample | None) -> None:
+        if record["label"] not in m.labels:
+            raise ValueError(f"a label of the bundle's, got {record['label']!r}")
 
     def prediction(self, record: Mapping[str, Any]) -> str:
         return record["label"]

@@ -148,6 +148,11 @@ class QATask:
             "n_best": n_best,
         }
 
+    def check_record(self, record: Mapping[str, Any], m: Manifest, example: Example | None) -> None:
+        start, answer = record["start_char"], record["answer"]
+        if example is not None and example.context[start : start + len(answer)] != answer:
+            raise ValueError(f"an answer that its context holds at start_char {start}")
+
     def prediction(self, record: Mapping[str, Any]) -> str:
         return record["answer"]
 

@@ -81,14 +81,7 @@ def load_sentences(path: str | Path, labels: Sequence[str] | None = None) -> lis
             "file name",
             "a CoNLL-style file of word<TAB>tag lines (other formats: edgekit export dataset on a workstation)",
         )
-    sentences = read_conll(path, labels)
-    for s in sentences:
-        if len(s.words) > MAX_WORDS:
-            raise InputError(path, f"sentence {s.id}", f"at most {MAX_WORDS:,} words, got {len(s.words):,}")
-        long = next((w for w in s.words if len(w) > MAX_WORD_CHARS), None)
-        if long is not None:
-            raise InputError(path, f"sentence {s.id}", f"words of at most {MAX_WORD_CHARS:,} characters")
-    return sentences
+    return read_conll(path, labels, MAX_WORDS, MAX_WORD_CHARS)
 
 
 def tag_set(sentences: Sequence[Sentence]) -> list[str]:
@@ -204,6 +197,16 @@ class TokenTask:
     def identity(self, m: Manifest, n_best: int) -> dict[str, Any]:
         return {"max_seq_len": m.max_seq_len, "labels": list(m.labels)}
 
+    def check_record(self, record: Mapping[str, Any], m: Manifest, example: Sentence | None) -> None:
+        tags, known = record["tags"], set(m.labels)
+        if not tags:
+            raise ValueError("a tag per word, got none")
+        bad = [t for t in tags if not isinstance(t, str) or t not in known]
+        if bad:
+            raise ValueError(f"tags of the bundle's, got {bad[0]!r}")
+        if example is not None and len(tags) != len(example.words):
+            raise ValueError(f"a tag per word of sentence {example.id} ({len(example.words)}), got {len(tags)}")
+
     def prediction(self, record: Mapping[str, Any]) -> list[str]:
         return record["tags"]
 
@@ -211,11 +214,13 @@ class TokenTask:
         answered = [s for s in examples if s.id in predictions]
         if not answered:
             raise InputError(None, "dataset", "at least one sentence to score")
-        known = set(m.labels)
-        for s in answered:  # read back from the predictions log: as untrusted as any file
-            tags = predictions[s.id]
-            if len(tags) != len(s.words) or not all(isinstance(t, str) and t in known for t in tags):
-                raise InputError(None, f"predictions of sentence {s.id}", f"{len(s.words)} of the bundle's tags")
+        for s in answered:  # predictions come from a log or a caller: as untrusted as any file
+            try:
+                if not isinstance(predictions[s.id], list):
+                    raise ValueError("a list of tags")
+                self.check_record({"tags": predictions[s.id]}, m, s)
+            except ValueError as exc:
+                raise InputError(None, f"predictions of sentence {s.id}", str(exc)) from None
         scores = score_entities(
             [s.tags for s in answered], [predictions[s.id] for s in answered], [s.words for s in answered]
         )
