@@ -27,16 +27,17 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from edgekit.atomic import umask, write_json
 from edgekit.errors import InputError
-from edgekit.jsonfile import read_json
+from edgekit.jsonfile import READ_BACK_BYTES, read_json
 
 
 @dataclass(frozen=True)
@@ -83,45 +84,62 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _written(out: Path, kind: OutputKind) -> dict[str, str | None]:
-    """The files edgekit recorded writing in ``out`` with their sha256 (None: any content): a bundle's
-    manifest lists its own, every other swapped output its record. Read as untrusted: names are only
-    compared with what is there, never opened or removed one by one."""
+def _written(out: Path, kind: OutputKind) -> dict[str, str | None] | None:
+    """The files edgekit recorded writing in ``out``, each with its sha256 (None only for the record itself):
+    a bundle's manifest lists its own, every other swapped output its record; None when there is no record
+    to read. Read as untrusted: names are only compared with what is there, never opened one by one."""
     try:
         if kind == BUNDLE:
-            files = read_json(out / "manifest.json", "manifest", read_back=True).get("files")
-            found = {str(k): v.get("sha256") for k, v in files.items() if isinstance(v, dict)}
-            return {**found, "manifest.json": None}
-        found = read_json(out / RECORD, "record of written files", read_back=True)
-        return {str(k): v for k, v in found.items() if isinstance(v, str)} | {RECORD: None}
-    except (InputError, AttributeError):
-        return {}
+            found = read_json(out / "manifest.json", "manifest", READ_BACK_BYTES, read_back=True)["files"]
+            found = {k: v.get("sha256") for k, v in found.items() if isinstance(v, dict)}
+            own = "manifest.json"
+        else:
+            found = read_json(out / RECORD, "record of written files", READ_BACK_BYTES, read_back=True)
+            own = RECORD
+        return {str(k): v for k, v in found.items() if isinstance(v, str)} | {own: None}
+    except (InputError, AttributeError, KeyError, TypeError):
+        return None
+
+
+def _entries(out: Path) -> Iterator[tuple[str, Path]]:
+    """Every entry under ``out`` (relative path, path), links not followed; a directory it cannot list raises."""
+
+    def fail(exc: OSError) -> None:
+        raise exc
+
+    for top, dirs, files in os.walk(out, onerror=fail):
+        for name in sorted([*dirs, *files]):
+            p = Path(top) / name
+            yield p.relative_to(out).as_posix(), p
 
 
 def _not_written(out: Path, kind: OutputKind) -> str | None:
-    """The first file in ``out`` that edgekit did not write there, or that changed since; None if none."""
+    """The first entry in ``out`` that edgekit did not write there, or that changed since (a file, link or
+    directory the record does not account for, or one it cannot read); None if none."""
     written = _written(out, kind)
-    for p in sorted(out.rglob("*")):
-        if p.is_dir() and not p.is_symlink():
-            continue
-        rel = p.relative_to(out).as_posix()
-        if rel == LOCK_FILE and _own_lock(p):
-            continue
-        if rel not in written or p.is_symlink() or not p.is_file():
-            return rel
-        if written[rel] is not None and _sha256(p) != written[rel]:
-            return rel
+    if written is None:
+        return "manifest.json" if kind == BUNDLE else RECORD
+    folders = {parent.as_posix() for rel in written for parent in PurePosixPath(rel).parents}
+    try:
+        for rel, p in _entries(out):
+            if p.is_dir() and not p.is_symlink():
+                if rel not in folders:
+                    return rel
+            elif rel == LOCK_FILE and _own_lock(p):
+                continue
+            elif rel not in written or p.is_symlink() or not p.is_file():
+                return rel
+            elif written[rel] is not None and _sha256(p) != written[rel]:
+                return rel
+    except OSError as exc:  # a directory it cannot list, a file it cannot read: not known to be edgekit's
+        return os.path.relpath(exc.filename, out) if exc.filename else "."
     return None
 
 
 def record_written(out: Path) -> None:
     """Write the record of every file in ``out`` (built by :func:`replacing`), so that a later command may
     replace it whole."""
-    files = {
-        p.relative_to(out).as_posix(): _sha256(p)
-        for p in sorted(out.rglob("*"))
-        if p.is_file() and not p.is_symlink() and p.name != LOCK_FILE
-    }
+    files = {rel: _sha256(p) for rel, p in _entries(out) if p.is_file() and not p.is_symlink() and rel != LOCK_FILE}
     write_json(out / RECORD, files)
 
 
@@ -151,14 +169,22 @@ def check_destination(
     if out.exists():
         if not out.is_dir():
             raise InputError(out, "output directory", "a directory; this is a file")
-        if any(not _own_lock(p) for p in out.iterdir()) and not kind.owns(out):
+        held = any(not _own_lock(p) for p in out.iterdir())
+        if held and not kind.owns(out):
             marker = " or ".join(kind.markers)
             raise InputError(
                 out,
                 "output directory",
                 f"a new or empty directory, or {kind.what} (with {marker}); it holds other files, which are left alone",
             )
-        foreign = _not_written(out, kind) if (kind.swapped if replace is None else replace) else None
+        foreign = _not_written(out, kind) if held and (kind.swapped if replace is None else replace) else None
+        if foreign == RECORD and not (out / RECORD).exists():
+            raise InputError(
+                out / RECORD,
+                "file",
+                f"the record of the files edgekit wrote in {kind.what}, to replace it; without one (not made by "
+                f"edgekit, or by an earlier version) {out} is left alone: move it, or choose another directory",
+            )
         if foreign is not None:
             raise InputError(
                 out / foreign,
@@ -209,6 +235,8 @@ def replacing(out: str | Path, kind: OutputKind, sources: Iterable[str | Path] =
             os.rename(old, out)
         raise
     shutil.rmtree(old, ignore_errors=True)
+    if old.exists() or old.is_symlink():  # a file the system would not let go (permissions): said, not hidden
+        print(f"edgekit: the earlier {out.name} is at {old}, which could not be removed", file=sys.stderr)
 
 
 @contextmanager

@@ -2,7 +2,7 @@
 
 One JSON object per answered question, written and flushed as soon as it is
 known. On resume the log is read back; a torn last line (the process died while
-writing it) is cut off and reported, never silently dropped or counted twice; a
+writing it, so the file ends before the line's newline) is cut off and reported, never silently dropped or counted twice; a
 bad line anywhere else or a repeated id is an error, because it means the file
 was edited or two runs wrote into it. A record is checked as the runner wrote it:
 each field of its type and range, and what the task checks against the bundle and
@@ -62,7 +62,7 @@ def iter_log(
             try:
                 rec = loads(line, path, f"line {i + 1}")
             except (ValueError, InputError) as exc:
-                if repair and not fh.read().strip():  # nothing but blank lines after it: an interrupted write
+                if repair and not line.endswith(b"\n"):  # the file's end without its newline: an interrupted write
                     print(
                         f"{path}: line {i + 1} is incomplete (interrupted write); truncating it and "
                         "answering that question again",
@@ -124,7 +124,8 @@ def check_record(rec: Any, fields: Fields | None = None) -> None:
     """Raise ``ValueError`` unless ``rec`` is a prediction record as the runner writes it."""
     if not isinstance(rec, dict):
         raise ValueError("not a JSON object")
-    for key, kind in (RECORD_FIELDS if fields is None else fields).items():
+    fields = RECORD_FIELDS if fields is None else fields
+    for key, kind in fields.items():
         value = rec.get(key)
         if isinstance(value, bool) or not isinstance(value, kind):
             raise ValueError(f"field {key!r} missing or not a {getattr(kind, '__name__', 'number')}")
@@ -133,6 +134,8 @@ def check_record(rec: Any, fields: Fields | None = None) -> None:
         low, high = BOUNDS.get(key, (-math.inf, math.inf))
         if isinstance(value, int | float) and not low <= value <= high:
             raise ValueError(f"field {key!r} from {low:g} to {high:g}, got {value!r}")
+    if {"model_ms", "latency_ms"} <= fields.keys() and rec["model_ms"] > rec["latency_ms"]:
+        raise ValueError("field 'model_ms' at most 'latency_ms' (the model call is part of it)")
 
 
 def open_log(path: str | Path) -> TextIO:

@@ -38,7 +38,7 @@ from onnx import numpy_helper
 
 from edgekit.atomic import write_json
 from edgekit.bundle import Bundle, load_bundle, sha256_file
-from edgekit.destination import LOCK_FILE, OutputKind, check_destination, replacing
+from edgekit.destination import OutputKind, check_destination, replacing
 from edgekit.errors import InputError
 from edgekit.export.vocab import _wordpiece, english_frequencies, word_embedding_node
 from edgekit.jsonfile import read_json
@@ -49,7 +49,6 @@ QUESTION_WORDS = frozenset("who whom whose what which when where why how many mu
 FUNCTION_WORDS = 100  # English's most frequent words (the, of, in, ...): dropped at times, never replaced or used
 _WORD = re.compile(r"[^\W\d_]+")  # a run of letters, any alphabet
 SENTENCE_END = "?.!"
-OUTPUT_FILES = ("questions.json", "texts.tsv", "augment.json")
 
 
 @dataclass(frozen=True)
@@ -118,22 +117,6 @@ def perturb(
     return " ".join(words)
 
 
-def check_output(out: Path, sources: list[Path]) -> Path:
-    """Refuse ``out`` unless it is new, empty or this command's output *alone*: an ``augment.json`` copied
-    next to other files must not make those files this command's to replace."""
-    out = check_destination(out, AUGMENTED, sources)
-    if out.is_dir():
-        other = sorted(p.name for p in out.iterdir() if p.name not in (*OUTPUT_FILES, LOCK_FILE))
-        if other:
-            raise InputError(
-                out,
-                "output directory",
-                f"a new or empty directory, or one holding only {' and '.join(OUTPUT_FILES)}; it also holds "
-                f"{other[0]}{' and more' if len(other) > 1 else ''}, which is left alone",
-            )
-    return out
-
-
 def _record(train: Path, bundle: Bundle, settings: dict[str, Any]) -> Augmentation:
     return Augmentation(
         source=train.name,
@@ -153,7 +136,7 @@ def augment_questions(train: Path, neighbours_from: Path, out: Path, **settings:
     """Write ``out/questions.json`` (the copies, SQuAD v1.1) and ``out/augment.json``; returns the first and
     the record. ``settings`` are the :class:`Augmentation` fields a user chooses (questions to seed)."""
     check_settings(**settings)  # the cheap refusals first: flags, destination, the training file, then the bundle
-    check_output(out, [train, neighbours_from])
+    check_destination(out, AUGMENTED, [train, neighbours_from])
     load_squad(train)  # every problem in the file is reported with its place before anything is built
     bundle = load_bundle(neighbours_from)
     spec = _record(train, bundle, settings)
@@ -198,7 +181,7 @@ def augment_texts(
     from edgekit.tasks.classification import load_texts
 
     check_settings(**settings)
-    check_output(out, [train, neighbours_from])
+    check_destination(out, AUGMENTED, [train, neighbours_from])
     examples = load_texts(train, split)
     bundle = load_bundle(neighbours_from)
     spec = _record(train, bundle, settings)

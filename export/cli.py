@@ -37,6 +37,7 @@ def quiet_third_party() -> None:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TORCH_LOGS", "-torch")  # torch configures its loggers itself when it loads: errors only
     warnings.filterwarnings(
         "ignore", module=r"(torch|transformers|onnxruntime|onnx|optimum|litert_torch|ai_edge_\w+|jax)"
     )

@@ -55,7 +55,7 @@ import numpy as np
 
 from edgekit.atomic import write_bytes, write_json, write_text
 from edgekit.bundle import Bundle, load_bundle
-from edgekit.destination import OutputKind, claim, locked
+from edgekit.destination import REPORT, OutputKind, check_destination, claim, locked
 from edgekit.device_runners.deploy import DEFAULT_REMOTE_DIR, DEFAULT_REMOTE_PYTHON, DeployConfig, deploy, target_for
 from edgekit.errors import EdgekitError, InputError
 from edgekit.jsonfile import READ_BACK_BYTES, read_json
@@ -559,6 +559,7 @@ def fit(
     examples_all = task.load_examples(eval_path, settings.split, starts[0].bundle.manifest) if starts else None
     inputs = [*settings.starts, *([settings.teacher] if settings.teacher else []), eval_path]
     out = claim(out, FIT, [*inputs, *(p for r in recipes for p in r.recipe.inputs())])
+    check_destination(out / "report", REPORT)  # written last: refused now, not after the measuring
     with locked(out):
         # checked on the given bundles before anything is exported or trained, and written first, so a fit killed
         # while training finds its directory (and its checkpoints) again

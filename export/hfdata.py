@@ -179,6 +179,7 @@ def _conll(ds: Any, source: str, columns: Mapping[str, str]) -> str:
     """The rows as CoNLL text (``word<TAB>tag``, a blank line after each sentence), each checked as the device's
     reader would, named by row."""
     from edgekit.entities import check_tags, split_tag
+    from edgekit.tasks.tokens import MAX_WORD_CHARS, MAX_WORDS
 
     words_col, tags_col = (_column(ds, source, columns, c) for c in COLUMNS["token-classification"])
     names = getattr(getattr(ds.features[tags_col], "feature", None), "names", None)  # Sequence(ClassLabel)
@@ -187,12 +188,20 @@ def _conll(ds: Any, source: str, columns: Mapping[str, str]) -> str:
         words, tags, where = row[words_col], row[tags_col], f"row {i} column {tags_col!r}"
         if not isinstance(words, list) or not words or not isinstance(tags, list) or len(tags) != len(words):
             raise InputError(source, f"row {i}", f"a non-empty list of words and as many tags in {tags_col!r}")
+        if len(words) > MAX_WORDS:
+            raise InputError(source, f"row {i} column {words_col!r}", f"a sentence of at most {MAX_WORDS:,} words")
         if names is not None:
             tags = [names[t] if isinstance(t, int) and 0 <= t < len(names) else t for t in tags]
         for w, t in zip(words, tags, strict=True):
-            if not isinstance(w, str) or not w.strip() or any(c in w for c in "\t\n\r"):
+            if not isinstance(w, str) or not w.strip() or any(c in w for c in "\t\n\r\ufeff"):
                 raise InputError(
-                    source, f"row {i} column {words_col!r}", f"words without tabs or line breaks, got {ascii(w)[:40]}"
+                    source,
+                    f"row {i} column {words_col!r}",
+                    f"words of visible characters, without tabs, line breaks or byte-order marks, got {ascii(w)[:40]}",
+                )
+            if len(w.strip()) > MAX_WORD_CHARS:
+                raise InputError(
+                    source, f"row {i} column {words_col!r}", f"words of at most {MAX_WORD_CHARS:,} characters"
                 )
             try:
                 split_tag(t if isinstance(t, str) else "")

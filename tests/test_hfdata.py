@@ -193,7 +193,9 @@ def test_tagged_rows_the_device_would_refuse_are_refused_naming_the_row(tmp_path
     for rows, expected in (
         ({"tokens": [["Paris", "is"]], "ner_tags": [["B-location"]]}, "row 0: expected a non-empty list of words"),
         ({"tokens": [["Paris"]], "ner_tags": [["I-location"]]}, "row 0 column 'ner_tags': expected IOB2 tags"),
-        ({"tokens": [["Par\tis"]], "ner_tags": [["O"]]}, "row 0 column 'tokens': expected words without tabs"),
+        ({"tokens": [["Par\tis"]], "ner_tags": [["O"]]}, "row 0 column 'tokens': expected words of visible"),
+        ({"tokens": [["w" * 1001]], "ner_tags": [["O"]]}, "row 0 column 'tokens': expected words of at most 1,000"),
+        ({"tokens": [["w"] * 5001], "ner_tags": [["O"] * 5001]}, "expected a sentence of at most 5,000 words"),
         ({"tokens": [["Paris"]], "ner_tags": [["X-city"]]}, "row 0 column 'ner_tags': expected tags O, B-TYPE"),
     ):
         path = tmp_path / "rows.jsonl"

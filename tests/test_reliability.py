@@ -211,7 +211,17 @@ def test_an_earlier_output_of_the_same_kind_is_replaced_whole(tiny_bundle, a_run
     assert (rep / "sizes.png").is_file()
 
 
-@pytest.mark.parametrize("change", ["a file added", "a file edited", "a foreign directory with the marker"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "a file added",
+        "a file edited",
+        "a foreign directory with the marker",
+        "an empty folder added",
+        "a file listed without its hash",
+        "the record gone",
+    ],
+)
 @pytest.mark.parametrize("command", ["report", "export int8"])
 def test_an_output_replaced_whole_keeps_a_file_edgekit_did_not_write(
     command, change, tiny_bundle, dataset, a_run, tmp_path, capsys
@@ -229,14 +239,27 @@ def test_an_output_replaced_whole_keeps_a_file_edgekit_did_not_write(
         (out / "sub" / "data.csv").write_text(SENTINEL)
     else:
         assert main(argv) == 0
-        target = out / ("notes.md" if change == "a file added" else marker)
-        target.write_text(SENTINEL)
+        if change == "an empty folder added":
+            (out / "mine" / "sub").mkdir(parents=True)
+        elif change == "a file listed without its hash":  # a record or manifest that vouches for a user's file
+            listing = out / ("manifest.json" if command != "report" else ".edgekit-files.json")
+            obj = json.loads(listing.read_text())
+            (obj["files"] if command != "report" else obj)["notes.md"] = {} if command != "report" else None
+            listing.write_text(json.dumps(obj))
+            (out / "notes.md").write_text(SENTINEL)
+        elif change == "the record gone":  # an output of an earlier edgekit, or of no edgekit
+            if command != "report":
+                pytest.skip("a bundle's manifest is its record")
+            (out / ".edgekit-files.json").unlink()
+        else:
+            (out / ("notes.md" if change == "a file added" else marker)).write_text(SENTINEL)
     before = snapshot(out)
+    dirs = sorted(p for p in out.rglob("*") if p.is_dir())
     capsys.readouterr()
     assert main(argv) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
-    assert "did not write or it changed since" in line and "left alone" in line, line
-    assert snapshot(out) == before
+    assert "left alone" in line and ("did not write or it changed since" in line or "without one" in line), line
+    assert snapshot(out) == before and sorted(p for p in out.rglob("*") if p.is_dir()) == dirs
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary sibling left behind
 
 

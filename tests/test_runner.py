@@ -165,14 +165,32 @@ def test_torn_last_line_is_repaired(tmp_path: Path, capsys) -> None:
         (rec("a", confidence=7.5) + rec("b"), "line 1.*'confidence' from 0 to 1"),
         (rec("a") + rec("b", windows=-3), "line 2.*'windows' from 0"),
         (rec("a") + rec("b", model_ms=None), "line 2.*'model_ms' missing"),  # a whole last line: not a torn one
+        (rec("a") + '{"id": "b", GARBAGE}\n', "line 2: expected one JSON"),  # ends in its newline: not torn
+        (rec("a", model_ms=3e6, latency_ms=0.001), "line 1.*'model_ms' at most 'latency_ms'"),
+        (rec("a", answer="", start_char=99), "line 1.*start_char 0 and confidence 0 with an empty answer"),
     ],
-    ids=["corrupt middle line", "duplicate id", "a field missing", "NaN", "negative", "above 1", "no window", "last"],
+    ids=[
+        "corrupt middle line",
+        "duplicate id",
+        "a field missing",
+        "NaN",
+        "negative",
+        "above 1",
+        "no window",
+        "last",
+        "unparsed last",
+        "model longer than all",
+        "empty answer elsewhere",
+    ],
 )
 def test_corrupt_log_is_an_error(tmp_path: Path, content: str, message: str) -> None:
+    from edgekit.tasks.qa import QA
+
     log = tmp_path / "predictions.jsonl"
     log.write_text(content)
     with pytest.raises(InputError, match=message):
-        predlog.read_log(log)
+        predlog.read_log(log, check=lambda r: QA.check_record(r, None, None))
+    assert log.read_text() == content
 
 
 DISK_FULL_WRITER = """

@@ -61,7 +61,7 @@ def read_tsv(path: str | Path) -> list[TextExample]:
     """A TSV with a header: a text column (``sentence`` or ``text``) and ``label``; every row complete."""
     path = Path(path)
     lines = read_text(path, "TSV").split("\n")
-    while lines and not lines[-1].strip():  # the blank lines a file may end with
+    while lines and not lines[-1].rstrip("\r"):  # the empty lines a file may end with
         lines.pop()
     if not lines:
         raise InputError(path, "line 1", f"a header naming a text column ({' or '.join(TEXT_COLUMNS)}) and 'label'")

@@ -150,6 +150,8 @@ class QATask:
 
     def check_record(self, record: Mapping[str, Any], m: Manifest, example: Example | None) -> None:
         start, answer = record["start_char"], record["answer"]
+        if not answer and (start != 0 or record["confidence"] != 0):
+            raise ValueError("start_char 0 and confidence 0 with an empty answer (no span found)")
         if example is not None and example.context[start : start + len(answer)] != answer:
             raise ValueError(f"an answer that its context holds at start_char {start}")
 

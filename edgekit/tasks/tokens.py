@@ -204,6 +204,8 @@ class TokenTask:
         bad = [t for t in tags if not isinstance(t, str) or t not in known]
         if bad:
             raise ValueError(f"tags of the bundle's, got {bad[0]!r}")
+        if record["windows"] == 0 and any(t != OUTSIDE for t in tags):
+            raise ValueError("only O tags for a sentence of no window (none of its words makes a token)")
         if example is not None and len(tags) != len(example.words):
             raise ValueError(f"a tag per word of sentence {example.id} ({len(example.words)}), got {len(tags)}")
 
@@ -218,7 +220,7 @@ class TokenTask:
             try:
                 if not isinstance(predictions[s.id], list):
                     raise ValueError("a list of tags")
-                self.check_record({"tags": predictions[s.id]}, m, s)
+                self.check_record({"tags": predictions[s.id], "windows": 1}, m, s)
             except ValueError as exc:
                 raise InputError(None, f"predictions of sentence {s.id}", str(exc)) from None
         scores = score_entities(
