@@ -607,7 +607,7 @@ CASES: list[Case] = [
         "destination",
         "report --out a directory of other files with a report.json",
         lambda e: ["report", _finished_run(e, "rep-dest2")[-1], "--out", str(_beside_marker(e, "occ7", "report.json"))],
-        "this one it did not write or it changed since",
+        "without one (not made by edgekit, or by an earlier version)",
     ),
     Case(
         "destination",
