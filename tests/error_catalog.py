@@ -479,7 +479,7 @@ CASES: list[Case] = [
             "--dataset",
             str(e.dataset("m2.json")),
             "--predictions",
-            str(e.raw("p2.json", b'{"line-2": "1"}')),
+            str(e.raw("p4.json", b'{"line-2": "1"}')),
         ],
         "which has none of them",
     ),
