@@ -32,6 +32,7 @@ from edgekit.metric import evaluate
 from edgekit.provenance import module_command
 from edgekit.runner import QAModel
 from edgekit.squad import default_data_dir, load_squad
+from edgekit.text import md_table
 
 PIPELINE_MAX_ANSWER_LEN = 15  # transformers' QuestionAnsweringPipeline default
 # rule -> (each window's logits normalized over its context tokens, longest answer; None: the bundle's)
@@ -107,17 +108,32 @@ def measure(bundle: Path, dataset: Path, n: int | None, threads: int) -> list[di
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| bundle | rule | windows normalized | longest answer | EM | F1 | several windows: questions | EM | F1 |",
-        "|---|---|---|---|---|---|---|---|---|",
+    head = [
+        "bundle",
+        "rule",
+        "windows normalized",
+        "longest answer",
+        "EM",
+        "F1",
+        "several windows: questions",
+        "EM",
+        "F1",
     ]
-    lines += [
-        f"| {r['bundle']} | {r['rule']} | {'yes' if r['window_normalized'] else 'no'} | {r['max_answer_len']} | "
-        f"{r['exact_match']:.2f} | {r['f1']:.2f} | {r['multi_window_questions']:,} | "
-        f"{r['multi_window_exact_match']:.2f} | {r['multi_window_f1']:.2f} |"
+    body = [
+        [
+            r["bundle"],
+            r["rule"],
+            "yes" if r["window_normalized"] else "no",
+            r["max_answer_len"],
+            f"{r['exact_match']:.2f}",
+            f"{r['f1']:.2f}",
+            f"{r['multi_window_questions']:,}",
+            f"{r['multi_window_exact_match']:.2f}",
+            f"{r['multi_window_f1']:.2f}",
+        ]
         for r in rows
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(md_table(head, body)) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,6 @@ claimed once (:func:`claim`) and then written file by file, each write atomic.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
@@ -79,11 +78,6 @@ def _own_lock(p: Path) -> bool:
     return p.name == LOCK_FILE and p.is_file() and not p.is_symlink()
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def _written(out: Path, kind: OutputKind) -> dict[str, str | None] | None:
     """The files edgekit recorded writing in ``out``, each with its sha256 (None only for the record itself):
     a bundle's manifest lists its own, every other swapped output its record; None when there is no record
@@ -116,6 +110,8 @@ def _entries(out: Path) -> Iterator[tuple[str, Path]]:
 def _not_written(out: Path, kind: OutputKind) -> str | None:
     """The first entry in ``out`` that edgekit did not write there, or that changed since (a file, link or
     directory the record does not account for, or one it cannot read); None if none."""
+    from edgekit.bundle import sha256_file  # edgekit.bundle builds on this module
+
     written = _written(out, kind)
     if written is None:
         return "manifest.json" if kind == BUNDLE else RECORD
@@ -129,7 +125,7 @@ def _not_written(out: Path, kind: OutputKind) -> str | None:
                 continue
             elif rel not in written or p.is_symlink() or not p.is_file():
                 return rel
-            elif written[rel] is not None and _sha256(p) != written[rel]:
+            elif written[rel] is not None and sha256_file(p) != written[rel]:
                 return rel
     except OSError as exc:  # a directory it cannot list, a file it cannot read: not known to be edgekit's
         return os.path.relpath(exc.filename, out) if exc.filename else "."
@@ -139,7 +135,9 @@ def _not_written(out: Path, kind: OutputKind) -> str | None:
 def record_written(out: Path) -> None:
     """Write the record of every file in ``out`` (built by :func:`replacing`), so that a later command may
     replace it whole."""
-    files = {rel: _sha256(p) for rel, p in _entries(out) if p.is_file() and not p.is_symlink() and rel != LOCK_FILE}
+    from edgekit.bundle import sha256_file
+
+    files = {rel: sha256_file(p) for rel, p in _entries(out) if p.is_file() and not p.is_symlink() and rel != LOCK_FILE}
     write_json(out / RECORD, files)
 
 

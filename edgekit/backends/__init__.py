@@ -113,6 +113,10 @@ def check_finite(bundle: Bundle, outputs: tuple[np.ndarray, ...]) -> tuple[np.nd
     return outputs
 
 
+# where in its own sources ONNX Runtime failed, and the C++ function: nothing a user can act on
+ORT_SOURCE_LINE = re.compile(r"\S*onnxruntime_src/\S+:\d+\s*([\w:<>, ]*\([^)]*\)\s*)?")
+
+
 def _failed_probe(backend: Backend, feeds: dict[str, np.ndarray], m: Manifest, n: int, said: str) -> tuple[str, str]:
     """Where and what a failed probe window says of the manifest: the vocabulary when a window of the smallest
     ids runs, the window length when a short one of the largest ids does; both fields otherwise."""
@@ -170,9 +174,7 @@ def check_model(bundle: Bundle, backend: Backend) -> None:
     except Exception as exc:  # each runtime raises its own types; any failure here is the manifest's promise broken
         said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         said = said.split("Status Message:")[-1].strip()  # ONNX Runtime's own words, without its preamble
-        said = re.sub(r"\S*onnxruntime_src/\S+:\d+\s*([\w:<>, ]*\([^)]*\)\s*)?", "", said).strip()[
-            :160
-        ]  # and its source lines
+        said = ORT_SOURCE_LINE.sub("", said).strip()[:160]
         raise BundleError(bundle.path / "manifest.json", *_failed_probe(backend, by_name, m, n, said)) from None
     got = [np.shape(o) for o in outputs]
     if got != expected or not all(np.all(np.isfinite(o)) for o in outputs):

@@ -149,6 +149,18 @@ class Tagger:
         return {"tags": self.tag(example.words), "windows": self.last_windows}
 
 
+def _check_tags(tags: list[Any], m: Manifest, example: Sentence | None) -> None:
+    """Raise ``ValueError`` unless ``tags`` are the bundle's, one per word of ``example`` (when known)."""
+    if not tags:
+        raise ValueError("a tag per word, got none")
+    known = set(m.labels)
+    bad = [t for t in tags if not isinstance(t, str) or t not in known]
+    if bad:
+        raise ValueError(f"tags of the bundle's, got {bad[0]!r}")
+    if example is not None and len(tags) != len(example.words):
+        raise ValueError(f"a tag per word of sentence {example.id} ({len(example.words)}), got {len(tags)}")
+
+
 @dataclass(frozen=True)
 class TagScores:
     """The scores a tagger run's metrics.json holds (checked when it is read back)."""
@@ -198,16 +210,10 @@ class TokenTask:
         return {"max_seq_len": m.max_seq_len, "labels": list(m.labels)}
 
     def check_record(self, record: Mapping[str, Any], m: Manifest, example: Sentence | None) -> None:
-        tags, known = record["tags"], set(m.labels)
-        if not tags:
-            raise ValueError("a tag per word, got none")
-        bad = [t for t in tags if not isinstance(t, str) or t not in known]
-        if bad:
-            raise ValueError(f"tags of the bundle's, got {bad[0]!r}")
+        tags = record["tags"]
+        _check_tags(tags, m, example)
         if record["windows"] == 0 and any(t != OUTSIDE for t in tags):
             raise ValueError("only O tags for a sentence of no window (none of its words makes a token)")
-        if example is not None and len(tags) != len(example.words):
-            raise ValueError(f"a tag per word of sentence {example.id} ({len(example.words)}), got {len(tags)}")
 
     def prediction(self, record: Mapping[str, Any]) -> list[str]:
         return record["tags"]
@@ -220,7 +226,7 @@ class TokenTask:
             try:
                 if not isinstance(predictions[s.id], list):
                     raise ValueError("a list of tags")
-                self.check_record({"tags": predictions[s.id], "windows": 1}, m, s)
+                _check_tags(predictions[s.id], m, s)
             except ValueError as exc:
                 raise InputError(None, f"predictions of sentence {s.id}", str(exc)) from None
         scores = score_entities(
